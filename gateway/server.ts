@@ -1,0 +1,98 @@
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { randomUUID } from 'node:crypto';
+import { isJitgateError } from '../core/errors.js';
+import type { Logger } from '../core/logging.js';
+import type { Metrics } from './metrics.js';
+
+export interface ReadinessCheck {
+  name: string;
+  check: () => Promise<void>;
+}
+
+export interface ServerDeps {
+  log: Logger;
+  metrics: Metrics;
+  readiness: ReadinessCheck[];
+  version: string;
+  trustProxy?: boolean;
+  /** Route plugins registered under /api/v1 (sessions, computers, ...). */
+  apiPlugins?: ((app: FastifyInstance) => Promise<void>)[];
+}
+
+/**
+ * The HTTP face of jitgate: health, readiness, metrics, the OpenAPI document
+ * and the versioned API. Errors leave as `{ code, message, details }` with
+ * the code's HTTP status; unexpected errors never leak their text.
+ */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
+    genReqId: (req) => {
+      const h = req.headers['x-request-id'];
+      return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID();
+    },
+    requestIdHeader: false,
+    trustProxy: deps.trustProxy ?? false,
+    bodyLimit: 1024 * 1024,
+  });
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    deps.metrics.httpRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isJitgateError(err)) {
+      if (err.status >= 500) req.log.error({ err: { code: err.code, message: err.message } }, 'request failed');
+      return reply.status(err.status).send(err.toJSON());
+    }
+    if (err.validation) {
+      return reply.status(400).send({ code: 'JIT_ERR_VALIDATION', message: `invalid input: ${err.message}`, details: {} });
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ code: 'JIT_ERR_VALIDATION', message: err.message, details: {} });
+    }
+    req.log.error({ err }, 'unexpected error');
+    return reply.status(500).send({ code: 'JIT_ERR_INTERNAL', message: 'internal error', details: { requestId: req.id } });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'jitgate API', version: deps.version, description: 'Privileged session manager gateway with just-in-time accounts.' },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+
+  app.get('/healthz', { schema: { description: 'Liveness: the process answers.', tags: ['ops'] } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { description: 'Readiness: every dependency (database, Redis) answers.', tags: ['ops'] } }, async (_req, reply) => {
+    const results = await Promise.all(
+      deps.readiness.map(async (r) => {
+        try {
+          await r.check();
+          return { name: r.name, ok: true as const };
+        } catch (err) {
+          return { name: r.name, ok: false as const, error: isJitgateError(err) ? err.message : 'unreachable' };
+        }
+      }),
+    );
+    const ok = results.every((r) => r.ok);
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks: results });
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  for (const plugin of deps.apiPlugins ?? []) {
+    await app.register(plugin, { prefix: '/api/v1' });
+  }
+  return app;
+}

@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isJitgateError } from '../core/errors.js';
+import type { AccountStore } from './account-store.js';
+import { generatePassword } from './account-names.js';
+
+/**
+ * One contract, every AccountStore (in-memory, Samba AD, sshd hosts, the
+ * WinRM test server). Use from a test file:
+ *
+ *   describeAccountStoreContract('ldap on Samba AD', async () => ({ store, groups: ['JIT Admins', 'Helpdesk'], seedUnmanaged, canLogOn }), { skip });
+ *
+ * The fixture's store must be configured with both `groups`. Every test uses
+ * fresh names and deletes what it created.
+ */
+export interface ContractFixture {
+  store: AccountStore;
+  /** Two group names the store is configured with. */
+  groups: [string, string];
+  /** Create an account out of band, without a jitgate marker. */
+  seedUnmanaged(name: string): Promise<void>;
+  /** Remove an account seeded out of band. */
+  removeUnmanaged(name: string): Promise<void>;
+  /** Whether `password` logs on as `name` right now (a real logon where the backend allows). */
+  canLogOn?(name: string, password: string): Promise<boolean>;
+  /** Expiry precision of the backend in ms (Linux keeps days). */
+  expiryPrecisionMs?: number;
+  teardown?(): Promise<void>;
+}
+
+export const HOSTILE_NAMES = [
+  'a*b',
+  'a(b)',
+  'a\\b',
+  'a,b=c',
+  'a+b',
+  'a<b>',
+  '#abc',
+  'a;b',
+  'a"b',
+  'a\u0000b',
+  'ünïcode',
+  'a'.repeat(300),
+  '$(id)',
+  '`id`',
+  "a'b",
+  'a b',
+  'a\nb',
+  '*',
+  '',
+];
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    return isJitgateError(err) ? err.code : `untyped: ${String(err)}`;
+  }
+}
+
+export function describeAccountStoreContract(label: string, setup: () => Promise<ContractFixture>, opts: { skip?: string } = {}): void {
+  describe.skipIf(!!opts.skip)(`AccountStore contract: ${label}`, () => {
+    let fx: ContractFixture;
+    const created: string[] = [];
+    const prefix = `c${randomBytes(2).toString('hex')}`;
+    let n = 0;
+    const fresh = () => `${prefix}${(n++).toString(36)}${randomBytes(3).toString('hex')}`.slice(0, 18);
+    const marker = (name: string) => `jitgate:contract:${name}`;
+    const expires = () => new Date(Date.now() + 2 * 86_400_000);
+
+    async function make(name = fresh(), password = generatePassword(name)) {
+      created.push(name);
+      await fx.store.create({ name, password, marker: marker(name), expiresAt: expires(), displayName: `JIT ${name}` });
+      return { name, password };
+    }
+
+    beforeAll(async () => {
+      fx = await setup();
+    });
+    afterAll(async () => {
+      if (!fx) return;
+      for (const name of created) await fx.store.delete(name).catch(() => undefined);
+      await fx.teardown?.();
+    });
+
+    it('creates an enabled account carrying the marker and the fail-safe expiry', async () => {
+      const exp = expires();
+      const name = fresh();
+      created.push(name);
+      const password = generatePassword(name);
+      await fx.store.create({ name, password, marker: marker(name), expiresAt: exp });
+      const a = await fx.store.get(name);
+      expect(a).not.toBeNull();
+      expect(a!.name.toLowerCase()).toBe(name);
+      expect(a!.marker).toBe(marker(name));
+      expect(a!.enabled).toBe(true);
+      expect(a!.groups).toEqual([]);
+      expect(a!.expiresAt).not.toBeNull();
+      expect(Math.abs(a!.expiresAt!.getTime() - exp.getTime())).toBeLessThanOrEqual(fx.expiryPrecisionMs ?? 1000);
+      if (fx.canLogOn) expect(await fx.canLogOn(name, password)).toBe(true);
+    });
+
+    it('refuses to create over an existing name and leaves it untouched', async () => {
+      const { name, password } = await make();
+      expect(await codeOf(fx.store.create({ name, password: generatePassword(name), marker: marker(name), expiresAt: expires() }))).toBe('JIT_ERR_STORE_ACCOUNT_EXISTS');
+      if (fx.canLogOn) expect(await fx.canLogOn(name, password)).toBe(true);
+    });
+
+    it('adds and removes group memberships idempotently', async () => {
+      const { name } = await make();
+      const [g1, g2] = fx.groups;
+      await fx.store.addToGroup(name, g1);
+      await fx.store.addToGroup(name, g1);
+      await fx.store.addToGroup(name, g2);
+      expect([...(await fx.store.get(name))!.groups].sort()).toEqual([g1, g2].sort());
+      await fx.store.removeFromGroup(name, g1);
+      await fx.store.removeFromGroup(name, g1);
+      expect((await fx.store.get(name))!.groups).toEqual([g2]);
+      await fx.store.removeFromGroup(name, g2);
+      expect((await fx.store.get(name))!.groups).toEqual([]);
+    });
+
+    it('reports an unknown group with a typed error', async () => {
+      const { name } = await make();
+      expect(await codeOf(fx.store.addToGroup(name, 'No Such Group 9x'))).toBe('JIT_ERR_STORE_NO_SUCH_GROUP');
+    });
+
+    it('disables and enables logon, moving the expiry', async () => {
+      const { name, password } = await make();
+      await fx.store.disable(name);
+      await fx.store.disable(name);
+      expect((await fx.store.get(name))!.enabled).toBe(false);
+      if (fx.canLogOn) expect(await fx.canLogOn(name, password)).toBe(false);
+      const later = new Date(Date.now() + 5 * 86_400_000);
+      await fx.store.enable(name, later);
+      const a = (await fx.store.get(name))!;
+      expect(a.enabled).toBe(true);
+      expect(Math.abs(a.expiresAt!.getTime() - later.getTime())).toBeLessThanOrEqual(fx.expiryPrecisionMs ?? 1000);
+      if (fx.canLogOn) expect(await fx.canLogOn(name, password)).toBe(true);
+    });
+
+    it('resets the password: the new one logs on, the old one no longer does', async () => {
+      const { name, password } = await make();
+      const next = generatePassword(name);
+      await fx.store.setPassword(name, next);
+      if (fx.canLogOn) {
+        expect(await fx.canLogOn(name, next)).toBe(true);
+        expect(await fx.canLogOn(name, password)).toBe(false);
+      }
+    });
+
+    it('deletes idempotently, removing memberships', async () => {
+      const { name } = await make();
+      await fx.store.addToGroup(name, fx.groups[0]);
+      await fx.store.delete(name);
+      await fx.store.delete(name);
+      expect(await fx.store.get(name)).toBeNull();
+      expect((await fx.store.listManaged()).map((a) => a.name.toLowerCase())).not.toContain(name);
+      // removing a membership of a missing account is a no-op
+      await fx.store.removeFromGroup(name, fx.groups[0]);
+    });
+
+    it('lists only accounts carrying a jitgate marker', async () => {
+      const { name } = await make();
+      const other = fresh();
+      await fx.seedUnmanaged(other);
+      try {
+        const names = (await fx.store.listManaged()).map((a) => a.name.toLowerCase());
+        expect(names).toContain(name);
+        expect(names).not.toContain(other);
+      } finally {
+        await fx.removeUnmanaged(other);
+      }
+    });
+
+    it('refuses to modify or delete an account it did not create', async () => {
+      const other = fresh();
+      await fx.seedUnmanaged(other);
+      try {
+        const g = fx.groups[0];
+        for (const p of [
+          fx.store.addToGroup(other, g),
+          fx.store.removeFromGroup(other, g),
+          fx.store.disable(other),
+          fx.store.enable(other, expires()),
+          fx.store.setPassword(other, generatePassword(other)),
+          fx.store.setMarker(other, marker(other)),
+          fx.store.delete(other),
+        ]) {
+          expect(await codeOf(p)).toBe('JIT_ERR_STORE_NOT_MANAGED');
+        }
+        const still = await fx.store.get(other);
+        expect(still).not.toBeNull();
+        expect(still!.groups).toEqual([]);
+        expect(still!.marker.startsWith('jitgate:')).toBe(false);
+      } finally {
+        await fx.removeUnmanaged(other);
+      }
+    });
+
+    it('rejects hostile names with a typed error and creates nothing', async () => {
+      const before = (await fx.store.listManaged()).length;
+      for (const name of HOSTILE_NAMES) {
+        const code = await codeOf(fx.store.create({ name, password: generatePassword('x'), marker: 'jitgate:contract:hostile', expiresAt: expires() }));
+        expect({ name, code }).toEqual({ name, code: 'JIT_ERR_STORE_INVALID_NAME' });
+      }
+      expect((await fx.store.listManaged()).length).toBe(before);
+    });
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * The narrow interface every account backend implements (LDAP/AD, WinRM,
+ * Linux over SSH, and the in-memory store used by logic tests). The JIT
+ * engine only ever talks to this interface; only store adapters import
+ * ldapts / ssh2 / http clients.
+ *
+ * Contract (checked by provisioner/account-store.contract.ts against every store):
+ * - Names handed to a store were already validated by the engine for that
+ *   store's `nameRules`; stores still escape every value they send
+ *   (LDAP DN/filter, shell, PowerShell) and reject what they cannot escape.
+ * - `create` fails with JIT_ERR_STORE_ACCOUNT_EXISTS when the name is taken
+ *   (by anyone); it never modifies an existing account.
+ * - Every mutating call other than `create` refuses (JIT_ERR_STORE_NOT_MANAGED)
+ *   an account whose ownership marker does not start with `jitgate:`.
+ * - `delete`, `removeFromGroup`, `addToGroup`, `disable`, `enable` are
+ *   idempotent: repeating them is safe; deleting a missing account succeeds.
+ * - Passwords are never logged, returned, or put into error details.
+ */
+
+export type StoreKind = 'ldap' | 'winrm' | 'ssh' | 'memory';
+
+/** Prefix of every ownership marker written by jitgate. */
+export const MARKER_PREFIX = 'jitgate:';
+
+export interface NameRules {
+  /** Longest account name the backend accepts (AD sAMAccountName / Windows local: 20). */
+  readonly maxLength: number;
+}
+
+export interface CreateAccountSpec {
+  /** Account name, e.g. `alice_k3x9q2`; already validated against `nameRules`. */
+  readonly name: string;
+  /** Initial password (secret). */
+  readonly password: string;
+  /** Ownership marker, `jitgate:<installation>:<account-id>`; written where the backend keeps it (AD description, Windows description, Linux GECOS + marker group). */
+  readonly marker: string;
+  /** Fail-safe expiry written to the account itself (AD accountExpires, useradd -e, -AccountExpires). */
+  readonly expiresAt: Date;
+  /** Human readable name shown in the directory. */
+  readonly displayName?: string;
+  /** Container/OU override (LDAP DN of the OU); stores ignore it where meaningless. */
+  readonly container?: string;
+}
+
+export interface ManagedAccount {
+  readonly name: string;
+  /** The ownership marker read back from the backend ('' when none). */
+  readonly marker: string;
+  readonly enabled: boolean;
+  /** Groups the account is a direct member of, by the name the store was configured with. */
+  readonly groups: readonly string[];
+  readonly expiresAt: Date | null;
+}
+
+export interface AccountStore {
+  readonly kind: StoreKind;
+  readonly nameRules: NameRules;
+
+  /** Create an enabled account; JIT_ERR_STORE_ACCOUNT_EXISTS on collision. */
+  create(spec: CreateAccountSpec): Promise<void>;
+  /** Add a direct membership; succeeds when already a member. */
+  addToGroup(name: string, group: string): Promise<void>;
+  /** Remove a direct membership; succeeds when not a member or account missing. */
+  removeFromGroup(name: string, group: string): Promise<void>;
+  /** Disable logon; succeeds when already disabled. */
+  disable(name: string): Promise<void>;
+  /** Enable logon and move the fail-safe expiry to `expiresAt`. */
+  enable(name: string, expiresAt: Date): Promise<void>;
+  /** Reset the password (administrative reset, no old password). */
+  setPassword(name: string, password: string): Promise<void>;
+  /** Update the ownership marker (the account must already carry a jitgate marker). */
+  setMarker(name: string, marker: string): Promise<void>;
+  /** Delete the account (and its home/profile where the backend has one); succeeds when missing. */
+  delete(name: string): Promise<void>;
+  /** Read one account, managed or not; null when missing. */
+  get(name: string): Promise<ManagedAccount | null>;
+  /** Every account whose marker starts with `jitgate:`. */
+  listManaged(): Promise<ManagedAccount[]>;
+  /** Reach the backend and verify the service identity works (for `jitgate check`). */
+  check(): Promise<void>;
+  close(): Promise<void>;
+}

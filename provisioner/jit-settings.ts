@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+/**
+ * Per-computer JIT settings, edited by admins and stored in
+ * `computers.jit`. Validated here once, wherever they come from (API, YAML
+ * import, CLI).
+ */
+export const jitSettingsSchema = z
+  .strictObject({
+    /** Off: people use an existing account; nothing is created. */
+    enabled: z.boolean().default(true),
+    /** Delete the JIT-created account when the session ends. */
+    deleteOnCheckIn: z.boolean().default(true),
+    /** When not deleting: reuse the same person's account next time (re-enabled, password rotated). */
+    reuseExistingAccount: z.boolean().default(false),
+    /** Groups the account joins for the session, by the names configured on the account store. */
+    adminGroups: z.array(z.string().min(1).max(256)).max(16).default([]),
+    accountMode: z.enum(['named', 'shared']).default('named'),
+    accountType: z.enum(['domain', 'local', 'choose']).default('domain'),
+    maxSessionMinutes: z.number().int().min(1).max(24 * 60).default(480),
+    /** OU/container DN for created accounts (LDAP), overriding the store's default. */
+    container: z.string().min(1).max(1024).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (s.enabled && s.adminGroups.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['adminGroups'], message: 'at least one JIT admin group is needed when JIT is enabled' });
+    }
+    if (s.deleteOnCheckIn && s.reuseExistingAccount) {
+      ctx.addIssue({ code: 'custom', path: ['reuseExistingAccount'], message: 'cannot reuse an account that is deleted on check-in' });
+    }
+    if (s.accountMode === 'shared' && s.deleteOnCheckIn) {
+      ctx.addIssue({ code: 'custom', path: ['deleteOnCheckIn'], message: 'a shared account is kept (disabled) between sessions; turn off delete on check-in' });
+    }
+  });
+
+export type JitSettings = z.output<typeof jitSettingsSchema>;
+export type JitSettingsInput = z.input<typeof jitSettingsSchema>;
+
+/** The recommended presets the admin UI offers. */
+export const JIT_PRESETS = {
+  /** Create a fresh account for every session and delete it afterwards. */
+  maximumSecurity: { enabled: true, deleteOnCheckIn: true, reuseExistingAccount: false, accountMode: 'named' },
+  /** One account per person, disabled with a rotated password between sessions. */
+  balanced: { enabled: true, deleteOnCheckIn: false, reuseExistingAccount: true, accountMode: 'named' },
+} as const satisfies Record<string, Partial<JitSettingsInput>>;
+
+/** Whether sessions share a long-lived account (kept between sessions). */
+export function usesPersistentAccount(s: JitSettings): boolean {
+  return s.accountMode === 'shared' || (!s.deleteOnCheckIn && s.reuseExistingAccount);
+}

@@ -1,0 +1,156 @@
+import { JitgateError } from '../../core/errors.js';
+import { MARKER_PREFIX, type AccountStore, type CreateAccountSpec, type ManagedAccount, type NameRules } from '../account-store.js';
+import { StoreErrors } from '../errors.js';
+
+interface MemAccount {
+  name: string;
+  password: string;
+  marker: string;
+  enabled: boolean;
+  expiresAt: Date | null;
+}
+
+export type MemoryOp = 'create' | 'addToGroup' | 'removeFromGroup' | 'disable' | 'enable' | 'setPassword' | 'setMarker' | 'delete' | 'get' | 'listManaged';
+
+/**
+ * An AccountStore that keeps users and groups in maps: real state, real
+ * rules (name limits, collisions, ownership). The engine's logic tests run
+ * against it in milliseconds; the same contract suite runs against the real
+ * stores. `failNext` injects a failure into the next call of an operation.
+ */
+export class MemoryAccountStore implements AccountStore {
+  readonly kind = 'memory' as const;
+  readonly nameRules: NameRules;
+  readonly accounts = new Map<string, MemAccount>();
+  readonly groups = new Map<string, Set<string>>();
+  readonly calls: { op: MemoryOp; name: string }[] = [];
+  #faults = new Map<MemoryOp, Error[]>();
+
+  constructor(opts: { groups?: string[]; maxLength?: number } = {}) {
+    this.nameRules = { maxLength: opts.maxLength ?? 20 };
+    for (const g of opts.groups ?? ['JIT Admins', 'Helpdesk']) this.groups.set(g, new Set());
+  }
+
+  failNext(op: MemoryOp, err: Error = new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: 'memory', reason: 'injected fault' })): void {
+    const list = this.#faults.get(op) ?? [];
+    list.push(err);
+    this.#faults.set(op, list);
+  }
+
+  /** Test seam: an account someone else created (no marker). */
+  seedUnmanaged(name: string): void {
+    this.accounts.set(name.toLowerCase(), { name, password: 'x', marker: '', enabled: true, expiresAt: null });
+  }
+
+  /** Test seam: whether a password would log on (enabled, not expired, matches). */
+  canLogOn(name: string, password: string, now = new Date()): boolean {
+    const a = this.accounts.get(name.toLowerCase());
+    return !!a && a.enabled && a.password === password && (a.expiresAt === null || a.expiresAt > now);
+  }
+
+  #enter(op: MemoryOp, name: string): void {
+    this.calls.push({ op, name });
+    const f = this.#faults.get(op);
+    const err = f?.shift();
+    if (err) throw err;
+  }
+
+  #validate(name: string): void {
+    if (name.length === 0 || name.length > this.nameRules.maxLength || /[^a-z0-9_-]/.test(name)) {
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_INVALID_NAME, { what: 'account', reason: `"${name.slice(0, 40)}" is not [a-z0-9_-]{1,${this.nameRules.maxLength}}` });
+    }
+  }
+
+  #managed(name: string): MemAccount | undefined {
+    const a = this.accounts.get(name.toLowerCase());
+    if (a && !a.marker.startsWith(MARKER_PREFIX)) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NOT_MANAGED, { name });
+    return a;
+  }
+
+  #group(group: string): Set<string> {
+    const g = this.groups.get(group);
+    if (!g) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group });
+    return g;
+  }
+
+  async create(spec: CreateAccountSpec): Promise<void> {
+    this.#enter('create', spec.name);
+    this.#validate(spec.name);
+    if (spec.password.length === 0) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'empty password' });
+    if (this.accounts.has(spec.name.toLowerCase())) throw new JitgateError(StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS, { name: spec.name });
+    this.accounts.set(spec.name.toLowerCase(), { name: spec.name, password: spec.password, marker: spec.marker, enabled: true, expiresAt: spec.expiresAt });
+  }
+
+  async addToGroup(name: string, group: string): Promise<void> {
+    this.#enter('addToGroup', name);
+    const g = this.#group(group);
+    const a = this.#managed(name);
+    if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    g.add(a.name.toLowerCase());
+  }
+
+  async removeFromGroup(name: string, group: string): Promise<void> {
+    this.#enter('removeFromGroup', name);
+    const g = this.#group(group);
+    const a = this.#managed(name);
+    if (!a) return;
+    g.delete(a.name.toLowerCase());
+  }
+
+  async disable(name: string): Promise<void> {
+    this.#enter('disable', name);
+    const a = this.#managed(name);
+    if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    a.enabled = false;
+  }
+
+  async enable(name: string, expiresAt: Date): Promise<void> {
+    this.#enter('enable', name);
+    const a = this.#managed(name);
+    if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    a.enabled = true;
+    a.expiresAt = expiresAt;
+  }
+
+  async setPassword(name: string, password: string): Promise<void> {
+    this.#enter('setPassword', name);
+    const a = this.#managed(name);
+    if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    if (password.length === 0) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'empty password' });
+    a.password = password;
+  }
+
+  async setMarker(name: string, marker: string): Promise<void> {
+    this.#enter('setMarker', name);
+    const a = this.#managed(name);
+    if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    a.marker = marker;
+  }
+
+  async delete(name: string): Promise<void> {
+    this.#enter('delete', name);
+    const a = this.#managed(name);
+    if (!a) return;
+    for (const g of this.groups.values()) g.delete(a.name.toLowerCase());
+    this.accounts.delete(a.name.toLowerCase());
+  }
+
+  #view(a: MemAccount): ManagedAccount {
+    const groups = [...this.groups.entries()].filter(([, m]) => m.has(a.name.toLowerCase())).map(([g]) => g);
+    return { name: a.name, marker: a.marker, enabled: a.enabled, groups, expiresAt: a.expiresAt };
+  }
+
+  async get(name: string): Promise<ManagedAccount | null> {
+    this.#enter('get', name);
+    const a = this.accounts.get(name.toLowerCase());
+    return a ? this.#view(a) : null;
+  }
+
+  async listManaged(): Promise<ManagedAccount[]> {
+    this.#enter('listManaged', '');
+    return [...this.accounts.values()].filter((a) => a.marker.startsWith(MARKER_PREFIX)).map((a) => this.#view(a));
+  }
+
+  async check(): Promise<void> {}
+  async close(): Promise<void> {}
+}
