@@ -85,6 +85,8 @@ CREATE TABLE jit_accounts (
   store text NOT NULL,
   name text NOT NULL,
   mode text NOT NULL CHECK (mode IN ('named','shared')),
+  -- whose account it is: 'person:<login>' or 'org:<organization id>'
+  owner_key text NOT NULL,
   person_id uuid REFERENCES people(id) ON DELETE SET NULL,
   organization_id uuid REFERENCES organizations(id) ON DELETE SET NULL,
   computer_id uuid REFERENCES computers(id) ON DELETE SET NULL,

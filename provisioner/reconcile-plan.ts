@@ -1,0 +1,76 @@
+import type { JitAccountRecord } from '../core/domain.js';
+import { MARKER_PREFIX, type ManagedAccount } from './account-store.js';
+
+/** `jitgate:<installation>:<account id>` — what jitgate writes on every account it creates. */
+export function makeMarker(installationId: string, accountId: string): string {
+  return `${MARKER_PREFIX}${installationId}:${accountId}`;
+}
+
+export function parseMarker(marker: string): { installationId: string; accountId: string } | null {
+  const m = /^jitgate:([a-z0-9]{4,16}):([0-9a-f-]{36})$/.exec(marker);
+  return m ? { installationId: m[1]!, accountId: m[2]! } : null;
+}
+
+export type ReconcileAction =
+  | { kind: 'delete'; name: string; accountId: string | null; reason: string }
+  | { kind: 'remove-group'; name: string; accountId: string; group: string; reason: string }
+  | { kind: 'disable'; name: string; accountId: string; reason: string }
+  | { kind: 'forget'; name: string; accountId: string; reason: string };
+
+export interface ReconcileInput {
+  installationId: string;
+  /** What the store holds with a jitgate marker. */
+  storeAccounts: readonly ManagedAccount[];
+  /** Our rows for this store (not deleted). */
+  rows: readonly JitAccountRecord[];
+  /** Account ids with a live, unexpired lease. */
+  liveAccountIds: ReadonlySet<string>;
+}
+
+/**
+ * Decide, without any I/O, what the reconciler must do so that no JIT
+ * account or membership outlives its lease:
+ * - an account marked by us with no row (or a row we consider gone) → delete;
+ * - an account whose row is active/creating but has no live lease → delete
+ *   it, or (kept accounts) remove its memberships and disable it;
+ * - an idle kept account that is enabled or still in a group → fix it;
+ * - a row whose account no longer exists and has no live lease → forget it.
+ * Accounts marked by another jitgate installation are never touched.
+ */
+export function planReconcile(input: ReconcileInput): ReconcileAction[] {
+  const actions: ReconcileAction[] = [];
+  const byId = new Map(input.rows.map((r) => [r.id, r]));
+  const seen = new Set<string>();
+  for (const acct of input.storeAccounts) {
+    const parsed = parseMarker(acct.marker);
+    if (!parsed || parsed.installationId !== input.installationId) continue;
+    const row = byId.get(parsed.accountId);
+    seen.add(parsed.accountId);
+    if (!row || row.name.toLowerCase() !== acct.name.toLowerCase() || row.state === 'failed') {
+      actions.push({ kind: 'delete', name: acct.name, accountId: row?.id ?? null, reason: row ? `row is ${row.state}` : 'no record of this account' });
+      continue;
+    }
+    const live = input.liveAccountIds.has(row.id);
+    if (live) continue;
+    if (row.state === 'creating' || row.state === 'active') {
+      if (!row.keep) {
+        actions.push({ kind: 'delete', name: acct.name, accountId: row.id, reason: 'lease ended' });
+        continue;
+      }
+      for (const group of acct.groups) actions.push({ kind: 'remove-group', name: acct.name, accountId: row.id, group, reason: 'lease ended' });
+      actions.push({ kind: 'disable', name: acct.name, accountId: row.id, reason: 'lease ended' });
+      continue;
+    }
+    if (row.state === 'idle') {
+      for (const group of acct.groups) actions.push({ kind: 'remove-group', name: acct.name, accountId: row.id, group, reason: 'idle account still in a group' });
+      if (acct.enabled) actions.push({ kind: 'disable', name: acct.name, accountId: row.id, reason: 'idle account enabled' });
+    }
+  }
+  for (const row of input.rows) {
+    if (seen.has(row.id) || input.liveAccountIds.has(row.id)) continue;
+    if (row.state === 'creating' || row.state === 'active' || row.state === 'idle' || row.state === 'failed') {
+      actions.push({ kind: 'forget', name: row.name, accountId: row.id, reason: 'account no longer in the store' });
+    }
+  }
+  return actions;
+}
