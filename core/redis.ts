@@ -31,12 +31,13 @@ export function describeTarget(target: RedisTarget): string {
 /** Connect, PING, disconnect; a clear error saying where and why. */
 export async function pingRedis(target: RedisTarget, timeoutMs = 3000): Promise<void> {
   const r = new Redis(redisOptions(target, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false }));
-  r.on('error', () => undefined);
+  let first: NodeJS.ErrnoException | undefined;
+  r.on('error', (e: NodeJS.ErrnoException) => (first ??= e));
   try {
     await r.connect();
     await r.ping();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = (err as NodeJS.ErrnoException).code ?? first?.code;
     throw new JitgateError(
       CoreErrors.JIT_ERR_REDIS_UNREACHABLE,
       { reason: `${describeTarget(target)}: ${code ?? (err as Error).message}` },
@@ -98,7 +99,8 @@ export class EmbeddedRedis {
       '--maxmemory-policy', 'noeviction',
     ];
     // "$@" keeps arguments unsplit; the guardian waits on stdin.
-    const guardian = 'set -u; "$0" "$@" & r=$!; trap \'kill -TERM $r 2>/dev/null; wait $r; exit 0\' TERM INT HUP; (cat >/dev/null; kill -TERM $r 2>/dev/null) & wait $r';
+    // (sh gives background jobs /dev/null as stdin, hence the copy on fd 3.)
+    const guardian = 'set -u; exec 3<&0; "$0" "$@" & r=$!; trap \'kill -TERM $r 2>/dev/null; wait $r; exit 0\' TERM INT HUP; (cat <&3 >/dev/null; kill -TERM $r 2>/dev/null) & wait $r';
     const child = spawn('sh', ['-c', guardian, this.binary, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
     this.#child = child;
     let stderr = '';

@@ -1,14 +1,21 @@
 import type { JitAccountRecord } from '../core/domain.js';
 import { MARKER_PREFIX, type ManagedAccount } from './account-store.js';
 
-/** `jitgate:<installation>:<account id>` — what jitgate writes on every account it creates. */
+/**
+ * `jitgate:<installation>:<account id as 22 base64url chars>` — what jitgate
+ * writes on every account it creates. Compact because a Windows local
+ * account's description holds at most 48 characters.
+ */
 export function makeMarker(installationId: string, accountId: string): string {
-  return `${MARKER_PREFIX}${installationId}:${accountId}`;
+  const id = Buffer.from(accountId.replace(/-/g, ''), 'hex').toString('base64url');
+  return `${MARKER_PREFIX}${installationId}:${id}`;
 }
 
 export function parseMarker(marker: string): { installationId: string; accountId: string } | null {
-  const m = /^jitgate:([a-z0-9]{4,16}):([0-9a-f-]{36})$/.exec(marker);
-  return m ? { installationId: m[1]!, accountId: m[2]! } : null;
+  const m = /^jitgate:([a-z0-9]{4,16}):([A-Za-z0-9_-]{22})$/.exec(marker);
+  if (!m) return null;
+  const h = Buffer.from(m[2]!, 'base64url').toString('hex');
+  return { installationId: m[1]!, accountId: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}` };
 }
 
 export type ReconcileAction =

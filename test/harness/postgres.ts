@@ -85,6 +85,7 @@ export async function startPostgres(): Promise<PostgresHandle> {
         await exited;
         clearTimeout(t);
       }
+      child.stderr?.destroy();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -36,6 +36,7 @@ export async function startRedis(): Promise<RedisHandle> {
         child.kill('SIGTERM');
         await exited;
       }
+      child.stderr?.destroy();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,379 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { isJitgateError } from './core/errors.js';
+import { renderErrorsDoc } from './core/errors-doc.js';
+import { createLogger, type Logger } from './core/logging.js';
+import { openDatabase } from './core/db/open.js';
+import { migrate, schemaVersion } from './core/db/migrations.js';
+import { EmbeddedRedis, pingRedis } from './core/redis.js';
+import { applyInventory, parseInventory } from './gateway/inventory.js';
+import { openCore, startRuntime, VERSION, buildStores } from './main.js';
+import { JitQueue } from './provisioner/jobs.js';
+import { redisOptions } from './core/redis.js';
+import type { ConnectionOptions } from 'bullmq';
+
+/**
+ * `jitgate` — serve, check, migrate, and the operator (break-glass) commands.
+ * Exit codes: 0 ok, 1 failure, 2 bad configuration or usage.
+ */
+
+interface GlobalOpts {
+  config?: string;
+  logLevel?: string;
+}
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`jitgate: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (isJitgateError(err)) {
+    process.stderr.write(`jitgate: ${err.code}: ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`jitgate: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+function config(cmd: Command, overrides: Record<string, unknown> = {}): Config {
+  const g = cmd.optsWithGlobals<GlobalOpts>();
+  const o: Record<string, unknown> = { ...overrides };
+  if (g.logLevel) o.log = { level: g.logLevel };
+  return loadConfig({ file: g.config, overrides: o });
+}
+
+function logger(cfg: Config): Logger {
+  return createLogger({ level: cfg.log.level, pretty: cfg.log.pretty });
+}
+
+/** Operator commands log warnings only, to stderr; their output is the answer. */
+function quietLogger(cfg: Config): Logger {
+  return createLogger({ level: cfg.log.level === 'info' ? 'warn' : cfg.log.level });
+}
+
+const program = new Command('jitgate')
+  .description('Privileged session manager gateway with just-in-time accounts')
+  .version(VERSION)
+  .option('-c, --config <file>', 'configuration file (default ./jitgate.yaml, or $JITGATE_CONFIG)')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the gateway and the workers (embedded database and Redis unless configured)')
+  .addOption(new Option('--role <role>', 'what this process runs').choices(['all', 'gateway', 'worker']))
+  .option('--host <host>', 'listen address')
+  .option('--port <port>', 'listen port', (v) => Number(v))
+  .action(async (opts: { role?: string; host?: string; port?: number }, cmd: Command) => {
+    let cfg: Config;
+    try {
+      const server: Record<string, unknown> = {};
+      if (opts.host) server.host = opts.host;
+      if (opts.port !== undefined) server.port = opts.port;
+      cfg = config(cmd, { ...(opts.role ? { role: opts.role } : {}), ...(Object.keys(server).length ? { server } : {}) });
+    } catch (err) {
+      fail(err);
+    }
+    const log = logger(cfg);
+    let runtime: Awaited<ReturnType<typeof startRuntime>>;
+    try {
+      runtime = await startRuntime(cfg, log);
+    } catch (err) {
+      log.fatal({ code: isJitgateError(err) ? err.code : undefined, reason: err instanceof Error ? err.message : String(err) }, 'jitgate failed to start');
+      log.flush?.();
+      fail(err);
+    }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      runtime
+        .close()
+        .then(() => {
+          log.info('stopped');
+          log.flush?.();
+          setTimeout(() => process.exit(0), 50).unref();
+        })
+        .catch(() => process.exit(1));
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    if (runtime.url) process.stdout.write(`jitgate ${VERSION} listening on ${runtime.url} (role ${cfg.role}, data in ${cfg.dataDir})\n`);
+  });
+
+program
+  .command('check')
+  .description('validate the configuration and reach every dependency, without serving')
+  .action(async (_o, cmd: Command) => {
+    let cfg: Config;
+    try {
+      cfg = config(cmd);
+    } catch (err) {
+      fail(err);
+    }
+    const lines: string[] = [];
+    let failed = 0;
+    const report = (ok: boolean, what: string, detail: string) => {
+      if (!ok) failed++;
+      lines.push(`${ok ? 'ok  ' : 'FAIL'} ${what}: ${detail}`);
+    };
+    report(true, 'configuration', `valid (role ${cfg.role}, data dir ${cfg.dataDir})`);
+    try {
+      const db = await openDatabase({ url: cfg.database.url?.reveal(), dataDir: cfg.dataDir });
+      try {
+        await db.ping();
+        report(true, 'database', `${db.kind} reachable, schema version ${await schemaVersion(db)}`);
+      } finally {
+        await db.close();
+      }
+    } catch (err) {
+      report(false, 'database', isJitgateError(err) ? err.message : String(err));
+    }
+    if (cfg.redis.url) {
+      try {
+        await pingRedis({ url: cfg.redis.url.reveal() });
+        report(true, 'redis', 'reachable');
+      } catch (err) {
+        report(false, 'redis', isJitgateError(err) ? err.message : String(err));
+      }
+    } else {
+      const ok = EmbeddedRedis.available(cfg.redis.binary);
+      report(ok, 'redis', ok ? `embedded (${cfg.redis.binary} found)` : `embedded, but ${cfg.redis.binary} is not installed: apt-get install -y redis-server, or set redis.url`);
+    }
+    const log = quietLogger(cfg);
+    try {
+      const stores = await buildStores(cfg, log);
+      for (const [name, store] of stores) {
+        try {
+          await store.check();
+          report(true, `account store ${name}`, `${store.kind} reachable`);
+        } catch (err) {
+          report(false, `account store ${name}`, isJitgateError(err) ? `${err.code}: ${err.message}` : String(err));
+        }
+        await store.close().catch(() => undefined);
+      }
+    } catch (err) {
+      report(false, 'account stores', err instanceof Error ? err.message : String(err));
+    }
+    process.stdout.write(lines.join('\n') + '\n');
+    process.exit(failed ? 1 : 0);
+  });
+
+program
+  .command('migrate')
+  .description('apply database migrations')
+  .action(async (_o, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const db = await openDatabase({ url: cfg.database.url?.reveal(), dataDir: cfg.dataDir });
+      try {
+        const r = await migrate(db);
+        process.stdout.write(r.applied.length ? `applied migrations ${r.applied.join(', ')}; schema version ${r.current}\n` : `schema up to date (version ${r.current})\n`);
+      } finally {
+        await db.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('apply')
+  .description('create or update organizations and computers from a YAML document')
+  .requiredOption('-f, --file <file>', 'YAML with organizations: and computers:')
+  .action(async (opts: { file: string }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), new Set(cfg.accountStores.map((s) => s.name)));
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const r = await applyInventory(core.db, inv);
+        await core.audit.record({ type: 'admin.changed', actor: 'system:cli', outcome: 'success', data: { action: 'apply', organizations: r.organizations, computers: r.computers } });
+        process.stdout.write(`applied ${r.organizations} organization(s), ${r.computers} computer(s)\n`);
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+async function withQueue<T>(cfg: Config, fn: (q: JitQueue | undefined) => Promise<T>): Promise<T> {
+  // The embedded Redis lives inside `serve`; operator commands use Redis only when it is external.
+  if (!cfg.redis.url) return fn(undefined);
+  const q = new JitQueue({ connection: redisOptions({ url: cfg.redis.url.reveal() }, { maxRetriesPerRequest: null }) as ConnectionOptions, prefix: cfg.redis.prefix });
+  try {
+    return await fn(q);
+  } finally {
+    await q.close();
+  }
+}
+
+program
+  .command('checkout <computer>')
+  .description('provision a JIT account on <computer> (name or organization/name) for a person; the break-glass path')
+  .requiredOption('--for <login>', 'the person the account is for')
+  .addOption(new Option('--account-type <type>', 'domain or local, where the computer lets you choose').choices(['domain', 'local']))
+  .option('--minutes <n>', 'lease length in minutes', (v) => Number(v))
+  .addOption(new Option('--protocol <p>', 'session protocol').choices(['ssh', 'rdp']).default('ssh'))
+  .option('--json', 'print JSON')
+  .option('--show-password', 'print the password (audited)')
+  .action(async (ref: string, opts: { for: string; accountType?: 'domain' | 'local'; minutes?: number; protocol: 'ssh' | 'rdp'; json?: boolean; showPassword?: boolean }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const found = await core.repo.findComputers(ref);
+        if (found.length !== 1) throw new Error(found.length === 0 ? `no computer named ${ref}` : `${ref} is ambiguous: use organization/name`);
+        const session = await core.engine.requestSession({ personLogin: opts.for, computer: found[0]!, protocol: opts.protocol, accountType: opts.accountType, minutes: opts.minutes });
+        await withQueue(cfg, (q) => (q ? q.scheduleLeaseExpiry(session.id, session.leaseExpiresAt) : Promise.resolve()));
+        const r = await core.engine.provision(session.id);
+        const out: Record<string, unknown> = { sessionId: r.sessionId, computer: found[0]!.name, account: r.account, store: r.store, groups: r.groups, expiresAt: r.leaseExpiresAt };
+        if (opts.showPassword && r.account) {
+          const creds = await core.engine.credentials(r.sessionId);
+          await core.audit.record({ type: 'account.password_revealed', actor: opts.for, outcome: 'success', sessionId: r.sessionId, computer: found[0]!.name, account: r.account, data: { via: 'cli' } });
+          out.password = creds.password.reveal();
+        }
+        if (opts.json) process.stdout.write(JSON.stringify(out) + '\n');
+        else {
+          process.stdout.write(
+            `session   ${r.sessionId}\ncomputer  ${found[0]!.name}\naccount   ${r.account ?? '(existing account, JIT off)'}\nstore     ${r.store ?? '-'}\ngroups    ${r.groups.join(', ') || '-'}\nexpires   ${r.leaseExpiresAt}\n` +
+              (out.password ? `password  ${String(out.password)}\n` : ''),
+          );
+        }
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('checkin <session-id>')
+  .description('end a session: remove the JIT group membership or delete the account')
+  .action(async (id: string, _o, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const r = await core.engine.teardown(id, 'checked in (cli)', 'system:cli');
+        process.stdout.write(`session ${id} ${r.state}\n`);
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('reconcile')
+  .description('remove every JIT account and membership that has no live lease')
+  .option('--dry-run', 'only say what would be done')
+  .option('--json', 'print JSON')
+  .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const r = await core.engine.reconcile({ dryRun: opts.dryRun });
+        if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else {
+          process.stdout.write(`${r.dryRun ? 'dry run: ' : ''}${r.expiredSessions} expired session(s), ${r.actions.length} action(s), ${r.failures.length} failure(s)\n`);
+          for (const a of r.actions) process.stdout.write(`  ${a.done ? 'done' : r.dryRun ? 'would' : 'FAILED'} ${a.kind} ${a.store}/${a.name}${'group' in a ? ` from ${a.group}` : ''} (${a.reason})\n`);
+          for (const f of r.failures) process.stdout.write(`  failure ${f.item}: ${f.code}\n`);
+        }
+        process.exitCode = r.failures.length ? 1 : 0;
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const accounts = program.command('accounts').description('JIT accounts jitgate created');
+accounts
+  .command('list')
+  .option('--all', 'include deleted accounts')
+  .option('--json', 'print JSON')
+  .action(async (opts: { all?: boolean; json?: boolean }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const rows = (await core.repo.listAccounts(opts.all)).map((a) => ({ name: a.name, store: a.store, mode: a.mode, state: a.state, owner: a.ownerKey, groups: a.groups, created: a.createdAt.toISOString() }));
+        if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
+        else {
+          process.stdout.write('NAME                 STORE        MODE    STATE     OWNER                 CREATED\n');
+          for (const r of rows) process.stdout.write(`${r.name.padEnd(20)} ${r.store.padEnd(12)} ${r.mode.padEnd(7)} ${r.state.padEnd(9)} ${r.owner.padEnd(21)} ${r.created}\n`);
+        }
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const audit = program.command('audit').description('the audit trail');
+audit
+  .command('verify')
+  .description('check the hash chain: detects edited and deleted events')
+  .action(async (_o, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const r = await core.audit.verify();
+        if (r.ok) process.stdout.write(`audit trail intact: ${r.count} event(s)\n`);
+        else {
+          process.stdout.write(`audit trail BROKEN at event ${r.brokenAt}: ${r.reason}\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+audit
+  .command('list')
+  .option('--session <id>')
+  .option('--account <name>')
+  .option('--computer <name>')
+  .option('--type <type>')
+  .option('--limit <n>', 'at most n events', (v) => Number(v), 200)
+  .action(async (opts: { session?: string; account?: string; computer?: string; type?: string; limit: number }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const events = await core.audit.list({ sessionId: opts.session, account: opts.account, computer: opts.computer, type: opts.type, limit: opts.limit });
+        for (const e of events) process.stdout.write(JSON.stringify({ seq: e.seq, at: e.at.toISOString(), type: e.type, actor: e.actor, outcome: e.outcome, session: e.sessionId, computer: e.computer, account: e.account, data: e.data }) + '\n');
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('errors')
+  .description('print every error code as Markdown (docs/errors.md)')
+  .action(async () => {
+    await import('./all-errors.js');
+    process.stdout.write(renderErrorsDoc());
+  });
+
+program.parseAsync(process.argv).catch(fail);

@@ -1,0 +1,83 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Database } from '../core/db/database.js';
+import { CoreErrors, JitgateError } from '../core/errors.js';
+import { jitSettingsSchema } from '../provisioner/jit-settings.js';
+
+/**
+ * Organizations and computers as a declarative document (`jitgate apply -f`):
+ * validated as a whole first, then applied in one transaction, so bad input
+ * changes nothing.
+ */
+const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
+const computerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, dot, dash and underscore; at most 63');
+
+export const inventorySchema = z.strictObject({
+  organizations: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, 'letters, digits, space, dot, dash, underscore'),
+        sharedCode: z.string().regex(/^[0-9]{4,8}$/, '4-8 digits').optional(),
+      }),
+    )
+    .default([]),
+  computers: z
+    .array(
+      z.strictObject({
+        organization: z.string().min(1),
+        name: computerName,
+        address: hostname,
+        protocols: z.array(z.enum(['ssh', 'rdp'])).min(1).default(['ssh']),
+        sshPort: z.number().int().min(1).max(65535).default(22),
+        rdpPort: z.number().int().min(1).max(65535).default(3389),
+        domainStore: z.string().nullable().default(null),
+        localStore: z.string().nullable().default(null),
+        jit: jitSettingsSchema,
+        policy: z.record(z.string(), z.unknown()).default({}),
+        restricted: z.boolean().default(false),
+      }),
+    )
+    .default([]),
+});
+
+export type Inventory = z.output<typeof inventorySchema>;
+
+export function parseInventory(doc: unknown, knownStores: ReadonlySet<string>): Inventory {
+  const r = inventorySchema.safeParse(doc);
+  if (!r.success) {
+    throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+  }
+  const problems: string[] = [];
+  r.data.computers.forEach((c, i) => {
+    for (const [k, v] of [['domainStore', c.domainStore], ['localStore', c.localStore]] as const) {
+      if (v !== null && !knownStores.has(v)) problems.push(`computers.${i}.${k}: no account store named ${v} in the configuration`);
+    }
+  });
+  if (problems.length) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: problems.join('; ') });
+  return r.data;
+}
+
+export async function applyInventory(db: Database, inv: Inventory): Promise<{ organizations: number; computers: number }> {
+  return db.transaction(async (tx) => {
+    for (const o of inv.organizations) {
+      const code = o.sharedCode ?? String(randomInt(1000, 10000));
+      await tx.query(
+        'INSERT INTO organizations (id, name, shared_code) VALUES ($1,$2,$3) ON CONFLICT (name) DO UPDATE SET shared_code = CASE WHEN $4 THEN EXCLUDED.shared_code ELSE organizations.shared_code END',
+        [randomUUID(), o.name, code, o.sharedCode !== undefined],
+      );
+    }
+    for (const c of inv.computers) {
+      const org = await tx.query<{ id: string }>('SELECT id FROM organizations WHERE name = $1', [c.organization]);
+      if (!org[0]) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `computer ${c.name}: no organization named ${c.organization}` });
+      await tx.query(
+        `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+         ON CONFLICT (organization_id, name) DO UPDATE SET address = EXCLUDED.address, protocols = EXCLUDED.protocols, ssh_port = EXCLUDED.ssh_port,
+           rdp_port = EXCLUDED.rdp_port, domain_store = EXCLUDED.domain_store, local_store = EXCLUDED.local_store, jit = EXCLUDED.jit,
+           policy = EXCLUDED.policy, restricted = EXCLUDED.restricted, updated_at = now()`,
+        [randomUUID(), org[0].id, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
+      );
+    }
+    return { organizations: inv.organizations.length, computers: inv.computers.length };
+  });
+}

@@ -1,0 +1,193 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Worker, ConnectionOptions } from 'bullmq';
+import type { Config } from './config/load.js';
+import { AuditLog } from './core/audit.js';
+import type { Database } from './core/db/database.js';
+import { migrate } from './core/db/migrations.js';
+import { openDatabase } from './core/db/open.js';
+import type { Logger } from './core/logging.js';
+import { EmbeddedRedis, pingRedis, redisOptions, type RedisTarget } from './core/redis.js';
+import { SecretBox } from './core/secret-box.js';
+import { buildServer } from './gateway/server.js';
+import { createMetrics } from './gateway/metrics.js';
+import type { AccountStore } from './provisioner/account-store.js';
+import { buildJobHandlers } from './provisioner/job-handlers.js';
+import { JitAccountService } from './provisioner/jit-account.service.js';
+import { JitRepository } from './provisioner/jit-repository.js';
+import { JitQueue, startJitWorker } from './provisioner/jobs.js';
+import { buildStore } from './stores.js';
+
+/**
+ * The one place where real adapters are wired together: database, Redis,
+ * account stores, the JIT engine, the job worker and the HTTP server.
+ */
+function packageVersion(): string {
+  // from the sources (repo root) or from dist/
+  for (const rel of ['./package.json', '../package.json']) {
+    const p = new URL(rel, import.meta.url);
+    if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+  }
+  return '0.0.0';
+}
+export const VERSION = packageVersion();
+
+export interface Core {
+  cfg: Config;
+  log: Logger;
+  db: Database;
+  box: SecretBox;
+  repo: JitRepository;
+  audit: AuditLog;
+  stores: Map<string, AccountStore>;
+  engine: JitAccountService;
+  close(): Promise<void>;
+}
+
+/** An embedded PGlite directory can be opened by one process only. */
+function lockEmbedded(cfg: Config): () => void {
+  if (cfg.database.url) return () => undefined;
+  const lock = join(cfg.dataDir, 'pglite.lock');
+  if (existsSync(lock)) {
+    const pid = Number(readFileSync(lock, 'utf8'));
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = pid !== process.pid;
+    } catch {
+      alive = false;
+    }
+    if (alive) {
+      throw new Error(
+        `the embedded database in ${cfg.dataDir} is in use by process ${pid} (jitgate serve). ` +
+          'Stop it first, or configure a PostgreSQL database (database.url) so several processes can share it.',
+      );
+    }
+  }
+  mkdirSync(cfg.dataDir, { recursive: true });
+  writeFileSync(lock, String(process.pid));
+  return () => rmSync(lock, { force: true });
+}
+
+export function secretBoxFor(cfg: Config): SecretBox {
+  return cfg.secrets.key ? SecretBox.fromBase64(cfg.secrets.key.reveal()) : SecretBox.fromKeyFile(join(cfg.dataDir, 'secret.key'));
+}
+
+export async function buildStores(cfg: Config, log: Logger): Promise<Map<string, AccountStore>> {
+  const stores = new Map<string, AccountStore>();
+  for (const sc of cfg.accountStores) stores.set(sc.name, await buildStore(sc, log));
+  return stores;
+}
+
+/** Database, stores and engine: what every command that touches accounts needs. */
+export async function openCore(cfg: Config, log: Logger, opts: { migrate?: boolean } = {}): Promise<Core> {
+  const unlock = lockEmbedded(cfg);
+  let db: Database | undefined;
+  try {
+    db = await openDatabase({ url: cfg.database.url?.reveal(), dataDir: cfg.dataDir, poolSize: cfg.database.poolSize });
+    if (opts.migrate ?? true) {
+      const m = await migrate(db);
+      if (m.applied.length) log.info({ applied: m.applied, version: m.current }, 'database migrated');
+    }
+    const box = secretBoxFor(cfg);
+    const repo = new JitRepository(db);
+    const audit = new AuditLog(db);
+    const installationId = await repo.installationId(cfg.jit.installationId);
+    const stores = await buildStores(cfg, log);
+    const engine = new JitAccountService({
+      repo, audit, box, stores, log, installationId,
+      leaseGraceMs: cfg.jit.leaseGraceSeconds * 1000,
+      defaultSessionMinutes: cfg.jit.defaultSessionMinutes,
+    });
+    const database = db;
+    return {
+      cfg, log, db: database, box, repo, audit, stores, engine,
+      async close() {
+        await Promise.allSettled([...stores.values()].map((s) => s.close()));
+        await database.close();
+        unlock();
+      },
+    };
+  } catch (err) {
+    await db?.close().catch(() => undefined);
+    unlock();
+    throw err;
+  }
+}
+
+export interface Runtime {
+  core: Core;
+  app?: FastifyInstance;
+  url?: string;
+  queue: JitQueue;
+  redis: RedisTarget;
+  close(): Promise<void>;
+}
+
+export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
+  mkdirSync(cfg.dataDir, { recursive: true });
+  let embedded: EmbeddedRedis | undefined;
+  let redis: RedisTarget;
+  if (cfg.redis.url) {
+    redis = { url: cfg.redis.url.reveal() };
+    await pingRedis(redis);
+  } else {
+    embedded = new EmbeddedRedis(cfg.dataDir, cfg.redis.binary, log);
+    redis = await embedded.start();
+  }
+  let core: Core | undefined;
+  let queue: JitQueue | undefined;
+  let worker: Worker | undefined;
+  let app: FastifyInstance | undefined;
+  const close = async () => {
+    await app?.close().catch(() => undefined);
+    if (worker) {
+      // bounded: a stuck job must not hold the shutdown forever
+      await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
+    }
+    await queue?.close();
+    await core?.close().catch(() => undefined);
+    await embedded?.stop();
+  };
+  try {
+    core = await openCore(cfg, log);
+    const connection = redisOptions(redis, { maxRetriesPerRequest: null }) as ConnectionOptions;
+    queue = new JitQueue({ connection, prefix: cfg.redis.prefix, teardownAttempts: cfg.jit.teardownAttempts });
+    await queue.ready();
+    const metrics = createMetrics();
+    if (cfg.role !== 'gateway') {
+      const c = core;
+      worker = startJitWorker({
+        connection, prefix: cfg.redis.prefix, concurrency: cfg.jit.provisionConcurrency, log,
+        handlers: buildJobHandlers(c.engine, queue, async (id) => (await c.repo.getSession(id))?.leaseExpiresAt ?? null),
+        onJob: (name, outcome, seconds) => {
+          metrics.jobs.inc({ name, outcome });
+          metrics.jobDuration.observe({ name }, seconds);
+        },
+      });
+      await queue.scheduleReconcile(cfg.jit.reconcileIntervalSeconds);
+      await queue.reconcileNow(false);
+    }
+    if (cfg.role !== 'worker') {
+      const q = queue;
+      const db = core.db;
+      app = await buildServer({
+        log, metrics, version: VERSION, trustProxy: cfg.server.trustProxy,
+        readiness: [
+          { name: 'database', check: () => db.ping() },
+          { name: 'redis', check: () => q.ping() },
+        ],
+      });
+      const address = await app.listen({ host: cfg.server.host, port: cfg.server.port });
+      log.info({ url: address, role: cfg.role, database: core.db.kind, redis: embedded ? 'embedded' : 'external' }, 'jitgate gateway listening');
+      return { core, app, url: address, queue, redis, close };
+    }
+    log.info({ role: cfg.role }, 'jitgate worker running');
+    return { core, queue, redis, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: typecheck, lint, circular-import check, unit and
+# integration tests against real services (Redis, PostgreSQL, Samba AD,
+# sshd hosts) that the suite starts itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -eq 0 ]; then bash scripts/install-system-deps.sh; fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+step() { printf '\n== %s\n' "$1"; }
+step "typecheck"; npx tsc -p tsconfig.json --noEmit
+step "lint"; npx eslint .
+step "circular imports"; npx dpdm --no-warning --no-tree --exit-code circular:1 -T cli.ts main.ts
+step "layering"; bash scripts/check-layers.sh
+step "build"; npx tsc -p tsconfig.build.json
+step "tests"; npx vitest run "$@"
