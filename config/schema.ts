@@ -49,7 +49,7 @@ export function buildConfigSchema(env: Env) {
     type: z.literal('ldap'),
     url: z.string().regex(/^ldaps?:\/\/.+/, 'must be an ldap:// or ldaps:// URL'),
     startTls: z.boolean().default(false),
-    caCert: secretRef(env).optional().describe('PEM, or file:/path to it'),
+    caCert: secretRef(env).describe('PEM of the CA that signed the directory certificate, or file:/path to it'),
     bindDn: z.string().min(1),
     bindPassword: secretRef(env),
     baseDn: z.string().min(1),

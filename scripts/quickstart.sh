@@ -8,6 +8,6 @@ if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then bash scripts/install-system-deps.sh
   else echo "redis-server is missing: sudo apt-get install -y redis-server" >&2; exit 1; fi
 fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then bash scripts/npm-install.sh; fi
 npx tsc -p tsconfig.build.json
 exec node bin/jitgate.js serve "$@"

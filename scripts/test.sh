@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then bash scripts/install-system-deps.sh; fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then bash scripts/npm-install.sh; fi
 step() { printf '\n== %s\n' "$1"; }
 step "typecheck"; npx tsc -p tsconfig.json --noEmit
 step "lint"; npx eslint .

@@ -1,6 +1,10 @@
 import type { TestProject } from 'vitest/node';
 import { postgresAvailable, startPostgres, type PostgresHandle } from './harness/postgres.js';
 import { redisAvailable, startRedis, type RedisHandle } from './harness/redis.js';
+import { cleanupAllSambaAd } from './harness/samba-ad.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -36,5 +40,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('missing', missing.join('; '));
   return async () => {
     await Promise.allSettled([redis?.stop(), pgh?.stop()]);
+    // Leftovers of crashed suites: Samba DCs and sshd test hosts in their namespaces.
+    if (process.getuid?.() === 0) {
+      await Promise.allSettled([
+        cleanupAllSambaAd(),
+        promisify(execFile)('bash', [fileURLToPath(new URL('../scripts/ssh-host.sh', import.meta.url)), 'cleanup-all']),
+      ]);
+    }
   };
 }

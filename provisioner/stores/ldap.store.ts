@@ -1,0 +1,492 @@
+/**
+ * AccountStore for Active Directory (and Samba AD) over LDAP.
+ *
+ * - Transport: LDAPS, or LDAP + StartTLS, always verifying the server against
+ *   the configured CA. Passwords are never sent without TLS
+ *   (JIT_ERR_STORE_INSECURE): AD only accepts `unicodePwd` over an encrypted
+ *   connection anyway ([MS-ADTS] 3.1.1.3.1.5.2).
+ * - One bound connection for the service account is kept and reused; if it
+ *   was lost it is re-established (bind again) once per operation.
+ * - Accounts are found by sAMAccountName anywhere under `baseDn`, created in
+ *   `accountsContainer` (or the spec's container), and every mutation except
+ *   `create` first proves the account carries a `jitgate:` marker in
+ *   `description`.
+ */
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { Attribute, Change, Client, type Entry } from 'ldapts';
+import type { Logger } from 'pino';
+import { CoreErrors, JitgateError } from '../../core/errors.js';
+import {
+  MARKER_PREFIX,
+  type AccountStore,
+  type CreateAccountSpec,
+  type ManagedAccount,
+  type NameRules,
+} from '../account-store.js';
+import { StoreErrors } from '../errors.js';
+import { assertValidSamAccountName, escapeDnValue, escapeFilterValue, SAM_MAX_LENGTH } from './ldap-escape.js';
+import { LdapResult, ldapResultCode, mapLdapError, type ErrorContext } from './ldap-errors.js';
+
+export interface LdapStoreOptions {
+  /** `ldaps://host:636`, or `ldap://host:389` together with `startTls: true`. */
+  readonly url: string;
+  /** Upgrade an `ldap://` connection with StartTLS (RFC 4511 section 4.14). */
+  readonly startTls?: boolean;
+  /** PEM of the CA(s) the directory's certificate must chain to. */
+  readonly caCert: string | Buffer;
+  /** Service account DN (needs create/delete users in the container, write `member` of the groups). */
+  readonly bindDn: string;
+  readonly bindPassword: string;
+  /** Domain naming context, e.g. `DC=corp,DC=example`. Accounts are looked up below it. */
+  readonly baseDn: string;
+  /** DN of the OU where accounts are created and where `listManaged` looks. */
+  readonly accountsContainer: string;
+  /** Configured group name → group DN. */
+  readonly groups: Readonly<Record<string, string>>;
+  /** UPN suffix (`name@<suffix>`); default: the DNS name of `baseDn`. */
+  readonly upnSuffix?: string;
+  readonly logger: Logger;
+  /** Connect and per-operation timeout; default 10 s. */
+  readonly timeoutMs?: number;
+}
+
+/** userAccountControl flags ([MS-ADTS] 2.2.16). */
+const UAC_ACCOUNTDISABLE = 0x2;
+const UAC_NORMAL_ACCOUNT = 0x200;
+
+/** FILETIME epoch (1601-01-01) to Unix epoch in 100-ns intervals. */
+const FILETIME_UNIX_OFFSET = 116_444_736_000_000_000n;
+/** accountExpires values meaning "never" ([MS-ADA1] Account-Expires). */
+const NEVER_EXPIRES = new Set(['0', '9223372036854775807']);
+
+const ACCOUNT_ATTRIBUTES = ['sAMAccountName', 'description', 'userAccountControl', 'memberOf', 'accountExpires'];
+
+/** Date → AD FILETIME (100-ns intervals since 1601-01-01 UTC) as a decimal string. */
+export function toFileTime(date: Date): string {
+  return (BigInt(date.getTime()) * 10_000n + FILETIME_UNIX_OFFSET).toString();
+}
+
+/** AD FILETIME string → Date; null for "never". */
+export function fromFileTime(value: string): Date | null {
+  if (NEVER_EXPIRES.has(value) || !/^\d+$/.test(value)) return null;
+  return new Date(Number((BigInt(value) - FILETIME_UNIX_OFFSET) / 10_000n));
+}
+
+/** `unicodePwd` value: the password in double quotes, UTF-16LE ([MS-ADTS] 3.1.1.3.1.5.2). */
+function encodeUnicodePwd(password: string): Buffer {
+  return Buffer.from(`"${password}"`, 'utf16le');
+}
+
+/** Canonical form for comparing DNs: lower case, no blanks around `,` and `=`. */
+function normalizeDn(dn: string): string {
+  return dn
+    .split(/(?<!\\),/)
+    .map((rdn) => rdn.split(/(?<!\\)=/).map((p) => p.trim()).join('='))
+    .join(',')
+    .toLowerCase();
+}
+
+function upnSuffixFromBaseDn(baseDn: string): string {
+  return baseDn
+    .split(/(?<!\\),/)
+    .map((rdn) => rdn.trim())
+    .filter((rdn) => /^dc=/i.test(rdn))
+    .map((rdn) => rdn.slice(3))
+    .join('.')
+    .toLowerCase();
+}
+
+function first(entry: Entry, attr: string): string | undefined {
+  const v = entry[attr];
+  const one = Array.isArray(v) ? v[0] : v;
+  if (one === undefined) return undefined;
+  return Buffer.isBuffer(one) ? one.toString('utf8') : String(one);
+}
+
+function all(entry: Entry, attr: string): string[] {
+  const v = entry[attr];
+  if (v === undefined) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
+}
+
+interface AccountEntry {
+  readonly dn: string;
+  readonly account: ManagedAccount;
+  readonly uac: number;
+}
+
+export class LdapAccountStore implements AccountStore {
+  readonly kind = 'ldap' as const;
+  readonly nameRules: NameRules = { maxLength: SAM_MAX_LENGTH };
+
+  readonly #opts: LdapStoreOptions;
+  readonly #log: Logger;
+  readonly #secure: boolean;
+  readonly #upnSuffix: string;
+  readonly #timeoutMs: number;
+  /** Normalized group DN → configured name. */
+  readonly #groupNamesByDn: Map<string, string>;
+  #client: Client | null = null;
+  #connecting: Promise<Client> | null = null;
+  #closed = false;
+
+  constructor(opts: LdapStoreOptions) {
+    const url = new URL(opts.url);
+    if (url.protocol !== 'ldaps:' && url.protocol !== 'ldap:') {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: 'ldap store url must be ldaps:// or ldap://' });
+    }
+    if (url.protocol === 'ldaps:' && opts.startTls === true) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: 'startTls cannot be combined with an ldaps:// url' });
+    }
+    this.#opts = opts;
+    this.#secure = url.protocol === 'ldaps:' || opts.startTls === true;
+    this.#upnSuffix = opts.upnSuffix ?? upnSuffixFromBaseDn(opts.baseDn);
+    this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#groupNamesByDn = new Map(Object.entries(opts.groups).map(([name, dn]) => [normalizeDn(dn), name]));
+    this.#log = opts.logger.child({ component: 'ldap-store', store: opts.url });
+    if (!this.#secure) {
+      this.#log.warn('ldap store configured without TLS; password operations will be refused');
+    }
+  }
+
+  // --- connection ---------------------------------------------------------
+
+  #tlsOptions(): ConnectionOptions {
+    const host = new URL(this.#opts.url).hostname.replace(/^\[|\]$/g, '');
+    // Node checks the certificate against `servername` or `host`; SNI must not be an IP (RFC 6066 section 3).
+    return { ca: [this.#opts.caCert], host, ...(isIP(host) === 0 ? { servername: host } : {}), minVersion: 'TLSv1.2' };
+  }
+
+  async #connect(): Promise<Client> {
+    const ldaps = new URL(this.#opts.url).protocol === 'ldaps:';
+    const client = new Client({
+      url: this.#opts.url,
+      timeout: this.#timeoutMs,
+      connectTimeout: this.#timeoutMs,
+      // TLS options only where TLS happens: ldaps:// here, StartTLS below.
+      ...(ldaps ? { tlsOptions: this.#tlsOptions() } : {}),
+    });
+    const ctx = { store: this.#opts.url, operation: 'bind' };
+    try {
+      if (this.#opts.startTls === true) await client.startTLS(this.#tlsOptions());
+      await client.bind(this.#opts.bindDn, this.#opts.bindPassword);
+    } catch (err) {
+      await client.unbind().catch(() => undefined);
+      throw mapLdapError(err, ctx);
+    }
+    return client;
+  }
+
+  async #getClient(): Promise<Client> {
+    if (this.#closed) {
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#opts.url, reason: 'store closed' });
+    }
+    if (this.#client?.isConnected === true) return this.#client;
+    if (this.#client) {
+      // ldapts would silently reconnect unbound (and without StartTLS); start over instead.
+      const stale = this.#client;
+      this.#client = null;
+      await stale.unbind().catch(() => undefined);
+    }
+    this.#connecting ??= this.#connect()
+      .then((c) => {
+        this.#client = c;
+        return c;
+      })
+      .finally(() => {
+        this.#connecting = null;
+      });
+    return this.#connecting;
+  }
+
+  /**
+   * Run `fn` on the bound service connection. A transport failure drops the
+   * connection and, when `retry` (the operation is safe to repeat), runs `fn`
+   * once more on a fresh bind; otherwise it surfaces as UNREACHABLE.
+   */
+  async #run<T>(ctx: ErrorContext, fn: (c: Client) => Promise<T>, retry = true): Promise<T> {
+    const client = await this.#getClient();
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (ldapResultCode(err) !== undefined || err instanceof JitgateError) throw mapLdapError(err, ctx);
+      this.#log.warn({ operation: ctx.operation, err: mapLdapError(err, ctx).toJSON() }, 'ldap connection lost');
+      this.#dropClient(client);
+      if (!retry) throw mapLdapError(err, ctx);
+    }
+    const again = await this.#getClient();
+    try {
+      return await fn(again);
+    } catch (err) {
+      if (ldapResultCode(err) === undefined && !(err instanceof JitgateError)) this.#dropClient(again);
+      throw mapLdapError(err, ctx);
+    }
+  }
+
+  #dropClient(client: Client): void {
+    if (this.#client === client) this.#client = null;
+    void client.unbind().catch(() => undefined);
+  }
+
+  #requireSecure(operation: string): void {
+    if (!this.#secure) throw new JitgateError(StoreErrors.JIT_ERR_STORE_INSECURE, { operation });
+  }
+
+  #groupDn(group: string): string {
+    const dn = Object.hasOwn(this.#opts.groups, group) ? this.#opts.groups[group] : undefined;
+    if (dn === undefined) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group });
+    return dn;
+  }
+
+  // --- reads ----------------------------------------------------------------
+
+  #toAccount(entry: Entry): AccountEntry {
+    const uac = Number(first(entry, 'userAccountControl') ?? '0');
+    const groups = all(entry, 'memberOf')
+      .map((dn) => this.#groupNamesByDn.get(normalizeDn(dn)))
+      .filter((g): g is string => g !== undefined);
+    const expires = first(entry, 'accountExpires');
+    return {
+      dn: entry.dn,
+      uac,
+      account: {
+        name: first(entry, 'sAMAccountName') ?? '',
+        marker: first(entry, 'description') ?? '',
+        enabled: (uac & UAC_ACCOUNTDISABLE) === 0,
+        groups,
+        expiresAt: expires === undefined ? null : fromFileTime(expires),
+      },
+    };
+  }
+
+  async #find(client: Client, name: string): Promise<AccountEntry | null> {
+    const filter = `(&(objectCategory=person)(objectClass=user)(sAMAccountName=${escapeFilterValue(name)}))`;
+    const { searchEntries } = await client.search(this.#opts.baseDn, { scope: 'sub', filter, attributes: ACCOUNT_ATTRIBUTES });
+    const entry = searchEntries[0];
+    return entry === undefined ? null : this.#toAccount(entry);
+  }
+
+  /** The account, after proving jitgate created it; null when missing. */
+  async #findManaged(client: Client, name: string): Promise<AccountEntry | null> {
+    const found = await this.#find(client, name);
+    if (found && !found.account.marker.startsWith(MARKER_PREFIX)) {
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_NOT_MANAGED, { name });
+    }
+    return found;
+  }
+
+  async #requireManaged(client: Client, name: string): Promise<AccountEntry> {
+    const found = await this.#findManaged(client, name);
+    if (!found) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    return found;
+  }
+
+  async get(name: string): Promise<ManagedAccount | null> {
+    assertValidSamAccountName(name);
+    return this.#run({ store: this.#opts.url, operation: 'get', name }, async (c) => (await this.#find(c, name))?.account ?? null);
+  }
+
+  async listManaged(): Promise<ManagedAccount[]> {
+    // The trailing `*` is a deliberate substring wildcard; the value before it is escaped (RFC 4515).
+    const filter = `(&(objectCategory=person)(objectClass=user)(description=${escapeFilterValue(MARKER_PREFIX)}*))`;
+    return this.#run({ store: this.#opts.url, operation: 'listManaged' }, async (c) => {
+      const out: ManagedAccount[] = [];
+      const pages = c.searchPaginated(this.#opts.accountsContainer, {
+        scope: 'sub',
+        filter,
+        attributes: ACCOUNT_ATTRIBUTES,
+        paged: { pageSize: 500 },
+      });
+      for await (const page of pages) {
+        for (const entry of page.searchEntries) {
+          const { account } = this.#toAccount(entry);
+          // Defence in depth: the server evaluated the filter; check the prefix case-sensitively here.
+          if (account.marker.startsWith(MARKER_PREFIX)) out.push(account);
+        }
+      }
+      return out;
+    });
+  }
+
+  // --- mutations --------------------------------------------------------------
+
+  async create(spec: CreateAccountSpec): Promise<void> {
+    assertValidSamAccountName(spec.name);
+    if (!spec.marker.startsWith(MARKER_PREFIX)) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `marker must start with ${MARKER_PREFIX}` });
+    }
+    this.#requireSecure('set a password');
+    const container = spec.container ?? this.#opts.accountsContainer;
+    const dn = `CN=${escapeDnValue(spec.name)},${container}`;
+    const upn = `${spec.name}@${this.#upnSuffix}`;
+    const ctx = { store: this.#opts.url, operation: 'create', name: spec.name };
+    // Samba and AD accept unicodePwd in the add itself over TLS, so the account
+    // never exists enabled without its password; userAccountControl 512 there
+    // too (a password-less enabled add would be refused with 53 / 19).
+    const attributes = [
+      new Attribute({ type: 'objectClass', values: ['top', 'person', 'organizationalPerson', 'user'] }),
+      new Attribute({ type: 'cn', values: [spec.name] }),
+      new Attribute({ type: 'sAMAccountName', values: [spec.name] }),
+      new Attribute({ type: 'userPrincipalName', values: [upn] }),
+      new Attribute({ type: 'description', values: [spec.marker] }),
+      new Attribute({ type: 'displayName', values: [spec.displayName ?? spec.name] }),
+      new Attribute({ type: 'userAccountControl', values: [String(UAC_NORMAL_ACCOUNT)] }),
+      new Attribute({ type: 'accountExpires', values: [toFileTime(spec.expiresAt)] }),
+      new Attribute({ type: 'unicodePwd', values: [encodeUnicodePwd(spec.password)] }),
+    ];
+    await this.#run(
+      ctx,
+      async (c) => {
+        // Clear answer for the common case; the directory still enforces uniqueness on add.
+        if (await this.#nameOrUpnTaken(c, spec.name, upn)) {
+          throw new JitgateError(StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS, { name: spec.name });
+        }
+        try {
+          await c.add(dn, attributes);
+        } catch (err) {
+          // 19 is both "password policy" and "duplicate UPN/sAMAccountName"; tell them apart by state.
+          if (ldapResultCode(err) === LdapResult.constraintViolation && (await this.#nameOrUpnTaken(c, spec.name, upn))) {
+            throw new JitgateError(StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS, { name: spec.name }, { cause: err });
+          }
+          throw err;
+        }
+      },
+      // Not repeated after a lost connection: the add may have been applied.
+      false,
+    );
+    this.#log.info({ account: spec.name, dn }, 'ldap account created');
+  }
+
+  async #nameOrUpnTaken(c: Client, name: string, upn: string): Promise<boolean> {
+    const filter = `(|(sAMAccountName=${escapeFilterValue(name)})(userPrincipalName=${escapeFilterValue(upn)}))`;
+    const { searchEntries } = await c.search(this.#opts.baseDn, { scope: 'sub', filter, attributes: ['dn'] });
+    return searchEntries.length > 0;
+  }
+
+  async addToGroup(name: string, group: string): Promise<void> {
+    assertValidSamAccountName(name);
+    const groupDn = this.#groupDn(group);
+    await this.#run({ store: this.#opts.url, operation: 'addToGroup', name, group }, async (c) => {
+      const acct = await this.#requireManaged(c, name);
+      try {
+        await c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [acct.dn] }) }));
+      } catch (err) {
+        const code = ldapResultCode(err);
+        // Already a member: 20 attributeOrValueExists (68 on some AD versions).
+        if (code === LdapResult.attributeOrValueExists || code === LdapResult.entryAlreadyExists) return;
+        throw err;
+      }
+    });
+    this.#log.info({ account: name, group }, 'ldap group membership added');
+  }
+
+  async removeFromGroup(name: string, group: string): Promise<void> {
+    assertValidSamAccountName(name);
+    const groupDn = this.#groupDn(group);
+    await this.#run({ store: this.#opts.url, operation: 'removeFromGroup', name, group }, async (c) => {
+      const acct = await this.#findManaged(c, name);
+      if (!acct) return;
+      try {
+        await c.modify(groupDn, new Change({ operation: 'delete', modification: new Attribute({ type: 'member', values: [acct.dn] }) }));
+      } catch (err) {
+        const code = ldapResultCode(err);
+        // Not a member: 16 noSuchAttribute (Samba), 53 unwillingToPerform (Windows AD).
+        if (code === LdapResult.noSuchAttribute || code === LdapResult.unwillingToPerform) return;
+        throw err;
+      }
+    });
+    this.#log.info({ account: name, group }, 'ldap group membership removed');
+  }
+
+  async disable(name: string): Promise<void> {
+    assertValidSamAccountName(name);
+    await this.#run({ store: this.#opts.url, operation: 'disable', name }, async (c) => {
+      const acct = await this.#requireManaged(c, name);
+      if ((acct.uac & UAC_ACCOUNTDISABLE) !== 0) return;
+      await c.modify(acct.dn, this.#replace('userAccountControl', String(acct.uac | UAC_ACCOUNTDISABLE)));
+    });
+    this.#log.info({ account: name }, 'ldap account disabled');
+  }
+
+  async enable(name: string, expiresAt: Date): Promise<void> {
+    assertValidSamAccountName(name);
+    await this.#run({ store: this.#opts.url, operation: 'enable', name }, async (c) => {
+      const acct = await this.#requireManaged(c, name);
+      await c.modify(acct.dn, [
+        this.#replace('accountExpires', toFileTime(expiresAt)),
+        this.#replace('userAccountControl', String(acct.uac & ~UAC_ACCOUNTDISABLE)),
+      ]);
+    });
+    this.#log.info({ account: name, expiresAt: expiresAt.toISOString() }, 'ldap account enabled');
+  }
+
+  async setPassword(name: string, password: string): Promise<void> {
+    assertValidSamAccountName(name);
+    this.#requireSecure('set a password');
+    await this.#run({ store: this.#opts.url, operation: 'setPassword', name }, async (c) => {
+      const acct = await this.#requireManaged(c, name);
+      // Administrative reset: a single replace of unicodePwd ([MS-ADTS] 3.1.1.3.1.5.2).
+      await c.modify(acct.dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [encodeUnicodePwd(password)] }) }));
+    });
+    this.#log.info({ account: name }, 'ldap account password reset');
+  }
+
+  async setMarker(name: string, marker: string): Promise<void> {
+    assertValidSamAccountName(name);
+    if (!marker.startsWith(MARKER_PREFIX)) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `marker must start with ${MARKER_PREFIX}` });
+    }
+    await this.#run({ store: this.#opts.url, operation: 'setMarker', name }, async (c) => {
+      const acct = await this.#requireManaged(c, name);
+      await c.modify(acct.dn, this.#replace('description', marker));
+    });
+    this.#log.info({ account: name, marker }, 'ldap account marker updated');
+  }
+
+  async delete(name: string): Promise<void> {
+    assertValidSamAccountName(name);
+    let deleted = false;
+    await this.#run({ store: this.#opts.url, operation: 'delete', name }, async (c) => {
+      const acct = await this.#findManaged(c, name);
+      if (!acct) return;
+      try {
+        await c.del(acct.dn);
+        deleted = true;
+      } catch (err) {
+        if (ldapResultCode(err) === LdapResult.noSuchObject) return;
+        throw err;
+      }
+    });
+    if (deleted) this.#log.info({ account: name }, 'ldap account deleted');
+  }
+
+  #replace(type: string, value: string): Change {
+    return new Change({ operation: 'replace', modification: new Attribute({ type, values: [value] }) });
+  }
+
+  // --- lifecycle ----------------------------------------------------------------
+
+  async check(): Promise<void> {
+    await this.#run({ store: this.#opts.url, operation: 'check' }, async (c) => {
+      await c.search('', { scope: 'base', filter: '(objectClass=*)', attributes: ['defaultNamingContext'] });
+      for (const [what, dn] of [['baseDn', this.#opts.baseDn], ['accountsContainer', this.#opts.accountsContainer], ...Object.entries(this.#opts.groups).map(([g, dn]) => [`group ${g}`, dn])] as const) {
+        try {
+          await c.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['dn'] });
+        } catch (err) {
+          if (ldapResultCode(err) !== LdapResult.noSuchObject) throw err;
+          throw new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#opts.url, reason: `${what} does not exist` }, { cause: err });
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pending = this.#connecting;
+    const client = this.#client ?? (pending ? await pending.catch(() => null) : null);
+    this.#client = null;
+    if (client) await client.unbind().catch(() => undefined);
+  }
+}

@@ -1,0 +1,455 @@
+/**
+ * AccountStore for Linux hosts, administered over SSH with the shadow tools
+ * (useradd, usermod, userdel, gpasswd, chpasswd).
+ *
+ * - One persistent SSH connection as the provisioning identity (root, or an
+ *   account that may run these tools as root), host key pinned: ssh-connection.ts.
+ * - Ownership: jitgate accounts carry the marker in GECOS *and* are members of
+ *   the marker group (default `jitgate-managed`). GECOS cannot hold `:` (the
+ *   passwd field separator; useradd exits 3), so the marker is written with
+ *   `:` → `;` (linux-names.ts) and read back decoded. Every mutation except
+ *   `create` first proves both, on the target, in the same command that mutates.
+ * - Each operation is one SSH exec of a small POSIX sh script: a constant body
+ *   after `NAME='value'` assignments, every value validated and single-quoted.
+ *   Passwords only ever travel on the command's stdin (to chpasswd).
+ * - Tool results are mapped by exit status (useradd(8), userdel(8) "EXIT
+ *   VALUES"), and our own checks exit with statuses 200+ (see `Rc`); no
+ *   branching on message text.
+ */
+import type { Logger } from 'pino';
+import { CoreErrors, JitgateError } from '../../core/errors.js';
+import type { AccountStore, CreateAccountSpec, ManagedAccount, NameRules } from '../account-store.js';
+import { StoreErrors } from '../errors.js';
+import {
+  assertValidLinuxName,
+  assertValidMarker,
+  gecosToMarker,
+  isValidLinuxName,
+  LINUX_NAME_MAX,
+  markerToGecos,
+  shadowExpiryDate,
+  shellQuote,
+} from './linux-names.js';
+import { SshConnection, type ExecResult } from './ssh-connection.js';
+
+export interface SshStoreOptions {
+  readonly host: string;
+  /** Default 22. */
+  readonly port?: number;
+  /** Provisioning identity; must be root (`PermitRootLogin prohibit-password`). */
+  readonly username: string;
+  /** Private key of the provisioning identity (secret). */
+  readonly privateKey: string | Buffer;
+  readonly passphrase?: string;
+  /** Pinned host key, `SHA256:...` as printed by `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`. */
+  readonly hostKeySha256: string;
+  /** Group every jitgate account is a member of (created on demand); default `jitgate-managed`. */
+  readonly markerGroup?: string;
+  /** Configured group name → Linux group name (e.g. `{ admins: 'sudo' }`). */
+  readonly groups: Readonly<Record<string, string>>;
+  readonly logger: Logger;
+  /** Connect timeout and per-command timeout; default 15 s. */
+  readonly timeoutMs?: number;
+}
+
+/** Exit statuses of our own checks in the scripts below (shadow tools use 0..14). */
+const Rc = {
+  NOT_MANAGED: 200,
+  NO_ACCOUNT: 201,
+  NO_GROUP: 202,
+  BUSY: 203,
+  GROUPADD_FAILED: 204,
+  CHPASSWD_FAILED: 205,
+  NOT_ROOT: 206,
+  MISSING_TOOL: 207,
+} as const;
+
+/** useradd(8) EXIT VALUES. */
+const USERADD_BAD_ARGUMENT = 3;
+const USERADD_NO_GROUP = 6;
+const USERADD_NAME_IN_USE = 9;
+/** userdel(8) EXIT VALUES. */
+const USERDEL_NO_USER = 6;
+const USERDEL_IN_USE = 8;
+const USERDEL_HOME_NOT_REMOVED = 12;
+
+/**
+ * Shared functions. `$MG` is the marker group. Parameter expansion instead of
+ * cut/awk: fewer processes, and nothing re-parses the values.
+ */
+const PRELUDE = `set -u
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# jgt_account NAME: sets JGT_GECOS (passwd field 5); status 1 when NAME does not exist.
+jgt_account() {
+  jgt_ent=$(getent passwd "$1") || return 1
+  jgt_rest=\${jgt_ent#*:*:*:*:}
+  JGT_GECOS=\${jgt_rest%%:*}
+}
+# jgt_in_group NAME GROUP: status 0 when NAME is a listed member of GROUP.
+jgt_in_group() {
+  jgt_grp=$(getent group "$2") || return 1
+  case ",\${jgt_grp##*:}," in *",$1,"*) return 0 ;; esac
+  return 1
+}
+# jgt_managed NAME: status 0 when jitgate owns NAME, 1 when NAME is missing; exits ${Rc.NOT_MANAGED} otherwise.
+jgt_managed() {
+  jgt_account "$1" || return 1
+  case "$JGT_GECOS" in 'jitgate;'*) ;; *) exit ${Rc.NOT_MANAGED} ;; esac
+  jgt_in_group "$1" "$MG" || exit ${Rc.NOT_MANAGED}
+}
+# jgt_describe NAME: passwd line, lock state and expiry day (never the hash), groups.
+jgt_describe() {
+  jgt_ent=$(getent passwd "$1") || return 0
+  jgt_sh=$(getent shadow "$1") || jgt_sh=''
+  jgt_rest=\${jgt_sh#*:}
+  jgt_hash=\${jgt_rest%%:*}
+  jgt_rest=\${jgt_rest#*:*:*:*:*:*:}
+  jgt_exp=\${jgt_rest%%:*}
+  case "$jgt_hash" in '!'*) jgt_lock=L ;; *) jgt_lock=U ;; esac
+  [ -n "$jgt_sh" ] || { jgt_lock=N; jgt_exp=''; }
+  printf 'A\\t%s\\nS\\t%s\\t%s\\nG\\t%s\\n' "$jgt_ent" "$jgt_lock" "$jgt_exp" "$(id -nG "$1" 2>/dev/null)"
+}
+`;
+
+const CREATE = `groupadd -f "$MG" </dev/null >&2 || exit ${Rc.GROUPADD_FAILED}
+useradd -m -s /bin/bash -e "$EXP" -c "$GECOS" -G "$MG" -- "$N" </dev/null >&2
+rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+# stdin: "name:password" for chpasswd. Roll back the account we just made if it fails.
+if ! chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.CHPASSWD_FAILED}; fi
+`;
+
+const ADD_TO_GROUP = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
+jgt_in_group "$N" "$G" && exit 0
+gpasswd -a "$N" "$G" </dev/null >/dev/null
+`;
+
+const REMOVE_FROM_GROUP = `jgt_managed "$N" || exit 0
+getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
+jgt_in_group "$N" "$G" || exit 0
+gpasswd -d "$N" "$G" </dev/null >/dev/null
+`;
+
+// shadow(5): expire 1 = 1970-01-02, i.e. expired; -L prefixes the hash with '!'.
+const DISABLE = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+usermod -L -e 1 -- "$N" </dev/null >&2
+`;
+
+const ENABLE = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+usermod -U -e "$EXP" -- "$N" </dev/null >&2
+`;
+
+// chpasswd writes a fresh hash, which would silently unlock a disabled account: re-lock it.
+const SET_PASSWORD = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+jgt_sh=$(getent shadow "$N") || jgt_sh=''
+case "\${jgt_sh#*:}" in '!'*) jgt_locked=1 ;; *) jgt_locked=0 ;; esac
+chpasswd >&2 || exit ${Rc.CHPASSWD_FAILED}
+[ "$jgt_locked" -eq 0 ] || usermod -L -- "$N" </dev/null >&2
+`;
+
+const SET_MARKER = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+usermod -c "$GECOS" -- "$N" </dev/null >&2
+`;
+
+// userdel exits 8 while any process runs as the user (it scans /proc); kill and retry.
+const DELETE = `jgt_managed "$N" || exit 0
+i=0
+while :; do
+  pkill -KILL -u "$N" >/dev/null 2>&1
+  pkill -KILL -U "$N" >/dev/null 2>&1
+  userdel -r -- "$N" </dev/null >&2
+  rc=$?
+  [ "$rc" -eq ${USERDEL_IN_USE} ] || exit "$rc"
+  i=$((i + 1))
+  [ "$i" -lt 10 ] || exit ${Rc.BUSY}
+  sleep 0.2
+done
+`;
+
+const GET = `jgt_describe "$N"
+`;
+
+const LIST_MANAGED = `set -f
+jgt_grp=$(getent group "$MG") || exit 0
+IFS=,
+set -- \${jgt_grp##*:}
+IFS=' '
+for u in "$@"; do
+  jgt_account "$u" || continue
+  case "$JGT_GECOS" in 'jitgate;'*) jgt_describe "$u" ;; esac
+done
+`;
+
+const CHECK = `[ "$(id -u)" -eq 0 ] || exit ${Rc.NOT_ROOT}
+for c in getent id useradd usermod userdel groupadd gpasswd chpasswd pkill; do
+  command -v "$c" >/dev/null 2>&1 || { printf '%s\\n' "$c"; exit ${Rc.MISSING_TOOL}; }
+done
+set -f
+for g in $GL; do
+  getent group "$g" >/dev/null || { printf '%s\\n' "$g"; exit ${Rc.NO_GROUP}; }
+done
+`;
+
+const DAY_MS = 86_400_000;
+
+/** Lines printed by `jgt_describe`, parsed into accounts. Unparsable records are skipped. */
+function parseDescribe(stdout: string, groupsByLinuxName: ReadonlyMap<string, string>): ManagedAccount[] {
+  const out: ManagedAccount[] = [];
+  const lines = stdout.split('\n');
+  for (let i = 0; i + 2 < lines.length; i++) {
+    const a = lines[i];
+    if (a === undefined || !a.startsWith('A\t')) continue;
+    const s = lines[i + 1] ?? '';
+    const g = lines[i + 2] ?? '';
+    if (!s.startsWith('S\t') || !g.startsWith('G\t')) continue;
+    i += 2;
+    const fields = a.slice(2).split(':');
+    const name = fields[0] ?? '';
+    if (!isValidLinuxName(name) || fields.length < 7) continue;
+    const [, lock = 'N', expire = ''] = s.split('\t');
+    const expireDays = /^\d+$/.test(expire) ? Number(expire) : null;
+    const expiresAt = expireDays === null ? null : new Date(expireDays * DAY_MS);
+    const expired = expiresAt !== null && expiresAt.getTime() <= Date.now();
+    const groups = g
+      .slice(2)
+      .split(' ')
+      .map((lg) => groupsByLinuxName.get(lg))
+      .filter((c): c is string => c !== undefined);
+    out.push({
+      name,
+      marker: gecosToMarker(fields[4] ?? ''),
+      enabled: lock === 'U' && !expired,
+      groups: [...new Set(groups)],
+      expiresAt,
+    });
+  }
+  return out;
+}
+
+function assertPassword(password: string): void {
+  // chpasswd reads "name:password" lines: a line break would start a second record.
+  if (typeof password !== 'string' || password.length === 0 || /[\r\n\0]/.test(password)) {
+    throw new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'empty or contains a line break or NUL' });
+  }
+}
+
+export class SshAccountStore implements AccountStore {
+  readonly kind = 'ssh' as const;
+  readonly nameRules: NameRules = { maxLength: LINUX_NAME_MAX };
+
+  readonly #conn: SshConnection;
+  readonly #log: Logger;
+  readonly #markerGroup: string;
+  readonly #groups: ReadonlyMap<string, string>;
+  /** Linux group → configured name (several configured names may share a Linux group; the first wins). */
+  readonly #groupsByLinuxName: ReadonlyMap<string, string>;
+
+  constructor(opts: SshStoreOptions) {
+    const markerGroup = opts.markerGroup ?? 'jitgate-managed';
+    assertValidLinuxName(markerGroup, 'group');
+    const groups = new Map<string, string>();
+    const byLinux = new Map<string, string>();
+    for (const [configured, linux] of Object.entries(opts.groups)) {
+      assertValidLinuxName(linux, 'group');
+      if (linux === markerGroup) {
+        throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `group ${configured} must not be the marker group` });
+      }
+      groups.set(configured, linux);
+      if (!byLinux.has(linux)) byLinux.set(linux, configured);
+    }
+    this.#markerGroup = markerGroup;
+    this.#groups = groups;
+    this.#groupsByLinuxName = byLinux;
+    this.#conn = new SshConnection({
+      host: opts.host,
+      port: opts.port ?? 22,
+      username: opts.username,
+      privateKey: opts.privateKey,
+      ...(opts.passphrase !== undefined ? { passphrase: opts.passphrase } : {}),
+      hostKeySha256: opts.hostKeySha256,
+      logger: opts.logger,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    });
+    this.#log = opts.logger.child({ component: 'ssh-store', store: this.#conn.store });
+  }
+
+  // --- plumbing ---------------------------------------------------------------
+
+  /** Runs PRELUDE + body with `vars` as quoted shell assignments. */
+  async #run(operation: string, vars: Record<string, string>, body: string, stdin?: string): Promise<ExecResult> {
+    const assignments = Object.entries({ MG: this.#markerGroup, ...vars })
+      .map(([k, v]) => {
+        if (!/^[A-Z][A-Z0-9_]*$/.test(k)) throw new Error(`bad script variable ${k}`);
+        return `${k}=${shellQuote(v)}`;
+      })
+      .join('\n');
+    const started = performance.now();
+    const res = await this.#conn.exec(`${assignments}\n${PRELUDE}${body}`, stdin === undefined ? {} : { stdin });
+    this.#log.debug({ operation, code: res.code, ms: Math.round(performance.now() - started) }, 'ssh store command finished');
+    return res;
+  }
+
+  #failed(operation: string, res: ExecResult, name?: string): JitgateError {
+    // stderr of the shadow tools names accounts and groups, never passwords.
+    this.#log.warn({ operation, account: name, code: res.code, signal: res.signal, stderr: res.stderr.slice(0, 500) }, 'ssh store command failed');
+    const reason = res.code === null ? `${operation}: killed by ${res.signal ?? 'signal'}` : `${operation}: exit ${res.code}`;
+    return new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#conn.store, reason });
+  }
+
+  /** Common mapping for our own statuses; returns the error, or null for a status the caller must handle. */
+  #mapRc(operation: string, res: ExecResult, name: string, group?: string): JitgateError | null {
+    switch (res.code) {
+      case Rc.NOT_MANAGED:
+        return new JitgateError(StoreErrors.JIT_ERR_STORE_NOT_MANAGED, { name });
+      case Rc.NO_ACCOUNT:
+        return new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+      case Rc.NO_GROUP:
+        return new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group: group ?? '' });
+      case Rc.CHPASSWD_FAILED:
+        this.#log.warn({ operation, account: name, stderr: res.stderr.slice(0, 500) }, 'chpasswd refused the password');
+        return new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'chpasswd refused the password' });
+      default:
+        return null;
+    }
+  }
+
+  #linuxGroup(group: string): string {
+    const linux = this.#groups.get(group);
+    if (linux === undefined) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group });
+    return linux;
+  }
+
+  // --- reads ------------------------------------------------------------------
+
+  async get(name: string): Promise<ManagedAccount | null> {
+    assertValidLinuxName(name, 'user');
+    const res = await this.#run('get', { N: name }, GET);
+    if (res.code !== 0) throw this.#failed('get', res, name);
+    return parseDescribe(res.stdout, this.#groupsByLinuxName).find((a) => a.name === name) ?? null;
+  }
+
+  async listManaged(): Promise<ManagedAccount[]> {
+    const res = await this.#run('listManaged', {}, LIST_MANAGED);
+    if (res.code !== 0) throw this.#failed('listManaged', res);
+    return parseDescribe(res.stdout, this.#groupsByLinuxName).filter((a) => a.marker.startsWith('jitgate:'));
+  }
+
+  // --- mutations ----------------------------------------------------------------
+
+  async create(spec: CreateAccountSpec): Promise<void> {
+    assertValidLinuxName(spec.name, 'user');
+    assertValidMarker(spec.marker);
+    assertPassword(spec.password);
+    const vars = { N: spec.name, GECOS: markerToGecos(spec.marker), EXP: shadowExpiryDate(spec.expiresAt) };
+    const res = await this.#run('create', vars, CREATE, `${spec.name}:${spec.password}\n`);
+    switch (res.code) {
+      case 0:
+        break;
+      case USERADD_NAME_IN_USE:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS, { name: spec.name });
+      case USERADD_NO_GROUP:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group: this.#markerGroup });
+      case USERADD_BAD_ARGUMENT:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNWILLING, { reason: 'useradd rejected an argument' });
+      default:
+        throw this.#mapRc('create', res, spec.name) ?? this.#failed('create', res, spec.name);
+    }
+    this.#log.info({ account: spec.name, marker: spec.marker, expires: vars.EXP }, 'linux account created');
+  }
+
+  async addToGroup(name: string, group: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const linux = this.#linuxGroup(group);
+    const res = await this.#run('addToGroup', { N: name, G: linux }, ADD_TO_GROUP);
+    if (res.code !== 0) throw this.#mapRc('addToGroup', res, name, group) ?? this.#failed('addToGroup', res, name);
+    this.#log.info({ account: name, group, linuxGroup: linux }, 'linux group membership added');
+  }
+
+  async removeFromGroup(name: string, group: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const linux = this.#linuxGroup(group);
+    const res = await this.#run('removeFromGroup', { N: name, G: linux }, REMOVE_FROM_GROUP);
+    if (res.code === Rc.NO_GROUP) {
+      // No such group on the host, so no membership to remove; worth an operator's look.
+      this.#log.warn({ account: name, group, linuxGroup: linux }, 'linux group missing on target; nothing to remove');
+      return;
+    }
+    if (res.code !== 0) throw this.#mapRc('removeFromGroup', res, name, group) ?? this.#failed('removeFromGroup', res, name);
+    this.#log.info({ account: name, group, linuxGroup: linux }, 'linux group membership removed');
+  }
+
+  async disable(name: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const res = await this.#run('disable', { N: name }, DISABLE);
+    if (res.code !== 0) throw this.#mapRc('disable', res, name) ?? this.#failed('disable', res, name);
+    this.#log.info({ account: name }, 'linux account disabled');
+  }
+
+  async enable(name: string, expiresAt: Date): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const exp = shadowExpiryDate(expiresAt);
+    const res = await this.#run('enable', { N: name, EXP: exp }, ENABLE);
+    if (res.code !== 0) throw this.#mapRc('enable', res, name) ?? this.#failed('enable', res, name);
+    this.#log.info({ account: name, expires: exp }, 'linux account enabled');
+  }
+
+  async setPassword(name: string, password: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    assertPassword(password);
+    const res = await this.#run('setPassword', { N: name }, SET_PASSWORD, `${name}:${password}\n`);
+    if (res.code !== 0) throw this.#mapRc('setPassword', res, name) ?? this.#failed('setPassword', res, name);
+    this.#log.info({ account: name }, 'linux account password reset');
+  }
+
+  async setMarker(name: string, marker: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const gecos = markerToGecos(marker);
+    const res = await this.#run('setMarker', { N: name, GECOS: gecos }, SET_MARKER);
+    if (res.code !== 0) throw this.#mapRc('setMarker', res, name) ?? this.#failed('setMarker', res, name);
+    this.#log.info({ account: name, marker }, 'linux account marker updated');
+  }
+
+  async delete(name: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const res = await this.#run('delete', { N: name }, DELETE);
+    switch (res.code) {
+      case 0:
+        this.#log.info({ account: name }, 'linux account deleted');
+        return;
+      case USERDEL_NO_USER:
+        return;
+      case USERDEL_HOME_NOT_REMOVED:
+        // The passwd/shadow/group entries are gone; only the home directory is left behind.
+        this.#log.warn({ account: name, stderr: res.stderr.slice(0, 500) }, 'linux account deleted but its home directory was not removed');
+        return;
+      case Rc.BUSY:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_USER_BUSY, { name });
+      default:
+        throw this.#mapRc('delete', res, name) ?? this.#failed('delete', res, name);
+    }
+  }
+
+  // --- lifecycle --------------------------------------------------------------------
+
+  async check(): Promise<void> {
+    const res = await this.#run('check', { GL: [...new Set(this.#groups.values())].join(' ') }, CHECK);
+    const what = res.stdout.trim().split('\n')[0] ?? '';
+    switch (res.code) {
+      case 0:
+        return;
+      case Rc.NOT_ROOT:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#conn.store, reason: 'the provisioning identity is not root' });
+      case Rc.MISSING_TOOL:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#conn.store, reason: `required command ${isValidLinuxName(what) ? what : '?'} not found` });
+      case Rc.NO_GROUP:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group: isValidLinuxName(what) ? what : '?' });
+      default:
+        throw this.#failed('check', res);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#conn.close();
+  }
+}
