@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from 'ldapts';
+import { migrate } from '../core/db/migrations.js';
+import { PgliteDatabase } from '../core/db/pglite.database.js';
+import { silentLogger } from '../core/logging.js';
+import type { AccountStore } from '../provisioner/account-store.js';
+import { JitAccountService } from '../provisioner/jit-account.service.js';
+import { JIT_PRESETS } from '../provisioner/jit-settings.js';
+import { LdapAccountStore } from '../provisioner/stores/ldap.store.js';
+import { JitFixture } from './fixtures/jit-fixture.js';
+import { sambaAdAvailable, startSambaAd, type SambaAdHandle } from './harness/samba-ad.js';
+
+/**
+ * The JIT engine end to end on a real Active Directory (Samba AD DC in a
+ * network namespace): the account really binds, really sits in the group,
+ * and after a crash at the worst moments the reconciler leaves nothing.
+ */
+const avail = sambaAdAvailable();
+
+describe.skipIf(!avail.ok)(`JIT engine on Samba AD${avail.ok ? '' : ` (skipped: ${avail.reason ?? ''})`}`, () => {
+  let ad: SambaAdHandle;
+  let db: PgliteDatabase;
+  let store: LdapAccountStore;
+  let fx: JitFixture;
+  const storeName = 'corp-ad';
+
+  const newStore = () =>
+    new LdapAccountStore({
+      url: ad.url, caCert: ad.caCert, bindDn: ad.bindDn, bindPassword: ad.bindPassword, baseDn: ad.baseDn,
+      accountsContainer: ad.jitOu, groups: ad.adminGroupDns, logger: silentLogger(),
+    });
+
+  async function ldap<T>(fn: (c: Client) => Promise<T>, asDn = ad.bindDn, pw = ad.bindPassword): Promise<T> {
+    const c = new Client({ url: ad.url, tlsOptions: { ca: [ad.caCert] } });
+    try {
+      await c.bind(asDn, pw);
+      return await fn(c);
+    } finally {
+      await c.unbind().catch(() => undefined);
+    }
+  }
+
+  async function groupMembers(group: string): Promise<string[]> {
+    return ldap(async (c) => {
+      const { searchEntries } = await c.search(ad.adminGroupDns[group]!, { scope: 'base', attributes: ['member'] });
+      const m = searchEntries[0]?.member;
+      return (Array.isArray(m) ? m : m ? [m] : []).map(String);
+    });
+  }
+
+  async function canBind(name: string, password: string): Promise<boolean> {
+    const c = new Client({ url: ad.url, tlsOptions: { ca: [ad.caCert] } });
+    try {
+      await c.bind(`${name}@${ad.upnSuffix}`, password);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await c.unbind().catch(() => undefined);
+    }
+  }
+
+  async function jitAccountsInAd(): Promise<string[]> {
+    return ldap(async (c) => {
+      const { searchEntries } = await c.search(ad.baseDn, { filter: '(&(objectClass=user)(description=jitgate:*))', attributes: ['sAMAccountName'] });
+      return searchEntries.map((e) => String(e.sAMAccountName));
+    });
+  }
+
+  beforeAll(async () => {
+    ad = await startSambaAd();
+    db = await PgliteDatabase.open();
+    await migrate(db);
+    store = newStore();
+    fx = new JitFixture(db, new Map<string, AccountStore>([[storeName, store]]));
+  });
+  afterAll(async () => {
+    await store?.close();
+    await db?.close();
+    await ad?.stop();
+  });
+
+  it('maximum security: the JIT account binds, is in JIT Admins during the session, and is gone after check-in', async () => {
+    const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins'] });
+    const { sessionId, result } = await fx.open(pc, 'alice');
+    expect(result.account).toMatch(/^alice_[a-z0-9]{6}$/);
+    const creds = await fx.service.credentials(sessionId);
+    expect(await canBind(result.account!, creds.password.reveal())).toBe(true);
+    expect((await groupMembers('JIT Admins')).some((dn) => dn.toLowerCase().includes(`cn=${result.account}`))).toBe(true);
+    await fx.service.teardown(sessionId, 'closed');
+    expect(await jitAccountsInAd()).not.toContain(result.account);
+    expect(await canBind(result.account!, creds.password.reveal())).toBe(false);
+    expect((await groupMembers('JIT Admins')).some((dn) => dn.toLowerCase().includes(`cn=${result.account}`))).toBe(false);
+    const types = (await fx.audit.list({ sessionId })).map((e) => e.type);
+    expect(types).toEqual(['session.requested', 'account.created', 'account.group_added', 'session.started', 'account.group_removed', 'account.deleted', 'session.ended']);
+  });
+
+  it('balanced: between sessions the account is disabled with a password nobody knows; next time it is re-enabled', async () => {
+    const pc = await fx.computer({ ...JIT_PRESETS.balanced, adminGroups: ['JIT Admins'] });
+    const first = await fx.open(pc, 'bob');
+    const pw1 = (await fx.service.credentials(first.sessionId)).password.reveal();
+    await fx.service.teardown(first.sessionId, 'closed');
+    expect(await canBind(first.result.account!, pw1)).toBe(false);
+    expect(await store.get(first.result.account!)).toMatchObject({ enabled: false, groups: [] });
+    const second = await fx.open(pc, 'bob');
+    expect(second.result.account).toBe(first.result.account);
+    const pw2 = (await fx.service.credentials(second.sessionId)).password.reveal();
+    expect(await canBind(second.result.account!, pw2)).toBe(true);
+    await fx.service.teardown(second.sessionId, 'closed');
+    await store.delete(second.result.account!);
+  });
+
+  it('worker dies between create and group add, and the gateway dies mid-session: after the leases, reconcile leaves zero JIT accounts and memberships', async () => {
+    const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins', 'Helpdesk'] });
+    // (1) a "worker" whose process dies right after the account is created:
+    // its store connection vanishes before the group add and before any rollback.
+    const dying = newStore();
+    const crashingStore: AccountStore = {
+      kind: dying.kind,
+      nameRules: dying.nameRules,
+      create: (spec) => dying.create(spec),
+      addToGroup: async () => {
+        await dying.close();
+        throw new Error('worker killed');
+      },
+      removeFromGroup: async () => { throw new Error('worker killed'); },
+      disable: async () => { throw new Error('worker killed'); },
+      enable: async () => { throw new Error('worker killed'); },
+      setPassword: async () => { throw new Error('worker killed'); },
+      setMarker: async () => { throw new Error('worker killed'); },
+      delete: async () => { throw new Error('worker killed'); },
+      get: (n) => dying.get(n),
+      listManaged: () => dying.listManaged(),
+      check: () => dying.check(),
+      close: () => dying.close(),
+    };
+    const crashEngine = new JitAccountService({
+      repo: fx.repo, audit: fx.audit, box: fx.box, stores: new Map([[storeName, crashingStore]]), log: silentLogger(),
+      installationId: fx.installationId, leaseGraceMs: 1000, now: () => fx.clock,
+    });
+    const s1 = await fx.service.requestSession({ personLogin: 'carol', computer: pc, protocol: 'rdp', minutes: 5 });
+    await expect(crashEngine.provision(s1.id)).rejects.toThrow();
+    const orphan = (await fx.repo.getSession(s1.id))!.accountName!;
+    expect(await jitAccountsInAd()).toContain(orphan);
+
+    // (2) a live session whose gateway dies: no teardown is ever called
+    const s2 = await fx.open(pc, 'dave', { minutes: 5 });
+    expect((await groupMembers('Helpdesk')).length).toBeGreaterThan(0);
+
+    // while the leases are live, the reconciler touches nothing
+    const early = await fx.service.reconcile();
+    expect(early.actions.filter((a) => a.kind !== 'forget')).toEqual([]);
+    expect(await jitAccountsInAd()).toEqual(expect.arrayContaining([orphan, s2.result.account]));
+
+    // a fresh process after the leases ran out (new store connection, same database)
+    fx.clock = new Date(fx.clock.getTime() + 10 * 60_000);
+    const report = await fx.service.reconcile();
+    expect(report.failures).toEqual([]);
+    expect(await jitAccountsInAd()).toEqual([]);
+    expect(await groupMembers('JIT Admins')).toEqual([]);
+    expect(await groupMembers('Helpdesk')).toEqual([]);
+    expect((await fx.repo.getSession(s2.sessionId))!.state).toBe('ended');
+    expect((await fx.audit.verify()).ok).toBe(true);
+  });
+});
