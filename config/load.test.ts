@@ -59,6 +59,7 @@ bogus: 1
     expect(paths).toEqual(
       [
         'accountStores[0].bindPassword',
+        'accountStores[0].caCert',
         'accountStores[0].url',
         'accountStores[1].hostKeySha256',
         'accountStores[1].name',

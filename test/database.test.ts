@@ -37,7 +37,7 @@ for (const f of databaseFactories()) {
     it('enforces one live account per store and name', async () => {
       db = await f.open();
       const ins = (id: string, state: string) =>
-        db!.query("INSERT INTO jit_accounts (id, store, name, mode, state) VALUES ($1, 'ad', 'alice_k3x9q2', 'named', $2)", [id, state]);
+        db!.query("INSERT INTO jit_accounts (id, store, name, mode, owner_key, state) VALUES ($1, 'ad', 'alice_k3x9q2', 'named', 'person:alice', $2)", [id, state]);
       await ins('00000000-0000-0000-0000-00000000000a', 'deleted');
       await ins('00000000-0000-0000-0000-00000000000b', 'active');
       await expect(ins('00000000-0000-0000-0000-00000000000c', 'creating')).rejects.toThrow();
