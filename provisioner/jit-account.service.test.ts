@@ -306,3 +306,13 @@ describe('JIT engine: secrets', () => {
     await fx.service.teardown(sessionId, 'x');
   });
 });
+
+describe('JIT engine: misconfigured group', () => {
+  it('rolls back completely when the admin group does not exist in the store', async () => {
+    const pc = await fx.computer({ ...maxSec, adminGroups: ['No Such Group'] });
+    const s = await fx.service.requestSession({ personLogin: 'rita', computer: pc, protocol: 'ssh' });
+    expect(await codeOf(fx.service.provision(s.id))).toBe('JIT_ERR_STORE_NO_SUCH_GROUP');
+    expect(ad.accounts.size).toBe(0);
+    expect((await fx.repo.getSession(s.id))!.state).toBe('failed');
+  });
+});

@@ -346,7 +346,12 @@ export class JitAccountService {
       const stillNeeded = new Set(others.flatMap((o) => o.groups));
       for (const group of s.groups) {
         if (stillNeeded.has(group)) continue;
-        await store.removeFromGroup(account.name, group);
+        try {
+          await store.removeFromGroup(account.name, group);
+        } catch (err) {
+          // A group that does not exist holds no membership: nothing to remove.
+          if (!isJitgateError(err, StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP)) throw err;
+        }
         await repo.removeSessionGroup(sessionId, group);
         await this.#audit({ type: 'account.group_removed', actor: who, outcome: 'success', ...ctx, data: { group, reason } });
       }

@@ -52,7 +52,7 @@ export class JitQueue {
   /** Job id = session id: a duplicate request is the same job. */
   async provision(sessionId: string): Promise<Job> {
     return this.queue.add('provision', { sessionId } satisfies JobPayloads['provision'], {
-      jobId: `provision:${sessionId}`,
+      jobId: `provision-${sessionId}`,
       attempts: 3,
       backoff: { type: 'exponential', delay: 500 },
       removeOnComplete: { age: 3600, count: 10_000 },
@@ -67,7 +67,7 @@ export class JitQueue {
   /** Teardown is retried for a long time with backoff; the reconciler catches the rest. */
   async teardown(sessionId: string, reason: string): Promise<Job> {
     return this.queue.add('teardown', { sessionId, reason } satisfies JobPayloads['teardown'], {
-      jobId: `teardown:${sessionId}`,
+      jobId: `teardown-${sessionId}`,
       attempts: this.#teardownAttempts,
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: { age: 3600, count: 10_000 },
@@ -77,7 +77,7 @@ export class JitQueue {
 
   /** Delayed job that forces teardown at lease end even if every gateway died. */
   async scheduleLeaseExpiry(sessionId: string, at: Date): Promise<void> {
-    const jobId = `lease:${sessionId}`;
+    const jobId = `lease-${sessionId}`;
     const existing = await this.queue.getJob(jobId);
     if (existing) await existing.remove().catch(() => undefined);
     await this.queue.add('lease-expiry', { sessionId } satisfies JobPayloads['lease-expiry'], {
