@@ -133,6 +133,37 @@ export function buildConfigSchema(env: Env) {
         teardownAttempts: z.number().int().min(1).max(100).default(12),
       })
       .prefault({}),
+    auth: z
+      .strictObject({
+        sessionHours: z.number().int().min(1).max(24 * 30).default(12).describe('web sign-in lifetime'),
+        idleMinutes: z.number().int().min(1).max(24 * 60).default(60).describe('web sign-in ends after this much inactivity'),
+        maxFailedSignIns: z.number().int().min(1).max(100).default(5).describe('failed passwords or codes before the account locks'),
+        lockoutMinutes: z.number().int().min(1).max(24 * 60).default(15),
+        totpIssuer: z.string().min(1).max(64).default('jitgate'),
+        cookieSecure: z.enum(['auto', 'always', 'never']).default('auto').describe('auto: Secure cookie unless served on loopback over http'),
+      })
+      .prefault({}),
+    sshFrontDoor: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(2222),
+        hostKeyFile: z.string().optional().describe('OpenSSH private host key; absent → generated in <dataDir>/ssh_host_ed25519_key'),
+      })
+      .prefault({}),
+    recordings: z
+      .strictObject({
+        dir: z.string().optional().describe('where recordings are written; absent → <dataDir>/recordings'),
+        signingKey: secretRef(env).optional().describe('base64 32-byte HMAC key for the manifest; absent → generated in <dataDir>/recording-signing.key'),
+      })
+      .prefault({}),
+    guacd: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(1).max(65535).default(4822),
+        recordingDir: z.string().optional().describe("guacd's view of the recordings directory (when guacd runs in a container); absent → recordings.dir"),
+      })
+      .prefault({}),
     accountStores: z.array(accountStoreSchema).default([]),
   });
   return { configSchema, accountStoreSchema };

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import { randomUUID } from 'node:crypto';
 import { isJitgateError } from '../core/errors.js';
 import type { Logger } from '../core/logging.js';
@@ -17,6 +18,12 @@ export interface ServerDeps {
   readiness: ReadinessCheck[];
   version: string;
   trustProxy?: boolean;
+  /**
+   * Plugins registered at the root before any route, wrapped with
+   * fastify-plugin so their decorations and hooks apply everywhere (auth:
+   * cookies, `req.principal`, CSRF; static web app).
+   */
+  rootPlugins?: ((app: FastifyInstance) => Promise<void>)[];
   /** Route plugins registered under /api/v1 (sessions, computers, ...). */
   apiPlugins?: ((app: FastifyInstance) => Promise<void>)[];
 }
@@ -66,6 +73,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  // Websocket routes (browser terminal, RDP tunnel, live watch) live in API plugins.
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null);
+  for (const plugin of deps.rootPlugins ?? []) {
+    await plugin(app);
+  }
 
   app.get('/healthz', { schema: { description: 'Liveness: the process answers.', tags: ['ops'] } }, async () => ({ status: 'ok' }));
 

@@ -1,4 +1,7 @@
 import type { Database } from './database.js';
+import { identityMigration } from './migrations/002-identity.js';
+import { recordingsMigration } from './migrations/003-recordings.js';
+import { accessMigration } from './migrations/004-access.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -168,6 +171,9 @@ CREATE TABLE settings (
 );
 `,
   },
+  identityMigration,
+  recordingsMigration,
+  accessMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

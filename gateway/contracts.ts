@@ -1,0 +1,81 @@
+import type { AccountType, Computer, Protocol, SessionRecord } from '../core/domain.js';
+import type { Credentials } from '../provisioner/jit-account.service.js';
+import type { Principal } from './auth/principal.js';
+
+/**
+ * Interfaces that cross gateway modules (auth, API, SSH, RDP, web), so each
+ * is built and tested on its own and wired together only in main.ts.
+ */
+
+/** Authorization for opening sessions (implemented in gateway/access-policy.ts). */
+export interface AccessChecker {
+  /**
+   * The computer `ref` (id or name) if `principal` may open a session on it
+   * with `protocol`. Throws JIT_ERR_ACCESS_DENIED (403, message "you do not
+   * have access to <computer>", audited as access.denied) or
+   * JIT_ERR_NOT_FOUND (404, only when the person could see it anyway).
+   */
+  computerForConnect(principal: Principal, ref: string, protocol: Protocol): Promise<Computer>;
+}
+
+export interface OpenSessionRequest {
+  principal: Principal;
+  /** Computer id or name. */
+  computerRef: string;
+  protocol: Protocol;
+  /** Needed when the computer lets the person choose (accountType `choose`). */
+  accountType?: AccountType;
+  minutes?: number;
+  /** 'web' | 'ssh-front-door' | 'cli' — audited. */
+  via: string;
+}
+
+/** A provisioned session the gateway proxies (SSH or RDP). */
+export interface OpenedSession {
+  readonly session: SessionRecord;
+  readonly computer: Computer;
+  /** The injected credentials; never sent to the person. */
+  readonly credentials: Credentials;
+  /** Register what to do when the session must close from outside (admin terminate, lease expiry). */
+  onTerminate(cb: (reason: 'terminated' | 'lease-expired', by: string) => void): void;
+  /** Tell the engine the login happened (erases the stored password of per-session accounts). */
+  loggedIn(): Promise<void>;
+  /** End the session: enqueue teardown (idempotent), close live watchers. */
+  end(reason: string): Promise<void>;
+}
+
+/** Provisioning progress shown to the person ("creating account…", "adding to JIT Admins…"). */
+export type ProgressFn = (step: string) => void;
+
+/** Opens sessions: access check, JIT provisioning via the job queue, credentials (gateway/sessions). */
+export interface SessionBroker {
+  open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession>;
+}
+
+export interface LiveSessionInfo {
+  sessionId: string;
+  personLogin: string;
+  computerName: string;
+  protocol: Protocol;
+  account: string | null;
+  startedAt: string;
+  /** gateway instance that holds the connection */
+  gateway: string;
+}
+
+/** Live sessions across every gateway sharing the Redis (gateway/sessions). */
+export interface LiveSessions {
+  list(): Promise<LiveSessionInfo[]>;
+  /** Close the session wherever it runs; resolves true when some gateway held it. */
+  terminate(sessionId: string, by: string): Promise<boolean>;
+  /** Subscribe to a live session's terminal output (security teams watching); returns unsubscribe. */
+  watch(sessionId: string, onData: (chunk: Buffer) => void, onEnd: () => void): Promise<() => void>;
+}
+
+/** What the SSH front door needs from the identity module (gateway/auth). */
+export interface FrontDoorIdentity {
+  /** The person whose registered key this is, if `login` owns it and may sign in. */
+  personByPublicKey(login: string, algo: string, keyData: Buffer): Promise<Principal | null>;
+  /** Check a TOTP (or one-time recovery) code for the person; counts failures and locks like the web sign-in. */
+  verifySecondFactor(personId: string, code: string): Promise<boolean>;
+}

@@ -1,0 +1,70 @@
+/**
+ * What the proxies (SSH terminal, SSH exec/SFTP, RDP) need from the recorder.
+ * Implemented in recorder/ (asciicast v2 for pty sessions, a compact binary
+ * stream record for exec/SFTP, guacd's own files for RDP), with a
+ * RecordingStore for where files live and a signed manifest for integrity.
+ */
+export interface RecordingMeta {
+  sessionId: string;
+  personLogin: string;
+  computerName: string;
+  account: string | null;
+  protocol: 'ssh' | 'rdp';
+  startedAt: Date;
+}
+
+export interface TerminalRecordingOptions {
+  cols: number;
+  rows: number;
+  /** Record keystrokes (off by default: they can capture secrets; per computer policy). */
+  recordInput: boolean;
+  term?: string;
+  command?: string;
+}
+
+export interface RecordingSummary {
+  recordingId: string;
+  sizeBytes: number;
+  sha256: string;
+  manifestSeq: number;
+}
+
+/** One live pty recording (asciicast v2). */
+export interface TerminalRecording {
+  readonly recordingId: string;
+  /**
+   * Append output. Returns false when the writer is above its high-water
+   * mark: the caller pauses its source until `drained()` resolves. Memory
+   * never grows without bound.
+   */
+  output(data: Uint8Array): boolean;
+  input(data: Uint8Array): boolean;
+  resize(cols: number, rows: number): void;
+  drained(): Promise<void>;
+  /** Flush, fsync, hash, sign into the manifest and index in the database. Never deadlocks with a pending write. */
+  close(): Promise<RecordingSummary>;
+}
+
+/** A non-pty channel (exec, SFTP): direction-tagged binary record. */
+export interface StreamRecording {
+  readonly recordingId: string;
+  write(direction: 'in' | 'out' | 'err', data: Uint8Array): boolean;
+  drained(): Promise<void>;
+  close(exitCode?: number | null): Promise<RecordingSummary>;
+}
+
+/** Where guacd should write an RDP recording, and how to index it afterwards. */
+export interface RdpRecordingSlot {
+  readonly recordingId: string;
+  /** Directory and file name as guacd must see them (recording-path / recording-name). */
+  readonly guacdPath: string;
+  readonly guacdName: string;
+  /** Index the file guacd wrote: hash, sign, store row. */
+  close(): Promise<RecordingSummary | null>;
+}
+
+export interface SessionRecorder {
+  startTerminal(meta: RecordingMeta, opts: TerminalRecordingOptions): Promise<TerminalRecording>;
+  startStream(meta: RecordingMeta, kind: 'exec' | 'sftp', command?: string): Promise<StreamRecording>;
+  startRdp(meta: RecordingMeta): Promise<RdpRecordingSlot>;
+}
