@@ -4,3 +4,8 @@ import './config/errors.js';
 import './provisioner/errors.js';
 import './provisioner/jit-errors.js';
 import './provisioner/winrm/errors.js';
+import './gateway/auth/errors.js';
+import './gateway/ssh/errors.js';
+import './gateway/sessions/errors.js';
+import './recorder/errors.js';
+import './gateway/rdp/errors.js';

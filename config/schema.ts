@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { Secret } from '../core/secret.js';
+import { auditForwardConfigSchema } from '../core/audit-forward.js';
 
 /**
  * The one schema for jitgate's configuration file and environment
@@ -162,6 +163,11 @@ export function buildConfigSchema(env: Env) {
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(1).max(65535).default(4822),
         recordingDir: z.string().optional().describe("guacd's view of the recordings directory (when guacd runs in a container); absent → recordings.dir"),
+      })
+      .prefault({}),
+    audit: z
+      .strictObject({
+        forward: auditForwardConfigSchema.prefault({}).describe('also send each audit event as a JSON line to a file and/or syslog (RFC 5424)'),
       })
       .prefault({}),
     accountStores: z.array(accountStoreSchema).default([]),

@@ -19,6 +19,8 @@ export interface TerminalRecordingOptions {
   /** Record keystrokes (off by default: they can capture secrets; per computer policy). */
   recordInput: boolean;
   term?: string;
+  /** Login shell, for the asciicast header's env.SHELL (omitted when unknown). */
+  shell?: string;
   command?: string;
 }
 
@@ -27,6 +29,8 @@ export interface RecordingSummary {
   sizeBytes: number;
   sha256: string;
   manifestSeq: number;
+  /** Bytes not recorded because a caller kept writing past the writer's hard cap (marked in the file). */
+  droppedBytes?: number;
 }
 
 /** One live pty recording (asciicast v2). */

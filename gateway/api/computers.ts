@@ -1,0 +1,238 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Computer } from '../../core/domain.js';
+import { JIT_PRESETS, jitSettingsSchema } from '../../provisioner/jit-settings.js';
+import { toComputer } from '../../provisioner/jit-repository.js';
+import { canConnect, canEditComputer, canSeeComputer, canSeePerson, isUuid, readScope } from '../access-policy.js';
+import type { Principal, Role } from '../auth/principal.js';
+import { computerPolicySchema, effectivePolicy } from './computer-policy.js';
+import type { ApiDeps } from './deps.js';
+import { conflict, ensure, FieldValidationError, fieldsOf, isForeignKeyViolation, isUniqueViolation, iso, notFound, principalOf } from './http.js';
+
+const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
+const computerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, dot, dash and underscore; at most 63');
+const port = z.number().int().min(1).max(65535);
+
+/** A whole computer as stored; PATCH merges onto the stored one and validates the result. */
+const computerSchema = z.strictObject({
+  organizationId: z.uuid(),
+  name: computerName,
+  address: hostname,
+  protocols: z.array(z.enum(['ssh', 'rdp'])).min(1).refine((a) => new Set(a).size === a.length, 'each protocol once'),
+  sshPort: port.default(22),
+  rdpPort: port.default(3389),
+  domainStore: z.string().min(1).nullable().default(null),
+  localStore: z.string().min(1).nullable().default(null),
+  jit: jitSettingsSchema,
+  policy: computerPolicySchema.prefault({}),
+  restricted: z.boolean().default(false),
+});
+type ComputerInput = z.output<typeof computerSchema>;
+
+const PATCHABLE = ['organizationId', 'name', 'address', 'protocols', 'sshPort', 'rdpPort', 'domainStore', 'localStore', 'jit', 'policy', 'restricted'] as const;
+
+function view(c: Computer) {
+  return {
+    id: c.id, organizationId: c.organizationId, name: c.name, address: c.address, protocols: c.protocols, sshPort: c.sshPort, rdpPort: c.rdpPort,
+    domainStore: c.domainStore, localStore: c.localStore, jit: c.jit, policy: effectivePolicy(c.policy), restricted: c.restricted,
+  };
+}
+
+/** Account types a person may pick for this computer (what the UI offers). */
+export function accountTypesOf(c: Computer): ('domain' | 'local')[] {
+  const parsed = jitSettingsSchema.safeParse(c.jit);
+  const kind = parsed.success ? parsed.data.accountType : 'domain';
+  const out: ('domain' | 'local')[] = [];
+  if ((kind === 'domain' || kind === 'choose') && c.domainStore) out.push('domain');
+  if ((kind === 'local' || kind === 'choose') && c.localStore) out.push('local');
+  return out;
+}
+
+export const PRESET_DESCRIPTIONS = {
+  maximumSecurity: 'A fresh account is created for every session and deleted when it ends.',
+  balanced: 'One account per person, re-enabled with a new password for each session and disabled with a random password nobody knows in between.',
+} as const;
+
+export function computerRoutes(deps: ApiDeps) {
+  const { db, audit, access } = deps;
+  const storeNames = new Set(deps.stores.map((s) => s.name));
+
+  function validate(input: Record<string, unknown>): ComputerInput {
+    const r = computerSchema.safeParse(input);
+    const fields = r.success ? {} : fieldsOf(r.error);
+    for (const k of ['domainStore', 'localStore'] as const) {
+      const v = input[k];
+      if (typeof v === 'string' && v !== '' && !storeNames.has(v)) fields[k] ??= `no account store named ${v} in the configuration`;
+    }
+    if (r.success) {
+      const kind = r.data.jit.accountType;
+      if (r.data.jit.enabled && kind === 'domain' && !r.data.domainStore) fields.domainStore ??= 'a domain account needs a domain store';
+      if (r.data.jit.enabled && kind === 'local' && !r.data.localStore) fields.localStore ??= 'a local account needs a local store';
+      if (r.data.jit.enabled && kind === 'choose' && !r.data.domainStore && !r.data.localStore) fields.domainStore ??= 'choose needs a domain or a local store';
+    }
+    if (!r.success || Object.keys(fields).length) throw new FieldValidationError(fields);
+    return r.data;
+  }
+
+  async function granted(p: Principal, c: Computer): Promise<boolean> {
+    return c.restricted && p.role === 'technician' ? access.hasGrant(c.id, p.personId) : false;
+  }
+
+  async function load(p: Principal, id: string): Promise<Computer> {
+    if (!isUuid(id)) throw notFound('computer');
+    const rows = await db.query('SELECT * FROM computers WHERE id = $1', [id]);
+    const c = rows[0] ? toComputer(rows[0]) : null;
+    if (!c || !canSeeComputer(p, c, await granted(p, c))) throw notFound('computer');
+    return c;
+  }
+
+  const dbError = (err: unknown) => {
+    if (isUniqueViolation(err)) return conflict('the organization already has a computer with this name');
+    if (isForeignKeyViolation(err)) return new FieldValidationError({ organizationId: 'no such organization' });
+    return err;
+  };
+
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get('/jit-presets', async (req) => {
+      principalOf(req);
+      return {
+        maximumSecurity: { ...JIT_PRESETS.maximumSecurity, description: PRESET_DESCRIPTIONS.maximumSecurity },
+        balanced: { ...JIT_PRESETS.balanced, description: PRESET_DESCRIPTIONS.balanced },
+      };
+    });
+
+    app.get('/computers', async (req) => {
+      const p = principalOf(req);
+      const scope = readScope(p);
+      if (scope.kind === 'none') return [];
+      const rows =
+        scope.kind === 'all'
+          ? await db.query('SELECT * FROM computers ORDER BY name, id')
+          : await db.query('SELECT * FROM computers WHERE organization_id = $1 ORDER BY name, id', [scope.organizationId]);
+      const grants = new Set(
+        (await db.query<{ computer_id: string }>('SELECT computer_id FROM grants WHERE person_id = $1', [p.personId])).map((g) => g.computer_id),
+      );
+      return rows
+        .map(toComputer)
+        .filter((c) => canSeeComputer(p, c, grants.has(c.id)))
+        .map((c) => ({ ...view(c), canConnect: canConnect(p, c, grants.has(c.id)), accountTypes: accountTypesOf(c) }));
+    });
+
+    app.get<{ Params: { id: string } }>('/computers/:id', async (req) => {
+      const p = principalOf(req);
+      const c = await load(p, req.params.id);
+      const g = await access.hasGrant(c.id, p.personId);
+      return { ...view(c), canConnect: canConnect(p, c, g), accountTypes: accountTypesOf(c) };
+    });
+
+    app.post('/computers', async (req, reply) => {
+      const p = principalOf(req);
+      ensure(p.role === 'global_admin' || p.role === 'org_admin', 'create computers');
+      const body = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
+      const input = { ...body, organizationId: body.organizationId ?? p.organizationId ?? undefined };
+      const c = validate(input);
+      ensure(canEditComputer(p, c), 'create computers in this organization');
+      const id = randomUUID();
+      let rows;
+      try {
+        rows = await db.query(
+          `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
+          [id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
+        );
+      } catch (err) {
+        throw dbError(err);
+      }
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.created', id, organizationId: c.organizationId } });
+      return reply.status(201).send(view(toComputer(rows[0]!)));
+    });
+
+    app.patch<{ Params: { id: string } }>('/computers/:id', async (req) => {
+      const p = principalOf(req);
+      const cur = await load(p, req.params.id);
+      ensure(canEditComputer(p, cur), `change ${cur.name}`);
+      const body = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
+      const unknown = Object.keys(body).filter((k) => !(PATCHABLE as readonly string[]).includes(k));
+      if (unknown.length) throw new FieldValidationError(Object.fromEntries(unknown.map((k) => [k, 'unknown field'])));
+      const merged: Record<string, unknown> = { ...view(cur), ...body };
+      delete merged.id;
+      // jit and policy merge field by field, so a form can send only what changed.
+      if (body.jit && typeof body.jit === 'object' && cur.jit && typeof cur.jit === 'object') merged.jit = { ...(cur.jit as object), ...(body.jit as object) };
+      if (body.policy && typeof body.policy === 'object') merged.policy = { ...effectivePolicy(cur.policy), ...(body.policy as object) };
+      const c = validate(merged);
+      if (c.organizationId !== cur.organizationId) ensure(canEditComputer(p, c), `move ${cur.name} to that organization`);
+      let rows;
+      try {
+        rows = await db.query(
+          `UPDATE computers SET organization_id = $2, name = $3, address = $4, protocols = $5, ssh_port = $6, rdp_port = $7, domain_store = $8,
+             local_store = $9, jit = $10, policy = $11, restricted = $12, updated_at = now() WHERE id = $1 RETURNING *`,
+          [cur.id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
+        );
+      } catch (err) {
+        throw dbError(err);
+      }
+      if (!rows[0]) throw notFound('computer');
+      // Grants name technicians of the old organization: they do not travel with the computer.
+      if (c.organizationId !== cur.organizationId) await db.query('DELETE FROM grants WHERE computer_id = $1', [cur.id]);
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.changed', id: cur.id, organizationId: c.organizationId, fields: Object.keys(body) } });
+      return view(toComputer(rows[0]));
+    });
+
+    app.delete<{ Params: { id: string } }>('/computers/:id', async (req, reply) => {
+      const p = principalOf(req);
+      const cur = await load(p, req.params.id);
+      ensure(canEditComputer(p, cur), `delete ${cur.name}`);
+      const live = await db.query("SELECT 1 FROM sessions WHERE computer_id = $1 AND state IN ('pending','provisioning','active','ending') LIMIT 1", [cur.id]);
+      if (live.length) throw conflict(`${cur.name} has live sessions; terminate them first`);
+      await db.query('DELETE FROM computers WHERE id = $1', [cur.id]);
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: cur.name, data: { action: 'computer.deleted', id: cur.id, organizationId: cur.organizationId } });
+      return reply.status(204).send();
+    });
+
+    // ---- grants: share a restricted computer with named technicians ----
+    type GrantRow = { person_id: string; login: string; display_name: string; role: Role; organization_id: string | null; created_at: Date | string };
+    app.get<{ Params: { id: string } }>('/computers/:id/grants', async (req) => {
+      const p = principalOf(req);
+      const c = await load(p, req.params.id);
+      ensure(canEditComputer(p, c), `see who ${c.name} is shared with`);
+      const rows = await db.query<GrantRow>(
+        'SELECT g.person_id, p.login, p.display_name, p.role, p.organization_id, g.created_at FROM grants g JOIN people p ON p.id = g.person_id WHERE g.computer_id = $1 ORDER BY p.login',
+        [c.id],
+      );
+      return rows.map((r) => ({ personId: r.person_id, login: r.login, displayName: r.display_name, createdAt: iso(r.created_at) }));
+    });
+
+    async function grantTarget(p: Principal, c: Computer, personId: string) {
+      if (!isUuid(personId)) throw notFound('person');
+      const rows = await db.query<{ id: string; login: string; role: Role; organization_id: string | null }>('SELECT id, login, role, organization_id FROM people WHERE id = $1', [personId]);
+      const t = rows[0];
+      if (!t || !canSeePerson(p, { id: t.id, role: t.role, organizationId: t.organization_id })) throw notFound('person');
+      return t;
+    }
+
+    app.put<{ Params: { id: string; personId: string } }>('/computers/:id/grants/:personId', async (req) => {
+      const p = principalOf(req);
+      const c = await load(p, req.params.id);
+      ensure(canEditComputer(p, c), `share ${c.name}`);
+      const t = await grantTarget(p, c, req.params.personId);
+      if (t.role !== 'technician' || t.organization_id !== c.organizationId) {
+        throw new FieldValidationError({ personId: `only technicians of the computer's organization get grants (${t.login} is a ${t.role})` });
+      }
+      await db.query('INSERT INTO grants (computer_id, person_id) VALUES ($1,$2) ON CONFLICT DO NOTHING', [c.id, t.id]);
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'grant.added', id: c.id, person: t.login, organizationId: c.organizationId } });
+      return { personId: t.id, login: t.login, computerId: c.id };
+    });
+
+    app.delete<{ Params: { id: string; personId: string } }>('/computers/:id/grants/:personId', async (req, reply) => {
+      const p = principalOf(req);
+      const c = await load(p, req.params.id);
+      ensure(canEditComputer(p, c), `unshare ${c.name}`);
+      const t = await grantTarget(p, c, req.params.personId);
+      const rows = await db.query('DELETE FROM grants WHERE computer_id = $1 AND person_id = $2 RETURNING person_id', [c.id, t.id]);
+      if (!rows.length) throw notFound('grant');
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'grant.removed', id: c.id, person: t.login, organizationId: c.organizationId } });
+      return reply.status(204).send();
+    });
+  };
+}

@@ -1,0 +1,45 @@
+import type { AuditLog } from '../../core/audit.js';
+import type { Database } from '../../core/db/database.js';
+import type { AccessService } from '../access-policy.js';
+import type { LiveSessions } from '../contracts.js';
+
+/** An account store as the API shows it: never its credentials. */
+export interface StoreInfo {
+  name: string;
+  type: 'ldap' | 'ssh' | 'winrm';
+  /** ldap(s):// URL, ssh://host:port or the WS-Management endpoint. */
+  url: string;
+}
+
+/** A recording's bytes, opened for download (implemented by recorder/). */
+export interface OpenedRecording {
+  stream: NodeJS.ReadableStream;
+  /** e.g. `application/x-asciicast` for .cast, `application/octet-stream` for guacd files. */
+  contentType: string;
+  size: number;
+  /** Result of checking the file against the signed manifest. */
+  integrity: 'ok' | 'mismatch' | 'unsigned' | 'missing';
+}
+
+export interface RecordingFiles {
+  /** Open the stored file; null when it is gone. */
+  open(recordingId: string): Promise<OpenedRecording | null>;
+  /** Integrity of one recording without opening a stream (list/get); null when unknown. recorder/'s Recorder implements both. */
+  integrity?(recordingId: string): Promise<'ok' | 'mismatch' | 'unsigned' | 'missing' | null>;
+}
+
+export interface ApiDeps {
+  db: Database;
+  audit: AuditLog;
+  access: AccessService;
+  /** Configured account stores (see `storeInfos` for turning config into these). */
+  stores: readonly StoreInfo[];
+  /** Reach one store (the engine's `checkStores()` filtered to `name`). */
+  checkStore(name: string): Promise<{ ok: boolean; error?: string }>;
+  liveSessions: LiveSessions;
+  recordingFiles: RecordingFiles;
+  /** Hash an initial password (default: argon2id via @node-rs/argon2, the format gateway/auth verifies). */
+  hashPassword?: (password: string) => Promise<string>;
+  /** End a person's sign-in sessions after disable, delete, role change or MFA reset (gateway/auth). */
+  revokeAuthSessions?: (personId: string) => Promise<void>;
+}

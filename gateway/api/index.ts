@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+import { auditRoutes } from './audit.js';
+import { computerRoutes } from './computers.js';
+import type { ApiDeps } from './deps.js';
+import { inventoryRoutes } from './inventory.js';
+import { organizationRoutes } from './organizations.js';
+import { peopleRoutes } from './people.js';
+import { recordingRoutes } from './recordings.js';
+import { sessionRoutes } from './sessions.js';
+import { storeRoutes } from './stores.js';
+
+export type { ApiDeps, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
+export { computerPolicySchema, effectivePolicy, type ComputerPolicy } from './computer-policy.js';
+export { storeInfos } from './stores.js';
+
+/**
+ * The administration API (docs/api.md "Administration"), for
+ * `buildServer({ apiPlugins: [apiRoutes(deps)] })`, which mounts it under
+ * /api/v1. Every route authorizes on the server with gateway/access-policy.ts.
+ */
+export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void> {
+  return async (app) => {
+    await app.register(organizationRoutes(deps));
+    await app.register(peopleRoutes(deps));
+    await app.register(computerRoutes(deps));
+    await app.register(storeRoutes(deps));
+    await app.register(sessionRoutes(deps));
+    await app.register(recordingRoutes(deps));
+    await app.register(auditRoutes(deps));
+    await app.register(inventoryRoutes(deps));
+  };
+}

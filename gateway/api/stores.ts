@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify';
+import type { AccountStoreConfig } from '../../config/schema.js';
+import { canListStores, canTestStores } from '../access-policy.js';
+import type { ApiDeps, StoreInfo } from './deps.js';
+import { ensure, notFound, principalOf } from './http.js';
+
+/** The configured account stores as the API shows them: name, type and where; never credentials. */
+export function storeInfos(stores: readonly AccountStoreConfig[]): StoreInfo[] {
+  return stores.map((s) => {
+    if (s.type === 'ldap') return { name: s.name, type: s.type, url: s.url };
+    if (s.type === 'ssh') return { name: s.name, type: s.type, url: `ssh://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}` };
+    return { name: s.name, type: s.type, url: s.endpoint };
+  });
+}
+
+export function storeRoutes(deps: ApiDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.get('/account-stores', async (req) => {
+      ensure(canListStores(principalOf(req)), 'list account stores');
+      return deps.stores.map((s) => ({ name: s.name, type: s.type, url: s.url }));
+    });
+
+    app.post<{ Params: { name: string } }>('/account-stores/:name/test', async (req) => {
+      const p = principalOf(req);
+      ensure(canTestStores(p), 'test account stores');
+      if (!deps.stores.some((s) => s.name === req.params.name)) throw notFound(`account store ${req.params.name}`);
+      const r = await deps.checkStore(req.params.name);
+      return r.ok ? { ok: true } : { ok: false, error: r.error ?? 'unreachable' };
+    });
+  };
+}

@@ -1,0 +1,274 @@
+import cookie from '@fastify/cookie';
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { CoreErrors, JitgateError } from '../../core/errors.js';
+import { AuthErrors } from './errors.js';
+import { IdentityService, safeEqual, type AuthSession, type ClientInfo, type IdentityDeps } from './identity.service.js';
+import type { Principal, Role } from './principal.js';
+import { RateLimiter } from './rate-limit.js';
+
+export const SESSION_COOKIE = 'jitgate_session';
+export const CSRF_HEADER = 'x-csrf-token';
+
+/** The sign-in session behind a request (any stage), kept off the request type. */
+const sessions = new WeakMap<FastifyRequest, AuthSession>();
+
+/** The request's sign-in session, including half-done ones (TOTP pending). */
+export function authSessionOf(req: FastifyRequest): AuthSession | null {
+  return sessions.get(req) ?? null;
+}
+
+/** preHandler: 401 JIT_ERR_AUTH_REQUIRED unless both factors are done. */
+export const requirePrincipal: preHandlerAsyncHookHandler = async (req) => {
+  if (!req.principal) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+};
+
+/** preHandler: 401 when not signed in, 403 JIT_ERR_FORBIDDEN unless the person has one of `roles`. */
+export function requireRole(...roles: Role[]): preHandlerAsyncHookHandler {
+  return async (req) => {
+    if (!req.principal) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    if (!roles.includes(req.principal.role)) {
+      throw new JitgateError(CoreErrors.JIT_ERR_FORBIDDEN, { action: `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}` });
+    }
+  };
+}
+
+function csrfQuery(req: FastifyRequest): string | undefined {
+  const q = req.query as Record<string, unknown> | undefined;
+  const v = q?.['csrf'];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * For websocket routes (upgrades are GETs, which the plugin does not check):
+ * true when the request is not cookie-authenticated, or when its `csrf`
+ * query parameter matches the session's CSRF token. Every websocket route
+ * must refuse the upgrade when this is false.
+ */
+export function checkCsrfQuery(req: FastifyRequest): boolean {
+  const s = sessions.get(req);
+  if (!s) return true;
+  const q = csrfQuery(req);
+  return q !== undefined && safeEqual(q, s.csrfToken);
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|::1)$/i;
+
+/** `auto`: Secure unless the request is plain http to a loopback host name. */
+export function cookieSecure(mode: 'auto' | 'always' | 'never', req: FastifyRequest): boolean {
+  if (mode !== 'auto') return mode === 'always';
+  return !(req.protocol === 'http' && LOOPBACK.test(req.hostname));
+}
+
+function clientOf(req: FastifyRequest): ClientInfo {
+  const ua = req.headers['user-agent'];
+  return { ip: req.ip, userAgent: typeof ua === 'string' ? ua : '' };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface AuthPluginDeps extends IdentityDeps {
+  /** Sign-in and code attempts per IP and login per minute (docs/api.md: 10). */
+  attemptsPerMinute?: number;
+  /** Use an existing service (shared with the SSH front door) instead of building one. */
+  identity?: IdentityService;
+}
+
+/**
+ * The auth root plugin: cookies, `req.principal` on every request, CSRF on
+ * every cookie-authenticated change and websocket upgrade, and the identity
+ * routes under /api/v1 (docs/api.md, section Identity).
+ */
+export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Promise<void> {
+  const identity = deps.identity ?? new IdentityService(deps);
+  const perMinute = deps.attemptsPerMinute ?? 10;
+  const limiter = new RateLimiter(perMinute, 60_000, () => identity.now().getTime());
+  const cfg = deps.cfg;
+
+  const limit = (key: string) => {
+    const r = limiter.take(key);
+    if (!r.ok) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_RATE_LIMITED, { seconds: r.retryAfterS });
+  };
+
+  const setSessionCookie = (req: FastifyRequest, reply: FastifyReply, token: string) => {
+    reply.setCookie(SESSION_COOKIE, token, {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: cookieSecure(cfg.cookieSecure, req),
+      maxAge: cfg.sessionHours * 3600,
+    });
+  };
+  const clearSessionCookie = (req: FastifyRequest, reply: FastifyReply) => {
+    reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure: cookieSecure(cfg.cookieSecure, req) });
+  };
+
+  const needSession = (req: FastifyRequest): AuthSession => {
+    const s = sessions.get(req);
+    if (!s) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    return s;
+  };
+  const principal = (req: FastifyRequest): Principal => {
+    if (!req.principal) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    return req.principal;
+  };
+
+  const body = (props: Record<string, object>, required: string[]) => ({
+    type: 'object',
+    properties: props,
+    required,
+    additionalProperties: false,
+  });
+  const str = (max: number, min = 1) => ({ type: 'string', minLength: min, maxLength: max });
+  const tags = ['identity'];
+
+  async function routes(api: FastifyInstance): Promise<void> {
+    api.get('/auth/me', { schema: { tags, description: 'Who is signed in; never 401. `csrfToken` is "" without a session.' } }, async (req) => {
+      const s = sessions.get(req) ?? null;
+      return {
+        person: s && s.stage === 'done' ? s.person : null,
+        pending: IdentityService.pendingOf(s),
+        csrfToken: s?.csrfToken ?? '',
+      };
+    });
+
+    api.post(
+      '/auth/sign-in',
+      { schema: { tags, description: 'First factor: login and password.', body: body({ login: str(128), password: str(1024) }, ['login', 'password']) } },
+      async (req, reply) => {
+        const { login, password } = req.body as { login: string; password: string };
+        limit(`sign-in:${req.ip}:${login.trim().toLowerCase()}`);
+        const r = await identity.signInPassword(login, password, clientOf(req));
+        setSessionCookie(req, reply, r.token);
+        return { next: r.next };
+      },
+    );
+
+    api.post(
+      '/auth/totp',
+      { schema: { tags, description: 'Second factor: a 6-digit code or a recovery code.', body: body({ code: str(32) }, ['code']) } },
+      async (req) => {
+        const s = needSession(req);
+        limit(`totp:${req.ip}:${s.person.id}`);
+        await identity.signInSecondFactor(s, (req.body as { code: string }).code, clientOf(req));
+        return { next: 'done' as const };
+      },
+    );
+
+    api.post('/auth/totp/enrollment', { schema: { tags, description: 'A new TOTP secret (shown once) with its otpauth URI and QR code.' } }, async (req) => {
+      const s = needSession(req);
+      return identity.startEnrollment(s);
+    });
+
+    api.post(
+      '/auth/totp/enrollment/confirm',
+      { schema: { tags, description: 'Confirm enrollment with a first code; returns 10 one-time recovery codes (shown once).', body: body({ code: str(6, 6) }, ['code']) } },
+      async (req) => {
+        const s = needSession(req);
+        limit(`totp:${req.ip}:${s.person.id}`);
+        return identity.confirmEnrollment(s, (req.body as { code: string }).code, clientOf(req));
+      },
+    );
+
+    api.post('/auth/sign-out', { schema: { tags, description: 'End this sign-in session.' } }, async (req, reply) => {
+      const s = sessions.get(req);
+      if (s) await identity.signOut(s);
+      clearSessionCookie(req, reply);
+      return reply.status(204).send();
+    });
+
+    // logLevel warn: the token is in the URL, and the request log line carries the URL.
+    api.get(
+      '/auth/bootstrap/:token',
+      { logLevel: 'warn', schema: { tags, description: 'Whether a first-run setup link is still valid.', params: { type: 'object', properties: { token: str(128) } } } },
+      async (req) => ({ valid: await identity.bootstrapValid((req.params as { token: string }).token) }),
+    );
+
+    api.post(
+      '/auth/bootstrap',
+      {
+        schema: {
+          tags,
+          description: 'Create the first global admin with a one-time setup token; TOTP enrollment follows.',
+          body: body({ token: str(128), login: str(64), displayName: str(200, 0), password: str(1024) }, ['token', 'login', 'password']),
+        },
+      },
+      async (req, reply) => {
+        const b = req.body as { token: string; login: string; displayName?: string; password: string };
+        limit(`bootstrap:${req.ip}`);
+        const r = await identity.bootstrap(b.token, { login: b.login, displayName: b.displayName ?? b.login, password: b.password }, clientOf(req));
+        setSessionCookie(req, reply, r.token);
+        return { next: 'totp-enrollment' as const };
+      },
+    );
+
+    api.post(
+      '/me/password',
+      { preHandler: requirePrincipal, schema: { tags, description: 'Change your password; your other sign-in sessions end.', body: body({ current: str(1024), next: str(1024) }, ['current', 'next']) } },
+      async (req, reply) => {
+        const p = principal(req);
+        limit(`password:${req.ip}:${p.personId}`);
+        const b = req.body as { current: string; next: string };
+        await identity.changePassword(p, b.current, b.next, clientOf(req));
+        return reply.status(204).send();
+      },
+    );
+
+    api.get('/me/ssh-keys', { preHandler: requirePrincipal, schema: { tags, description: 'Your SSH public keys (for the SSH front door).' } }, async (req) =>
+      identity.listSshKeys(principal(req).personId),
+    );
+
+    api.post(
+      '/me/ssh-keys',
+      { preHandler: requirePrincipal, schema: { tags, description: 'Register an OpenSSH public key line.', body: body({ publicKey: str(16_384), label: str(100, 0) }, ['publicKey']) } },
+      async (req, reply) => {
+        const b = req.body as { publicKey: string; label?: string };
+        return reply.status(201).send(await identity.addSshKey(principal(req), b.publicKey, b.label ?? ''));
+      },
+    );
+
+    api.delete('/me/ssh-keys/:id', { preHandler: requirePrincipal, schema: { tags, description: 'Remove one of your SSH keys.' } }, async (req, reply) => {
+      await identity.removeSshKey(principal(req), (req.params as { id: string }).id);
+      return reply.status(204).send();
+    });
+
+    api.get('/auth-sessions', { preHandler: requireRole('global_admin', 'org_admin'), schema: { tags, description: 'Active sign-in sessions (org admins: their organization).' } }, async (req) => {
+      const p = principal(req);
+      const list = await identity.listSessions(p);
+      return list.map((s) => ({ ...s, current: s.id === p.authSessionId }));
+    });
+
+    api.delete('/auth-sessions/:id', { preHandler: requirePrincipal, schema: { tags, description: 'Revoke a sign-in session (admins; anyone for their own).' } }, async (req, reply) => {
+      await identity.revokeSession(principal(req), (req.params as { id: string }).id);
+      return reply.status(204).send();
+    });
+  }
+
+  async function plugin(app: FastifyInstance): Promise<void> {
+    if (!app.hasRequestDecorator('cookies')) await app.register(cookie);
+    if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null);
+
+    app.addHook('onRequest', async (req) => {
+      req.principal = null;
+      const token = req.cookies[SESSION_COOKIE];
+      if (!token) return;
+      const s = await identity.session(token);
+      if (!s) return;
+      sessions.set(req, s);
+      req.principal = IdentityService.principalOf(s);
+      // CSRF (docs/api.md): every cookie-authenticated change carries the
+      // header. Websocket upgrades are GETs: their routes call
+      // checkCsrfQuery() and close with their own code (4003) when it fails.
+      if (!SAFE_METHODS.has(req.method)) {
+        const h = req.headers[CSRF_HEADER];
+        if (typeof h !== 'string' || !safeEqual(h, s.csrfToken)) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_CSRF);
+      }
+    });
+
+    await app.register(routes, { prefix: '/api/v1' });
+  }
+
+  return async (app) => {
+    await app.register(fp(plugin, { name: 'jitgate-auth', fastify: '5.x' }));
+  };
+}

@@ -1,0 +1,14 @@
+import { defineErrors } from '../../core/errors.js';
+
+/** Identity and sign-in (gateway/auth). Generic codes (AUTH_REQUIRED, FORBIDDEN) live in core/errors.ts. */
+export const AuthErrors = defineErrors({
+  JIT_ERR_AUTH_INVALID_CREDENTIALS: { status: 401, message: 'wrong login or password' },
+  JIT_ERR_AUTH_INVALID_CODE: { status: 401, message: 'wrong or already used code' },
+  JIT_ERR_AUTH_LOCKED: { status: 423, message: 'too many failed attempts: try again after {until}' },
+  JIT_ERR_AUTH_RATE_LIMITED: { status: 429, message: 'too many attempts: wait {seconds} s', transient: true },
+  JIT_ERR_AUTH_CSRF: { status: 403, message: 'missing or wrong CSRF token (x-csrf-token from GET /auth/me)' },
+  JIT_ERR_AUTH_WRONG_STEP: { status: 409, message: 'this sign-in step is not expected now (expected: {expected})' },
+  JIT_ERR_AUTH_BOOTSTRAP_INVALID: { status: 410, message: 'the setup link is invalid, expired or already used' },
+  JIT_ERR_AUTH_WEAK_PASSWORD: { status: 400, message: 'password too weak: {reason}' },
+  JIT_ERR_AUTH_SSH_KEY_INVALID: { status: 400, message: 'not an OpenSSH public key: {reason}' },
+});

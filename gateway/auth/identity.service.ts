@@ -1,0 +1,603 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { AuditLog } from '../../core/audit.js';
+import type { Database, Queryable } from '../../core/db/database.js';
+import { CoreErrors, JitgateError } from '../../core/errors.js';
+import type { Logger } from '../../core/logging.js';
+import type { SecretBox } from '../../core/secret-box.js';
+import type { Config } from '../../config/schema.js';
+import type { FrontDoorIdentity } from '../contracts.js';
+import { AuthErrors } from './errors.js';
+import { checkPasswordPolicy, hashPassword, verifyPassword, warmUpPasswordHashing } from './password.js';
+import { createPerson, normalizeLogin, sha256hex, LOGIN_PATTERN } from './people.js';
+import type { Principal, Role } from './principal.js';
+import { parsePublicKeyLine, fingerprintOf } from './ssh-key.js';
+import {
+  RECOVERY_CODE_COUNT,
+  hashRecoveryCode,
+  isRecoveryCodeShape,
+  isTotpCodeShape,
+  matchRecoveryCode,
+  newRecoveryCode,
+  newTotpSecret,
+  qrDataUrl,
+  totpUri,
+  verifyTotp,
+} from './totp.js';
+
+export type AuthConfig = Config['auth'];
+
+export interface IdentityDeps {
+  db: Database;
+  box: SecretBox;
+  audit: AuditLog;
+  log: Logger;
+  cfg: AuthConfig;
+  /** Clock (tests move it to check lockout expiry and TOTP steps). */
+  now?: () => Date;
+}
+
+/** Where the request came from (audited, shown in the session list). */
+export interface ClientInfo {
+  ip: string;
+  userAgent: string;
+}
+
+export type SignInNext = 'totp' | 'totp-enrollment' | 'done';
+
+/** Minutes a half-done sign-in (password accepted, second factor pending) stays usable. */
+export const PENDING_SIGN_IN_MINUTES = 10;
+
+interface PersonRow {
+  id: string;
+  login: string;
+  display_name: string;
+  role: Role;
+  organization_id: string | null;
+  password_hash: string | null;
+  totp_secret_enc: string | null;
+  totp_enabled: boolean;
+  totp_last_step: string | number | null;
+  recovery_codes: string[] | string;
+  failed_logins: number;
+  locked_until: Date | string | null;
+  disabled: boolean;
+}
+
+interface SessionRow {
+  id: string;
+  person_id: string;
+  stage: 'password' | 'done';
+  pending_totp_enc: string | null;
+  created_at: Date | string;
+  last_seen_at: Date | string;
+  expires_at: Date | string;
+}
+
+/** A live sign-in session looked up from its cookie token. */
+export interface AuthSession {
+  id: string;
+  stage: 'password' | 'done';
+  person: PersonView;
+  hasPendingEnrollment: boolean;
+  lastSeenAt: Date;
+  /** The derived CSRF token for this session. */
+  csrfToken: string;
+}
+
+/** What may leave the service about a person (no hashes, no secrets). */
+export interface PersonView {
+  id: string;
+  login: string;
+  displayName: string;
+  role: Role;
+  organizationId: string | null;
+  totpEnabled: boolean;
+}
+
+export interface AuthSessionListItem {
+  id: string;
+  personId: string;
+  login: string;
+  stage: 'password' | 'done';
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface SshKeyView {
+  id: string;
+  label: string;
+  fingerprint: string;
+  algorithm: string;
+  createdAt: string;
+}
+
+const PERSON_COLS =
+  'p.id, p.login, p.display_name, p.role, p.organization_id, p.password_hash, p.totp_secret_enc, p.totp_enabled, p.totp_last_step, p.recovery_codes, p.failed_logins, p.locked_until, p.disabled';
+
+const toDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
+const iso = (v: Date | string): string => toDate(v).toISOString();
+
+/** SHA-256 of the cookie token: what the database keeps. */
+export function tokenHash(token: string): string {
+  return sha256hex(`session:${token}`);
+}
+
+/**
+ * The CSRF token of a session, derived from its cookie token with a
+ * different label, so neither the database nor the CSRF token reveals the
+ * cookie. A cross-site page cannot read it (SameSite=Strict, no CORS).
+ */
+export function csrfTokenFor(token: string): string {
+  return createHash('sha256').update(`csrf:${token}`).digest('base64url');
+}
+
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function personView(p: PersonRow): PersonView {
+  return { id: p.id, login: p.login, displayName: p.display_name, role: p.role, organizationId: p.organization_id, totpEnabled: p.totp_enabled };
+}
+
+function recoveryHashes(p: PersonRow): string[] {
+  const v = typeof p.recovery_codes === 'string' ? (JSON.parse(p.recovery_codes) as unknown) : p.recovery_codes;
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** Audit actor for an attempted login: the login itself only when it looks like one (never a mistyped password). */
+function actorFor(login: string): string {
+  return LOGIN_PATTERN.test(login) ? login : 'anonymous';
+}
+
+/**
+ * Identity and sign-in: passwords (argon2id), TOTP with replay protection,
+ * recovery codes, lockout, sign-in sessions, bootstrap and SSH keys. The
+ * HTTP plugin (auth.plugin.ts) and the SSH front door both go through it, so
+ * failures count towards the same lockout.
+ */
+export class IdentityService implements FrontDoorIdentity {
+  readonly #db: Database;
+  readonly #box: SecretBox;
+  readonly #audit: AuditLog;
+  readonly #log: Logger;
+  readonly cfg: AuthConfig;
+  readonly now: () => Date;
+
+  constructor(deps: IdentityDeps) {
+    this.#db = deps.db;
+    this.#box = deps.box;
+    this.#audit = deps.audit;
+    this.#log = deps.log.child({ component: 'auth' });
+    this.cfg = deps.cfg;
+    this.now = deps.now ?? (() => new Date());
+    void warmUpPasswordHashing();
+  }
+
+  // ---- people ---------------------------------------------------------
+
+  async #personByLogin(login: string, q: Queryable = this.#db): Promise<PersonRow | null> {
+    const rows = await q.query<PersonRow & Record<string, unknown>>(`SELECT ${PERSON_COLS} FROM people p WHERE p.login = $1`, [login]);
+    return rows[0] ?? null;
+  }
+
+  async #personById(id: string, q: Queryable = this.#db, forUpdate = false): Promise<PersonRow | null> {
+    const rows = await q.query<PersonRow & Record<string, unknown>>(`SELECT ${PERSON_COLS} FROM people p WHERE p.id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+    return rows[0] ?? null;
+  }
+
+  #lockedUntil(p: PersonRow): Date | null {
+    if (!p.locked_until) return null;
+    const until = toDate(p.locked_until);
+    return until.getTime() > this.now().getTime() ? until : null;
+  }
+
+  #throwIfLocked(p: PersonRow): void {
+    const until = this.#lockedUntil(p);
+    if (until) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_LOCKED, { until: until.toISOString() });
+  }
+
+  /**
+   * Count a failed password or code. Locks the person after
+   * `maxFailedSignIns` failures (the counter restarts then). Returns the lock
+   * end when this failure locked them.
+   */
+  async #recordFailure(p: PersonRow, factor: 'password' | 'totp' | 'recovery-code', client: ClientInfo | null, via: string): Promise<Date | null> {
+    const now = this.now();
+    const lockedUntil = await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ failed_logins: number }>('UPDATE people SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins', [p.id]);
+      const count = Number(rows[0]?.failed_logins ?? 0);
+      await this.#audit.record(
+        { type: 'auth.sign_in_failed', actor: p.login, outcome: 'failure', data: { factor, via, ip: client?.ip ?? null, failures: count } },
+        tx,
+      );
+      if (count < this.cfg.maxFailedSignIns) return null;
+      const until = new Date(now.getTime() + this.cfg.lockoutMinutes * 60_000);
+      await tx.query('UPDATE people SET failed_logins = 0, locked_until = $2 WHERE id = $1', [p.id, until]);
+      await this.#audit.record(
+        { type: 'auth.locked', actor: p.login, outcome: 'denied', data: { until: until.toISOString(), failures: count, via, ip: client?.ip ?? null } },
+        tx,
+      );
+      return until;
+    });
+    if (lockedUntil) this.#log.warn({ personId: p.id, until: lockedUntil.toISOString() }, 'person locked after failed sign-ins');
+    return lockedUntil;
+  }
+
+  async #failed(p: PersonRow, factor: 'password' | 'totp' | 'recovery-code', client: ClientInfo | null, via: string): Promise<never> {
+    const until = await this.#recordFailure(p, factor, client, via);
+    if (until) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_LOCKED, { until: until.toISOString() });
+    throw new JitgateError(factor === 'password' ? AuthErrors.JIT_ERR_AUTH_INVALID_CREDENTIALS : AuthErrors.JIT_ERR_AUTH_INVALID_CODE);
+  }
+
+  /**
+   * Check a 6-digit TOTP code or a recovery code. Accepts each TOTP step
+   * once (atomically, so two gateways cannot both accept one code) and each
+   * recovery code once. No side effect on failure (the caller counts it).
+   */
+  async #checkSecondFactor(p: PersonRow, code: string): Promise<'totp' | 'recovery-code' | null> {
+    const c = code.trim();
+    if (isTotpCodeShape(c)) {
+      if (!p.totp_enabled || !p.totp_secret_enc) return null;
+      const secret = this.#box.decrypt(p.totp_secret_enc, `totp:${p.id}`);
+      const last = p.totp_last_step === null ? null : Number(p.totp_last_step);
+      const step = await verifyTotp(secret, c, last, this.now());
+      if (step === null) return null;
+      const ok = await this.#db.query(
+        'UPDATE people SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2) RETURNING id',
+        [p.id, step],
+      );
+      return ok.length === 1 ? 'totp' : null;
+    }
+    if (isRecoveryCodeShape(c)) {
+      const used = await this.#db.transaction(async (tx) => {
+        const fresh = await this.#personById(p.id, tx, true);
+        if (!fresh) return false;
+        const hashes = recoveryHashes(fresh);
+        const i = matchRecoveryCode(hashes, c);
+        if (i < 0) return false;
+        hashes.splice(i, 1);
+        await tx.query('UPDATE people SET recovery_codes = $2::jsonb WHERE id = $1', [p.id, JSON.stringify(hashes)]);
+        await this.#audit.record({ type: 'auth.recovery_code_used', actor: p.login, outcome: 'success', data: { remaining: hashes.length } }, tx);
+        return true;
+      });
+      return used ? 'recovery-code' : null;
+    }
+    return null;
+  }
+
+  async #succeeded(personId: string): Promise<void> {
+    await this.#db.query('UPDATE people SET failed_logins = 0, locked_until = NULL WHERE id = $1', [personId]);
+  }
+
+  // ---- sign-in sessions -----------------------------------------------
+
+  async #newSession(personId: string, client: ClientInfo, q: Queryable = this.#db): Promise<{ token: string; id: string }> {
+    const token = randomBytes(32).toString('base64url');
+    const id = randomUUID();
+    const now = this.now();
+    await q.query(
+      "INSERT INTO auth_sessions (id, person_id, token_hash, stage, created_at, last_seen_at, expires_at, ip, user_agent) VALUES ($1,$2,$3,'password',$4,$4,$5,$6,$7)",
+      [id, personId, tokenHash(token), now, new Date(now.getTime() + PENDING_SIGN_IN_MINUTES * 60_000), client.ip, client.userAgent.slice(0, 256)],
+    );
+    return { token, id };
+  }
+
+  async #completeSession(sessionId: string, p: PersonRow, client: ClientInfo, factor: string, q: Queryable = this.#db): Promise<void> {
+    const now = this.now();
+    await q.query("UPDATE auth_sessions SET stage = 'done', pending_totp_enc = NULL, last_seen_at = $2, expires_at = $3 WHERE id = $1", [
+      sessionId,
+      now,
+      new Date(now.getTime() + this.cfg.sessionHours * 3_600_000),
+    ]);
+    await this.#audit.record({ type: 'auth.signed_in', actor: p.login, outcome: 'success', data: { via: 'web', factor, ip: client.ip, authSession: sessionId } }, q);
+  }
+
+  /**
+   * The live session for a cookie token (any stage), or null: unknown,
+   * revoked, expired, idle too long, half-done for too long, or its person
+   * disabled. Refreshes last-seen at most every 30 s.
+   */
+  async session(token: string): Promise<AuthSession | null> {
+    if (token.length < 16 || token.length > 128) return null;
+    const rows = await this.#db.query<SessionRow & PersonRow & { session_id: string } & Record<string, unknown>>(
+      `SELECT s.id AS session_id, s.stage, s.pending_totp_enc, s.created_at, s.last_seen_at, s.expires_at, ${PERSON_COLS}
+         FROM auth_sessions s JOIN people p ON p.id = s.person_id
+        WHERE s.token_hash = $1 AND s.revoked_at IS NULL`,
+      [tokenHash(token)],
+    );
+    const r = rows[0];
+    if (!r || r.disabled) return null;
+    const now = this.now().getTime();
+    const lastSeen = toDate(r.last_seen_at);
+    if (toDate(r.expires_at).getTime() <= now) return null;
+    if (r.stage === 'done' && lastSeen.getTime() + this.cfg.idleMinutes * 60_000 <= now) return null;
+    if (now - lastSeen.getTime() > 30_000) {
+      await this.#db.query('UPDATE auth_sessions SET last_seen_at = $2 WHERE id = $1', [r.session_id, new Date(now)]);
+    }
+    return {
+      id: r.session_id,
+      stage: r.stage,
+      person: personView(r),
+      hasPendingEnrollment: r.pending_totp_enc !== null,
+      lastSeenAt: lastSeen,
+      csrfToken: csrfTokenFor(token),
+    };
+  }
+
+  static principalOf(s: AuthSession): Principal | null {
+    if (s.stage !== 'done') return null;
+    const p = s.person;
+    return { personId: p.id, login: p.login, displayName: p.displayName, role: p.role, organizationId: p.organizationId, authSessionId: s.id };
+  }
+
+  static pendingOf(s: AuthSession | null): 'totp' | 'totp-enrollment' | null {
+    if (!s || s.stage === 'done') return null;
+    return s.person.totpEnabled ? 'totp' : 'totp-enrollment';
+  }
+
+  /** First factor. Returns the new session's cookie token and what comes next. */
+  async signInPassword(loginInput: string, password: string, client: ClientInfo): Promise<{ token: string; next: SignInNext }> {
+    const login = normalizeLogin(loginInput).slice(0, 128);
+    const p = await this.#personByLogin(login);
+    if (!p) {
+      await verifyPassword(null, password);
+      await this.#audit.record({ type: 'auth.sign_in_failed', actor: actorFor(login), outcome: 'failure', data: { factor: 'password', via: 'web', ip: client.ip, knownLogin: false } });
+      throw new JitgateError(AuthErrors.JIT_ERR_AUTH_INVALID_CREDENTIALS);
+    }
+    if (this.#lockedUntil(p)) {
+      await this.#audit.record({ type: 'auth.sign_in_failed', actor: p.login, outcome: 'denied', data: { factor: 'password', via: 'web', ip: client.ip, locked: true } });
+      this.#throwIfLocked(p);
+    }
+    const ok = await verifyPassword(p.password_hash, password);
+    if (!ok || p.disabled) return this.#failed(p, 'password', client, 'web');
+    // The failure counter is reset only when both factors succeed: a known
+    // password must not buy unlimited TOTP guesses.
+    const { token } = await this.#newSession(p.id, client);
+    return { token, next: p.totp_enabled ? 'totp' : 'totp-enrollment' };
+  }
+
+  /** Second factor on a session in stage 'password' (TOTP or a recovery code). */
+  async signInSecondFactor(s: AuthSession, code: string, client: ClientInfo): Promise<void> {
+    if (s.stage !== 'password' || !s.person.totpEnabled) {
+      throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: IdentityService.pendingOf(s) ?? 'none' });
+    }
+    const p = await this.#personById(s.person.id);
+    if (!p || p.disabled) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    this.#throwIfLocked(p);
+    const factor = await this.#checkSecondFactor(p, code);
+    if (!factor) return this.#failed(p, isRecoveryCodeShape(code) && !isTotpCodeShape(code.trim()) ? 'recovery-code' : 'totp', client, 'web');
+    await this.#succeeded(p.id);
+    await this.#completeSession(s.id, p, client, factor);
+  }
+
+  /** Start (or restart) TOTP enrollment: a fresh secret kept on the session until confirmed. */
+  async startEnrollment(s: AuthSession): Promise<{ otpauthUri: string; qrDataUrl: string; secret: string }> {
+    if (s.stage === 'password' && s.person.totpEnabled) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: 'totp' });
+    const secret = newTotpSecret();
+    await this.#db.query('UPDATE auth_sessions SET pending_totp_enc = $2 WHERE id = $1', [s.id, this.#box.encrypt(secret, `totp-pending:${s.id}`)]);
+    const otpauthUri = totpUri(this.cfg.totpIssuer, s.person.login, secret);
+    return { otpauthUri, qrDataUrl: await qrDataUrl(otpauthUri), secret };
+  }
+
+  /** Confirm enrollment with a first code: stores the secret, issues 10 recovery codes, completes the sign-in. */
+  async confirmEnrollment(s: AuthSession, code: string, client: ClientInfo): Promise<{ recoveryCodes: string[] }> {
+    if (s.stage === 'password' && s.person.totpEnabled) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: 'totp' });
+    const rows = await this.#db.query<{ pending_totp_enc: string | null }>('SELECT pending_totp_enc FROM auth_sessions WHERE id = $1', [s.id]);
+    const pending = rows[0]?.pending_totp_enc;
+    if (!pending) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: 'POST /auth/totp/enrollment first' });
+    const p = await this.#personById(s.person.id);
+    if (!p || p.disabled) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    this.#throwIfLocked(p);
+    const secret = this.#box.decrypt(pending, `totp-pending:${s.id}`);
+    const step = await verifyTotp(secret, code.trim(), null, this.now());
+    if (step === null) return this.#failed(p, 'totp', client, 'web');
+    const recoveryCodes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+    await this.#db.transaction(async (tx) => {
+      await tx.query(
+        'UPDATE people SET totp_secret_enc = $2, totp_enabled = true, totp_last_step = $3, recovery_codes = $4::jsonb, failed_logins = 0, locked_until = NULL WHERE id = $1',
+        [p.id, this.#box.encrypt(secret, `totp:${p.id}`), step, JSON.stringify(recoveryCodes.map(hashRecoveryCode))],
+      );
+      await tx.query('UPDATE auth_sessions SET pending_totp_enc = NULL WHERE id = $1', [s.id]);
+      await this.#audit.record({ type: 'auth.totp_enrolled', actor: p.login, outcome: 'success', data: { reenrolled: p.totp_enabled, ip: client.ip } }, tx);
+      if (s.stage === 'password') await this.#completeSession(s.id, p, client, 'totp-enrollment', tx);
+    });
+    return { recoveryCodes };
+  }
+
+  async signOut(s: AuthSession): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.query("UPDATE auth_sessions SET revoked_at = $2, revoked_by = 'sign-out' WHERE id = $1 AND revoked_at IS NULL", [s.id, this.now()]);
+      await this.#audit.record({ type: 'auth.signed_out', actor: s.person.login, outcome: 'success', data: { authSession: s.id } }, tx);
+    });
+  }
+
+  /** Active sign-in sessions the admin may see: all for global admins, their organization's for org admins. */
+  async listSessions(admin: Principal): Promise<AuthSessionListItem[]> {
+    const now = this.now();
+    const idleCut = new Date(now.getTime() - this.cfg.idleMinutes * 60_000);
+    const params: unknown[] = [now, idleCut];
+    let scope = '';
+    if (admin.role !== 'global_admin') {
+      params.push(admin.organizationId);
+      scope = ' AND p.organization_id = $3';
+    }
+    const rows = await this.#db.query<{
+      id: string; person_id: string; login: string; stage: 'password' | 'done';
+      created_at: Date | string; last_seen_at: Date | string; expires_at: Date | string; ip: string | null; user_agent: string | null;
+    }>(
+      `SELECT s.id, s.person_id, p.login, s.stage, s.created_at, s.last_seen_at, s.expires_at, s.ip, s.user_agent
+         FROM auth_sessions s JOIN people p ON p.id = s.person_id
+        WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND (s.stage = 'password' OR s.last_seen_at > $2)${scope}
+        ORDER BY s.last_seen_at DESC LIMIT 1000`,
+      params,
+    );
+    return rows.map((r) => ({
+      id: r.id, personId: r.person_id, login: r.login, stage: r.stage,
+      createdAt: iso(r.created_at), lastSeenAt: iso(r.last_seen_at), expiresAt: iso(r.expires_at), ip: r.ip, userAgent: r.user_agent,
+    }));
+  }
+
+  /** Revoke a sign-in session (admins of its person's scope, or its own person). */
+  async revokeSession(actor: Principal, id: string): Promise<void> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'sign-in session' });
+    const rows = await this.#db.query<{ person_id: string; login: string; organization_id: string | null }>(
+      'SELECT s.person_id, p.login, p.organization_id FROM auth_sessions s JOIN people p ON p.id = s.person_id WHERE s.id = $1 AND s.revoked_at IS NULL',
+      [id],
+    );
+    const r = rows[0];
+    const allowed =
+      r && (actor.role === 'global_admin' || r.person_id === actor.personId || (actor.role === 'org_admin' && r.organization_id !== null && r.organization_id === actor.organizationId));
+    if (!r || !allowed) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'sign-in session' });
+    await this.#db.transaction(async (tx) => {
+      await tx.query('UPDATE auth_sessions SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL', [id, this.now(), actor.login]);
+      await this.#audit.record({ type: 'auth.session_revoked', actor: actor.login, outcome: 'success', data: { authSession: id, person: r.login } }, tx);
+    });
+  }
+
+  /**
+   * End every sign-in session of a person (after an admin disables,
+   * deletes, re-roles them or resets their MFA). Returns how many ended.
+   */
+  async revokePersonSessions(personId: string, by = 'admin'): Promise<number> {
+    return this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ id: string }>(
+        'UPDATE auth_sessions SET revoked_at = $2, revoked_by = $3 WHERE person_id = $1 AND revoked_at IS NULL RETURNING id',
+        [personId, this.now(), by],
+      );
+      if (rows.length > 0) {
+        await this.#audit.record({ type: 'auth.session_revoked', actor: `system:auth`, outcome: 'success', data: { person: personId, sessions: rows.length, by } }, tx);
+      }
+      return rows.length;
+    });
+  }
+
+  /** Change one's own password; every other sign-in session of the person ends. */
+  async changePassword(actor: Principal, current: string, next: string, client: ClientInfo): Promise<void> {
+    const p = await this.#personById(actor.personId);
+    if (!p) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    this.#throwIfLocked(p);
+    if (!(await verifyPassword(p.password_hash, current))) return this.#failed(p, 'password', client, 'password-change');
+    checkPasswordPolicy(next, p.login);
+    const hash = await hashPassword(next);
+    await this.#db.transaction(async (tx) => {
+      await tx.query('UPDATE people SET password_hash = $2, password_changed_at = $3 WHERE id = $1', [p.id, hash, this.now()]);
+      await tx.query("UPDATE auth_sessions SET revoked_at = $3, revoked_by = 'password-change' WHERE person_id = $1 AND id <> $2 AND revoked_at IS NULL", [
+        p.id,
+        actor.authSessionId,
+        this.now(),
+      ]);
+      await this.#audit.record({ type: 'auth.password_changed', actor: p.login, outcome: 'success', data: { ip: client.ip } }, tx);
+    });
+  }
+
+  // ---- bootstrap --------------------------------------------------------
+
+  async bootstrapValid(token: string): Promise<boolean> {
+    if (token.length < 16 || token.length > 128) return false;
+    const rows = await this.#db.query(
+      "SELECT 1 FROM bootstrap_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND NOT EXISTS (SELECT 1 FROM people WHERE role = 'global_admin' AND NOT disabled)",
+      [sha256hex(token), this.now()],
+    );
+    return rows.length === 1;
+  }
+
+  /** Consume a setup token: create the first global admin and a half-done sign-in (TOTP enrollment next). */
+  async bootstrap(token: string, input: { login: string; displayName: string; password: string }, client: ClientInfo): Promise<{ token: string }> {
+    const invalid = () => new JitgateError(AuthErrors.JIT_ERR_AUTH_BOOTSTRAP_INVALID);
+    if (token.length < 16 || token.length > 128) throw invalid();
+    // Validate before consuming, so a weak password does not burn the link.
+    checkPasswordPolicy(input.password, normalizeLogin(input.login));
+    return this.#db.transaction(async (tx) => {
+      // Serialise concurrent bootstraps (two browsers, two gateways).
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [73_461_010]);
+      const admins = await tx.query("SELECT 1 FROM people WHERE role = 'global_admin' AND NOT disabled LIMIT 1");
+      if (admins.length > 0) throw invalid();
+      const used = await tx.query('UPDATE bootstrap_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING token_hash', [
+        sha256hex(token),
+        this.now(),
+      ]);
+      if (used.length !== 1) throw invalid();
+      const person = await createPerson(tx, { login: input.login, displayName: input.displayName, role: 'global_admin', organizationId: null, password: input.password });
+      await this.#audit.record({ type: 'auth.bootstrap', actor: person.login, outcome: 'success', data: { ip: client.ip } }, tx);
+      const s = await this.#newSession(person.id, client, tx);
+      return { token: s.token };
+    });
+  }
+
+  // ---- SSH keys ---------------------------------------------------------
+
+  async listSshKeys(personId: string): Promise<SshKeyView[]> {
+    const rows = await this.#db.query<{ id: string; label: string; fingerprint: string; public_key: string; created_at: Date | string }>(
+      'SELECT id, label, fingerprint, public_key, created_at FROM ssh_keys WHERE person_id = $1 ORDER BY created_at, id',
+      [personId],
+    );
+    return rows.map((r) => ({ id: r.id, label: r.label, fingerprint: r.fingerprint, algorithm: r.public_key.split(' ')[0] ?? '', createdAt: iso(r.created_at) }));
+  }
+
+  async addSshKey(actor: Principal, publicKey: string, label: string): Promise<SshKeyView> {
+    const k = parsePublicKeyLine(publicKey);
+    const cleanLabel = (label || k.comment).trim().slice(0, 100);
+    const dup = await this.#db.query('SELECT 1 FROM ssh_keys WHERE fingerprint = $1', [k.fingerprint]);
+    if (dup.length > 0) throw new JitgateError(CoreErrors.JIT_ERR_CONFLICT, { reason: `key ${k.fingerprint} is already registered` });
+    const id = randomUUID();
+    const createdAt = this.now();
+    await this.#db.transaction(async (tx) => {
+      try {
+        await tx.query('INSERT INTO ssh_keys (id, person_id, public_key, fingerprint, label, created_at) VALUES ($1,$2,$3,$4,$5,$6)', [
+          id, actor.personId, k.publicKey, k.fingerprint, cleanLabel, createdAt,
+        ]);
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw new JitgateError(CoreErrors.JIT_ERR_CONFLICT, { reason: `key ${k.fingerprint} is already registered` });
+        throw err;
+      }
+      await this.#audit.record({ type: 'auth.ssh_key_added', actor: actor.login, outcome: 'success', data: { fingerprint: k.fingerprint, algorithm: k.algorithm, label: cleanLabel } }, tx);
+    });
+    return { id, label: cleanLabel, fingerprint: k.fingerprint, algorithm: k.algorithm, createdAt: createdAt.toISOString() };
+  }
+
+  async removeSshKey(actor: Principal, id: string): Promise<void> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'ssh key' });
+    await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ fingerprint: string }>('DELETE FROM ssh_keys WHERE id = $1 AND person_id = $2 RETURNING fingerprint', [id, actor.personId]);
+      if (rows.length === 0) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'ssh key' });
+      await this.#audit.record({ type: 'auth.ssh_key_removed', actor: actor.login, outcome: 'success', data: { fingerprint: rows[0]!.fingerprint } }, tx);
+    });
+  }
+
+  // ---- SSH front door (FrontDoorIdentity) -------------------------------
+
+  /**
+   * The person owning this public key blob, if `login` is theirs, they are
+   * enabled, not locked, and have TOTP enrolled (the front door always asks
+   * for the second factor). `authSessionId` is `ssh:<random>`; the front door
+   * may replace it with its connection id.
+   */
+  async personByPublicKey(login: string, _algo: string, keyData: Buffer): Promise<Principal | null> {
+    const rows = await this.#db.query<PersonRow & Record<string, unknown>>(
+      `SELECT ${PERSON_COLS} FROM people p JOIN ssh_keys k ON k.person_id = p.id WHERE p.login = $1 AND k.fingerprint = $2`,
+      [normalizeLogin(login), fingerprintOf(keyData)],
+    );
+    const p = rows[0];
+    if (!p || p.disabled || this.#lockedUntil(p) || !p.totp_enabled) return null;
+    return { personId: p.id, login: p.login, displayName: p.display_name, role: p.role, organizationId: p.organization_id, authSessionId: `ssh:${randomUUID()}` };
+  }
+
+  /** TOTP or recovery code for the SSH front door; failures count towards the same lockout as the web. */
+  async verifySecondFactor(personId: string, code: string): Promise<boolean> {
+    const p = await this.#personById(personId);
+    if (!p || p.disabled || this.#lockedUntil(p)) return false;
+    const factor = await this.#checkSecondFactor(p, code);
+    if (!factor) {
+      await this.#recordFailure(p, isTotpCodeShape(code.trim()) ? 'totp' : 'recovery-code', null, 'ssh');
+      return false;
+    }
+    await this.#succeeded(p.id);
+    await this.#audit.record({ type: 'auth.signed_in', actor: p.login, outcome: 'success', data: { via: 'ssh', factor } });
+    return true;
+  }
+}

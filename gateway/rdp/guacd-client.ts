@@ -1,0 +1,299 @@
+import net from 'node:net';
+import { JitgateError } from '../../core/errors.js';
+import { RdpErrors } from './errors.js';
+import { ByteStreamParser, encodeInstruction, type Instruction } from './guac-protocol.js';
+
+/**
+ * The gateway's side of a guacd connection: TCP, the Guacamole handshake
+ * (protocol reference, "Handshake phase"), then instructions both ways.
+ * Credentials go to guacd in the `connect` instruction and nowhere else.
+ */
+
+export interface GuacdAddress {
+  host: string;
+  port: number;
+}
+
+/** The newest protocol version this gateway speaks. */
+export const OUR_VERSION = 'VERSION_1_5_0';
+const VERSIONS = ['VERSION_1_0_0', 'VERSION_1_1_0', 'VERSION_1_3_0', 'VERSION_1_5_0'];
+
+export interface HandshakeOptions {
+  protocol: 'rdp';
+  /** Parameter values by name; names guacd does not list in `args` are a problem only when in `required`. */
+  params: Readonly<Record<string, string>>;
+  /** Names that guacd must accept (security-relevant: refusing beats silently ignoring them). */
+  required: ReadonlySet<string>;
+  /** For the error message when a required name is missing. */
+  computerName: string;
+  size: { width: number; height: number; dpi: number };
+  audio?: string[];
+  video?: string[];
+  image?: string[];
+  timezone?: string;
+  timeoutMs?: number;
+}
+
+export interface GuacdConnection {
+  readonly connectionId: string;
+  /** The version agreed (the lower of guacd's and ours), e.g. VERSION_1_5_0. */
+  readonly version: string;
+  /** guacd's `args` list in its order (for tests and diagnostics; names only). */
+  readonly argNames: readonly string[];
+  /**
+   * Start receiving instructions after the handshake (instructions that
+   * arrived with `ready` are delivered first). `onClose` fires once.
+   */
+  start(onInstructions: (batch: Instruction[]) => void, onClose: (err?: Error) => void): void;
+  send(opcode: string, ...args: string[]): void;
+  /** Stop reading (backpressure) / resume. */
+  pause(): void;
+  resume(): void;
+  /** Send `disconnect` and close. Idempotent. */
+  close(): void;
+}
+
+function unreachable(addr: GuacdAddress, reason: string): JitgateError {
+  return new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_UNREACHABLE, { address: `${addr.host}:${addr.port}`, reason });
+}
+
+function handshakeError(reason: string): JitgateError {
+  return new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_HANDSHAKE, { reason });
+}
+
+function connectTcp(addr: GuacdAddress, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: addr.host, port: addr.port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(unreachable(addr, 'timeout'));
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.off('error', onError);
+      resolve(sock);
+    });
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      reject(unreachable(addr, err.code ?? 'error'));
+    };
+    sock.once('error', onError);
+  });
+}
+
+/** Read instructions until `until` returns a value; rejects on close, error or timeout. */
+function readUntil<T>(
+  sock: net.Socket,
+  parser: ByteStreamParser,
+  timeoutMs: number,
+  until: (ins: Instruction) => T | undefined,
+  leftovers: Instruction[],
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (fn: () => void): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      sock.off('error', onError);
+      fn();
+    };
+    const timer = setTimeout(() => finish(() => reject(handshakeError('guacd did not answer in time'))), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      let batch: Instruction[];
+      try {
+        batch = parser.push(chunk);
+      } catch (err) {
+        finish(() => reject(err));
+        return;
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const ins = batch[i] as Instruction;
+        if (ins[0] === 'error') {
+          const [, message = '', status = ''] = ins;
+          finish(() => reject(new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_ERROR, { status, reason: message })));
+          return;
+        }
+        let r: T | undefined;
+        try {
+          r = until(ins);
+        } catch (err) {
+          finish(() => reject(err));
+          return;
+        }
+        if (r !== undefined) {
+          leftovers.push(...batch.slice(i + 1));
+          sock.pause();
+          finish(() => resolve(r));
+          return;
+        }
+      }
+    };
+    const onClose = (): void => finish(() => reject(handshakeError('guacd closed the connection')));
+    const onError = (err: NodeJS.ErrnoException): void => finish(() => reject(handshakeError(err.code ?? 'socket error')));
+    sock.on('data', onData);
+    sock.once('close', onClose);
+    sock.once('error', onError);
+    sock.resume();
+  });
+}
+
+function agreeVersion(theirs: string): string {
+  const i = VERSIONS.indexOf(theirs);
+  // A version newer than ours (not in our list but VERSION_*) → ours.
+  return i === -1 ? OUR_VERSION : (VERSIONS[Math.min(i, VERSIONS.indexOf(OUR_VERSION))] as string);
+}
+
+/**
+ * Connect to guacd and perform the handshake: `select`, read `args`, send
+ * `size`/`audio`/`video`/`image`/`timezone`, `connect` with one value per
+ * name in `args` order (VERSION first), wait for `ready`.
+ */
+export async function openGuacd(addr: GuacdAddress, opts: HandshakeOptions): Promise<GuacdConnection> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const sock = await connectTcp(addr, timeoutMs);
+  sock.setNoDelay(true);
+  const parser = new ByteStreamParser();
+  const leftovers: Instruction[] = [];
+  const write = (opcode: string, ...args: string[]): void => {
+    sock.write(encodeInstruction(opcode, ...args));
+  };
+  try {
+    write('select', opts.protocol);
+    const argNames = await readUntil(sock, parser, timeoutMs, (ins) => (ins[0] === 'args' ? ins.slice(1) : undefined), leftovers);
+    const first = argNames[0] ?? '';
+    const versioned = first.startsWith('VERSION_');
+    const version = versioned ? agreeVersion(first) : 'VERSION_1_0_0';
+    const names = versioned ? argNames.slice(1) : argNames;
+    for (const r of opts.required) {
+      if (!names.includes(r)) {
+        throw new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_UNSUPPORTED, { param: r, computer: opts.computerName });
+      }
+    }
+    const { width, height, dpi } = opts.size;
+    write('size', String(width), String(height), String(dpi));
+    write('audio', ...(opts.audio ?? []));
+    write('video', ...(opts.video ?? []));
+    write('image', ...(opts.image ?? ['image/png', 'image/jpeg', 'image/webp']));
+    // `timezone` exists from protocol 1.1.0 on (guacamole-common ConfiguredGuacamoleSocket does the same check).
+    if (version !== 'VERSION_1_0_0' && opts.timezone) write('timezone', opts.timezone);
+    const values = names.map((n) => opts.params[n] ?? '');
+    if (versioned) write('connect', version, ...values);
+    else write('connect', ...values);
+    const connectionId = await readUntil(sock, parser, timeoutMs, (ins) => (ins[0] === 'ready' ? (ins[1] ?? '') : undefined), leftovers);
+    return new Connection(sock, parser, connectionId, version, names, leftovers);
+  } catch (err) {
+    sock.destroy();
+    throw err;
+  }
+}
+
+class Connection implements GuacdConnection {
+  #closed = false;
+  constructor(
+    readonly sock: net.Socket,
+    readonly parser: ByteStreamParser,
+    readonly connectionId: string,
+    readonly version: string,
+    readonly argNames: readonly string[],
+    readonly leftovers: Instruction[],
+  ) {}
+
+  start(onInstructions: (batch: Instruction[]) => void, onClose: (err?: Error) => void): void {
+    let closed = false;
+    const close = (err?: Error): void => {
+      if (closed) return;
+      closed = true;
+      this.#closed = true;
+      onClose(err);
+    };
+    if (this.leftovers.length > 0) onInstructions(this.leftovers.splice(0));
+    this.sock.on('data', (chunk: Buffer) => {
+      let batch: Instruction[];
+      try {
+        batch = this.parser.push(chunk);
+      } catch (err) {
+        this.sock.destroy();
+        close(err as Error);
+        return;
+      }
+      if (batch.length > 0) onInstructions(batch);
+    });
+    this.sock.on('error', (err) => close(err));
+    this.sock.on('close', () => close());
+    this.sock.resume();
+  }
+
+  send(opcode: string, ...args: string[]): void {
+    if (this.#closed || this.sock.destroyed) return;
+    this.sock.write(encodeInstruction(opcode, ...args));
+  }
+
+  pause(): void {
+    this.sock.pause();
+  }
+
+  resume(): void {
+    this.sock.resume();
+  }
+
+  close(): void {
+    if (this.sock.destroyed) return;
+    this.#closed = true;
+    this.sock.end(encodeInstruction('disconnect'));
+    // guacd closes its side on `disconnect`; do not wait for it forever.
+    setTimeout(() => this.sock.destroy(), 2000).unref();
+  }
+}
+
+export interface GuacdCheck {
+  ok: boolean;
+  address: string;
+  version?: string;
+  protocols?: string[];
+  error?: string;
+}
+
+const PROBED = ['rdp', 'ssh', 'vnc', 'telnet', 'kubernetes'];
+
+/** Whether guacd answers `select <protocol>` with `args` (offered) or with an error / close (not offered). */
+async function probe(addr: GuacdAddress, protocol: string, timeoutMs: number): Promise<{ offered: boolean; version?: string }> {
+  const sock = await connectTcp(addr, timeoutMs);
+  const parser = new ByteStreamParser();
+  try {
+    sock.write(encodeInstruction('select', protocol));
+    const args = await readUntil(sock, parser, timeoutMs, (ins) => (ins[0] === 'args' ? ins.slice(1) : undefined), []);
+    const v = args[0]?.startsWith('VERSION_') ? args[0] : undefined;
+    return v ? { offered: true, version: v } : { offered: true };
+  } catch (err) {
+    if (err instanceof JitgateError && err.code === RdpErrors.JIT_ERR_RDP_GUACD_UNREACHABLE.code) throw err;
+    return { offered: false };
+  } finally {
+    sock.destroy();
+  }
+}
+
+/**
+ * For `jitgate check`: is guacd reachable, which version, which protocols.
+ * `ok` means reachable and offering rdp.
+ */
+export async function checkGuacd(addr: GuacdAddress, timeoutMs = 5000): Promise<GuacdCheck> {
+  const address = `${addr.host}:${addr.port}`;
+  try {
+    const results = await Promise.all(PROBED.map(async (p) => ({ p, r: await probe(addr, p, timeoutMs) })));
+    const protocols = results.filter((x) => x.r.offered).map((x) => x.p);
+    const version = results.find((x) => x.r.version)?.r.version;
+    const ok = protocols.includes('rdp');
+    return {
+      ok,
+      address,
+      ...(version ? { version } : {}),
+      protocols,
+      ...(ok ? {} : { error: 'guacd does not offer rdp' }),
+    };
+  } catch (err) {
+    return { ok: false, address, error: err instanceof JitgateError ? err.message : 'unreachable' };
+  }
+}

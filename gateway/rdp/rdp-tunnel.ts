@@ -1,0 +1,320 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { AccountType } from '../../core/domain.js';
+import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
+import type { Logger } from '../../core/logging.js';
+import type { RdpRecordingSlot, SessionRecorder } from '../../recorder/recorder.js';
+import type { OpenedSession, SessionBroker } from '../contracts.js';
+import { RdpErrors } from './errors.js';
+import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
+import { openGuacd, type GuacdConnection } from './guacd-client.js';
+import { buildRdpParams } from './rdp-params.js';
+
+/**
+ * `GET /api/v1/rdp?computer=&accountType=&width=&height=&dpi=&csrf=`: a
+ * websocket ↔ guacd relay speaking guacamole-common-js's WebSocketTunnel
+ * protocol (subprotocol "guacamole", one text frame = whole instructions).
+ *
+ * The server does the guacd handshake itself with parameters built after
+ * provisioning, so the browser never holds credentials or a token. Before
+ * guacd is connected the browser gets `jitgate` instructions (ignored by
+ * Guacamole.Client, which looks handlers up by opcode; rdp-view.ts reads
+ * them by wrapping `tunnel.oninstruction`):
+ *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>
+ *   jitgate,error,<code>,<message>   jitgate,closed,<reason>
+ * There is no idle timeout: the browser's 500 ms pings (`0.,4.ping,<ts>;`)
+ * are echoed, its `nop`/`sync` go to guacd, and guacd's own timeouts apply.
+ */
+
+export interface RdpDeps {
+  log: Logger;
+  broker: SessionBroker;
+  recorder: SessionRecorder;
+  /** CSRF check of the upgrade request (query parameter `csrf`), e.g. `checkCsrfQuery` from gateway/auth. */
+  checkCsrf: (req: FastifyRequest) => boolean;
+  /** config.guacd */
+  guacd: { host: string; port: number };
+  /** guacd's directory for redirected drives (when a computer's policy allows them); default /var/lib/guacd/drives. */
+  driveRoot?: string;
+  /** Time zone passed to the remote desktop (IANA name); default: the browser does not say, so none. */
+  timezone?: string;
+  /** Handshake timeout; default 15 s. */
+  guacdTimeoutMs?: number;
+  /** Pause reading guacd while this many bytes wait to go to the browser; default 1 MiB. */
+  highWaterBytes?: number;
+}
+
+/** guacd's directory for redirected drives unless configured (docker/compose.yaml mounts a volume there). */
+export const DEFAULT_DRIVE_ROOT = '/var/lib/guacd/drives';
+
+/** Websocket close codes (same numbering as the browser terminal, docs/api.md). */
+export const RDP_CLOSE = {
+  normal: 1000,
+  notSignedIn: 4001,
+  accessDenied: 4003,
+  provisioningFailed: 4010,
+  hostUnreachable: 4011,
+  terminated: 4012,
+  leaseExpired: 4013,
+  badRequest: 4014,
+} as const;
+
+/**
+ * guacamole-common-js takes the close *reason* as a Guacamole status code
+ * (WebSocketTunnel `onclose`: `parseInt(event.reason)`), so the reason is
+ * the matching status (protocol reference, "Status codes").
+ */
+const GUAC_STATUS: Record<number, number> = {
+  1000: 0x0000, // SUCCESS
+  4001: 0x0301, // CLIENT_UNAUTHORIZED
+  4003: 0x0303, // CLIENT_FORBIDDEN
+  4010: 0x0200, // SERVER_ERROR
+  4011: 0x0208, // UPSTREAM_UNAVAILABLE
+  4012: 0x020b, // SESSION_CLOSED
+  4013: 0x020a, // SESSION_TIMEOUT
+  4014: 0x0300, // CLIENT_BAD_REQUEST
+};
+
+/** Instructions from the browser never forwarded: credentials and parameters are the server's (`argv` could change them). */
+const ALWAYS_BLOCKED = new Set(['select', 'connect', 'argv', 'args', 'required']);
+
+const DIM = /^[0-9]{1,5}$/;
+function num(v: unknown, dflt: number, min: number, max: number): number | null {
+  if (v === undefined || v === '') return dflt;
+  if (typeof v !== 'string' || !DIM.test(v)) return null;
+  const n = Number(v);
+  return n >= min && n <= max ? n : null;
+}
+
+function publicError(err: unknown): { code: string; message: string } {
+  if (isJitgateError(err)) return { code: err.code, message: err.message };
+  return { code: 'JIT_ERR_INTERNAL', message: 'internal error' };
+}
+
+function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
+  if (!isJitgateError(err)) return phase === 'open' ? RDP_CLOSE.provisioningFailed : RDP_CLOSE.hostUnreachable;
+  switch (err.code) {
+    case CoreErrors.JIT_ERR_ACCESS_DENIED.code:
+    case CoreErrors.JIT_ERR_FORBIDDEN.code:
+    case CoreErrors.JIT_ERR_NOT_FOUND.code:
+      return RDP_CLOSE.accessDenied;
+    case CoreErrors.JIT_ERR_AUTH_REQUIRED.code:
+      return RDP_CLOSE.notSignedIn;
+    case CoreErrors.JIT_ERR_VALIDATION.code:
+    case RdpErrors.JIT_ERR_RDP_BAD_REQUEST.code:
+    case 'JIT_ERR_JIT_CHOOSE_ACCOUNT_TYPE':
+    case 'JIT_ERR_JIT_ACCOUNT_TYPE_NOT_ALLOWED':
+      return RDP_CLOSE.badRequest;
+    default:
+      return phase === 'open' ? RDP_CLOSE.provisioningFailed : RDP_CLOSE.hostUnreachable;
+  }
+}
+
+/** Fastify plugin (register under /api/v1 via apiPlugins): the RDP websocket tunnel. */
+export function rdpRoutes(deps: RdpDeps): (app: FastifyInstance) => Promise<void> {
+  return async (app) => {
+    app.get('/rdp', { websocket: true, schema: { hide: true } }, (ws, req) => {
+      void runTunnel(ws, req, deps).catch((err: unknown) => {
+        deps.log.error({ err }, 'rdp tunnel failed');
+        if (ws.readyState === ws.OPEN) ws.close(RDP_CLOSE.hostUnreachable, String(GUAC_STATUS[RDP_CLOSE.hostUnreachable]));
+      });
+    });
+  };
+}
+
+async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Promise<void> {
+  const send = (opcode: string, ...args: string[]): void => {
+    if (ws.readyState === ws.OPEN) ws.send(encodeInstructionUtf16(opcode, ...args));
+  };
+  const close = (code: number, error?: { code: string; message: string }, reason?: string): void => {
+    if (error) send('jitgate', 'error', error.code, error.message);
+    if (reason) send('jitgate', 'closed', reason);
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, String(GUAC_STATUS[code] ?? 0x0200));
+  };
+
+  // The tunnel's UUID is the first instruction (internal opcode ""): it opens the tunnel on the browser side.
+  send('', randomUUID());
+
+  const principal = req.principal;
+  if (!principal) return close(RDP_CLOSE.notSignedIn, { code: CoreErrors.JIT_ERR_AUTH_REQUIRED.code, message: 'sign in first' });
+  if (!deps.checkCsrf(req)) {
+    return close(RDP_CLOSE.accessDenied, { code: 'JIT_ERR_AUTH_CSRF', message: 'missing or wrong CSRF token (x-csrf-token from GET /auth/me)' });
+  }
+  const q = (req.query ?? {}) as Record<string, unknown>;
+  const computerRef = typeof q.computer === 'string' ? q.computer : '';
+  const accountType = q.accountType;
+  const width = num(q.width, 1024, 64, 8192);
+  const height = num(q.height, 768, 64, 8192);
+  const dpi = num(q.dpi, 96, 48, 480);
+  if (!computerRef || computerRef.length > 256 || width === null || height === null || dpi === null || (accountType !== undefined && accountType !== 'domain' && accountType !== 'local')) {
+    const e = new JitgateError(RdpErrors.JIT_ERR_RDP_BAD_REQUEST, { reason: 'computer is required; width/height 64-8192; dpi 48-480; accountType domain or local' });
+    return close(RDP_CLOSE.badRequest, publicError(e));
+  }
+  const log = deps.log.child({ component: 'rdp', person: principal.login, computerRef });
+
+  // Browser side: echo pings always; forward to guacd only once it is ready.
+  const fromBrowser = new InstructionParser('utf16');
+  let guacd: GuacdConnection | null = null;
+  let blocked = new Set(ALWAYS_BLOCKED);
+  let clientGone = false;
+  let finish: ((reason: string, code?: number, error?: { code: string; message: string }) => Promise<void>) | null = null;
+  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+    if (isBinary) return;
+    const text = (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
+    let batch: Instruction[];
+    try {
+      batch = fromBrowser.push(text);
+    } catch (err) {
+      log.warn({ code: isJitgateError(err) ? err.code : undefined }, 'malformed instruction from the browser');
+      if (finish) void finish('protocol error', RDP_CLOSE.badRequest, publicError(err));
+      else close(RDP_CLOSE.badRequest, publicError(err));
+      return;
+    }
+    for (const ins of batch) {
+      const [opcode, ...args] = ins;
+      if (opcode === '') {
+        if (args[0] === 'ping') send('', ...args);
+        continue;
+      }
+      if (opcode === 'disconnect') {
+        if (finish) void finish('closed by the person', RDP_CLOSE.normal);
+        else ws.close(RDP_CLOSE.normal, '0');
+        return;
+      }
+      if (!guacd || blocked.has(opcode)) continue;
+      guacd.send(opcode, ...args);
+    }
+  });
+  const closedByClient = new Promise<void>((resolve) =>
+    ws.once('close', () => {
+      clientGone = true;
+      resolve();
+    }),
+  );
+
+  // 1. Access check and JIT provisioning.
+  let opened: OpenedSession;
+  try {
+    opened = await deps.broker.open(
+      { principal, computerRef, protocol: 'rdp', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}) },
+      (step) => send('jitgate', 'progress', `${step}…`),
+    );
+  } catch (err) {
+    log.info({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'session not opened');
+    return close(closeCodeFor(err, 'open'), publicError(err));
+  }
+  const { session, computer, credentials } = opened;
+  const slog = log.child({ sessionId: session.id, computer: computer.name, account: credentials.username });
+
+  let slot: RdpRecordingSlot | null = null;
+  let finished = false;
+  let guacdClosed: Promise<void> = Promise.resolve();
+  finish = async (reason, code, error) => {
+    if (finished) return;
+    finished = true;
+    if (code !== undefined) close(code, error, reason);
+    if (guacd) guacd.close();
+    // guacd finishes its recording file when the connection is gone.
+    await guacdClosed;
+    if (slot) {
+      const s = slot;
+      await s.close().catch((err: unknown) => slog.error({ err }, 'recording could not be indexed'));
+    }
+    await opened.end(reason).catch((err: unknown) => slog.error({ err }, 'ending the session failed'));
+    slog.info({ reason }, 'rdp session ended');
+  };
+  const end = finish;
+  opened.onTerminate((reason, by) => {
+    slog.info({ reason, by }, 'session closed from outside');
+    const lease = reason === 'lease-expired';
+    void end(lease ? 'lease expired' : `terminated by ${by}`, lease ? RDP_CLOSE.leaseExpired : RDP_CLOSE.terminated);
+  });
+  void closedByClient.then(() => end('client disconnected'));
+  if (clientGone) return void end('client disconnected');
+
+  // 2. Recording slot: no recording, no session.
+  try {
+    slot = await deps.recorder.startRdp({
+      sessionId: session.id, personLogin: principal.login, computerName: computer.name, account: credentials.username, protocol: 'rdp', startedAt: new Date(),
+    });
+  } catch (err) {
+    slog.error({ err }, 'recording could not start');
+    return void end('recording failed', RDP_CLOSE.hostUnreachable, publicError(err));
+  }
+  if (finished) return;
+
+  // 3. guacd handshake with server-built parameters.
+  send('jitgate', 'progress', `connecting to ${computer.name}…`);
+  let conn: GuacdConnection;
+  let built: ReturnType<typeof buildRdpParams>;
+  try {
+    built = buildRdpParams({
+      computer, credentials, sessionId: session.id,
+      recording: { path: slot.guacdPath, name: slot.guacdName },
+      driveRoot: deps.driveRoot ?? DEFAULT_DRIVE_ROOT,
+    });
+    conn = await openGuacd(deps.guacd, {
+      protocol: 'rdp', params: built.params, required: built.required, computerName: computer.name,
+      size: { width, height, dpi }, image: ['image/png', 'image/jpeg', 'image/webp'],
+      ...(deps.timezone ? { timezone: deps.timezone } : {}),
+      ...(deps.guacdTimeoutMs ? { timeoutMs: deps.guacdTimeoutMs } : {}),
+    });
+  } catch (err) {
+    slog.warn({ code: isJitgateError(err) ? err.code : undefined }, 'guacd connection failed');
+    return void end('connection failed', closeCodeFor(err, 'connect'), publicError(err));
+  }
+  if (finished) return void conn.close();
+  guacd = conn;
+  blocked = new Set([...ALWAYS_BLOCKED, ...(built.policy.clipboard ? [] : ['clipboard']), ...(built.policy.drive ? [] : ['file', 'put'])]);
+  slog.info({ connectionId: conn.connectionId, version: conn.version }, 'guacd connected');
+  send('jitgate', 'ready', session.id, computer.name, built.policy.clipboard ? '1' : '0');
+
+  // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
+  const highWater = deps.highWaterBytes ?? 1 << 20;
+  let inFlight = 0;
+  let paused = false;
+  let loggedIn = false;
+  guacdClosed = new Promise<void>((resolve) => {
+    conn.start(
+      (batch) => {
+        let frame = '';
+        for (const ins of batch) {
+          const [opcode, ...args] = ins;
+          if (opcode === 'sync' && !loggedIn) {
+            // The first frame drawn: the RDP login went through, the engine may forget the password.
+            loggedIn = true;
+            void opened.loggedIn().catch((err: unknown) => slog.warn({ err }, 'could not release credentials'));
+          }
+          if (opcode === 'required') {
+            // guacd asks for credentials interactively (protocol 1.3+): ours were refused. Never ask the person.
+            slog.warn({ params: args }, 'guacd asked for credentials; the computer refused the session account');
+            const e = new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_ERROR, { status: 'required', reason: 'the computer did not accept the session account' });
+            void end('login refused', RDP_CLOSE.hostUnreachable, publicError(e));
+            return;
+          }
+          frame += encodeInstructionUtf16(opcode, ...args);
+        }
+        if (!frame || ws.readyState !== ws.OPEN) return;
+        const bytes = Buffer.byteLength(frame);
+        inFlight += bytes;
+        ws.send(frame, () => {
+          inFlight -= bytes;
+          if (paused && inFlight < highWater / 2) {
+            paused = false;
+            conn.resume();
+          }
+        });
+        if (!paused && inFlight > highWater) {
+          paused = true;
+          conn.pause();
+        }
+      },
+      (err) => {
+        resolve();
+        if (err) slog.warn({ code: isJitgateError(err) ? err.code : undefined }, 'guacd connection error');
+        void end('remote desktop closed', RDP_CLOSE.normal);
+      },
+    );
+  });
+}

@@ -1,0 +1,348 @@
+import type { Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
+import { isJitgateError } from '../../core/errors.js';
+import type { Logger } from '../../core/logging.js';
+import type { RecordingMeta, StreamRecording, TerminalRecording } from '../../recorder/recorder.js';
+import type { Principal } from '../auth/principal.js';
+import type { OpenedSession } from '../contracts.js';
+import type { ConnectUpstreamFn, FrontDoorDeps } from './front-door.js';
+import { chooseComputer } from './front-door-menu.js';
+import { relay, type RelayTap } from './front-door-relay.js';
+
+export interface FrontDoorTarget {
+  login: string;
+  /** null: show the menu of reachable computers. */
+  computer: string | null;
+}
+
+export interface FrontDoorSessionOptions {
+  conn: Connection;
+  principal: Principal;
+  target: FrontDoorTarget;
+  deps: FrontDoorDeps;
+  connectUpstream: ConnectUpstreamFn;
+  log: Logger;
+}
+
+type ExitInfo = { code: number } | { signal: string; dump: boolean; desc: string };
+
+interface Upstream {
+  opened: OpenedSession;
+  client: Client;
+}
+
+/** Environment variables passed through (OpenSSH's default SendEnv; nothing that changes how programs run). */
+const ENV_ALLOWED = /^(LANG|LANGUAGE|LC_[A-Z_]+|TZ|COLORTERM)$/;
+const MAX_ENV = 32;
+
+/** A client's channel and its state before the real request (pty, env). */
+interface SessionState {
+  pty: PseudoTtyInfo | null;
+  env: Record<string, string>;
+  upstream: ClientChannel | null;
+  terminal: TerminalRecording | null;
+}
+
+function policyFlag(session: OpenedSession, name: string): boolean {
+  return session.computer.policy[name] === true;
+}
+
+/** What the person may read about a failure: typed errors carry a safe message; anything else stays generic. */
+function publicMessage(err: unknown, computer: string | null): string {
+  if (isJitgateError(err)) return err.message;
+  return `could not open a session on ${computer ?? 'the computer'}`;
+}
+
+/**
+ * Everything after sign-in on one front-door connection: one JIT session and
+ * one upstream SSH connection (opened on the first channel that needs it),
+ * shared by every channel the client opens.
+ */
+export class FrontDoorSessionHandler {
+  readonly #o: FrontDoorSessionOptions;
+  #computer: string | null;
+  #upstream: Promise<Upstream> | null = null;
+  #closed = false;
+  readonly #channels = new Set<ServerChannel>();
+  /** Channel runs in flight (each ends with its recording closed). */
+  readonly #runs = new Set<Promise<void>>();
+
+  constructor(o: FrontDoorSessionOptions) {
+    this.#o = o;
+    this.#computer = o.target.computer;
+    o.conn.on('session', (accept) => this.#session(accept()));
+    o.conn.on('tcpip', (accept, reject, info) => void this.#tcpip(accept, reject, info));
+  }
+
+  get #log(): Logger {
+    return this.#o.log;
+  }
+
+  /** Provision and connect, once per connection; progress goes to whoever asked first. */
+  #connect(progress: (line: string) => void): Promise<Upstream> {
+    this.#upstream ??= (async () => {
+      const computer = this.#computer!;
+      const opened = await this.#o.deps.broker.open(
+        { principal: this.#o.principal, computerRef: computer, protocol: 'ssh', via: 'ssh-front-door' },
+        (step) => progress(`jitgate: ${step}…`),
+      );
+      if (this.#closed) {
+        await opened.end('client disconnected');
+        throw new Error('connection closed while provisioning');
+      }
+      opened.onTerminate((reason, by) => {
+        this.#log.info({ reason, by }, 'session closed from outside');
+        for (const ch of this.#channels) {
+          if (ch.writable) ch.stderr.write(`\r\njitgate: session ${reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`}\r\n`);
+        }
+        void this.close(reason);
+      });
+      progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
+      try {
+        const pinned = typeof opened.computer.policy.sshHostKeySha256 === 'string' ? opened.computer.policy.sshHostKeySha256 : null;
+        const { client, hostKeySha256 } = await this.#o.connectUpstream({
+          host: opened.computer.address,
+          port: opened.computer.sshPort,
+          username: opened.credentials.username,
+          password: opened.credentials.password,
+          hostKeySha256: pinned,
+          log: this.#log,
+        });
+        if (!pinned && this.#o.deps.recordHostKey) {
+          await this.#o.deps.recordHostKey(opened.computer, hostKeySha256).catch((err: unknown) => this.#log.error({ err }, 'could not pin the host key'));
+        }
+        client.on('close', () => void this.close('computer closed the connection'));
+        await opened.loggedIn().catch((err: unknown) => this.#log.warn({ err }, 'loggedIn failed'));
+        if (this.#closed) client.end();
+        return { opened, client };
+      } catch (err) {
+        await opened.end('upstream connection failed').catch(() => undefined);
+        throw err;
+      }
+    })();
+    return this.#upstream;
+  }
+
+  #meta(up: Upstream): RecordingMeta {
+    return {
+      sessionId: up.opened.session.id,
+      personLogin: this.#o.principal.login,
+      computerName: up.opened.computer.name,
+      account: up.opened.credentials.username,
+      protocol: 'ssh',
+      startedAt: new Date(),
+    };
+  }
+
+  #session(s: Session): void {
+    const st: SessionState = { pty: null, env: {}, upstream: null, terminal: null };
+    s.on('pty', (accept, _reject, info) => {
+      st.pty = info;
+      accept?.();
+    });
+    s.on('env', (accept, reject, info) => {
+      if (ENV_ALLOWED.test(info.key) && Object.keys(st.env).length < MAX_ENV && info.val.length <= 256) {
+        st.env[info.key] = info.val;
+        accept?.();
+      } else reject?.();
+    });
+    s.on('window-change', (accept, _reject, info) => {
+      if (st.pty) Object.assign(st.pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+      st.upstream?.setWindow(info.rows, info.cols, info.height, info.width);
+      st.terminal?.resize(info.cols, info.rows);
+      accept?.();
+    });
+    s.on('signal', (accept, _reject, info) => {
+      st.upstream?.signal(info.name);
+      accept?.();
+    });
+    s.on('shell', (accept) => {
+      const ch = this.#track(accept());
+      ch.pause();
+      this.#spawn(this.#run(ch, st, { kind: 'shell' }));
+    });
+    s.on('exec', (accept, _reject, info) => {
+      const ch = this.#track(accept());
+      ch.pause();
+      this.#spawn(this.#run(ch, st, { kind: 'exec', command: info.command }));
+    });
+    s.on('subsystem', (accept, reject, info) => {
+      if (info.name !== 'sftp') return reject();
+      const ch = this.#track(accept());
+      ch.pause();
+      this.#spawn(this.#run(ch, st, { kind: 'sftp' }));
+    });
+  }
+
+  #spawn(run: Promise<void>): void {
+    const p = run.catch((err: unknown) => this.#log.error({ err }, 'channel failed'));
+    this.#runs.add(p);
+    void p.finally(() => this.#runs.delete(p));
+  }
+
+  #track(ch: ServerChannel): ServerChannel {
+    this.#channels.add(ch);
+    ch.on('close', () => this.#channels.delete(ch));
+    ch.on('error', () => undefined);
+    return ch;
+  }
+
+  #fail(ch: ServerChannel, message: string, code = 1): void {
+    if (ch.writable) {
+      ch.stderr.write(`jitgate: ${message}\r\n`);
+      ch.exit(code);
+      ch.end();
+    }
+  }
+
+  async #run(ch: ServerChannel, st: SessionState, req: { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' }): Promise<void> {
+    const eol = st.pty ? '\r\n' : '\n';
+    // Progress goes to the terminal in a pty, else to stderr so it never mixes into a command's output.
+    const progress = (line: string): void => {
+      if (!ch.writable) return;
+      if (st.pty) ch.write(line + eol);
+      else ch.stderr.write(line + eol);
+    };
+    if (!this.#computer) {
+      if (req.kind !== 'shell' || !st.pty || !this.#o.deps.listComputers) {
+        return this.#fail(ch, `connect as ${this.#o.target.login}+<computer> to run a command or SFTP`, 2);
+      }
+      const list = await this.#o.deps.listComputers(this.#o.principal).catch((err: unknown) => {
+        this.#log.warn({ err }, 'listing computers failed');
+        return null;
+      });
+      if (!list) return this.#fail(ch, 'could not list your computers');
+      if (list.length === 0) return this.#fail(ch, 'you have no computers to connect to');
+      ch.resume();
+      const chosen = await chooseComputer(ch, list.map((c) => c.name));
+      if (!chosen) return this.#fail(ch, 'no computer chosen', 130);
+      ch.pause();
+      // Another channel may have chosen meanwhile; the connection holds one session.
+      this.#computer ??= chosen;
+    }
+    let up: Upstream;
+    try {
+      up = await this.#connect(progress);
+    } catch (err) {
+      this.#log.info({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'session open failed');
+      return this.#fail(ch, publicMessage(err, this.#computer));
+    }
+    if (req.kind === 'sftp' && !policyFlag(up.opened, 'sftp')) {
+      return this.#fail(ch, `SFTP is not allowed on ${up.opened.computer.name}`);
+    }
+    const env = st.env;
+    const pty = st.pty ? { rows: st.pty.rows, cols: st.pty.cols, height: st.pty.height, width: st.pty.width, term: st.pty.term, modes: st.pty.modes } : undefined;
+    let upCh: ClientChannel;
+    try {
+      upCh = await new Promise<ClientChannel>((resolve, reject) => {
+        const cb = (err: Error | undefined, c: ClientChannel): void => (err ? reject(err) : resolve(c));
+        if (req.kind === 'shell') up.client.shell(pty ?? false, { env }, cb);
+        else if (req.kind === 'exec') up.client.exec(req.command, { env, ...(pty ? { pty } : {}) }, cb);
+        else up.client.subsys('sftp', cb);
+      });
+    } catch (err) {
+      this.#log.warn({ err }, 'upstream channel failed');
+      return this.#fail(ch, `${up.opened.computer.name} refused the ${req.kind} request`);
+    }
+    if (!ch.writable) {
+      upCh.close();
+      return;
+    }
+    st.upstream = upCh;
+    const recorder = this.#o.deps.recorder;
+    const recordInput = policyFlag(up.opened, 'recordInput');
+    let terminal: TerminalRecording | null = null;
+    let stream: StreamRecording | null = null;
+    try {
+      if (recorder && st.pty) {
+        terminal = await recorder.startTerminal(this.#meta(up), {
+          cols: st.pty.cols, rows: st.pty.rows, recordInput, term: st.pty.term,
+          ...(req.kind === 'exec' ? { command: req.command } : {}),
+        });
+        st.terminal = terminal;
+      } else if (recorder) {
+        stream = await recorder.startStream(this.#meta(up), req.kind === 'sftp' ? 'sftp' : 'exec', req.kind === 'exec' ? req.command : undefined);
+      }
+    } catch (err) {
+      // A session that must be recorded and cannot be is not opened.
+      this.#log.error({ err }, 'recording could not start');
+      upCh.close();
+      return this.#fail(ch, 'the session could not be recorded');
+    }
+    const tap = (write: (d: Buffer) => boolean, drained: () => Promise<void>): RelayTap => ({ write, drained });
+    const outTap = terminal
+      ? tap((d) => terminal.output(d), () => terminal.drained())
+      : stream
+        ? tap((d) => stream.write('out', d), () => stream.drained())
+        : undefined;
+    const errTap = terminal
+      ? tap((d) => terminal.output(d), () => terminal.drained())
+      : stream
+        ? tap((d) => stream.write('err', d), () => stream.drained())
+        : undefined;
+    const inTap = terminal
+      ? recordInput
+        ? tap((d) => terminal.input(d), () => terminal.drained())
+        : undefined
+      : stream
+        ? tap((d) => stream.write('in', d), () => stream.drained())
+        : undefined;
+
+    const exit: { info: ExitInfo | null } = { info: null };
+    upCh.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+      exit.info = code !== null && code !== undefined ? { code } : { signal: String(signal ?? 'KILL').replace(/^SIG/, ''), dump: Boolean(dump), desc: desc ?? '' };
+    });
+    const out = relay(upCh, ch, outTap);
+    const err = relay(upCh.stderr, ch.stderr, errTap);
+    void relay(ch, upCh, inTap);
+    ch.once('end', () => upCh.end());
+    ch.once('close', () => upCh.close());
+    ch.resume();
+
+    const closed = new Promise<void>((resolve) => upCh.once('close', () => resolve()));
+    await Promise.all([out, err, closed]);
+    const ex = exit.info;
+    if (ch.writable) {
+      if (ex && 'code' in ex) ch.exit(ex.code);
+      else if (ex) ch.exit(ex.signal, ex.dump, ex.desc);
+      ch.end();
+    }
+    const summary = terminal ? terminal.close() : stream ? stream.close(ex && 'code' in ex ? ex.code : null) : null;
+    if (summary) await summary.catch((e: unknown) => this.#log.error({ err: e }, 'closing recording failed'));
+  }
+
+  async #tcpip(accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): Promise<void> {
+    if (!this.#computer) return reject();
+    let up: Upstream;
+    try {
+      up = await this.#connect(() => undefined);
+    } catch {
+      return reject();
+    }
+    if (!policyFlag(up.opened, 'portForwarding')) {
+      this.#log.info({ dest: `${info.destIP}:${info.destPort}` }, 'port forwarding refused by policy');
+      return reject();
+    }
+    up.client.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, upCh) => {
+      if (err) return reject();
+      const ch = this.#track(accept());
+      void relay(upCh, ch).then(() => ch.end());
+      void relay(ch, upCh).then(() => upCh.end());
+      ch.once('close', () => upCh.close());
+      upCh.once('close', () => ch.close());
+    });
+  }
+
+  /** End everything: upstream connection, JIT session (teardown enqueued), pending recordings. */
+  async close(reason: string): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const ch of this.#channels) if (ch.writable) ch.end();
+    this.#o.conn.end();
+    const up = await this.#upstream?.catch(() => null);
+    if (up) {
+      up.client.end();
+      await Promise.allSettled([...this.#runs]);
+      await up.opened.end(reason).catch((err: unknown) => this.#log.error({ err }, 'ending the session failed'));
+    }
+  }
+}

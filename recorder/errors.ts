@@ -1,0 +1,7 @@
+import { defineErrors } from '../core/errors.js';
+
+/** Recorder error codes (docs/errors.md). */
+export const RecorderErrors = defineErrors({
+  JIT_ERR_RECORDING_BAD_PATH: { status: 500, message: 'recording path is not one jitgate generated: {reason}' },
+  JIT_ERR_RECORDING_SIGNING_KEY: { status: 500, message: 'recording signing key is unusable: {reason}' },
+});

@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import { posix } from 'node:path';
+import type { AuditLog } from '../core/audit.js';
+import type { Database } from '../core/db/database.js';
+import type { Logger } from '../core/logging.js';
+import { AsciicastWriter } from './asciicast.writer.js';
+import { DEFAULT_HARD_CAP, DEFAULT_HIGH_WATER_MARK, type SinkResult } from './bounded-sink.js';
+import { FsRecordingStore } from './fs-recording.store.js';
+import { appendManifest, entryFromRow } from './manifest.js';
+import type {
+  RdpRecordingSlot,
+  RecordingMeta,
+  RecordingSummary,
+  SessionRecorder,
+  StreamRecording,
+  TerminalRecording,
+  TerminalRecordingOptions,
+} from './recorder.js';
+import { contentTypeFor, isUuid, parseRelPath, type RecordingExt, type RecordingStore } from './recording.store.js';
+import { StreamWriter } from './stream.writer.js';
+import { checkRecording, integrityOf, verifyRecordings, type RecordingIntegrity, type RecordingRow, type VerifyReport } from './verify.js';
+
+export interface RecorderDeps {
+  db: Database;
+  audit: AuditLog;
+  log: Logger;
+  /** Recordings directory (`recordings.dir`, default `<dataDir>/recordings`). */
+  dir: string;
+  /** 32-byte HMAC key of the manifest (recorder/signing-key.ts `loadSigningKey`). */
+  signingKey: Buffer;
+  /** guacd's view of `dir` (`guacd.recordingDir`), when guacd runs elsewhere (a container). */
+  guacdDir?: string | undefined;
+  /** Another store (tests); default: files under `dir`. */
+  store?: RecordingStore;
+  highWaterMark?: number;
+  hardCap?: number;
+  /** Monotonic milliseconds for event times (tests). */
+  clock?: () => number;
+}
+
+/** What the replay API needs (gateway/api defines the same shape). */
+export interface RecordingFiles {
+  open(recordingId: string): Promise<{
+    stream: NodeJS.ReadableStream;
+    contentType: string;
+    size: number;
+    integrity: 'ok' | 'mismatch' | 'unsigned' | 'missing';
+  } | null>;
+}
+
+type Kind = 'terminal' | 'exec' | 'sftp' | 'rdp';
+const ACTOR = 'system:recorder';
+
+/**
+ * The recorder: writers for pty sessions (asciicast v2), exec/SFTP channels
+ * (stream records) and RDP slots (guacd's own files); each closed recording
+ * is hashed, signed into the manifest, indexed in `recordings` and audited.
+ * Also the read side for replay (`open`) and `verify`.
+ */
+export class Recorder implements SessionRecorder, RecordingFiles {
+  readonly store: RecordingStore;
+  readonly #d: RecorderDeps;
+  readonly #log: Logger;
+  readonly #guacdRoot: string;
+
+  constructor(deps: RecorderDeps) {
+    this.#d = deps;
+    this.store = deps.store ?? new FsRecordingStore(deps.dir);
+    this.#log = deps.log.child({ component: 'recorder' });
+    this.#guacdRoot = deps.guacdDir ?? (this.store instanceof FsRecordingStore ? this.store.root : deps.dir);
+  }
+
+  async startTerminal(meta: RecordingMeta, opts: TerminalRecordingOptions): Promise<TerminalRecording> {
+    const { recordingId, relPath, handle } = await this.#begin(meta, 'terminal', 'cast');
+    const w = new AsciicastWriter(
+      handle,
+      {
+        width: opts.cols,
+        height: opts.rows,
+        timestamp: Math.floor(Date.now() / 1000),
+        term: opts.term ?? 'xterm-256color',
+        shell: opts.shell,
+        title: `${meta.personLogin} on ${meta.computerName}${meta.account ? ` as ${meta.account}` : ''}`,
+        command: opts.command,
+        jitgate: { sessionId: meta.sessionId, recordingId, computer: meta.computerName, account: meta.account, person: meta.personLogin, protocol: meta.protocol },
+      },
+      { recordInput: opts.recordInput, clock: this.#d.clock, hardCap: this.#d.hardCap ?? DEFAULT_HARD_CAP },
+    );
+    let closing: Promise<RecordingSummary> | undefined;
+    return {
+      recordingId,
+      output: (d) => w.output(d),
+      input: (d) => w.input(d),
+      resize: (c, r) => w.resize(c, r),
+      drained: () => w.drained(),
+      close: () => (closing ??= w.close().then((res) => this.#seal(meta, recordingId, 'terminal', relPath, res))),
+    };
+  }
+
+  async startStream(meta: RecordingMeta, kind: 'exec' | 'sftp', command?: string): Promise<StreamRecording> {
+    const { recordingId, relPath, handle } = await this.#begin(meta, kind, 'jsr');
+    const w = new StreamWriter(
+      handle,
+      {
+        version: 1,
+        recordingId,
+        sessionId: meta.sessionId,
+        kind,
+        command: command ?? null,
+        person: meta.personLogin,
+        computer: meta.computerName,
+        account: meta.account,
+        startedAt: Date.now(),
+      },
+      { clock: this.#d.clock, hardCap: this.#d.hardCap ?? DEFAULT_HARD_CAP },
+    );
+    let closing: Promise<RecordingSummary> | undefined;
+    return {
+      recordingId,
+      write: (dir, d) => w.write(dir, d),
+      drained: () => w.drained(),
+      close: (exitCode) => (closing ??= w.close(exitCode ?? null).then((res) => this.#seal(meta, recordingId, kind, relPath, res))),
+    };
+  }
+
+  async startRdp(meta: RecordingMeta): Promise<RdpRecordingSlot> {
+    const recordingId = randomUUID();
+    const relPath = this.store.pathFor(meta.sessionId, recordingId, 'guac', new Date());
+    await this.store.ensureDir(relPath);
+    await this.#index(meta, recordingId, 'rdp', relPath);
+    const guacdPath = posix.join(this.#guacdRoot, posix.dirname(relPath));
+    const guacdName = posix.basename(relPath);
+    let closing: Promise<RecordingSummary | null> | undefined;
+    return {
+      recordingId,
+      guacdPath,
+      guacdName,
+      close: () =>
+        (closing ??= (async () => {
+          if (!(await this.store.stat(relPath))) {
+            await this.#fail(meta, recordingId, 'rdp', 'guacd wrote no recording file');
+            this.#log.warn({ sessionId: meta.sessionId, recordingId, guacdPath, guacdName }, 'guacd wrote no recording');
+            return null;
+          }
+          await this.store.protect(relPath);
+          return this.#seal(meta, recordingId, 'rdp', relPath, { droppedBytes: 0, error: null });
+        })()),
+    };
+  }
+
+  /** Read a recording for replay (null: unknown id, or no file). Integrity is checked against the signed manifest first (a full hash). */
+  async open(recordingId: string): Promise<{ stream: NodeJS.ReadableStream; contentType: string; size: number; integrity: RecordingIntegrity } | null> {
+    if (!isUuid(recordingId)) return null;
+    const rows = await this.#d.db.query<RecordingRow & Record<string, unknown>>('SELECT * FROM recordings WHERE id = $1', [recordingId]);
+    const row = rows[0];
+    if (!row) return null;
+    let ext: RecordingExt;
+    try {
+      ext = parseRelPath(row.path).ext;
+    } catch {
+      this.#log.error({ recordingId }, 'recording row has a path jitgate did not generate');
+      return null;
+    }
+    const integrity = await this.#integrityOfRow(row);
+    const file = await this.store.openRead(row.path);
+    if (!file) return null;
+    return { stream: file.stream, contentType: contentTypeFor(ext), size: file.size, integrity };
+  }
+
+  /** `ok | mismatch | unsigned | missing` for one recording (null: unknown id). */
+  async integrity(recordingId: string): Promise<RecordingIntegrity | null> {
+    if (!isUuid(recordingId)) return null;
+    const row = (await this.#d.db.query<RecordingRow & Record<string, unknown>>('SELECT * FROM recordings WHERE id = $1', [recordingId]))[0];
+    return row ? this.#integrityOfRow(row) : null;
+  }
+
+  async #integrityOfRow(row: RecordingRow): Promise<RecordingIntegrity> {
+    const entryRows =
+      row.manifest_seq === null
+        ? []
+        : await this.#d.db.query<Parameters<typeof entryFromRow>[0] & Record<string, unknown>>('SELECT * FROM recording_manifest WHERE seq = $1', [Number(row.manifest_seq)]);
+    const check = await checkRecording(row, entryRows[0] ? entryFromRow(entryRows[0]) : undefined, this.#d.signingKey, this.store);
+    return integrityOf(check.status);
+  }
+
+  verify(opts: { recordingId?: string } = {}): Promise<VerifyReport> {
+    return verifyRecordings({ db: this.#d.db, store: this.store, signingKey: this.#d.signingKey }, opts);
+  }
+
+  async #begin(meta: RecordingMeta, kind: Kind, ext: RecordingExt) {
+    const recordingId = randomUUID();
+    const relPath = this.store.pathFor(meta.sessionId, recordingId, ext, new Date());
+    await this.#index(meta, recordingId, kind, relPath);
+    try {
+      const handle = await this.store.create(relPath, { highWaterMark: this.#d.highWaterMark ?? DEFAULT_HIGH_WATER_MARK });
+      return { recordingId, relPath, handle };
+    } catch (err) {
+      this.#log.error({ err, sessionId: meta.sessionId, recordingId }, 'recording file could not be created');
+      await this.#fail(meta, recordingId, kind, 'file could not be created').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The row exists from the start, so a recording whose writer died is still found (verify shows it in progress). */
+  async #index(meta: RecordingMeta, recordingId: string, kind: Kind, relPath: string): Promise<void> {
+    await this.#d.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO recordings (id, session_id, kind, path, started_at) VALUES ($1,$2,$3,$4,now())', [recordingId, meta.sessionId, kind, relPath]);
+      await this.#d.audit.record(
+        {
+          type: 'recording.started',
+          actor: ACTOR,
+          outcome: 'success',
+          sessionId: meta.sessionId,
+          computer: meta.computerName,
+          account: meta.account,
+          data: { recordingId, kind, person: meta.personLogin },
+        },
+        tx,
+      );
+    });
+  }
+
+  /** Close a recording that has no file: unsigned row, `recording.completed` with outcome failure. */
+  async #fail(meta: RecordingMeta, recordingId: string, kind: Kind, reason: string): Promise<void> {
+    await this.#d.db.transaction(async (tx) => {
+      await tx.query('UPDATE recordings SET ended_at = now() WHERE id = $1', [recordingId]);
+      await this.#d.audit.record(
+        { type: 'recording.completed', actor: ACTOR, outcome: 'failure', sessionId: meta.sessionId, computer: meta.computerName, account: meta.account, data: { recordingId, kind, reason } },
+        tx,
+      );
+    });
+  }
+
+  /** Hash the file as it is on disk, sign it into the manifest, index and audit, in one transaction. */
+  async #seal(meta: RecordingMeta, recordingId: string, kind: Kind, relPath: string, res: SinkResult): Promise<RecordingSummary> {
+    const h = await this.store.hash(relPath);
+    const sha256 = h?.sha256 ?? '';
+    const size = h?.size ?? 0;
+    if (res.error) this.#log.error({ err: res.error, sessionId: meta.sessionId, recordingId }, 'recording write failed');
+    if (res.droppedBytes > 0) this.#log.warn({ sessionId: meta.sessionId, recordingId, droppedBytes: res.droppedBytes }, 'recording dropped bytes');
+    const entry = await this.#d.db.transaction(async (tx) => {
+      const e = h ? await appendManifest(tx, this.#d.signingKey, { recordingId, sha256, sizeBytes: size }) : null;
+      await tx.query('UPDATE recordings SET size_bytes = $2, sha256 = $3, manifest_seq = $4, ended_at = now(), dropped_bytes = $5 WHERE id = $1', [
+        recordingId,
+        h ? size : null,
+        h ? sha256 : null,
+        e?.seq ?? null,
+        res.droppedBytes,
+      ]);
+      const failed = !h || res.error !== null;
+      await this.#d.audit.record(
+        {
+          type: 'recording.completed',
+          actor: ACTOR,
+          outcome: failed ? 'failure' : 'success',
+          sessionId: meta.sessionId,
+          computer: meta.computerName,
+          account: meta.account,
+          data: {
+            recordingId,
+            kind,
+            sha256: h ? sha256 : null,
+            sizeBytes: size,
+            droppedBytes: res.droppedBytes,
+            ...(failed ? { reason: h ? 'write failed' : 'file missing' } : {}),
+          },
+        },
+        tx,
+      );
+      return e;
+    });
+    return { recordingId, sizeBytes: size, sha256, manifestSeq: entry?.seq ?? 0, droppedBytes: res.droppedBytes };
+  }
+}
+
+/**
+ * Wiring for the lead:
+ *   const signingKey = loadSigningKey({ configured: cfg.recordings.signingKey, dataDir: cfg.dataDir });
+ *   const recorder = createRecorder({ db, audit, log, dir: recordingsDir(cfg), signingKey, guacdDir: cfg.guacd.recordingDir });
+ * `recorder` is the SessionRecorder for the proxies and the RecordingFiles for the API.
+ */
+export function createRecorder(deps: RecorderDeps): Recorder {
+  return new Recorder(deps);
+}

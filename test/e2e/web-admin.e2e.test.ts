@@ -1,0 +1,182 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { AuditLog } from '../../core/audit.js';
+import type { Database } from '../../core/db/database.js';
+import { silentLogger } from '../../core/logging.js';
+import { SecretBox } from '../../core/secret-box.js';
+import { AccessService } from '../../gateway/access-policy.js';
+import { apiRoutes } from '../../gateway/api/index.js';
+import { DirRecordingFiles, MemoryLiveSessions } from '../../gateway/api/test-fixture.js';
+import { createAuth } from '../../gateway/auth/index.js';
+import { createMetrics } from '../../gateway/metrics.js';
+import { buildServer } from '../../gateway/server.js';
+import { webStatic } from '../../gateway/web-static.js';
+import { buildWeb } from '../../web/build.js';
+import { databaseFactories } from '../harness/databases.js';
+import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { addComputer, addOrganization, addPerson, go, firstRunSetup, restrictAndShare, signIn, signOut, type Person } from './web-steps.js';
+
+/**
+ * The web app against the real identity module (gateway/auth) and the real
+ * administration API (gateway/api) on PGlite, in a real chromium: first-run
+ * setup with TOTP enrollment, organizations, computers with a server-side
+ * validation error shown beside its field, people, restricted computer
+ * shared with a technician who then signs in and sees it, a recording
+ * replayed with asciinema-player under the CSP, and the audit trail.
+ * Live sessions and recording files come from the API's in-memory test
+ * doubles; the terminal itself is covered by web.e2e.test.ts against
+ * `jitgate serve`.
+ */
+const browserOk = chromiumAvailable();
+const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
+
+describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${browserOk.ok ? '' : ` (skipped: ${browserOk.reason})`}`, () => {
+  let dist = '';
+  let db: Database;
+  let app: FastifyInstance;
+  let base = '';
+  let setupPath = '';
+  let b: BrowserHandle;
+  const files = new DirRecordingFiles();
+  const tag = randomBytes(3).toString('hex');
+
+  beforeAll(async () => {
+    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
+    await buildWeb(dist);
+    db = await pglite.open();
+    const audit = new AuditLog(db);
+    const log = silentLogger();
+    const auth = createAuth({
+      db, box: new SecretBox(randomBytes(32)), audit, log,
+      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
+    });
+    const access = new AccessService(db, audit);
+    app = await buildServer({
+      log, metrics: createMetrics(), version: 'e2e', readiness: [],
+      rootPlugins: [auth.plugin, webStatic(dist)],
+      apiPlugins: [
+        apiRoutes({
+          db, audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: files,
+          stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22' }],
+          checkStore: async () => ({ ok: true }),
+        }),
+      ],
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    if (!addr || typeof addr === 'string') throw new Error('no address');
+    base = `http://127.0.0.1:${addr.port}`;
+    setupPath = (await auth.bootstrapPath())!;
+    b = await launchBrowser();
+  }, 240_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await app?.close();
+    await db?.close();
+    if (dist) rmSync(dist, { recursive: true, force: true });
+    rmSync(files.dir, { recursive: true, force: true });
+  });
+
+  it('admin sets up, configures a computer and shares it; the technician sees it; recordings replay; audit lists it all', async () => {
+    const page = await b.newPage();
+    const admin: Person = { login: `admin${tag}`, displayName: 'First Admin', password: `pw-${randomUUID()}` };
+    const tech: Person = { login: `tech${tag}`, displayName: 'Tess Tech', password: `pw-${randomUUID()}` };
+    const org = `acme${tag}`;
+    const computer = `web${tag}`;
+
+    expect(setupPath).toMatch(/^\/setup#/);
+    await firstRunSetup(page, base + setupPath, admin);
+    // the link works once
+    const again = await b.newPage();
+    await again.goto(base + setupPath);
+    await again.getByText('This setup link is not valid').waitFor();
+    await again.close();
+
+    await addOrganization(page, org, String(1000 + Math.floor(Math.random() * 8999)));
+    await screenshot(page, 'organizations');
+    await go(page, 'Account stores');
+    await page.getByRole('button', { name: 'Test connection' }).click();
+    await page.getByText('reachable').waitFor();
+    await screenshot(page, 'account-stores');
+    await addComputer(page, { organization: org, name: computer, address: '192.0.2.10', localStore: 'linux-ssh', adminGroups: 'sudo', accountType: 'local' });
+    await addPerson(page, { ...tech, role: 'technician', organization: org });
+    await screenshot(page, 'people');
+    await restrictAndShare(page, computer, tech.login);
+
+    // a recording of a session on that computer, as the recorder would leave it
+    const [c] = await db.query<{ id: string; organization_id: string }>('SELECT id, organization_id FROM computers WHERE name = $1', [computer]);
+    const [t] = await db.query<{ id: string }>('SELECT id FROM people WHERE login = $1', [tech.login]);
+    const sessionId = randomUUID();
+    await db.query(
+      `INSERT INTO sessions (id, person_id, person_login, computer_id, computer_name, protocol, account_type, account_name, state, lease_expires_at, started_at, ended_at)
+       VALUES ($1,$2,$3,$4,$5,'ssh','local',$6,'ended', now() + interval '1 hour', now(), now())`,
+      [sessionId, t!.id, tech.login, c!.id, computer, `${tech.login}_k3x9q2`],
+    );
+    const cast = `{"version":2,"width":80,"height":24}\n[0.2,"o","$ id\\r\\n"]\n[0.4,"o","uid=1001(${tech.login}_k3x9q2) gid=1001\\r\\n"]\n`;
+    const recId = randomUUID();
+    await db.query('INSERT INTO recordings (id, session_id, kind, path, size_bytes, sha256, started_at) VALUES ($1,$2,$3,$4,$5,$6, now())', [
+      recId, sessionId, 'asciicast', `/rec/${recId}.cast`, Buffer.byteLength(cast), 'ab'.repeat(32),
+    ]);
+    files.put(recId, cast);
+
+    await go(page, 'Recordings');
+    const row = page.locator(`tr[data-recording="${recId}"]`);
+    await row.waitFor();
+    expect(await row.locator('[data-integrity]').getAttribute('data-integrity')).toBe('ok');
+    await screenshot(page, 'recordings');
+    await row.getByRole('link', { name: 'Replay' }).click();
+    await page.locator('.ap-wrapper, .ap-player').first().waitFor();
+    await page.locator('.ap-player').click(); // start playback
+    await page.getByTestId('player').getByText(`${tech.login}_k3x9q2`).first().waitFor({ timeout: 30_000 });
+    await screenshot(page, 'recording-replay');
+
+    await go(page, 'Audit');
+    await page.locator('tr[data-type="auth.bootstrap"]').first().waitFor();
+    await page.locator('tr[data-type="recording.viewed"]').first().waitFor();
+    await screenshot(page, 'audit');
+    await page.getByLabel('Type').selectOption('recording.viewed');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await expect.poll(async () => page.locator('tbody tr[data-type]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-type')))).toEqual(['recording.viewed']);
+    const csvHref = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    const csv = await page.request.get(base + csvHref!);
+    expect(csv.status()).toBe(200);
+    const csvText = await csv.text();
+    expect(csvText).toContain('recording.viewed');
+    expect(csvText).not.toContain('auth.bootstrap');
+
+    await go(page, 'Live sessions');
+    await screenshot(page, 'live-sessions');
+    await go(page, 'My account');
+    await screenshot(page, 'my-account');
+
+    await signOut(page);
+    await signIn(page, base, tech, 'technician');
+    // a technician sees Sessions, not the administration pages
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    expect(await nav.getByRole('link').allTextContents()).toEqual(['Sessions', 'My account']);
+    const mine = page.locator(`tr[data-computer="${computer}"]`);
+    await mine.waitFor();
+    const ssh = mine.getByRole('link', { name: `Connect to ${computer} with SSH` });
+    expect(await ssh.getAttribute('href')).toBe(`/terminal/${c!.id}`);
+    await screenshot(page, 'technician-sessions');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await screenshot(page, 'technician-sessions-390x844');
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth')).toBeLessThanOrEqual(0);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    // the gateway refuses what the UI hides
+    const { csrfToken } = (await (await page.request.get(`${base}/api/v1/auth/me`)).json()) as { csrfToken: string };
+    const forbidden = await page.request.post(`${base}/api/v1/organizations`, { headers: { 'x-csrf-token': csrfToken }, data: { name: `x${tag}`, sharedCode: '9999' } });
+    expect(forbidden.status()).toBe(403);
+    expect(((await forbidden.json()) as { code: string }).code).toBe('JIT_ERR_FORBIDDEN');
+
+    // the one refused save (no admin group) is the only failed request the browser saw
+    const refused = b.errors.filter((e) => e.includes('status of 400'));
+    expect(refused).toHaveLength(1);
+    expect(b.errors.filter((e) => !refused.includes(e))).toEqual([]);
+  });
+});

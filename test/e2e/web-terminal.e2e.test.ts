@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectionOptions, Worker } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Page } from 'playwright-core';
+import type { Database } from '../../core/db/database.js';
+import { silentLogger } from '../../core/logging.js';
+import { redisOptions } from '../../core/redis.js';
+import { SecretBox } from '../../core/secret-box.js';
+import { AccessService } from '../../gateway/access-policy.js';
+import { apiRoutes } from '../../gateway/api/index.js';
+import { MemoryLiveSessions } from '../../gateway/api/test-fixture.js';
+import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
+import { createMetrics } from '../../gateway/metrics.js';
+import { buildServer } from '../../gateway/server.js';
+import { pinHostKeyInDatabase, startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
+import { webStatic } from '../../gateway/web-static.js';
+import { buildJobHandlers } from '../../provisioner/job-handlers.js';
+import { JitQueue, startJitWorker } from '../../provisioner/jobs.js';
+import { JitAccountService } from '../../provisioner/jit-account.service.js';
+import { JIT_PRESETS } from '../../provisioner/jit-settings.js';
+import { SshAccountStore } from '../../provisioner/stores/ssh.store.js';
+import { createRecorder } from '../../recorder/session-recorder.js';
+import { buildWeb } from '../../web/build.js';
+import { JitFixture } from '../fixtures/jit-fixture.js';
+import { databaseFactories } from '../harness/databases.js';
+import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
+import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { signIn, type Person } from './web-steps.js';
+
+/**
+ * The browser terminal page on the real pieces, wired here in-process the
+ * way main.ts will wire them: the auth plugin (sign-in, CSRF), the admin API
+ * (`GET /computers`), the terminal websocket (gateway/ssh) with the JIT engine
+ * behind BullMQ on the real test Redis, the real recorder, and a real sshd
+ * test host. A technician signs in with TOTP, opens SSH from the Sessions
+ * page in a new tab, sees the provisioning progress and the JIT account,
+ * runs `id`, exits; the account is gone from the host afterwards.
+ */
+const redisSocket = inject('redisSocket');
+const why = [chromiumAvailable(), sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
+const STORE = 'e2e-ssh';
+
+async function waitFor<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function terminalText(page: Page): Promise<string> {
+  return page.locator('.xterm-rows').innerText().catch(() => '');
+}
+
+describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces${why ? ` (skipped: ${why})` : ''}`, () => {
+  let dist = '';
+  let recDir = '';
+  let host: SshHostHandle;
+  let db: Database;
+  let store: SshAccountStore;
+  let queue: JitQueue;
+  let worker: Worker;
+  let gw: SshGateway;
+  let app: FastifyInstance;
+  let b: BrowserHandle;
+  let base = '';
+  let fx: JitFixture;
+  const prefix = `jg-web-${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
+    recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
+    const built = buildWeb(dist);
+    host = await startSshHost();
+    db = await databaseFactories().find((f) => f.label === 'pglite')!.open();
+    const log = silentLogger();
+    store = new SshAccountStore({
+      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
+      groups: { admins: 'sudo' }, logger: log, timeoutMs: 20_000,
+    });
+    const stores = new Map([[STORE, store]]);
+    fx = new JitFixture(db, stores);
+    const engine = new JitAccountService({ repo: fx.repo, audit: fx.audit, box: new SecretBox(randomBytes(32)), stores, log, installationId: fx.installationId, leaseGraceMs: 1000 });
+    const connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
+    queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
+    await queue.ready();
+    worker = startJitWorker({ connection, prefix, concurrency: 2, log, handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
+    const auth = createAuth({
+      db, box: new SecretBox(randomBytes(32)), audit: fx.audit, log,
+      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
+    });
+    const access = new AccessService(db, fx.audit);
+    const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32) });
+    gw = await startSshGateway({
+      redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder, audit: fx.audit,
+      checkCsrf: checkCsrfQuery,
+      mayWatch: (p) => p.role !== 'technician', recordHostKey: pinHostKeyInDatabase(db), livePrefix: `${prefix}:live`, log,
+    });
+    app = await buildServer({
+      log, metrics: createMetrics(), version: 'e2e', readiness: [],
+      rootPlugins: [auth.plugin, webStatic(await built)],
+      apiPlugins: [
+        apiRoutes({
+          db, audit: fx.audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: recorder,
+          stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}` }], checkStore: async () => ({ ok: true }),
+        }),
+        ...gw.apiPlugins,
+      ],
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    base = `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`;
+    b = await launchBrowser();
+  }, 300_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await app?.close();
+    await gw?.close();
+    await worker?.close();
+    await queue?.close();
+    await store?.close();
+    await db?.close();
+    await host?.stop();
+    for (const d of [dist, recDir]) if (d) rmSync(d, { recursive: true, force: true });
+  }, 60_000);
+
+  it('technician opens SSH from the Sessions page, sees progress and the JIT account, runs id, exits; the account is removed', async () => {
+    const org = await fx.organization();
+    const tech: Person = { login: `tina${randomBytes(2).toString('hex')}`, displayName: 'Tina Tech', password: `pw-${randomUUID()}` };
+    await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
+    const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { orgId: org.id, localStore: STORE, domainStore: STORE });
+    await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}' WHERE id = $1", [pc.id, host.address, host.port]);
+
+    const page = await b.newPage();
+    await signIn(page, base, tech, 'terminal-technician');
+    const row = page.locator(`tr[data-computer="${pc.name}"]`);
+    await row.waitFor();
+    const t0 = Date.now();
+    const [term] = await Promise.all([b.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${pc.name} with SSH` }).click()]);
+    const account = await waitFor('the JIT account', 120_000, async () => (await term.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
+    const readyMs = Date.now() - t0;
+    expect(account).toMatch(new RegExp(`^${tech.login}_[a-z0-9]{6}$`));
+    // the provisioning steps were shown as they happened
+    expect(await terminalText(term)).toContain('creating account');
+    expect((await host.exec(`id -nG ${account}`)).stdout.split(/\s+/)).toContain('sudo');
+    await term.locator('.xterm').click();
+    await term.keyboard.type('id\n');
+    await waitFor('`id` output', 30_000, async () => ((await terminalText(term)).includes(`(${account})`) ? true : undefined));
+    await screenshot(term, 'terminal');
+    // resizing the window resizes the remote pty
+    await term.setViewportSize({ width: 900, height: 600 });
+    const rows = await waitFor('the terminal to refit', 10_000, async () => {
+      const n = await term.evaluate<number>("document.querySelector('.xterm-rows').children.length");
+      return n > 5 && n < 40 ? n : undefined;
+    });
+    await term.keyboard.type('stty size\n');
+    await waitFor('stty to report the new size', 30_000, async () => (new RegExp(`^${rows} \\d+\\s*$`, 'm').test(await terminalText(term)) ? true : undefined));
+    await term.keyboard.type('exit\n');
+    await term.getByTestId('terminal-status').getByText(/session ended/i).waitFor({ timeout: 60_000 });
+    await screenshot(term, 'terminal-closed');
+    await waitFor('the JIT account to be deleted', 120_000, async () => ((await host.exec(`id ${account}`)).code !== 0 ? true : undefined));
+    console.log(`browser terminal: ready ${readyMs} ms after the click`);
+    expect(b.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,377 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Computer } from '../core/domain.js';
+import { CoreErrors, JitgateError } from '../core/errors.js';
+import { Secret } from '../core/secret.js';
+import { checkGuacd } from '../gateway/rdp/guacd-client.js';
+import type { Credentials } from '../provisioner/jit-account.service.js';
+import { FixedBroker, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
+
+/**
+ * The RDP websocket tunnel end to end against the Guacamole test peer: the
+ * browser side is a real websocket client whose frames are parsed by
+ * guacamole-common-js's own Guacamole.Parser (UTF-16 lengths, as in the
+ * browser); the guacd side is the peer, which checks the handshake.
+ */
+
+interface GuacParser {
+  oninstruction: ((opcode: string, args: string[]) => void) | null;
+  receive(s: string): void;
+}
+const guacModule = 'guacamole-common-js';
+const Guacamole = ((await import(guacModule)) as { default: { Parser: new () => GuacParser } }).default;
+
+const PASSWORD = 'Pw;1,x.😀-ü';
+const CREDS: Credentials = { username: 'alice_k3x9q2', password: new Secret(PASSWORD), domain: 'CORP' };
+const FP = 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89';
+
+function computer(policy: Record<string, unknown> = {}): Computer {
+  return {
+    id: 'c1', organizationId: 'o1', name: 'win01', address: '10.9.8.7', protocols: ['rdp'], sshPort: 22, rdpPort: 3390,
+    domainStore: 'ad', localStore: null, jit: {}, policy, restricted: false,
+  };
+}
+
+/** guacamole-common-js WebSocketTunnel.sendMessage: lengths are String.length (UTF-16 units). */
+function browserEncode(...elements: string[]): string {
+  return elements.map((e) => `${e.length}.${e}`).join(',') + ';';
+}
+
+interface Browser {
+  ws: WebSocket;
+  frames: string[];
+  instructions: string[][];
+  closed: Promise<{ code: number; reason: string }>;
+  send(...elements: string[]): void;
+}
+
+async function openBrowser(wsUrl: string, query: Record<string, string>, headers: Record<string, string> = {}): Promise<Browser> {
+  const ws = new WebSocket(`${wsUrl}?${new URLSearchParams(query).toString()}`, 'guacamole', { headers });
+  const frames: string[] = [];
+  const instructions: string[][] = [];
+  const parser = new Guacamole.Parser();
+  parser.oninstruction = (op, args) => instructions.push([op, ...args]);
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    expect(isBinary).toBe(false);
+    const t = data.toString('utf8');
+    frames.push(t);
+    parser.receive(t);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, frames, instructions, closed, send: (...els) => ws.send(browserEncode(...els)) };
+}
+
+async function until<T>(fn: () => T | undefined | false | null, what: string, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false && v !== null) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const jitgate = (b: Browser, kind: string): string[][] => b.instructions.filter((i) => i[0] === 'jitgate' && i[1] === kind);
+const Q = { computer: 'win01', accountType: 'domain', width: '1280', height: '720', dpi: '120', csrf: 'good' };
+
+describe('RDP tunnel against the Guacamole test peer', () => {
+  let recDir: string;
+  let peer: GuacdPeer;
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+
+  beforeAll(async () => {
+    recDir = mkdtempSync(join(tmpdir(), 'jitgate-rdp-'));
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  afterAll(() => rmSync(recDir, { recursive: true, force: true }));
+
+  async function setup(policy: Record<string, unknown> = {}, peerOpts: Parameters<typeof startGuacdPeer>[0] = {}) {
+    peer = await startGuacdPeer(peerOpts);
+    cleanups.push(() => peer.close());
+    const broker = new FixedBroker(computer(policy), CREDS);
+    const recorder = new SlotRecorder(recDir, () => peer.connections.every((c) => c.hungUp || c.closed));
+    const t = await startRdpTestApp({ broker, recorder, guacd: { host: peer.host, port: peer.port }, guacdTimeoutMs: 10_000 });
+    cleanups.push(() => t.app.close());
+    return { broker, recorder, ...t };
+  }
+
+  it('provisions, hands guacd exactly the broker credentials and the policy, relays both ways, and never shows the password', async () => {
+    const { broker, recorder, wsUrl } = await setup(
+      { rdpSecurity: 'tls', rdpCertFingerprint: FP },
+      { extra: [['x-test', 'héllo 😀 wörld 👨‍👩‍👧']] },
+    );
+    const b = await openBrowser(wsUrl, Q);
+    expect(b.ws.protocol).toBe('guacamole');
+    // Internal opcode "" with the tunnel UUID comes first (WebSocketTunnel sets its uuid from it).
+    expect(b.instructions[0]?.[0]).toBe('');
+    expect(b.instructions[0]?.[1]).toMatch(/^[0-9a-f-]{36}$/);
+
+    await until(() => jitgate(b, 'ready').length > 0, 'ready');
+    const conn = await peer.waitFor(() => peer.connections[0], 5000, 'connection');
+    expect(conn.problems).toEqual([]);
+    expect(conn.selected).toBe('rdp');
+    expect(conn.version).toBe('VERSION_1_5_0');
+    expect(conn.handshake.map((h) => h[0])).toEqual(['size', 'audio', 'video', 'image']);
+    expect(conn.handshake[0]).toEqual(['size', '1280', '720', '120']);
+    expect(Object.keys(conn.args)).toEqual([...GUACD_RDP_ARGS]);
+    const slot = recorder.slots[0];
+    expect(slot?.meta).toMatchObject({ personLogin: 'alice', computerName: 'win01', account: 'alice_k3x9q2', protocol: 'rdp' });
+    expect(conn.args).toMatchObject({
+      hostname: '10.9.8.7', port: '3390', username: 'alice_k3x9q2', password: PASSWORD, domain: 'CORP',
+      security: 'tls', 'ignore-cert': 'false', 'cert-fingerprints': `sha256:${FP.toLowerCase()}`,
+      'disable-copy': 'true', 'disable-paste': 'true', 'enable-drive': 'false', 'enable-printing': 'false', 'drive-path': '',
+      'recording-path': slot?.guacdPath, 'recording-name': slot?.guacdName, 'create-recording-path': 'true', 'recording-include-keys': 'false',
+      'resize-method': 'display-update',
+    });
+    expect(broker.requests[0]).toMatchObject({ computerRef: 'win01', protocol: 'rdp', accountType: 'domain', via: 'web' });
+
+    // Progress before guacd, in order.
+    expect(jitgate(b, 'progress').map((i) => i[2])).toEqual(['creating account…', 'adding to JIT Admins…', 'connecting to win01…']);
+    expect(jitgate(b, 'ready')[0]?.slice(3)).toEqual(['win01', '0']);
+
+    // guacd → browser: the drawing and a non-ASCII instruction, re-encoded with UTF-16 lengths.
+    await until(() => b.instructions.find((i) => i[0] === 'x-test'), 'x-test');
+    expect(b.instructions.find((i) => i[0] === 'x-test')).toEqual(['x-test', 'héllo 😀 wörld 👨‍👩‍👧']);
+    expect(b.instructions.filter((i) => ['size', 'img', 'blob', 'end', 'sync'].includes(i[0] as string)).map((i) => i[0])).toEqual(['size', 'img', 'blob', 'end', 'sync']);
+    await until(() => broker.opened[0]?.loggedInCalls === 1, 'loggedIn after the first frame');
+
+    // browser → guacd: keys, an astral string, pings echoed; clipboard and argv dropped (not allowed / never).
+    b.send('', 'ping', '1700000000000');
+    b.send('clipboard', '1', 'text/plain');
+    b.send('argv', '2', 'text/plain', 'password');
+    b.send('x-echo', 'ünï 😀 𝄞');
+    b.send('key', '65307', '1');
+    await until(() => conn.received.find((i) => i[0] === 'key'), 'key at the peer');
+    expect(conn.received.find((i) => i[0] === 'x-echo')).toEqual(['x-echo', 'ünï 😀 𝄞']);
+    expect(conn.received.find((i) => i[0] === 'key')).toEqual(['key', '65307', '1']);
+    expect(conn.received.map((i) => i[0])).not.toContain('clipboard');
+    expect(conn.received.map((i) => i[0])).not.toContain('argv');
+    expect(conn.received.map((i) => i[0])).not.toContain('');
+    await until(() => b.instructions.find((i) => i[0] === '' && i[1] === 'ping'), 'ping echo');
+    expect(b.instructions.find((i) => i[0] === '' && i[1] === 'ping')).toEqual(['', 'ping', '1700000000000']);
+
+    // Close from the browser: guacd disconnected, recording indexed after guacd is gone, teardown ran.
+    b.send('disconnect');
+    const closed = await b.closed;
+    expect(closed.code).toBe(1000);
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+    expect(conn.received.at(-1)).toEqual(['disconnect']);
+    expect(conn.closed).toBe(true);
+    expect(slot?.closedAt).not.toBeNull();
+    expect(slot?.peerClosedAtClose).toBe(true);
+    expect(broker.opened[0]?.ended).toEqual(['closed by the person']);
+
+    const all = b.frames.join('');
+    expect(all).not.toContain(PASSWORD);
+    expect(all).not.toContain('Pw;1');
+    expect(all).not.toContain(CREDS.username);
+  });
+
+  it('lets clipboard, drive and printing through only when the policy allows them', async () => {
+    const { wsUrl } = await setup({ clipboard: true, drive: true, printing: true, rdpIgnoreCert: true, rdpSecurity: 'any' });
+    const b = await openBrowser(wsUrl, { ...Q, accountType: 'local' });
+    await until(() => jitgate(b, 'ready').length > 0, 'ready');
+    const conn = peer.connections[0]!;
+    expect(conn.args).toMatchObject({
+      'disable-copy': 'false', 'disable-paste': 'false', 'enable-drive': 'true', 'enable-printing': 'true', 'create-drive-path': 'true',
+      'ignore-cert': 'true', 'cert-fingerprints': '', security: 'any',
+    });
+    expect(conn.args['drive-path']).toMatch(/^\/var\/lib\/guacd\/drives\/[0-9a-f-]{36}$/);
+    expect(jitgate(b, 'ready')[0]?.[4]).toBe('1');
+    b.send('clipboard', '1', 'text/plain');
+    b.send('key', '97', '1');
+    await until(() => conn.received.find((i) => i[0] === 'key'), 'key');
+    expect(conn.received.map((i) => i[0])).toContain('clipboard');
+    b.ws.close();
+  });
+
+  it('refuses without a principal (4001), with a bad CSRF token (4003) or a bad request (4014), before provisioning', async () => {
+    const { broker, wsUrl } = await setup();
+    const anon = await openBrowser(wsUrl, Q, { 'x-test-anon': '1' });
+    expect(await anon.closed).toEqual({ code: 4001, reason: String(0x0301) });
+    expect(jitgate(anon, 'error')[0]?.[2]).toBe('JIT_ERR_AUTH_REQUIRED');
+    const csrf = await openBrowser(wsUrl, { ...Q, csrf: 'bad' });
+    expect((await csrf.closed).code).toBe(4003);
+    const bad = await openBrowser(wsUrl, { ...Q, width: '99999' });
+    expect((await bad.closed).code).toBe(4014);
+    const noComputer = await openBrowser(wsUrl, { csrf: 'good' });
+    expect((await noComputer.closed).code).toBe(4014);
+    expect(broker.requests).toEqual([]);
+    expect(peer.connections).toEqual([]);
+  });
+
+  it('reports an access denial from the broker (4003) and never contacts guacd', async () => {
+    const { broker, wsUrl } = await setup();
+    broker.steps = [];
+    broker.failWith = new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: 'win01' });
+    const b = await openBrowser(wsUrl, Q);
+    expect((await b.closed).code).toBe(4003);
+    expect(jitgate(b, 'error')[0]?.slice(2)).toEqual(['JIT_ERR_ACCESS_DENIED', 'you do not have access to win01']);
+    expect(peer.connections).toEqual([]);
+  });
+
+  it('an admin terminate and a lease expiry close both sides and run teardown', async () => {
+    const { broker, recorder, wsUrl } = await setup();
+    for (const [reason, code] of [['terminated', 4012], ['lease-expired', 4013]] as const) {
+      const b = await openBrowser(wsUrl, Q);
+      await until(() => jitgate(b, 'ready').length > 0, 'ready');
+      const o = broker.opened.at(-1)!;
+      const conn = peer.connections.at(-1)!;
+      o.fireTerminate(reason, 'admin:bob');
+      expect((await b.closed).code).toBe(code);
+      await until(() => o.ended.length === 1, 'end()');
+      expect(o.ended[0]).toBe(reason === 'terminated' ? 'terminated by admin:bob' : 'lease expired');
+      await peer.waitFor(() => conn.closed, 5000, 'guacd connection closed');
+      expect(conn.received.at(-1)).toEqual(['disconnect']);
+      expect(recorder.slots.at(-1)?.closedAt).not.toBeNull();
+    }
+  });
+
+  it('ends the session when guacd goes away', async () => {
+    const { broker, wsUrl } = await setup();
+    const b = await openBrowser(wsUrl, Q);
+    await until(() => jitgate(b, 'ready').length > 0, 'ready');
+    await peer.close();
+    expect((await b.closed).code).toBe(1000);
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+  });
+
+  it('guacd unreachable (4011), guacd refusing the connection, guacd without a required parameter: teardown still runs', async () => {
+    // Unreachable: a port nobody listens on.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const deadPort = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const broker = new FixedBroker(computer(), CREDS);
+    const recorder = new SlotRecorder(recDir);
+    const t = await startRdpTestApp({ broker, recorder, guacd: { host: '127.0.0.1', port: deadPort } });
+    cleanups.push(() => t.app.close());
+    const b = await openBrowser(t.wsUrl, Q);
+    expect((await b.closed).code).toBe(4011);
+    expect(jitgate(b, 'error')[0]?.[2]).toBe('JIT_ERR_RDP_GUACD_UNREACHABLE');
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+    expect(recorder.slots[0]?.closedAt).not.toBeNull();
+
+    const refused = await setup({}, { failConnect: { message: 'Upstream not found', status: 0x0207 } });
+    const b2 = await openBrowser(refused.wsUrl, Q);
+    expect((await b2.closed).code).toBe(4011);
+    expect(jitgate(b2, 'error')[0]?.slice(2)).toEqual(['JIT_ERR_RDP_GUACD_ERROR', 'guacd reported an error (519): Upstream not found']);
+    await until(() => refused.broker.opened[0]?.ended.length === 1, 'end()');
+
+    const old = await setup({}, { rdpArgs: GUACD_RDP_ARGS.filter((a) => a !== 'disable-copy' && a !== 'disable-paste') });
+    const b3 = await openBrowser(old.wsUrl, Q);
+    expect((await b3.closed).code).toBe(4011);
+    expect(jitgate(b3, 'error')[0]?.[2]).toBe('JIT_ERR_RDP_GUACD_UNSUPPORTED');
+    // The peer never got a connect: nothing was sent with the clipboard silently on.
+    expect(peer.connections[0]?.args).toEqual({});
+  });
+
+  it('ends the session when guacd asks for credentials (ours refused), without asking the person', async () => {
+    const { broker, wsUrl } = await setup({}, { extra: [['required', 'username', 'password']] });
+    const b = await openBrowser(wsUrl, Q);
+    expect((await b.closed).code).toBe(4011);
+    expect(jitgate(b, 'error')[0]?.slice(2)).toEqual(['JIT_ERR_RDP_GUACD_ERROR', 'guacd reported an error (required): the computer did not accept the session account']);
+    expect(b.instructions.map((i) => i[0])).not.toContain('required');
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+    expect(broker.opened[0]?.ended).toEqual(['login refused']);
+  });
+
+  it('a browser leaving during provisioning ends the session without contacting guacd', async () => {
+    const { broker, wsUrl } = await setup();
+    let release!: () => void;
+    broker.gate = new Promise<void>((r) => (release = r));
+    const b = await openBrowser(wsUrl, Q);
+    await until(() => jitgate(b, 'progress').length === 2, 'progress');
+    b.ws.close();
+    await b.closed;
+    release();
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+    expect(peer.connections).toEqual([]);
+  });
+
+  it('works when guacd writes one byte at a time (UTF-8 and instructions split across TCP chunks)', async () => {
+    const { wsUrl } = await setup({}, { chunkBytes: 1, extra: [['x-test', 'ä😀𝄞']] });
+    const b = await openBrowser(wsUrl, Q);
+    await until(() => b.instructions.find((i) => i[0] === 'x-test'), 'x-test', 40_000);
+    expect(b.instructions.find((i) => i[0] === 'x-test')).toEqual(['x-test', 'ä😀𝄞']);
+    expect(b.instructions.find((i) => i[0] === 'blob')?.[2]?.length).toBeGreaterThan(50);
+    b.ws.close();
+  });
+
+  it('does not close an idle tunnel (guacamole-lite closes after 10 s of client silence)', async () => {
+    const { broker, wsUrl } = await setup();
+    const b = await openBrowser(wsUrl, Q);
+    await until(() => jitgate(b, 'ready').length > 0, 'ready');
+    await new Promise((r) => setTimeout(r, 12_000));
+    expect(b.ws.readyState).toBe(WebSocket.OPEN);
+    expect(peer.connections[0]?.closed).toBe(false);
+    expect(broker.opened[0]?.ended).toEqual([]);
+    b.ws.close();
+  }, 40_000);
+});
+
+describe('checkGuacd', () => {
+  it('reports version and offered protocols from select/args; unreachable and rdp-less guacd are not ok', async () => {
+    const peer = await startGuacdPeer({ protocols: ['rdp', 'ssh', 'telnet'] });
+    try {
+      expect(await checkGuacd({ host: peer.host, port: peer.port })).toEqual({
+        ok: true, address: `${peer.host}:${peer.port}`, version: 'VERSION_1_5_0', protocols: ['rdp', 'ssh', 'telnet'],
+      });
+      expect(peer.connections.map((c) => c.selected).sort()).toEqual(['kubernetes', 'rdp', 'ssh', 'telnet', 'vnc']);
+    } finally {
+      await peer.close();
+    }
+    const noRdp = await startGuacdPeer({ protocols: ['vnc'] });
+    try {
+      expect(await checkGuacd({ host: noRdp.host, port: noRdp.port })).toMatchObject({ ok: false, protocols: ['vnc'], error: 'guacd does not offer rdp' });
+    } finally {
+      await noRdp.close();
+    }
+    const r = await checkGuacd({ host: '127.0.0.1', port: noRdp.port });
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/cannot reach guacd at 127\.0\.0\.1:\d+: ECONNREFUSED/);
+  });
+});
+
+/**
+ * Against a real guacd when one is reachable (GUACD_HOST, GUACD_PORT): guacd
+ * is not packaged for Debian and there is no Docker engine here, so this
+ * runs only where someone provides one (e.g. `docker run -p 4822:4822 guacamole/guacd`).
+ */
+const GUACD_HOST = process.env.GUACD_HOST;
+describe.skipIf(!GUACD_HOST)('against a real guacd (GUACD_HOST)', () => {
+  const addr = { host: GUACD_HOST ?? '', port: Number(process.env.GUACD_PORT ?? 4822) };
+  it('checkGuacd sees rdp and a VERSION_ in args', async () => {
+    const r = await checkGuacd(addr);
+    expect(r.ok).toBe(true);
+    expect(r.version).toMatch(/^VERSION_1_\d+_\d+$/);
+    expect(r.protocols).toContain('rdp');
+  });
+  it('the tunnel completes the handshake (ready) with server-built parameters', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jitgate-rdp-real-'));
+    const broker = new FixedBroker({ ...computer(), address: '127.0.0.1', rdpPort: 1 }, CREDS);
+    const t = await startRdpTestApp({ broker, recorder: new SlotRecorder(dir), guacd: addr });
+    try {
+      const b = await openBrowser(t.wsUrl, Q);
+      await until(() => jitgate(b, 'ready').length > 0 || jitgate(b, 'error').length > 0, 'ready or error');
+      expect(jitgate(b, 'error')).toEqual([]);
+      expect(b.frames.join('')).not.toContain(PASSWORD);
+      b.ws.close();
+      await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+    } finally {
+      await t.app.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+if (!GUACD_HOST) console.info('rdp-tunnel: real-guacd tests skipped: GUACD_HOST is not set (guacd is not packaged for Debian and there is no Docker engine here)');

@@ -1,0 +1,176 @@
+import { render } from 'preact';
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import './styles.css';
+import { get, post, setCsrf, type Me } from './api.js';
+import { navigate, useLocation } from './router.js';
+import { Session, can } from './session.js';
+import { Link } from './ui.js';
+import { SignInPage, SetupPage } from './pages/sign-in.js';
+import { SessionsPage } from './pages/sessions.js';
+import { TerminalPage } from './pages/terminal.js';
+import { RdpPage } from './pages/rdp.js';
+import { ComputersPage } from './pages/computers.js';
+import { StoresPage } from './pages/stores.js';
+import { PeoplePage } from './pages/people.js';
+import { OrganizationsPage } from './pages/organizations.js';
+import { LivePage } from './pages/live.js';
+import { RecordingsPage } from './pages/recordings.js';
+import { AuditPage } from './pages/audit.js';
+import { AccountPage } from './pages/account.js';
+
+function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
+  const { path } = useLocation();
+  const p = me.person;
+  const items: [string, string, boolean][] = [
+    ['/', 'Sessions', can(p, 'connect')],
+    ['/admin/computers', 'Computers', can(p, 'admin')],
+    ['/admin/stores', 'Account stores', can(p, 'admin')],
+    ['/admin/people', 'People', can(p, 'admin')],
+    ['/admin/organizations', 'Organizations', can(p, 'admin')],
+    ['/live', 'Live sessions', can(p, 'live')],
+    ['/recordings', 'Recordings', can(p, 'audit')],
+    ['/audit', 'Audit', can(p, 'audit')],
+    ['/account', 'My account', true],
+  ];
+  return (
+    <header class="topbar">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <span class="brand">jitgate</span>
+      <nav aria-label="Main">
+        <ul>
+          {items
+            .filter(([, , show]) => show)
+            .map(([href, label]) => (
+              <li key={href}>
+                <Link href={href} aria-current={path === href || (href !== '/' && path.startsWith(href)) ? 'page' : undefined}>
+                  {label}
+                </Link>
+              </li>
+            ))}
+        </ul>
+      </nav>
+      <span class="who">
+        {p?.displayName || p?.login}
+        <button type="button" class="link" onClick={onSignOut}>
+          Sign out
+        </button>
+      </span>
+    </header>
+  );
+}
+
+function Routes({ me }: { me: Me }) {
+  const { path } = useLocation();
+  const p = me.person;
+  let m: RegExpExecArray | null;
+  if ((m = /^\/terminal\/([^/]+)$/.exec(path))) return <TerminalPage computerId={decodeURIComponent(m[1]!)} />;
+  if ((m = /^\/rdp\/([^/]+)$/.exec(path))) return <RdpPage computerId={decodeURIComponent(m[1]!)} />;
+  if ((m = /^\/live\/([^/]+)\/watch$/.exec(path))) return <LivePage watch={decodeURIComponent(m[1]!)} />;
+  if ((m = /^\/recordings\/([^/]+)$/.exec(path))) return <RecordingsPage replay={decodeURIComponent(m[1]!)} />;
+  switch (path) {
+    case '/admin/computers':
+      return <ComputersPage />;
+    case '/admin/stores':
+      return <StoresPage />;
+    case '/admin/people':
+      return <PeoplePage />;
+    case '/admin/organizations':
+      return <OrganizationsPage />;
+    case '/live':
+      return <LivePage />;
+    case '/recordings':
+      return <RecordingsPage />;
+    case '/audit':
+      return <AuditPage />;
+    case '/account':
+      return <AccountPage />;
+    case '/':
+      return can(p, 'connect') ? <SessionsPage /> : <RecordingsPage />;
+    default:
+      return (
+        <section class="page">
+          <h1>Not found</h1>
+          <p>
+            There is no page at <code>{path}</code>. <Link href="/">Go home</Link>.
+          </p>
+        </section>
+      );
+  }
+}
+
+function App() {
+  const [me, setMe] = useState<Me | null>(null);
+  const [bootError, setBootError] = useState<string | null>(null);
+  const { path } = useLocation();
+
+  const refresh = useCallback(async () => {
+    const m = await get<Me>('/auth/me');
+    setCsrf(m.csrfToken);
+    setMe(m);
+    return m;
+  }, []);
+
+  useEffect(() => {
+    refresh().catch((e: unknown) => setBootError(e instanceof Error ? e.message : String(e)));
+  }, [refresh]);
+
+  const signOut = useCallback(async () => {
+    try {
+      await post('/auth/sign-out');
+    } finally {
+      await refresh().catch(() => undefined);
+      navigate('/sign-in', true);
+    }
+  }, [refresh]);
+
+  if (bootError)
+    return (
+      <main id="main" class="center">
+        <div class="card">
+          <h1>jitgate</h1>
+          <p class="error" role="alert">
+            {bootError}
+          </p>
+          <button type="button" onClick={() => location.reload()}>
+            Retry
+          </button>
+        </div>
+      </main>
+    );
+  if (!me) return <main id="main" class="center" aria-busy="true" />;
+
+  const ctx = { me, refresh };
+  if (path === '/setup')
+    return (
+      <Session.Provider value={ctx}>
+        <SetupPage />
+      </Session.Provider>
+    );
+  if (!me.person) {
+    if (path !== '/sign-in') {
+      const back = path + location.search;
+      history.replaceState(null, '', `/sign-in${back !== '/' ? `?next=${encodeURIComponent(back)}` : ''}`);
+    }
+    return (
+      <Session.Provider value={ctx}>
+        <SignInPage />
+      </Session.Provider>
+    );
+  }
+  if (path === '/sign-in') {
+    const next = new URLSearchParams(location.search).get('next');
+    history.replaceState(null, '', next && next.startsWith('/') && !next.startsWith('//') ? next : '/');
+  }
+  return (
+    <Session.Provider value={ctx}>
+      <Nav me={me} onSignOut={() => void signOut()} />
+      <main id="main">
+        <Routes me={me} />
+      </main>
+    </Session.Provider>
+  );
+}
+
+render(<App />, document.getElementById('app')!);

@@ -1,0 +1,155 @@
+import { useState } from 'preact/hooks';
+import { ApiError, del, get, listOf, post } from '../api.js';
+import { useSession } from '../session.js';
+import { ErrorBox, Field, Page, ROLE_LABEL, TextInput, fmtTime, useLoad } from '../ui.js';
+import { TotpEnrollment } from './enroll.js';
+
+interface SshKey {
+  id: string;
+  label: string;
+  fingerprint: string;
+  algorithm: string;
+  createdAt: string;
+}
+
+function Password() {
+  const [f, setF] = useState({ current: '', next: '', again: '' });
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [err, setErr] = useState<unknown>(null);
+  const [done, setDone] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setErr(null);
+    setDone(false);
+    setFields({});
+    if (f.next !== f.again) return setFields({ again: 'the new passwords differ' });
+    try {
+      await post('/me/password', { current: f.current, next: f.next });
+      setF({ current: '', next: '', again: '' });
+      setDone(true);
+    } catch (x) {
+      if (x instanceof ApiError) setFields(x.fields);
+      setErr(x);
+    }
+  };
+  return (
+    <form class="editor" onSubmit={submit}>
+      <h2>Password</h2>
+      <Field id="pw-current" label="Current password" error={fields.current}>
+        <TextInput id="pw-current" type="password" value={f.current} onValue={(v) => setF({ ...f, current: v })} autoComplete="current-password" required />
+      </Field>
+      <Field id="pw-next" label="New password" error={fields.next}>
+        <TextInput id="pw-next" type="password" value={f.next} onValue={(v) => setF({ ...f, next: v })} autoComplete="new-password" required />
+      </Field>
+      <Field id="pw-again" label="New password again" error={fields.again}>
+        <TextInput id="pw-again" type="password" value={f.again} onValue={(v) => setF({ ...f, again: v })} autoComplete="new-password" required />
+      </Field>
+      <ErrorBox error={Object.keys(fields).length ? null : err} />
+      {done && (
+        <p class="notice" role="status">
+          Password changed.
+        </p>
+      )}
+      <button type="submit" class="primary">
+        Change password
+      </button>
+    </form>
+  );
+}
+
+function SshKeys() {
+  const { data, error, reload } = useLoad(async () => listOf<SshKey>(await get('/me/ssh-keys'), 'keys'));
+  const [label, setLabel] = useState('');
+  const [key, setKey] = useState('');
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [err, setErr] = useState<unknown>(null);
+  const add = async (e: Event) => {
+    e.preventDefault();
+    setErr(null);
+    setFields({});
+    try {
+      await post('/me/ssh-keys', { publicKey: key.trim(), label: label.trim() });
+      setKey('');
+      setLabel('');
+      reload();
+    } catch (x) {
+      if (x instanceof ApiError) setFields(x.fields);
+      setErr(x);
+    }
+  };
+  const remove = async (k: SshKey) => {
+    try {
+      await del(`/me/ssh-keys/${k.id}`);
+      reload();
+    } catch (x) {
+      setErr(x);
+    }
+  };
+  return (
+    <form class="editor" onSubmit={add}>
+      <h2>SSH keys</h2>
+      <p class="muted">Keys for the SSH front door (ssh to jitgate directly, then a TOTP code).</p>
+      <ErrorBox error={error} />
+      <ul class="keys">
+        {(data ?? []).map((k) => (
+          <li key={k.id}>
+            <strong>{k.label}</strong> <code>{k.fingerprint}</code> <span class="muted">{k.algorithm}, added {fmtTime(k.createdAt)}</span>{' '}
+            <button type="button" class="link danger" onClick={() => void remove(k)}>
+              Remove
+            </button>
+          </li>
+        ))}
+        {data?.length === 0 && <li class="muted">No keys.</li>}
+      </ul>
+      <Field id="k-label" label="Label" error={fields.label}>
+        <TextInput id="k-label" value={label} onValue={setLabel} required />
+      </Field>
+      <Field id="k-key" label="Public key (ssh-ed25519 AAAA…)" error={fields.publicKey}>
+        <textarea id="k-key" rows={3} value={key} onInput={(e) => setKey((e.currentTarget as HTMLTextAreaElement).value)} required spellcheck={false} />
+      </Field>
+      <ErrorBox error={Object.keys(fields).length ? null : err} />
+      <button type="submit">Add key</button>
+    </form>
+  );
+}
+
+export function AccountPage() {
+  const { me } = useSession();
+  const [reenroll, setReenroll] = useState(false);
+  const [done, setDone] = useState(false);
+  const p = me.person!;
+  return (
+    <Page title="My account">
+      <p>
+        Signed in as <strong>{p.login}</strong> ({p.displayName}), {ROLE_LABEL[p.role] ?? p.role}.
+      </p>
+      <div class="cols">
+        <Password />
+        <SshKeys />
+        <div class="editor">
+          <h2>Two-factor sign-in</h2>
+          {reenroll ? (
+            <TotpEnrollment
+              onDone={() => {
+                setReenroll(false);
+                setDone(true);
+              }}
+            />
+          ) : (
+            <>
+              {done && (
+                <p class="notice" role="status">
+                  Your new authenticator is active; the old one and old recovery codes no longer work.
+                </p>
+              )}
+              <p>Moving to a new phone? Enroll it again: the old authenticator stops working once you confirm a code from the new one.</p>
+              <button type="button" onClick={() => setReenroll(true)}>
+                Re-enroll authenticator
+              </button>
+            </>
+          )}
+        </div>
+      </div>
+    </Page>
+  );
+}

@@ -1,0 +1,134 @@
+import { useState } from 'preact/hooks';
+import { API, get, qs, type AuditEvent } from '../api.js';
+import { ErrorBox, Page, fmtTime, useLoad } from '../ui.js';
+
+const TYPES = [
+  'session.requested', 'session.denied', 'session.started', 'session.ended', 'session.failed', 'session.terminated',
+  'account.created', 'account.reused', 'account.group_added', 'account.group_removed', 'account.disabled', 'account.enabled',
+  'account.password_rotated', 'account.password_revealed', 'account.deleted', 'account.rolled_back',
+  'lease.expired', 'reconcile.removed', 'reconcile.completed',
+  'auth.signed_in', 'auth.sign_in_failed', 'auth.signed_out', 'auth.locked', 'auth.totp_enrolled', 'auth.recovery_code_used',
+  'auth.password_changed', 'auth.session_revoked', 'auth.bootstrap', 'auth.ssh_key_added', 'auth.ssh_key_removed',
+  'admin.changed', 'access.denied', 'recording.started', 'recording.completed', 'recording.viewed', 'recording.verified',
+];
+
+const EMPTY = { person: '', computer: '', account: '', type: '', from: '', to: '' };
+
+function toQuery(f: typeof EMPTY) {
+  return { ...f, from: f.from && new Date(f.from).toISOString(), to: f.to && new Date(f.to).toISOString() };
+}
+
+function dataText(d: Record<string, unknown>): string {
+  return Object.entries(d ?? {})
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
+    .join(' ');
+}
+
+/** The hash-chained audit trail: filters, pagination, CSV / JSON lines export of the same filter. */
+export function AuditPage() {
+  const [f, setF] = useState(EMPTY);
+  const [applied, setApplied] = useState(EMPTY);
+  const [cursors, setCursors] = useState<string[]>([]);
+  const before = cursors[cursors.length - 1];
+  const { data, error, loading } = useLoad(() => get<{ events: AuditEvent[]; next?: string | number }>(`/audit${qs({ ...toQuery(applied), limit: 100, before })}`), [applied, before]);
+  const set = (k: keyof typeof EMPTY) => (e: Event) => setF({ ...f, [k]: (e.currentTarget as HTMLInputElement).value });
+  const exportQs = (format: string) => `${API}/audit/export${qs({ ...toQuery(applied), format })}`;
+  return (
+    <Page
+      title="Audit"
+      actions={
+        <>
+          <a class="button" href={exportQs('csv')} download>
+            Export CSV
+          </a>
+          <a class="button" href={exportQs('jsonl')} download>
+            Export JSON lines
+          </a>
+        </>
+      }
+    >
+      <form
+        class="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setCursors([]);
+          setApplied(f);
+        }}
+      >
+        <label>
+          Person <input value={f.person} onInput={set('person')} />
+        </label>
+        <label>
+          Computer <input value={f.computer} onInput={set('computer')} />
+        </label>
+        <label>
+          Account <input value={f.account} onInput={set('account')} />
+        </label>
+        <label>
+          Type{' '}
+          <select value={f.type} onChange={set('type')}>
+            <option value="">any</option>
+            {TYPES.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          From <input type="datetime-local" value={f.from} onInput={set('from')} />
+        </label>
+        <label>
+          To <input type="datetime-local" value={f.to} onInput={set('to')} />
+        </label>
+        <button type="submit">Filter</button>
+      </form>
+      <ErrorBox error={error} />
+      <table class="list audit" aria-busy={loading}>
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">When</th>
+            <th scope="col">Event</th>
+            <th scope="col">Who</th>
+            <th scope="col">Computer</th>
+            <th scope="col">Account</th>
+            <th scope="col">Details</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(data?.events ?? []).map((e) => (
+            <tr key={e.seq} data-type={e.type}>
+              <td data-label="#">{e.seq}</td>
+              <td data-label="When">{fmtTime(e.at)}</td>
+              <td data-label="Event">
+                <code>{e.type}</code> {e.outcome !== 'success' && <span class={`badge ${e.outcome === 'denied' ? 'bad' : 'warn'}`}>{e.outcome}</span>}
+              </td>
+              <td data-label="Who">{e.actor}</td>
+              <td data-label="Computer">{e.computer ?? ''}</td>
+              <td data-label="Account">{e.account ?? ''}</td>
+              <td data-label="Details" class="details">
+                {dataText(e.data)}
+              </td>
+            </tr>
+          ))}
+          {data?.events.length === 0 && (
+            <tr>
+              <td colSpan={7} class="muted">
+                No events match.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <div class="row">
+        <button type="button" disabled={cursors.length === 0} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Newer
+        </button>
+        <button type="button" disabled={data?.next === undefined || data?.next === null} onClick={() => data?.next !== undefined && setCursors([...cursors, String(data.next)])}>
+          Older
+        </button>
+      </div>
+    </Page>
+  );
+}

@@ -1,0 +1,448 @@
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, del, get, listOf, patch, post, put, type AccountStore, type Computer, type JitSettings, type Organization, type PersonRow } from '../api.js';
+import { useSession } from '../session.js';
+import { Checkbox, ErrorBox, Field, Page, TextInput, useLoad } from '../ui.js';
+
+interface Preset {
+  settings: Partial<JitSettings>;
+  description: string;
+}
+
+/** Shown when GET /jit-presets does not answer; same as provisioner/jit-settings.ts JIT_PRESETS. */
+const FALLBACK_PRESETS: Record<'maximumSecurity' | 'balanced', Preset> = {
+  maximumSecurity: {
+    settings: { enabled: true, deleteOnCheckIn: true, reuseExistingAccount: false, accountMode: 'named' },
+    description: 'A fresh account is created for every session and deleted when it ends. Nothing is left behind.',
+  },
+  balanced: {
+    settings: { enabled: true, deleteOnCheckIn: false, reuseExistingAccount: true, accountMode: 'named' },
+    description: 'One account per person, reused: enabled for the session, then disabled with a new random password nobody knows.',
+  },
+};
+
+const PRESET_LABEL = { maximumSecurity: 'Maximum security', balanced: 'Balanced' } as const;
+
+function normalizePresets(raw: unknown): Record<'maximumSecurity' | 'balanced', Preset> {
+  const out = { ...FALLBACK_PRESETS };
+  if (raw && typeof raw === 'object') {
+    for (const k of ['maximumSecurity', 'balanced'] as const) {
+      const v = (raw as Record<string, unknown>)[k];
+      if (v && typeof v === 'object') {
+        const o = v as Record<string, unknown>;
+        const settings = (o.settings && typeof o.settings === 'object' ? o.settings : o) as Partial<JitSettings>;
+        const { description: _d, ...rest } = settings as Partial<JitSettings> & { description?: string };
+        out[k] = { settings: rest, description: typeof o.description === 'string' ? o.description : FALLBACK_PRESETS[k].description };
+      }
+    }
+  }
+  return out;
+}
+
+/** Session policy switches kept in `computer.policy` (gateway/api/computer-policy.ts); everything that widens a session is off by default. */
+const POLICY_TOGGLES: [string, string][] = [
+  ['recordInput', 'Record keystrokes too (they can capture typed secrets)'],
+  ['sftp', 'Allow SFTP / file transfer (SSH)'],
+  ['portForwarding', 'Allow port forwarding (SSH)'],
+  ['clipboard', 'Allow clipboard (RDP)'],
+  ['drive', 'Allow drive redirection (RDP)'],
+  ['printing', 'Allow printing (RDP)'],
+  ['rdpIgnoreCert', 'Accept any RDP server certificate (prefer a pinned fingerprint)'],
+];
+
+interface Form {
+  id?: string;
+  organizationId: string;
+  name: string;
+  address: string;
+  protocols: ('ssh' | 'rdp')[];
+  sshPort: string;
+  rdpPort: string;
+  domainStore: string;
+  localStore: string;
+  jit: JitSettings;
+  adminGroupsText: string;
+  policy: Record<string, unknown>;
+  restricted: boolean;
+}
+
+const DEFAULT_JIT: JitSettings = {
+  enabled: true,
+  deleteOnCheckIn: true,
+  reuseExistingAccount: false,
+  adminGroups: [],
+  accountMode: 'named',
+  accountType: 'domain',
+  maxSessionMinutes: 480,
+};
+
+function toForm(c: Computer | null, orgs: Organization[]): Form {
+  const jit = { ...DEFAULT_JIT, ...(c?.jit ?? {}) };
+  return {
+    id: c?.id,
+    organizationId: c?.organizationId ?? orgs[0]?.id ?? '',
+    name: c?.name ?? '',
+    address: c?.address ?? '',
+    protocols: c?.protocols ?? ['ssh'],
+    sshPort: String(c?.sshPort ?? 22),
+    rdpPort: String(c?.rdpPort ?? 3389),
+    domainStore: c?.domainStore ?? '',
+    localStore: c?.localStore ?? '',
+    jit,
+    adminGroupsText: jit.adminGroups.join(', '),
+    policy: { ...(c?.policy ?? {}) },
+    restricted: c?.restricted ?? false,
+  };
+}
+
+function toBody(f: Form) {
+  const jit: JitSettings = { ...f.jit, adminGroups: f.adminGroupsText.split(',').map((s) => s.trim()).filter(Boolean) };
+  if (!jit.container) delete jit.container;
+  return {
+    organizationId: f.organizationId,
+    name: f.name.trim(),
+    address: f.address.trim(),
+    protocols: f.protocols,
+    sshPort: Number(f.sshPort),
+    rdpPort: Number(f.rdpPort),
+    domainStore: f.domainStore || null,
+    localStore: f.localStore || null,
+    jit,
+    policy: f.policy,
+    restricted: f.restricted,
+  };
+}
+
+function Grants({ computer, people }: { computer: Computer; people: PersonRow[] }) {
+  const { data, error, reload } = useLoad(async () => listOf<Record<string, unknown>>(await get(`/computers/${computer.id}/grants`), 'grants'), [computer.id]);
+  const [pick, setPick] = useState('');
+  const [err, setErr] = useState<unknown>(null);
+  const granted = new Set((data ?? []).map((g) => String(g.personId ?? g.id)));
+  const techs = people.filter((p) => p.role === 'technician' && !granted.has(p.id) && p.organizationId === computer.organizationId);
+  const name = (g: Record<string, unknown>) => {
+    const id = String(g.personId ?? g.id);
+    const p = people.find((x) => x.id === id);
+    return String(g.login ?? p?.login ?? id) + (p?.displayName ? ` (${p.displayName})` : '');
+  };
+  const act = async (fn: () => Promise<unknown>) => {
+    setErr(null);
+    try {
+      await fn();
+      reload();
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  return (
+    <fieldset>
+      <legend>Shared with (restricted computer)</legend>
+      <ErrorBox error={error ?? err} />
+      <ul class="grants">
+        {(data ?? []).map((g) => (
+          <li key={String(g.personId ?? g.id)}>
+            {name(g)}{' '}
+            <button type="button" class="link danger" onClick={() => void act(() => del(`/computers/${computer.id}/grants/${String(g.personId ?? g.id)}`))}>
+              Unshare
+            </button>
+          </li>
+        ))}
+        {data && data.length === 0 && <li class="muted">No technician has a grant yet.</li>}
+      </ul>
+      <div class="row">
+        <label for="grant-person" class="sr-only">
+          Technician
+        </label>
+        <select id="grant-person" value={pick} onChange={(e) => setPick((e.currentTarget as HTMLSelectElement).value)}>
+          <option value="">Choose a technician…</option>
+          {techs.map((p) => (
+            <option key={p.id} value={p.id}>
+              {p.login} ({p.displayName})
+            </option>
+          ))}
+        </select>
+        <button type="button" disabled={!pick} onClick={() => void act(() => put(`/computers/${computer.id}/grants/${pick}`)).then(() => setPick(''))}>
+          Share
+        </button>
+      </div>
+    </fieldset>
+  );
+}
+
+function Editor(props: { computer: Computer | null; orgs: Organization[]; stores: AccountStore[]; people: PersonRow[]; presets: Record<'maximumSecurity' | 'balanced', Preset>; onDone: () => void; onCancel: () => void }) {
+  const [f, setF] = useState<Form>(() => toForm(props.computer, props.orgs));
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => setF((x) => ({ ...x, [k]: v }));
+  const setJit = <K extends keyof JitSettings>(k: K, v: JitSettings[K]) => setF((x) => ({ ...x, jit: { ...x.jit, [k]: v } }));
+  const fe = (path: string) => fields[path] ?? fields[path.replace(/^jit\./, 'jit/')];
+  const ldapStores = props.stores.filter((s) => s.type === 'ldap');
+  const localStores = props.stores.filter((s) => s.type !== 'ldap');
+  const presetActive = (k: 'maximumSecurity' | 'balanced') =>
+    Object.entries(props.presets[k].settings).every(([key, v]) => (f.jit as unknown as Record<string, unknown>)[key] === v);
+
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setFields({});
+    try {
+      if (f.id) await patch(`/computers/${f.id}`, toBody(f));
+      else await post('/computers', toBody(f));
+      props.onDone();
+    } catch (err) {
+      if (err instanceof ApiError) setFields(err.fields);
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const unknownFieldErrors = Object.entries(fields).filter(
+    ([k]) => !['organizationId', 'name', 'address', 'protocols', 'sshPort', 'rdpPort', 'domainStore', 'localStore', 'jit.adminGroups', 'jit.maxSessionMinutes', 'jit.deleteOnCheckIn', 'jit.reuseExistingAccount', 'jit.accountType', 'jit.container', 'policy.rdpSecurity', 'policy.rdpCertFingerprint'].includes(k),
+  );
+
+  return (
+    <form class="editor" onSubmit={save} aria-labelledby="editor-title" noValidate>
+      <h2 id="editor-title">{f.id ? `Edit ${props.computer?.name}` : 'New computer'}</h2>
+      <div class="grid2">
+        <Field id="c-org" label="Organization" error={fe('organizationId')}>
+          <select id="c-org" value={f.organizationId} onChange={(e) => set('organizationId', (e.currentTarget as HTMLSelectElement).value)}>
+            {props.orgs.map((o) => (
+              <option key={o.id} value={o.id}>
+                {o.name}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field id="c-name" label="Name" error={fe('name')}>
+          <TextInput id="c-name" value={f.name} onValue={(v) => set('name', v)} error={fe('name')} required />
+        </Field>
+        <Field id="c-address" label="Address (host name or IP)" error={fe('address')}>
+          <TextInput id="c-address" value={f.address} onValue={(v) => set('address', v)} error={fe('address')} required />
+        </Field>
+        <fieldset class="inline">
+          <legend>Protocols</legend>
+          {(['ssh', 'rdp'] as const).map((p) => (
+            <Checkbox key={p} id={`c-proto-${p}`} label={p.toUpperCase()} checked={f.protocols.includes(p)} onChange={(on) => set('protocols', on ? [...f.protocols, p] : f.protocols.filter((x) => x !== p))} />
+          ))}
+          {fe('protocols') && <small class="field-error">{fe('protocols')}</small>}
+        </fieldset>
+        <Field id="c-sshport" label="SSH port" error={fe('sshPort')}>
+          <TextInput id="c-sshport" type="number" min={1} max={65535} value={f.sshPort} onValue={(v) => set('sshPort', v)} error={fe('sshPort')} />
+        </Field>
+        <Field id="c-rdpport" label="RDP port" error={fe('rdpPort')}>
+          <TextInput id="c-rdpport" type="number" min={1} max={65535} value={f.rdpPort} onValue={(v) => set('rdpPort', v)} error={fe('rdpPort')} />
+        </Field>
+        <Field id="c-domainstore" label="Domain account store (LDAP)" error={fe('domainStore')}>
+          <select id="c-domainstore" value={f.domainStore} onChange={(e) => set('domainStore', (e.currentTarget as HTMLSelectElement).value)}>
+            <option value="">none</option>
+            {ldapStores.map((s) => (
+              <option key={s.name} value={s.name}>
+                {s.name}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field id="c-localstore" label="Local account store (SSH / WinRM)" error={fe('localStore')}>
+          <select id="c-localstore" value={f.localStore} onChange={(e) => set('localStore', (e.currentTarget as HTMLSelectElement).value)}>
+            <option value="">none</option>
+            {localStores.map((s) => (
+              <option key={s.name} value={s.name}>
+                {s.name} ({s.type})
+              </option>
+            ))}
+          </select>
+        </Field>
+      </div>
+
+      <fieldset>
+        <legend>Just-in-time accounts</legend>
+        <div class="presets" role="group" aria-label="Presets">
+          {(['maximumSecurity', 'balanced'] as const).map((k) => (
+            <button
+              key={k}
+              type="button"
+              class={presetActive(k) ? 'preset active' : 'preset'}
+              aria-pressed={presetActive(k)}
+              onClick={() => setF((x) => ({ ...x, jit: { ...x.jit, ...props.presets[k].settings } }))}
+            >
+              <strong>{PRESET_LABEL[k]}</strong>
+              <span>{props.presets[k].description}</span>
+            </button>
+          ))}
+        </div>
+        <Checkbox id="j-enabled" label="Create a just-in-time account for each session" checked={f.jit.enabled} onChange={(v) => setJit('enabled', v)} hint="Off: people sign in with an existing account; nothing is created." />
+        <Checkbox id="j-delete" label="Delete the account when the session ends" checked={f.jit.deleteOnCheckIn} onChange={(v) => setJit('deleteOnCheckIn', v)} />
+        {fe('jit.deleteOnCheckIn') && <small class="field-error">{fe('jit.deleteOnCheckIn')}</small>}
+        <Checkbox id="j-reuse" label="Reuse the same person's account next time (disabled and password rotated in between)" checked={f.jit.reuseExistingAccount} onChange={(v) => setJit('reuseExistingAccount', v)} />
+        {fe('jit.reuseExistingAccount') && <small class="field-error">{fe('jit.reuseExistingAccount')}</small>}
+        <div class="grid2">
+          <Field id="j-mode" label="Account naming">
+            <select id="j-mode" value={f.jit.accountMode} onChange={(e) => setJit('accountMode', (e.currentTarget as HTMLSelectElement).value as JitSettings['accountMode'])}>
+              <option value="named">Named: one per person (login_xxxxxx)</option>
+              <option value="shared">Shared: one per organization (msp-code)</option>
+            </select>
+          </Field>
+          <Field id="j-type" label="Account type" error={fe('jit.accountType')}>
+            <select id="j-type" value={f.jit.accountType} onChange={(e) => setJit('accountType', (e.currentTarget as HTMLSelectElement).value as JitSettings['accountType'])}>
+              <option value="domain">Domain (LDAP store)</option>
+              <option value="local">Local (SSH / WinRM store)</option>
+              <option value="choose">Let the person choose</option>
+            </select>
+          </Field>
+          <Field id="j-groups" label="Admin groups (comma separated)" error={fe('jit.adminGroups')} hint="Group names configured on the account store, e.g. sudo.">
+            <TextInput id="j-groups" value={f.adminGroupsText} onValue={(v) => set('adminGroupsText', v)} error={fe('jit.adminGroups')} />
+          </Field>
+          <Field id="j-max" label="Maximum session (minutes)" error={fe('jit.maxSessionMinutes')}>
+            <TextInput id="j-max" type="number" min={1} max={1440} value={String(f.jit.maxSessionMinutes)} onValue={(v) => setJit('maxSessionMinutes', Number(v))} error={fe('jit.maxSessionMinutes')} />
+          </Field>
+        </div>
+      </fieldset>
+
+      <fieldset>
+        <legend>Policy</legend>
+        {POLICY_TOGGLES.map(([key, label]) => (
+          <Checkbox key={key} id={`p-${key}`} label={label} checked={(f.policy[key] as boolean | undefined) ?? false} onChange={(v) => set('policy', { ...f.policy, [key]: v })} />
+        ))}
+        {f.protocols.includes('rdp') && (
+          <div class="grid2">
+            <Field id="p-rdpsec" label="RDP security" error={fe('policy.rdpSecurity')}>
+              <select id="p-rdpsec" value={String(f.policy.rdpSecurity ?? 'nla')} onChange={(e) => set('policy', { ...f.policy, rdpSecurity: (e.currentTarget as HTMLSelectElement).value })}>
+                <option value="nla">NLA</option>
+                <option value="tls">TLS</option>
+                <option value="any">Any</option>
+              </select>
+            </Field>
+            <Field id="p-rdpfp" label="RDP certificate SHA-256 fingerprint" error={fe('policy.rdpCertFingerprint')}>
+              <TextInput
+                id="p-rdpfp"
+                value={String(f.policy.rdpCertFingerprint ?? '')}
+                onValue={(v) => {
+                  const { rdpCertFingerprint: _old, ...rest } = f.policy;
+                  set('policy', v.trim() ? { ...rest, rdpCertFingerprint: v.trim() } : rest);
+                }}
+                error={fe('policy.rdpCertFingerprint')}
+              />
+            </Field>
+          </div>
+        )}
+        <Checkbox id="c-restricted" label="Restricted: only technicians it is shared with may connect" checked={f.restricted} onChange={(v) => set('restricted', v)} />
+      </fieldset>
+
+      {unknownFieldErrors.length > 0 && (
+        <ul class="error" role="alert">
+          {unknownFieldErrors.map(([k, v]) => (
+            <li key={k}>
+              {k}: {v}
+            </li>
+          ))}
+        </ul>
+      )}
+      <ErrorBox error={Object.keys(fields).length ? null : error} />
+      <div class="row">
+        <button type="submit" class="primary" disabled={busy}>
+          Save
+        </button>
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+      </div>
+      {props.computer && f.restricted && <Grants computer={props.computer} people={props.people} />}
+    </form>
+  );
+}
+
+export function ComputersPage() {
+  const { me } = useSession();
+  const list = useLoad(async () => listOf<Computer>(await get('/computers'), 'computers'));
+  const refs = useLoad(async () => {
+    const [orgs, stores, people, presets] = await Promise.all([
+      get('/organizations').then((r) => listOf<Organization>(r, 'organizations')),
+      get('/account-stores').then((r) => listOf<AccountStore>(r, 'stores')),
+      get('/people').then((r) => listOf<PersonRow>(r, 'people')),
+      get('/jit-presets').catch(() => null),
+    ]);
+    return { orgs, stores, people, presets: normalizePresets(presets) };
+  });
+  const [editing, setEditing] = useState<Computer | 'new' | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => setError(null), [editing]);
+
+  const remove = async (c: Computer) => {
+    if (!confirm(`Delete ${c.name}? Sessions on it end and its settings are removed.`)) return;
+    try {
+      await del(`/computers/${c.id}`);
+      list.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const orgName = (id: string) => refs.data?.orgs.find((o) => o.id === id)?.name ?? '';
+
+  return (
+    <Page
+      title="Computers"
+      actions={
+        <button type="button" class="primary" onClick={() => setEditing('new')} disabled={!refs.data}>
+          Add computer
+        </button>
+      }
+    >
+      <ErrorBox error={list.error ?? refs.error ?? error} />
+      {editing && refs.data && (
+        <Editor
+          key={editing === 'new' ? 'new' : editing.id}
+          computer={editing === 'new' ? null : editing}
+          {...refs.data}
+          onCancel={() => setEditing(null)}
+          onDone={() => {
+            setEditing(null);
+            list.reload();
+          }}
+        />
+      )}
+      <table class="list">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            {me.person?.role === 'global_admin' && <th scope="col">Organization</th>}
+            <th scope="col">Address</th>
+            <th scope="col">Protocols</th>
+            <th scope="col">JIT</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {(list.data ?? []).map((c) => (
+            <tr key={c.id} data-computer={c.name}>
+              <td data-label="Name">
+                <strong>{c.name}</strong> {c.restricted && <span class="badge">restricted</span>}
+              </td>
+              {me.person?.role === 'global_admin' && <td data-label="Organization">{orgName(c.organizationId)}</td>}
+              <td data-label="Address">{c.address}</td>
+              <td data-label="Protocols">{c.protocols.join(', ').toUpperCase()}</td>
+              <td data-label="JIT">{c.jit?.enabled === false ? 'off' : `${c.jit?.accountType ?? ''}, ${c.jit?.deleteOnCheckIn === false ? 'kept' : 'deleted after'}`}</td>
+              <td class="row-actions">
+                <button type="button" onClick={() => setEditing(c)} disabled={!refs.data}>
+                  Edit
+                </button>
+                <button type="button" class="danger" onClick={() => void remove(c)}>
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+          {list.data?.length === 0 && (
+            <tr>
+              <td colSpan={6} class="muted">
+                No computers yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </Page>
+  );
+}

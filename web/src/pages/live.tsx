@@ -1,0 +1,112 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { get, listOf, post, wsUrl, type LiveSession } from '../api.js';
+import { can, useSession } from '../session.js';
+import { createTerminal } from '../term.js';
+import { ErrorBox, Link, Page, fmtTime, useLoad } from '../ui.js';
+
+const sid = (s: LiveSession) => s.sessionId ?? s.id ?? '';
+
+function Watch({ id }: { id: string }) {
+  const host = useRef<HTMLDivElement>(null);
+  const [state, setState] = useState('connecting…');
+  useEffect(() => {
+    const { term, dispose } = createTerminal(host.current!, { readOnly: true });
+    const ws = new WebSocket(wsUrl(`/sessions/${encodeURIComponent(id)}/watch`, {}));
+    ws.binaryType = 'arraybuffer';
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') {
+        try {
+          const h = JSON.parse(ev.data) as { type: string; cols?: number; rows?: number };
+          if (h.type === 'header' && h.cols && h.rows) term.resize(h.cols, h.rows);
+          setState('watching (read-only)');
+        } catch {
+          // ignore
+        }
+        return;
+      }
+      term.write(new Uint8Array(ev.data as ArrayBuffer));
+    };
+    ws.onclose = (ev) => setState(ev.code === 1000 ? 'the session ended' : `watching stopped (code ${ev.code})`);
+    return () => {
+      ws.onclose = null;
+      ws.close(1000);
+      dispose();
+    };
+  }, [id]);
+  return (
+    <Page title="Watching a session" actions={<Link href="/live">Back to live sessions</Link>}>
+      <p role="status" aria-live="polite">
+        {state}
+      </p>
+      <div class="terminal-host watch" ref={host} />
+    </Page>
+  );
+}
+
+export function LivePage({ watch }: { watch?: string }) {
+  const { me } = useSession();
+  const { data, error, reload } = useLoad(async () => listOf<LiveSession>(await get('/sessions?state=live'), 'sessions'));
+  const [err, setErr] = useState<unknown>(null);
+  useEffect(() => {
+    if (watch) return;
+    const t = setInterval(reload, 5000);
+    return () => clearInterval(t);
+  }, [watch, reload]);
+  if (watch) return <Watch id={watch} />;
+  const terminate = async (s: LiveSession) => {
+    if (!confirm(`Terminate ${s.personLogin}'s session on ${s.computerName}? Both sides are closed and the account is torn down.`)) return;
+    try {
+      await post(`/sessions/${sid(s)}/terminate`);
+      reload();
+    } catch (e) {
+      setErr(e);
+    }
+  };
+  return (
+    <Page title="Live sessions">
+      <ErrorBox error={error ?? err} />
+      <table class="list">
+        <thead>
+          <tr>
+            <th scope="col">Who</th>
+            <th scope="col">Where</th>
+            <th scope="col">Account</th>
+            <th scope="col">Since</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {(data ?? []).map((s) => (
+            <tr key={sid(s)}>
+              <td data-label="Who">{s.personLogin}</td>
+              <td data-label="Where">
+                {s.computerName} <span class="badge">{s.protocol.toUpperCase()}</span>
+              </td>
+              <td data-label="Account">
+                <code>{s.account ?? s.accountName ?? '—'}</code>
+              </td>
+              <td data-label="Since">{fmtTime(s.startedAt)}</td>
+              <td class="row-actions">
+                {s.protocol === 'ssh' && <Link href={`/live/${encodeURIComponent(sid(s))}/watch`}>Watch</Link>}{' '}
+                {(s.canTerminate ?? can(me.person, 'admin')) && (
+                  <button type="button" class="danger" onClick={() => void terminate(s)}>
+                    Terminate
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+          {data?.length === 0 && (
+            <tr>
+              <td colSpan={5} class="muted">
+                Nobody is connected right now.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </Page>
+  );
+}

@@ -1,0 +1,107 @@
+import { useState } from 'preact/hooks';
+import { ApiError, del, get, listOf, patch, post, type Organization } from '../api.js';
+import { can, useSession } from '../session.js';
+import { ErrorBox, Field, Page, TextInput, useLoad } from '../ui.js';
+
+export function OrganizationsPage() {
+  const { me } = useSession();
+  const writable = can(me.person, 'globalAdmin');
+  const { data, error, reload } = useLoad(async () => listOf<Organization>(await get('/organizations'), 'organizations'));
+  const [form, setForm] = useState<{ id?: string; name: string; sharedCode: string } | null>(null);
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [err, setErr] = useState<unknown>(null);
+
+  const save = async (e: Event) => {
+    e.preventDefault();
+    if (!form) return;
+    setErr(null);
+    setFields({});
+    try {
+      const body = { name: form.name.trim(), sharedCode: form.sharedCode.trim() };
+      if (form.id) await patch(`/organizations/${form.id}`, body);
+      else await post('/organizations', body);
+      setForm(null);
+      reload();
+    } catch (x) {
+      if (x instanceof ApiError) setFields(x.fields);
+      setErr(x);
+    }
+  };
+  const remove = async (o: Organization) => {
+    if (!confirm(`Delete organization ${o.name}?`)) return;
+    try {
+      await del(`/organizations/${o.id}`);
+      reload();
+    } catch (x) {
+      setErr(x);
+    }
+  };
+
+  return (
+    <Page
+      title="Organizations"
+      actions={
+        writable && (
+          <button type="button" class="primary" onClick={() => setForm({ name: '', sharedCode: '' })}>
+            Add organization
+          </button>
+        )
+      }
+    >
+      <ErrorBox error={error ?? (form ? null : err)} />
+      {form && (
+        <form class="editor" onSubmit={save}>
+          <h2>{form.id ? 'Edit organization' : 'New organization'}</h2>
+          <div class="grid2">
+            <Field id="o-name" label="Name" error={fields.name}>
+              <TextInput id="o-name" value={form.name} onValue={(v) => setForm({ ...form, name: v })} error={fields.name} required />
+            </Field>
+            <Field id="o-code" label="Shared account code" error={fields.sharedCode} hint="Shared accounts are named msp-<code>.">
+              <TextInput id="o-code" value={form.sharedCode} onValue={(v) => setForm({ ...form, sharedCode: v })} error={fields.sharedCode} required />
+            </Field>
+          </div>
+          <ErrorBox error={Object.keys(fields).length ? null : err} />
+          <div class="row">
+            <button type="submit" class="primary">
+              Save
+            </button>
+            <button type="button" onClick={() => setForm(null)}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      )}
+      <table class="list">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Shared code</th>
+            {writable && (
+              <th scope="col">
+                <span class="sr-only">Actions</span>
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {(data ?? []).map((o) => (
+            <tr key={o.id}>
+              <td data-label="Name">{o.name}</td>
+              <td data-label="Shared code">{o.sharedCode}</td>
+              {writable && (
+                <td class="row-actions">
+                  <button type="button" onClick={() => setForm({ id: o.id, name: o.name, sharedCode: o.sharedCode })}>
+                    Edit
+                  </button>
+                  <button type="button" class="danger" onClick={() => void remove(o)}>
+                    Delete
+                  </button>
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Page>
+  );
+}

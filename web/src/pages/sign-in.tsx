@@ -1,0 +1,190 @@
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, get, post } from '../api.js';
+import { navigate } from '../router.js';
+import { useSession } from '../session.js';
+import { ErrorBox, Field, TextInput } from '../ui.js';
+import { TotpEnrollment } from './enroll.js';
+
+type Step = 'password' | 'totp' | 'totp-enrollment';
+
+function afterSignIn(): void {
+  const next = new URLSearchParams(location.search).get('next');
+  navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
+}
+
+function signInError(err: unknown): unknown {
+  if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_LOCKED') return new Error('This account is locked after too many failed attempts. Try again later or ask an administrator.');
+  if (err instanceof ApiError && err.status === 429) return new Error('Too many attempts. Wait a minute and try again.');
+  return err;
+}
+
+export function SignInPage() {
+  const { me, refresh } = useSession();
+  const [step, setStep] = useState<Step>(me.pending ?? 'password');
+  const [login, setLogin] = useState('');
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    document.title = 'Sign in · jitgate';
+  }, []);
+
+  const finish = async () => {
+    await refresh();
+    afterSignIn();
+  };
+
+  const submitPassword = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await post<{ next: 'totp' | 'totp-enrollment' | 'done' }>('/auth/sign-in', { login: login.trim(), password });
+      setPassword('');
+      const m = await refresh();
+      if (r.next === 'done' || m.person) return afterSignIn();
+      setStep(r.next);
+    } catch (err) {
+      setError(signInError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const submitCode = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await post('/auth/totp', { code: code.replace(/\s/g, '') });
+      await finish();
+    } catch (err) {
+      setCode('');
+      setError(signInError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main id="main" class="center">
+      <div class="card">
+        <h1>Sign in to jitgate</h1>
+        {step === 'password' && (
+          <form onSubmit={submitPassword}>
+            <Field id="login" label="Login">
+              <TextInput id="login" name="username" value={login} onValue={setLogin} autoComplete="username" required autoFocus />
+            </Field>
+            <Field id="password" label="Password">
+              <TextInput id="password" name="password" type="password" value={password} onValue={setPassword} autoComplete="current-password" required />
+            </Field>
+            <ErrorBox error={error} />
+            <button type="submit" class="primary" disabled={busy}>
+              Continue
+            </button>
+          </form>
+        )}
+        {step === 'totp' && (
+          <form onSubmit={submitCode}>
+            <Field id="totp" label="Authentication code" hint="The 6-digit code from your authenticator app, or one of your recovery codes.">
+              <TextInput id="totp" value={code} onValue={setCode} autoComplete="one-time-code" required autoFocus />
+            </Field>
+            <ErrorBox error={error} />
+            <button type="submit" class="primary" disabled={busy}>
+              Sign in
+            </button>
+          </form>
+        )}
+        {step === 'totp-enrollment' && <TotpEnrollment onDone={() => void finish()} />}
+      </div>
+    </main>
+  );
+}
+
+/** First run: `/setup#<token>` from the server log creates the first global admin. */
+export function SetupPage() {
+  const { refresh } = useSession();
+  const token = location.hash.slice(1);
+  const [valid, setValid] = useState<boolean | null>(null);
+  const [form, setForm] = useState({ login: '', displayName: '', password: '', confirm: '' });
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [enrolling, setEnrolling] = useState(false);
+
+  useEffect(() => {
+    document.title = 'First-run setup · jitgate';
+    if (!token) return setValid(false);
+    get<{ valid: boolean }>(`/auth/bootstrap/${encodeURIComponent(token)}`).then(
+      (r) => setValid(r.valid),
+      () => setValid(false),
+    );
+  }, [token]);
+
+  const set = (k: keyof typeof form) => (v: string) => setForm((f) => ({ ...f, [k]: v }));
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setFields({});
+    if (form.password !== form.confirm) return setFields({ confirm: 'the passwords differ' });
+    setBusy(true);
+    try {
+      await post('/auth/bootstrap', { token, login: form.login.trim(), displayName: form.displayName.trim(), password: form.password });
+      // The token is spent: keep it out of the address bar and history.
+      history.replaceState(null, '', '/setup');
+      await refresh();
+      setEnrolling(true);
+    } catch (err) {
+      if (err instanceof ApiError) setFields(err.fields);
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main id="main" class="center">
+      <div class="card">
+        <h1>Set up jitgate</h1>
+        {enrolling ? (
+          <TotpEnrollment
+            onDone={() =>
+              void refresh().then(() => {
+                navigate('/', true);
+              })
+            }
+          />
+        ) : valid === null ? (
+          <p aria-busy="true">Checking the setup link…</p>
+        ) : !valid ? (
+          <p class="error" role="alert">
+            This setup link is not valid: it was already used or is incomplete. Sign in instead, or take the link printed in the server log on first start.
+          </p>
+        ) : (
+          <form onSubmit={submit}>
+            <p>Create the first global administrator. You will set up two-factor sign-in next.</p>
+            <Field id="setup-login" label="Login" error={fields.login}>
+              <TextInput id="setup-login" value={form.login} onValue={set('login')} autoComplete="username" required autoFocus />
+            </Field>
+            <Field id="setup-name" label="Display name" error={fields.displayName}>
+              <TextInput id="setup-name" value={form.displayName} onValue={set('displayName')} autoComplete="name" required />
+            </Field>
+            <Field id="setup-password" label="Password" error={fields.password}>
+              <TextInput id="setup-password" type="password" value={form.password} onValue={set('password')} autoComplete="new-password" required />
+            </Field>
+            <Field id="setup-confirm" label="Password again" error={fields.confirm}>
+              <TextInput id="setup-confirm" type="password" value={form.confirm} onValue={set('confirm')} autoComplete="new-password" required />
+            </Field>
+            <ErrorBox error={Object.keys(fields).length ? null : error} />
+            <button type="submit" class="primary" disabled={busy}>
+              Create administrator
+            </button>
+          </form>
+        )}
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,34 @@
+/**
+ * The RDP view and replay live in src/rdp/ (written separately). They are
+ * loaded through import.meta.glob so the app builds — and says so in words —
+ * while those modules do not exist yet.
+ */
+export interface RdpHandle {
+  disconnect(): void;
+}
+export interface RdpOptions {
+  computerId: string;
+  accountType?: 'domain' | 'local';
+  csrf: string;
+  onStatus: (status: string) => void;
+  onClosed: (reason: string) => void;
+}
+export interface RdpReplayHandle {
+  dispose(): void;
+}
+
+type ViewModule = { mountRdp: (el: HTMLElement, opts: RdpOptions) => RdpHandle };
+type ReplayModule = { mountRdpReplay: (el: HTMLElement, opts: { url: string }) => RdpReplayHandle };
+
+const views = import.meta.glob<ViewModule>('./rdp/rdp-view.ts');
+const replays = import.meta.glob<ReplayModule>('./rdp/rdp-replay.ts');
+
+export async function loadRdpView(): Promise<ViewModule | null> {
+  const load = views['./rdp/rdp-view.ts'];
+  return load ? load() : null;
+}
+
+export async function loadRdpReplay(): Promise<ReplayModule | null> {
+  const load = replays['./rdp/rdp-replay.ts'];
+  return load ? load() : null;
+}

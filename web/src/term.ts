@@ -1,0 +1,52 @@
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import '@xterm/xterm/css/xterm.css';
+
+/** An xterm.js terminal filling `el`, refitted when the element resizes. */
+export function createTerminal(el: HTMLElement, opts: { readOnly?: boolean } = {}): { term: Terminal; fit: FitAddon; dispose: () => void } {
+  const term = new Terminal({
+    cursorBlink: !opts.readOnly,
+    disableStdin: opts.readOnly ?? false,
+    fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
+    fontSize: 14,
+    scrollback: 5000,
+    theme: { background: '#101418', foreground: '#e6e6e6' },
+  });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  term.open(el);
+  try {
+    fit.fit();
+  } catch {
+    // element not laid out yet; the observer fits it
+  }
+  const ro = new ResizeObserver(() => {
+    try {
+      fit.fit();
+    } catch {
+      // detached
+    }
+  });
+  ro.observe(el);
+  return {
+    term,
+    fit,
+    dispose: () => {
+      ro.disconnect();
+      term.dispose();
+    },
+  };
+}
+
+/** Close codes of the terminal websocket (docs/api.md), in words. */
+export const CLOSE_REASONS: Record<number, string> = {
+  1000: 'The session ended.',
+  1006: 'The connection to the gateway was lost.',
+  4001: 'You are not signed in (or your sign-in expired). Sign in again and reconnect.',
+  4003: 'You do not have access to this computer.',
+  4010: 'The just-in-time account could not be prepared, so the session did not start.',
+  4011: 'The computer cannot be reached.',
+  4012: 'An administrator terminated this session.',
+  4013: 'The session reached its maximum duration.',
+  4014: 'The gateway refused the request (bad request).',
+};
