@@ -14,6 +14,12 @@ import { openCore, startRuntime, VERSION, buildStores } from './main.js';
 import { JitQueue } from './provisioner/jobs.js';
 import { redisOptions } from './core/redis.js';
 import type { ConnectionOptions } from 'bullmq';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
+import { recorderFromConfig } from './recorder/wiring.js';
+import { formatVerifyReport } from './recorder/verify.js';
 
 /**
  * `jitgate` — serve, check, migrate, and the operator (break-glass) commands.
@@ -106,6 +112,85 @@ program
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     if (runtime.url) process.stdout.write(`jitgate ${VERSION} listening on ${runtime.url} (role ${cfg.role}, data in ${cfg.dataDir})\n`);
+    if (runtime.setupUrl) process.stdout.write(`first run: create the first administrator at ${runtime.setupUrl} (one-time link)\n`);
+    if (runtime.frontDoor) process.stdout.write(`ssh front door on port ${runtime.frontDoor.port} (host key ${runtime.frontDoor.hostKeySha256})\n`);
+  });
+
+program
+  .command('demo')
+  .description('the gateway with embedded defaults plus a local demo Linux computer (an sshd in a network namespace) set up for JIT; Ctrl-C removes everything')
+  .option('--port <port>', 'web port', (v) => Number(v), 8080)
+  .option('--ssh-port <port>', 'SSH front door port', (v) => Number(v), 2222)
+  .option('--host <host>', 'listen address', '127.0.0.1')
+  .action(async (opts: { port: number; sshPort: number; host: string }, cmd: Command) => {
+    const why = demoUnavailable();
+    if (why) {
+      process.stderr.write(`jitgate demo: ${why}.\n`);
+      process.exit(1);
+    }
+    const dataDir = mkdtempSync(join(tmpdir(), 'jitgate-demo-'));
+    let host: DemoHost | undefined;
+    let runtime: Awaited<ReturnType<typeof startRuntime>> | undefined;
+    const cleanup = async () => {
+      if (runtime) {
+        // Every JIT account on the demo computer goes before the computer does.
+        await runtime.core.engine.reconcile({}).catch(() => undefined);
+        await runtime.close().catch(() => undefined);
+      }
+      await host?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+    try {
+      process.stdout.write('starting the demo computer (sshd in a network namespace)…\n');
+      host = await startDemoHost(dataDir);
+      const g = cmd.optsWithGlobals<GlobalOpts>();
+      const cfg = loadConfig({
+        file: '/dev/null',
+        overrides: {
+          dataDir,
+          server: { host: opts.host, port: opts.port },
+          sshFrontDoor: { enabled: true, host: opts.host, port: opts.sshPort },
+          log: { level: g.logLevel ?? 'warn' },
+          jit: { reconcileIntervalSeconds: 30, leaseGraceSeconds: 10 },
+          accountStores: [{
+            name: 'demo-linux', type: 'ssh', host: host.address, port: host.port, username: host.adminUser,
+            privateKey: `file:${host.adminKeyPath}`, hostKeySha256: host.hostKeySha256, groups: { sudo: 'sudo' },
+          }],
+        },
+      });
+      const log = logger(cfg);
+      runtime = await startRuntime(cfg, log);
+      await applyInventory(runtime.core.db, parseInventory({
+        organizations: [{ name: 'Demo' }],
+        computers: [{
+          organization: 'Demo', name: 'demo-linux', address: host.address, protocols: ['ssh'], localStore: 'demo-linux',
+          jit: { enabled: true, deleteOnCheckIn: true, accountMode: 'named', accountType: 'local', adminGroups: ['sudo'], maxSessionMinutes: 60 },
+          policy: { sshHostKeySha256: host.hostKeySha256 },
+        }],
+      }, new Set(['demo-linux'])));
+      process.stdout.write([
+        '',
+        `jitgate demo is running on ${runtime.url ?? ''}`,
+        runtime.setupUrl ? `1. open ${runtime.setupUrl} and create your administrator (scan the QR code with an authenticator app)` : '',
+        '2. Sessions → demo-linux → SSH: a JIT account <you>_xxxxxx is created on the demo computer and put in sudo',
+        '3. run `id`, close the tab: the account is deleted; replay it under Recordings, see every step under Audit',
+        runtime.frontDoor ? `   or from a terminal, after adding your SSH key under My account: ssh -p ${runtime.frontDoor.port} <you>+demo-linux@${opts.host}` : '',
+        'Ctrl-C stops it and removes the demo computer, its accounts and the data directory.',
+        '',
+      ].filter((l) => l !== '').join('\n') + '\n');
+    } catch (err) {
+      await cleanup();
+      fail(err);
+    }
+    let stopping = false;
+    const stop = () => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      process.stdout.write('stopping the demo…\n');
+      cleanup().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 
 program
@@ -360,6 +445,31 @@ audit
       try {
         const events = await core.audit.list({ sessionId: opts.session, account: opts.account, computer: opts.computer, type: opts.type, limit: opts.limit });
         for (const e of events) process.stdout.write(JSON.stringify({ seq: e.seq, at: e.at.toISOString(), type: e.type, actor: e.actor, outcome: e.outcome, session: e.sessionId, computer: e.computer, account: e.account, data: e.data }) + '\n');
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const recordings = program.command('recordings').description('session recordings');
+recordings
+  .command('verify')
+  .description('check every recording (or one) against its SHA-256 and the signed manifest chain')
+  .option('--id <recording-id>', 'only this recording')
+  .option('--json', 'machine-readable report')
+  .option('-v, --verbose', 'list every recording, not only problems')
+  .action(async (opts: { id?: string; json?: boolean; verbose?: boolean }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const log = quietLogger(cfg);
+      const core = await openCore(cfg, log);
+      try {
+        const recorder = recorderFromConfig(cfg, { db: core.db, audit: core.audit, log });
+        const report = await recorder.verify(opts.id ? { recordingId: opts.id } : {});
+        process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatVerifyReport(report, { verbose: opts.verbose ?? false }));
+        if (!report.ok) process.exitCode = 1;
       } finally {
         await core.close();
       }

@@ -18,6 +18,16 @@ import { JitAccountService } from './provisioner/jit-account.service.js';
 import { JitRepository } from './provisioner/jit-repository.js';
 import { JitQueue, startJitWorker } from './provisioner/jobs.js';
 import { buildStore } from './stores.js';
+import { createAuth, checkCsrfQuery, type Auth } from './gateway/auth/index.js';
+import { AccessService, canConnect, canSeeSession } from './gateway/access-policy.js';
+import { apiRoutes, storeInfos } from './gateway/api/index.js';
+import { startSshGateway, pinHostKeyInDatabase, type SshGateway } from './gateway/ssh/ssh-gateway.js';
+import { startFrontDoor, type FrontDoorHandle } from './gateway/ssh/front-door.js';
+import { rdpRoutes } from './gateway/rdp/rdp-tunnel.js';
+import { webStatic } from './gateway/web-static.js';
+import { forwardAudit, type AuditForwarder } from './core/audit-forward.js';
+import { recorderFromConfig } from './recorder/wiring.js';
+import type { Principal } from './gateway/auth/principal.js';
 
 /**
  * The one place where real adapters are wired together: database, Redis,
@@ -120,6 +130,9 @@ export interface Runtime {
   core: Core;
   app?: FastifyInstance;
   url?: string;
+  /** `<url>/setup#<token>` while no global admin exists (first run). */
+  setupUrl?: string | null;
+  frontDoor?: FrontDoorHandle;
   queue: JitQueue;
   redis: RedisTarget;
   close(): Promise<void>;
@@ -140,13 +153,19 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   let queue: JitQueue | undefined;
   let worker: Worker | undefined;
   let app: FastifyInstance | undefined;
+  let ssh: SshGateway | undefined;
+  let frontDoor: FrontDoorHandle | undefined;
+  let forwarder: AuditForwarder | undefined;
   const close = async () => {
+    await frontDoor?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
+    await ssh?.close().catch(() => undefined);
     if (worker) {
       // bounded: a stuck job must not hold the shutdown forever
       await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
     }
     await queue?.close();
+    await forwarder?.close().catch(() => undefined);
     await core?.close().catch(() => undefined);
     await embedded?.stop();
   };
@@ -171,17 +190,37 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
     }
     if (cfg.role !== 'worker') {
       const q = queue;
-      const db = core.db;
+      const c = core;
+      forwarder = forwardAudit(c.audit, cfg.audit.forward);
+      const gw = await buildGateway(cfg, c, q, connection, redis);
+      ssh = gw.ssh;
       app = await buildServer({
         log, metrics, version: VERSION, trustProxy: cfg.server.trustProxy,
         readiness: [
-          { name: 'database', check: () => db.ping() },
+          { name: 'database', check: () => c.db.ping() },
           { name: 'redis', check: () => q.ping() },
         ],
+        rootPlugins: gw.rootPlugins,
+        apiPlugins: gw.apiPlugins,
       });
       const address = await app.listen({ host: cfg.server.host, port: cfg.server.port });
       log.info({ url: address, role: cfg.role, database: core.db.kind, redis: embedded ? 'embedded' : 'external' }, 'jitgate gateway listening');
-      return { core, app, url: address, queue, redis, close };
+      if (cfg.sshFrontDoor.enabled) {
+        frontDoor = await startFrontDoor({
+          host: cfg.sshFrontDoor.host, port: cfg.sshFrontDoor.port, dataDir: cfg.dataDir,
+          ...(cfg.sshFrontDoor.hostKeyFile ? { hostKeyFile: cfg.sshFrontDoor.hostKeyFile } : {}),
+          identity: gw.auth.frontDoor, broker: gw.ssh.broker, recorder: gw.recorder,
+          listComputers: (p) => connectableComputers(c, gw.access, p),
+          recordHostKey: pinHostKeyInDatabase(c.db), log,
+        });
+        log.info({ port: frontDoor.port, hostKey: frontDoor.hostKeySha256 }, 'ssh front door listening');
+      }
+      const base = (cfg.server.publicUrl ?? address).replace(/\/$/, '');
+      const setupPath = await gw.auth.bootstrapPath();
+      const setupUrl = setupPath ? `${base}${setupPath}` : null;
+      // The one-time link is the only way in on first run; it goes to the operator's console, like Grafana's admin password.
+      if (setupUrl) log.info({ url: setupUrl }, 'first-run setup link');
+      return { core, app, url: address, setupUrl, ...(frontDoor ? { frontDoor } : {}), queue, redis, close };
     }
     log.info({ role: cfg.role }, 'jitgate worker running');
     return { core, queue, redis, close };
@@ -191,3 +230,69 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   }
 }
 
+
+/** Where the built web app is (web/dist next to the sources or the package). */
+export function webDistDir(): string {
+  for (const rel of ['./web/dist', '../web/dist']) {
+    const u = new URL(rel, import.meta.url);
+    if (existsSync(new URL('./index.html', u.href + '/'))) return u.pathname;
+  }
+  return new URL('./web/dist', import.meta.url).pathname;
+}
+
+interface GatewayParts {
+  auth: Auth;
+  access: AccessService;
+  ssh: SshGateway;
+  recorder: ReturnType<typeof recorderFromConfig>;
+  rootPlugins: ((app: FastifyInstance) => Promise<void>)[];
+  apiPlugins: ((app: FastifyInstance) => Promise<void>)[];
+}
+
+/** The HTTP/websocket side of a gateway: identity, administration API, SSH and RDP sessions, recordings, the web app. */
+async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: ConnectionOptions, redis: RedisTarget): Promise<GatewayParts> {
+  const { db, audit, log, engine } = c;
+  const auth = createAuth({ db, box: c.box, audit, log, cfg: cfg.auth });
+  const access = new AccessService(db, audit);
+  const recorder = recorderFromConfig(cfg, { db, audit, log });
+  const ssh = await startSshGateway({
+    redis: redisOptions(redis), queueEvents: { connection, prefix: cfg.redis.prefix }, queue, engine, access, recorder, audit,
+    checkCsrf: checkCsrfQuery,
+    mayWatch: async (p, live) => p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId)),
+    recordHostKey: pinHostKeyInDatabase(db),
+    livePrefix: `${cfg.redis.prefix}:live`,
+    log,
+  });
+  const api = apiRoutes({
+    db, audit, access,
+    stores: storeInfos(cfg.accountStores),
+    checkStore: async (name) => (await engine.checkStores()).find((s) => s.store === name) ?? { ok: false, error: 'no such account store' },
+    liveSessions: ssh.live,
+    recordingFiles: recorder,
+    revokeAuthSessions: auth.revokeAuthSessions,
+    hashPassword: auth.hashPassword,
+  });
+  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, checkCsrf: checkCsrfQuery, guacd: { host: cfg.guacd.host, port: cfg.guacd.port } });
+  return {
+    auth, access, ssh, recorder,
+    rootPlugins: [auth.plugin, webStatic(webDistDir())],
+    apiPlugins: [api, ...ssh.apiPlugins, rdp],
+  };
+}
+
+async function sessionRef(db: Database, sessionId: string): Promise<{ personId: string | null; organizationId: string | null }> {
+  const rows = await db.query<{ person_id: string | null; organization_id: string | null }>('SELECT person_id, organization_id FROM sessions WHERE id = $1', [sessionId]);
+  return { personId: rows[0]?.person_id ?? null, organizationId: rows[0]?.organization_id ?? null };
+}
+
+/** The SSH front door's menu: computers accepting SSH that the person may connect to. */
+async function connectableComputers(c: Core, access: AccessService, p: Principal): Promise<{ name: string }[]> {
+  const rows = await c.repo.listComputers();
+  const out: { name: string }[] = [];
+  for (const comp of rows) {
+    if (!comp.protocols.includes('ssh')) continue;
+    const granted = comp.restricted ? await access.hasGrant(comp.id, p.personId) : false;
+    if (canConnect(p, comp, granted)) out.push({ name: comp.name });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}

@@ -72,15 +72,26 @@ export class RigIdentity implements FrontDoorIdentity {
 export class RigBroker implements SessionBroker {
   readonly opened: string[] = [];
   readonly ended: string[] = [];
+  readonly #terminators = new Map<string, ((reason: 'terminated' | 'lease-expired', by: string) => void)[]>();
+  /** Milliseconds each open() spent provisioning (request → job done → credentials). */
+  readonly provisionMs: number[] = [];
   constructor(
     readonly fx: JitFixture,
     readonly queue: JitQueue,
   ) {}
 
+  /** What an admin's terminate does to the proxy holding the session. */
+  terminate(sessionId: string, by: string): number {
+    const cbs = this.#terminators.get(sessionId) ?? [];
+    for (const cb of cbs) cb('terminated', by);
+    return cbs.length;
+  }
+
   async open(req: Parameters<SessionBroker['open']>[0], onProgress: Parameters<SessionBroker['open']>[1]): Promise<OpenedSession> {
     const rows = await this.fx.db.query('SELECT * FROM computers WHERE name = $1 OR id::text = $1', [req.computerRef]);
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
+    const t0 = performance.now();
     const s = await this.fx.service.requestSession({ personLogin: req.principal.login, personId: null, computer, protocol: req.protocol });
     onProgress('creating account');
     const job = await this.queue.provision(s.id);
@@ -89,12 +100,15 @@ export class RigBroker implements SessionBroker {
     const credentials = await this.fx.service.credentials(s.id);
     const session = (await this.fx.repo.getSession(s.id))!;
     this.opened.push(s.id);
+    this.provisionMs.push(performance.now() - t0);
     let ended: Promise<void> | null = null;
     return {
       session,
       computer,
       credentials,
-      onTerminate: () => undefined,
+      onTerminate: (cb) => {
+        this.#terminators.set(s.id, [...(this.#terminators.get(s.id) ?? []), cb]);
+      },
       loggedIn: () => this.fx.service.releaseCredentials(s.id),
       end: (reason: string) => {
         ended ??= this.queue.teardown(s.id, reason).then(() => {

@@ -154,8 +154,11 @@ async function main(): Promise<void> {
 
     // 3. Session start: auth + provision (queue, useradd, group) + upstream login → first prompt.
     console.error(`session start (${STARTS})…`);
+    const provBefore = r.broker.provisionMs.length;
     const st = await client.call<{ total: number[]; afterAuth: number[] }>({ op: 'start', target: gw(door.port), n: STARTS }, 600_000);
     row('session start, shell request → first prompt p50 / p95', `${pct(st.afterAuth, 50).toFixed(0)} / ${pct(st.afterAuth, 95).toFixed(0)} ms (goal p50 ≤ 250 ms)`);
+    const prov = r.broker.provisionMs.slice(provBefore);
+    row('  of which provisioning (queue + useradd + group) p50 / p95', `${pct(prov, 50).toFixed(0)} / ${pct(prov, 95).toFixed(0)} ms`);
     row('session start incl. TCP + key + TOTP auth p50 / p95', `${pct(st.total, 50).toFixed(0)} / ${pct(st.total, 95).toFixed(0)} ms`);
 
     // 4. Memory per idle session: IDLE pty shells through a front door with a static broker.

@@ -86,6 +86,11 @@ export class JitRepository {
     return rows[0] ? toComputer(rows[0]) : null;
   }
 
+  async listComputers(): Promise<Computer[]> {
+    const rows = await this.db.query('SELECT * FROM computers ORDER BY name');
+    return rows.map(toComputer);
+  }
+
   /** By `name` (when unique) or `organization/name`. */
   async findComputers(ref: string): Promise<Computer[]> {
     const slash = ref.indexOf('/');

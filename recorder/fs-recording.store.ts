@@ -58,10 +58,10 @@ export class FsRecordingStore implements RecordingStore {
     };
   }
 
-  async stat(relPath: string): Promise<{ size: number } | null> {
+  async stat(relPath: string): Promise<{ size: number; fingerprint: string } | null> {
     try {
-      const s = await stat(this.absolute(relPath));
-      return s.isFile() ? { size: s.size } : null;
+      const s = await stat(this.absolute(relPath), { bigint: true });
+      return s.isFile() ? { size: Number(s.size), fingerprint: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` } : null;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;

@@ -27,8 +27,12 @@ export interface RecordingStore {
   ensureDir(relPath: string): Promise<void>;
   /** Absolute path on this host. */
   absolute(relPath: string): string;
-  /** Size, or null when the file does not exist. */
-  stat(relPath: string): Promise<{ size: number } | null>;
+  /**
+   * Size, or null when the file does not exist. `fingerprint` (when the store
+   * has one) changes whenever the content may have changed — for files: device,
+   * inode, size, mtime and ctime (ctime cannot be set back by a user).
+   */
+  stat(relPath: string): Promise<{ size: number; fingerprint?: string } | null>;
   /** SHA-256 (hex) and size of the file as it is now, or null when it does not exist. */
   hash(relPath: string): Promise<{ sha256: string; size: number } | null>;
   /** Open for reading with its size, or null when it does not exist. */

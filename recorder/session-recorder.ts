@@ -50,6 +50,7 @@ export interface RecordingFiles {
 
 type Kind = 'terminal' | 'exec' | 'sftp' | 'rdp';
 const ACTOR = 'system:recorder';
+const HASH_CACHE_ENTRIES = 10_000;
 
 /**
  * The recorder: writers for pty sessions (asciicast v2), exec/SFTP channels
@@ -62,6 +63,7 @@ export class Recorder implements SessionRecorder, RecordingFiles {
   readonly #d: RecorderDeps;
   readonly #log: Logger;
   readonly #guacdRoot: string;
+  readonly #hashes = new Map<string, { sha256: string; size: number; fingerprint: string }>();
 
   constructor(deps: RecorderDeps) {
     this.#d = deps;
@@ -179,8 +181,31 @@ export class Recorder implements SessionRecorder, RecordingFiles {
       row.manifest_seq === null
         ? []
         : await this.#d.db.query<Parameters<typeof entryFromRow>[0] & Record<string, unknown>>('SELECT * FROM recording_manifest WHERE seq = $1', [Number(row.manifest_seq)]);
-    const check = await checkRecording(row, entryRows[0] ? entryFromRow(entryRows[0]) : undefined, this.#d.signingKey, this.store);
+    const check = await checkRecording(row, entryRows[0] ? entryFromRow(entryRows[0]) : undefined, this.#d.signingKey, (p) => this.#cachedHash(p));
     return integrityOf(check.status);
+  }
+
+  /**
+   * SHA-256 for the replay API's integrity badges: reused while the file's
+   * fingerprint (inode, size, mtime, ctime) is unchanged, so listing
+   * recordings does not re-read every file. `verify` always hashes in full.
+   */
+  async #cachedHash(relPath: string): Promise<{ sha256: string; size: number } | null> {
+    const st = await this.store.stat(relPath);
+    if (!st) return null;
+    const hit = st.fingerprint ? this.#hashes.get(relPath) : undefined;
+    if (hit && hit.fingerprint === st.fingerprint) return hit;
+    const h = await this.store.hash(relPath);
+    if (h && st.fingerprint) {
+      // re-stat: only cache a hash of content that did not change while it was read
+      const after = await this.store.stat(relPath);
+      if (after?.fingerprint === st.fingerprint) {
+        this.#hashes.delete(relPath);
+        this.#hashes.set(relPath, { ...h, fingerprint: st.fingerprint });
+        if (this.#hashes.size > HASH_CACHE_ENTRIES) this.#hashes.delete(this.#hashes.keys().next().value!);
+      }
+    }
+    return h;
   }
 
   verify(opts: { recordingId?: string } = {}): Promise<VerifyReport> {

@@ -51,8 +51,11 @@ export interface RecordingCheck {
   detail?: string;
 }
 
+/** How a check hashes a file (the store's `hash`, or a cached one). */
+export type FileHasher = (relPath: string) => Promise<{ sha256: string; size: number } | null>;
+
 /** Check one recording against its manifest entry (`undefined`: none found) and its file. */
-export async function checkRecording(row: RecordingRow, entry: ManifestEntry | undefined, key: Buffer, store: RecordingStore): Promise<RecordingCheck> {
+export async function checkRecording(row: RecordingRow, entry: ManifestEntry | undefined, key: Buffer, hash: FileHasher): Promise<RecordingCheck> {
   const base = { recordingId: row.id, sessionId: row.session_id, kind: row.kind };
   if (row.manifest_seq === null || row.manifest_seq === undefined) {
     return row.ended_at === null ? { ...base, status: 'in-progress' } : { ...base, status: 'unsigned', detail: 'closed without a manifest entry' };
@@ -74,7 +77,7 @@ export async function checkRecording(row: RecordingRow, entry: ManifestEntry | u
   if (!named || named.recordingId !== row.id || named.sessionId !== row.session_id) {
     return { ...base, status: 'manifest-broken', detail: 'recording row has a path jitgate did not generate for it (row edited)' };
   }
-  const h = await store.hash(row.path);
+  const h = await hash(row.path);
   if (!h) return { ...base, status: 'missing-file' };
   if (h.size !== entry.sizeBytes || h.sha256 !== entry.sha256) {
     return { ...base, status: 'file-mismatch', detail: `file is ${h.size} bytes with sha256 ${h.sha256}; signed ${entry.sizeBytes} bytes with ${entry.sha256}` };
@@ -145,7 +148,7 @@ export async function verifyRecordings(deps: VerifyDeps, opts: { recordingId?: s
   const entries = await loadManifest(deps.db);
   const bySeq = new Map(entries.map((e) => [e.seq, e]));
   const recordings: RecordingCheck[] = [];
-  for (const r of rows) recordings.push(await checkRecording(r, r.manifest_seq === null ? undefined : bySeq.get(Number(r.manifest_seq)), deps.signingKey, store));
+  for (const r of rows) recordings.push(await checkRecording(r, r.manifest_seq === null ? undefined : bySeq.get(Number(r.manifest_seq)), deps.signingKey, (p) => store.hash(p)));
   const allIds = opts.recordingId ? new Set((await deps.db.query<{ id: string }>('SELECT id FROM recordings')).map((r) => r.id)) : new Set(rows.map((r) => r.id));
   const chain = checkChain(entries, deps.signingKey, allIds);
   const problems = recordings.filter((r) => PROBLEM.has(r.status)).length + chain.problems.length;

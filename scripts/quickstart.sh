@@ -10,4 +10,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then bash scripts/npm-install.sh; fi
 npx tsc -p tsconfig.build.json
-exec node bin/jitgate.js serve "$@"
+node --import tsx web/build.ts
+cmd=serve
+if [ "${1:-}" = demo ]; then cmd=demo; shift; fi
+exec node bin/jitgate.js "$cmd" "$@"

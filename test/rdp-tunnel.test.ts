@@ -308,6 +308,39 @@ describe('RDP tunnel against the Guacamole test peer', () => {
     b.ws.close();
   });
 
+  it('stops reading guacd while the browser does not read (bounded memory), then delivers everything in order', async () => {
+    const { wsUrl } = await setup();
+    const ws = new WebSocket(`${wsUrl}?${new URLSearchParams(Q).toString()}`, 'guacamole');
+    let received = 0;
+    let blobs = 0;
+    let done = false;
+    let ready = false;
+    ws.on('message', (d: Buffer) => {
+      const t = d.toString('utf8');
+      received += t.length;
+      if (t.includes('7.jitgate,5.ready')) ready = true;
+      blobs += t.split('4.blob,1.1,60000.').length - 1;
+      if (t.includes('6.x-done')) done = true;
+    });
+    await until(() => ready, 'ready');
+    const conn = peer.connections[0]!;
+    ws.pause();
+    const chunk = 'A'.repeat(60_000);
+    const N = 700; // 42 MB
+    for (let i = 0; i < N; i++) conn.send('blob', '1', chunk);
+    conn.send('x-done', 'end');
+    // The gateway stops reading: most of the 42 MB stays queued at guacd's side, not in the gateway.
+    await until(() => conn.backlog() > 20_000_000, 'backlog at the peer');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(conn.backlog()).toBeGreaterThan(20_000_000);
+    const before = received;
+    ws.resume();
+    await until(() => done, 'all data', 60_000);
+    expect(blobs).toBe(N);
+    expect(received).toBeGreaterThan(before + 20_000_000);
+    ws.close();
+  }, 90_000);
+
   it('does not close an idle tunnel (guacamole-lite closes after 10 s of client silence)', async () => {
     const { broker, wsUrl } = await setup();
     const b = await openBrowser(wsUrl, Q);

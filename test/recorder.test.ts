@@ -141,6 +141,7 @@ for (const f of databaseFactories()) {
       const [r0] = await db.query<{ path: string }>('SELECT path FROM recordings WHERE id = $1', [ids[0]]);
       const p0 = rec.store.absolute(r0!.path);
       const orig = readFileSync(p0);
+      expect(await rec.integrity(ids[0]!)).toBe('ok'); // now cached by the file's fingerprint
       const flipped = Buffer.from(orig);
       flipped[flipped.length - 5]! ^= 0x01;
       writeFileSync(p0, flipped);
@@ -149,6 +150,7 @@ for (const f of databaseFactories()) {
       expect(rep.ok).toBe(false);
       const bad = (await rec.open(ids[0]!))!;
       expect(bad.integrity).toBe('mismatch');
+      expect(await rec.integrity(ids[0]!)).toBe('mismatch'); // the cache saw the file change
       (bad.stream as NodeJS.ReadStream).destroy();
       writeFileSync(p0, orig);
       expect((await rec.verify({ recordingId: ids[0] })).ok).toBe(true);

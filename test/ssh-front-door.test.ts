@@ -263,6 +263,34 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
     expect(existsSync(recDir())).toBe(true);
   });
 
+  it('an admin terminate closes the connection with a message and the account is removed', async () => {
+    const pc = await rig.computer();
+    const c = await frontDoorClient(door.port, `${alice.principal.login}+${pc.name}`, alice, totpNow(alice.totpSecret));
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const out = await new Promise<string>((resolve, reject) => {
+      c.exec('sleep 600', (err, ch: ClientChannel) => {
+        if (err) return reject(err);
+        let buf = '';
+        ch.stderr.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('connecting to')) {
+            // wait for the upstream command to run, then terminate from outside
+            void expect
+              .poll(async () => (await rig.host.exec('pgrep -x sleep')).code, { timeout: 20_000 })
+              .toBe(0)
+              .then(() => expect(rig.broker.terminate(rig.broker.opened.at(-1)!, 'secops')).toBe(1));
+          }
+        });
+        ch.resume();
+        ch.on('close', () => resolve(buf));
+      });
+    });
+    await closed;
+    expect(out).toContain('jitgate: session terminated by secops');
+    const account = (await rig.fx.repo.getSession(rig.broker.opened.at(-1)!))!.accountName!;
+    await expect.poll(async () => (await rig.host.exec(`getent passwd ${account}`)).code, { timeout: 30_000, interval: 250 }).toBe(2);
+  });
+
   it('a bare login gets a menu of computers and connects to the chosen one', async () => {
     const pcs = [await rig.computer(), await rig.computer()];
     const menuDoor = await rig.frontDoor({ recorder, listComputers: () => Promise.resolve(pcs.map((p) => ({ name: p.name }))) });

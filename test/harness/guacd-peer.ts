@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
+import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Computer, SessionRecord } from '../../core/domain.js';
@@ -65,11 +67,15 @@ export interface PeerConnection {
   /** Instructions received after `ready`. */
   received: string[][];
   problems: string[];
+  /** The recording file written (writeRecordings). */
+  recordingFile: string | null;
   /** The peer has ended its side (after `disconnect`, like guacd), possibly before its `close` event. */
   hungUp: boolean;
   closed: boolean;
   /** Send an instruction to the gateway (after ready). */
   send(...elements: string[]): void;
+  /** Bytes written by the peer that the gateway has not read yet (beyond the kernel buffers). */
+  backlog(): number;
 }
 
 export interface GuacdPeerOptions {
@@ -84,6 +90,13 @@ export interface GuacdPeerOptions {
   extra?: string[][];
   /** Answer `connect` with this error instead of `ready`. */
   failConnect?: { message: string; status: number };
+  /**
+   * Write a session recording like guacd: every instruction sent after
+   * `ready` goes to `<recording-path>/<recording-name>` (directory created
+   * when `create-recording-path` is "true"); the file is closed before the
+   * connection closes.
+   */
+  writeRecordings?: boolean;
 }
 
 export interface GuacdPeer {
@@ -204,8 +217,10 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
     let phase: 'select' | 'handshake' | 'ready' | 'done' = 'select';
     let names: string[] = [];
     let queue = Promise.resolve();
+    let recordingFd: number | null = null;
     const write = (s: string): void => {
       const buf = Buffer.from(s, 'utf8');
+      if (recordingFd !== null) writeSync(recordingFd, buf);
       const n = opts.chunkBytes;
       if (!n) {
         sock.write(buf);
@@ -226,9 +241,11 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
       args: {},
       received: [],
       problems: [],
+      recordingFile: null,
       hungUp: false,
       closed: false,
       send: (...elements) => write(peerEncode(...elements)),
+      backlog: () => sock.writableLength,
     };
     connections.push(conn);
     const fail = (problem: string): void => {
@@ -285,7 +302,14 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
             return;
           }
           phase = 'ready';
+          const recPath = conn.args['recording-path'];
+          const recName = conn.args['recording-name'];
           write(peerEncode('ready', conn.id));
+          if (opts.writeRecordings && recPath && recName) {
+            if (conn.args['create-recording-path'] === 'true') mkdirSync(recPath, { recursive: true });
+            conn.recordingFile = join(recPath, recName);
+            recordingFd = openSync(conn.recordingFile, 'wx', 0o640);
+          }
           const png = solidPng(image.width, image.height, image.rgb).toString('base64');
           write(
             peerEncode('size', '0', String(image.width), String(image.height)) +
@@ -301,6 +325,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
           conn.received.push(ins);
           if (opcode === 'disconnect') {
             phase = 'done';
+            closeRecording();
             conn.hungUp = true;
             sock.end();
           }
@@ -320,8 +345,13 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
       }
       for (const ins of batch) onInstruction(ins);
     });
+    const closeRecording = (): void => {
+      if (recordingFd !== null) closeSync(recordingFd);
+      recordingFd = null;
+    };
     sock.on('error', () => undefined);
     sock.on('close', () => {
+      closeRecording();
       conn.closed = true;
       sockets.delete(sock);
     });
@@ -370,6 +400,8 @@ export class FixedBroker implements SessionBroker {
   failWith: Error | null = null;
   /** Resolve `open` only when this promise resolves (closing the browser mid-provisioning). */
   gate: Promise<void> | null = null;
+  /** Called with the new session record (e.g. to insert its row for a real recorder). */
+  onSession: ((s: SessionRecord) => Promise<void>) | null = null;
 
   constructor(
     readonly computer: Computer,
@@ -401,6 +433,7 @@ export class FixedBroker implements SessionBroker {
       end: async (reason) => void ended.push(reason),
       fireTerminate: (reason, by) => cbs.forEach((cb) => cb(reason, by)),
     };
+    await this.onSession?.(session);
     this.opened.push(o);
     return o;
   }

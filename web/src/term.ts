@@ -9,6 +9,8 @@ export function createTerminal(el: HTMLElement, opts: { readOnly?: boolean } = {
     disableStdin: opts.readOnly ?? false,
     fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace',
     fontSize: 14,
+    // at 1.0 the DOM renderer clips underscores of DejaVu Sans Mono (JIT account names are full of them)
+    lineHeight: 1.2,
     scrollback: 5000,
     theme: { background: '#101418', foreground: '#e6e6e6' },
   });
