@@ -6,6 +6,7 @@ import './provisioner/jit-errors.js';
 import './provisioner/winrm/errors.js';
 import './gateway/auth/errors.js';
 import './gateway/ssh/errors.js';
+import './gateway/ssh/front-door-errors.js';
 import './gateway/sessions/errors.js';
 import './recorder/errors.js';
 import './gateway/rdp/errors.js';

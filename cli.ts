@@ -133,9 +133,14 @@ program
     let runtime: Awaited<ReturnType<typeof startRuntime>> | undefined;
     const cleanup = async () => {
       if (runtime) {
-        // Every JIT account on the demo computer goes before the computer does.
-        await runtime.core.engine.reconcile({}).catch(() => undefined);
-        await runtime.close().catch(() => undefined);
+        const rt = runtime;
+        // Every JIT account on the demo computer goes before the computer does;
+        // bounded, so a stuck step never leaves the namespace behind.
+        const steps = (async () => {
+          await rt.core.engine.reconcile({}).catch(() => undefined);
+          await rt.close().catch(() => undefined);
+        })();
+        await Promise.race([steps, new Promise((r) => setTimeout(r, 30_000).unref())]);
       }
       await host?.stop();
       rmSync(dataDir, { recursive: true, force: true });
@@ -175,7 +180,7 @@ program
         '2. Sessions → demo-linux → SSH: a JIT account <you>_xxxxxx is created on the demo computer and put in sudo',
         '3. run `id`, close the tab: the account is deleted; replay it under Recordings, see every step under Audit',
         runtime.frontDoor ? `   or from a terminal, after adding your SSH key under My account: ssh -p ${runtime.frontDoor.port} <you>+demo-linux@${opts.host}` : '',
-        'Ctrl-C stops it and removes the demo computer, its accounts and the data directory.',
+        `Ctrl-C stops it and removes the demo computer, its accounts and the data directory (${dataDir}).`,
         '',
       ].filter((l) => l !== '').join('\n') + '\n');
     } catch (err) {

@@ -213,7 +213,6 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
           listComputers: (p) => connectableComputers(c, gw.access, p),
           recordHostKey: pinHostKeyInDatabase(c.db), log,
         });
-        log.info({ port: frontDoor.port, hostKey: frontDoor.hostKeySha256 }, 'ssh front door listening');
       }
       const base = (cfg.server.publicUrl ?? address).replace(/\/$/, '');
       const setupPath = await gw.auth.bootstrapPath();

@@ -154,6 +154,8 @@ async function main(): Promise<void> {
 
     // 3. Session start: auth + provision (queue, useradd, group) + upstream login → first prompt.
     console.error(`session start (${STARTS})…`);
+    const stDirect = await client.call<{ total: number[]; afterAuth: number[] }>({ op: 'start', target: directT, n: STARTS }, 600_000);
+    row('direct ssh2 to the host: shell request → first prompt p50 / p95', `${pct(stDirect.afterAuth, 50).toFixed(0)} / ${pct(stDirect.afterAuth, 95).toFixed(0)} ms (password login total ${pct(stDirect.total, 50).toFixed(0)} ms)`);
     const provBefore = r.broker.provisionMs.length;
     const st = await client.call<{ total: number[]; afterAuth: number[] }>({ op: 'start', target: gw(door.port), n: STARTS }, 600_000);
     row('session start, shell request → first prompt p50 / p95', `${pct(st.afterAuth, 50).toFixed(0)} / ${pct(st.afterAuth, 95).toFixed(0)} ms (goal p50 ≤ 250 ms)`);

@@ -309,7 +309,7 @@ describe('RDP tunnel against the Guacamole test peer', () => {
   });
 
   it('stops reading guacd while the browser does not read (bounded memory), then delivers everything in order', async () => {
-    const { wsUrl } = await setup();
+    const { app, wsUrl } = await setup();
     const ws = new WebSocket(`${wsUrl}?${new URLSearchParams(Q).toString()}`, 'guacamole');
     let received = 0;
     let blobs = 0;
@@ -323,15 +323,23 @@ describe('RDP tunnel against the Guacamole test peer', () => {
       if (t.includes('6.x-done')) done = true;
     });
     await until(() => ready, 'ready');
+    // The gateway's side of this websocket: what it holds for the browser.
+    const serverSide = [...(app.websocketServer.clients as Set<WebSocket>)][0]!;
     const conn = peer.connections[0]!;
     ws.pause();
     const chunk = 'A'.repeat(60_000);
     const N = 700; // 42 MB
     for (let i = 0; i < N; i++) conn.send('blob', '1', chunk);
     conn.send('x-done', 'end');
-    // The gateway stops reading: most of the 42 MB stays queued at guacd's side, not in the gateway.
-    await until(() => conn.backlog() > 20_000_000, 'backlog at the peer');
-    await new Promise((r) => setTimeout(r, 500));
+    // For 3 s the gateway keeps at most ~1 MiB (high-water mark + one TCP read) waiting for the browser;
+    // the rest stays queued at guacd's side. Without backpressure it would buffer all 42 MB itself.
+    await until(() => serverSide.bufferedAmount > 0, 'gateway started sending');
+    let maxBuffered = 0;
+    for (const end = Date.now() + 3000; Date.now() < end; ) {
+      maxBuffered = Math.max(maxBuffered, serverSide.bufferedAmount);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(maxBuffered).toBeLessThan(2 * 1024 * 1024);
     expect(conn.backlog()).toBeGreaterThan(20_000_000);
     const before = received;
     ws.resume();

@@ -36,6 +36,7 @@ import { JitAccountService } from '../provisioner/jit-account.service.js';
 import { JIT_PRESETS } from '../provisioner/jit-settings.js';
 import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
 import type { RecordingMeta, RecordingSummary, SessionRecorder, TerminalRecording, TerminalRecordingOptions } from '../recorder/recorder.js';
+import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
 import { JitFixture } from './fixtures/jit-fixture.js';
 import { createTestDatabase } from './harness/postgres.js';
 import { sshHostAvailable, startSshHost, type SshHostHandle } from './harness/ssh-host.js';
@@ -111,9 +112,27 @@ class AsciicastTestRecorder implements SessionRecorder {
   }
 }
 
+/** Routes sessions to the real recorder (recorder/) or the test one, per test. */
+class SwitchRecorder implements SessionRecorder {
+  constructor(public current: SessionRecorder) {}
+  startTerminal(meta: RecordingMeta, opts: TerminalRecordingOptions): Promise<TerminalRecording> {
+    return this.current.startTerminal(meta, opts);
+  }
+  startStream(...a: Parameters<SessionRecorder['startStream']>): ReturnType<SessionRecorder['startStream']> {
+    return this.current.startStream(...a);
+  }
+  startRdp(...a: Parameters<SessionRecorder['startRdp']>): ReturnType<SessionRecorder['startRdp']> {
+    return this.current.startRdp(...a);
+  }
+}
+
 /** Replay: the concatenated output events of an asciicast file. */
 function replayOutput(path: string): string {
-  const [header, ...events] = readFileSync(path, 'utf8').trim().split('\n');
+  return replayCast(readFileSync(path, 'utf8'));
+}
+
+function replayCast(cast: string): string {
+  const [header, ...events] = cast.trim().split('\n');
   expect(JSON.parse(header!).version).toBe(2);
   return events
     .map((l) => JSON.parse(l) as [number, string, string])
@@ -152,6 +171,8 @@ describe.skipIf(!avail.ok || !redisSocket)(
     let base: string;
     let recDir: string;
     let recorder: AsciicastTestRecorder;
+    let realRecorder: Recorder;
+    let switchRecorder: SwitchRecorder;
     let connection: ConnectionOptions;
     let dbUrl: string | null = null;
     let engine: JitAccountService;
@@ -223,8 +244,10 @@ describe.skipIf(!avail.ok || !redisSocket)(
       });
       recDir = mkdtempSync(join(tmpdir(), 'jitgate-ssh-rec-'));
       recorder = new AsciicastTestRecorder(recDir);
+      realRecorder = createRecorder({ db, audit: fx.audit, log: silentLogger(), dir: join(recDir, 'real'), signingKey: randomBytes(32) });
+      switchRecorder = new SwitchRecorder(recorder);
       gw = await startSshGateway({
-        redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder, audit: fx.audit,
+        redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder: switchRecorder, audit: fx.audit,
         checkCsrf: (req) => (req.query as { csrf?: string }).csrf === `csrf-${req.principal?.authSessionId ?? ''}`,
         mayWatch: (p) => p.role === 'global_admin' || p.role === 'auditor',
         recordHostKey: pinHostKeyInDatabase(db), livePrefix, liveHeartbeatMs: 1000, log: gwLog,
@@ -259,6 +282,7 @@ describe.skipIf(!avail.ok || !redisSocket)(
 
     it('opens a session, runs id as the JIT account in sudo, and the account is gone after exit; the recording replays it', async () => {
       const pc = await computer();
+      switchRecorder.current = realRecorder;
       const t0 = performance.now();
       const term = terminal(alice, `computer=${pc.id}&cols=100&rows=30`);
       const ready = await term.waitForMessage('ready');
@@ -291,7 +315,15 @@ describe.skipIf(!avail.ok || !redisSocket)(
       await waitUntil('the JIT account to be deleted on the host', async () => !(await accountExists(account)));
       await waitUntil('the session to end', async () => (await fx.repo.getSession(sessionId))?.state === 'ended');
 
-      const replay = replayOutput(recorder.files.get(sessionId)!);
+      switchRecorder.current = recorder;
+      // the real recorder (recorder/): indexed, signed, and it replays what the person saw
+      const recs = await db.query<{ id: string }>('SELECT id FROM recordings WHERE session_id = $1', [sessionId]);
+      expect(recs).toHaveLength(1);
+      await waitUntil('the recording to be closed and signed', async () => (await realRecorder.open(recs[0]!.id))?.integrity === 'ok', 30_000);
+      const file = (await realRecorder.open(recs[0]!.id))!;
+      const chunks: Buffer[] = [];
+      for await (const c of file.stream) chunks.push(Buffer.from(c as Buffer));
+      const replay = replayCast(Buffer.concat(chunks).toString('utf8'));
       expect(replay).toContain(m[0]);
       expect(replay).toContain('grüß: 42');
       // trust on first use: audited and pinned on the computer

@@ -3,5 +3,4 @@ import { defineErrors } from '../../core/errors.js';
 /** Errors of the native SSH front door (gateway/ssh/front-door*.ts). */
 export const FrontDoorErrors = defineErrors({
   JIT_ERR_FRONTDOOR_HOST_KEY: { status: 500, message: 'SSH front door host key {file} is unusable: {reason}' },
-  JIT_ERR_FRONTDOOR_UPSTREAM: { status: 502, message: 'could not connect to {computer}: {reason}', transient: true },
 });

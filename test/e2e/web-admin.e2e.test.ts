@@ -178,5 +178,5 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
     const refused = b.errors.filter((e) => e.includes('status of 400'));
     expect(refused).toHaveLength(1);
     expect(b.errors.filter((e) => !refused.includes(e))).toEqual([]);
-  });
+   }, 420_000);
 });

@@ -12,7 +12,6 @@ import { redisOptions } from '../../core/redis.js';
 import { SecretBox } from '../../core/secret-box.js';
 import { AccessService } from '../../gateway/access-policy.js';
 import { apiRoutes } from '../../gateway/api/index.js';
-import { MemoryLiveSessions } from '../../gateway/api/test-fixture.js';
 import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
 import { createMetrics } from '../../gateway/metrics.js';
 import { buildServer } from '../../gateway/server.js';
@@ -29,7 +28,7 @@ import { JitFixture } from '../fixtures/jit-fixture.js';
 import { databaseFactories } from '../harness/databases.js';
 import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
-import { signIn, type Person } from './web-steps.js';
+import { go, signIn, type Person } from './web-steps.js';
 
 /**
  * The browser terminal page on the real pieces, wired here in-process the
@@ -38,7 +37,8 @@ import { signIn, type Person } from './web-steps.js';
  * behind BullMQ on the real test Redis, the real recorder, and a real sshd
  * test host. A technician signs in with TOTP, opens SSH from the Sessions
  * page in a new tab, sees the provisioning progress and the JIT account,
- * runs `id`, exits; the account is gone from the host afterwards.
+ * runs `id`; an admin watches the session live (read-only xterm) and
+ * terminates it; the account is gone from the host afterwards.
  */
 const redisSocket = inject('redisSocket');
 const why = [chromiumAvailable(), sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
@@ -69,6 +69,7 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
   let gw: SshGateway;
   let app: FastifyInstance;
   let b: BrowserHandle;
+  let b2: BrowserHandle;
   let base = '';
   let fx: JitFixture;
   const prefix = `jg-web-${randomBytes(4).toString('hex')}`;
@@ -107,7 +108,7 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
       rootPlugins: [auth.plugin, webStatic(await built)],
       apiPlugins: [
         apiRoutes({
-          db, audit: fx.audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: recorder,
+          db, audit: fx.audit, access, liveSessions: gw.live, recordingFiles: recorder,
           stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}` }], checkStore: async () => ({ ok: true }),
         }),
         ...gw.apiPlugins,
@@ -117,10 +118,12 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     const addr = app.server.address();
     base = `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`;
     b = await launchBrowser();
+    b2 = await launchBrowser();
   }, 300_000);
 
   afterAll(async () => {
     await b?.close();
+    await b2?.close();
     await app?.close();
     await gw?.close();
     await worker?.close();
@@ -131,7 +134,7 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     for (const d of [dist, recDir]) if (d) rmSync(d, { recursive: true, force: true });
   }, 60_000);
 
-  it('technician opens SSH from the Sessions page, sees progress and the JIT account, runs id, exits; the account is removed', async () => {
+  it('technician opens SSH from the Sessions page, sees progress and the JIT account, runs id; an admin watches live and terminates it; the account is removed', async () => {
     const org = await fx.organization();
     const tech: Person = { login: `tina${randomBytes(2).toString('hex')}`, displayName: 'Tina Tech', password: `pw-${randomUUID()}` };
     await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
@@ -162,11 +165,31 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     });
     await term.keyboard.type('stty size\n');
     await waitFor('stty to report the new size', 30_000, async () => (new RegExp(`^${rows} \\d+\\s*$`, 'm').test(await terminalText(term)) ? true : undefined));
-    await term.keyboard.type('exit\n');
-    await term.getByTestId('terminal-status').getByText(/session ended/i).waitFor({ timeout: 60_000 });
-    await screenshot(term, 'terminal-closed');
+
+    // an admin watches it live, then terminates it
+    const admin: Person = { login: `ada${randomBytes(2).toString('hex')}`, displayName: 'Ada Admin', password: `pw-${randomUUID()}` };
+    await createPerson(db, { login: admin.login, displayName: admin.displayName, role: 'global_admin', organizationId: null, password: admin.password });
+    const adminPage = await b2.newPage();
+    adminPage.on('dialog', (d) => void d.accept());
+    await signIn(adminPage, base, admin, 'terminal-admin');
+    await go(adminPage, 'Live sessions');
+    const live = adminPage.locator('tbody tr', { hasText: tech.login });
+    await live.waitFor({ timeout: 30_000 });
+    expect(await live.textContent()).toContain(account);
+    await screenshot(adminPage, 'live-sessions-one');
+    await live.getByRole('link', { name: 'Watch' }).click();
+    await adminPage.getByText('watching (read-only)').waitFor({ timeout: 30_000 });
+    await term.keyboard.type('echo watched-$((6*7))\n');
+    await waitFor('the watcher to see the output', 30_000, async () => ((await terminalText(adminPage)).includes('watched-42') ? true : undefined));
+    await screenshot(adminPage, 'live-watch');
+    await go(adminPage, 'Live sessions');
+    await adminPage.locator('tbody tr', { hasText: tech.login }).getByRole('button', { name: 'Terminate' }).click();
+    await term.getByTestId('terminal-status').getByText('An administrator terminated this session.').waitFor({ timeout: 60_000 });
+    await screenshot(term, 'terminal-terminated');
+    await adminPage.getByText('Nobody is connected right now.').waitFor({ timeout: 30_000 });
     await waitFor('the JIT account to be deleted', 120_000, async () => ((await host.exec(`id ${account}`)).code !== 0 ? true : undefined));
     console.log(`browser terminal: ready ${readyMs} ms after the click`);
     expect(b.errors).toEqual([]);
-  });
+    expect(b2.errors).toEqual([]);
+   }, 420_000);
 });

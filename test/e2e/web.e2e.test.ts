@@ -200,5 +200,5 @@ describe.skipIf(why !== undefined)(`web: the full story of issue #7${why ? ` (sk
     expect(b.errors.filter((e) => !refused.includes(e))).toEqual([]);
     // no secret the test typed or saw reached the log
     for (const s of [admin.password, tech.password, auditor.password, admin.secret!, tech.secret!, auditor.secret!]) expect(out).not.toContain(s);
-  });
+   }, 420_000);
 });
