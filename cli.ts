@@ -473,7 +473,16 @@ recordings
       try {
         const recorder = recorderFromConfig(cfg, { db: core.db, audit: core.audit, log });
         const report = await recorder.verify(opts.id ? { recordingId: opts.id } : {});
+        if (opts.id && report.recordings.length === 0) {
+          process.stderr.write(`jitgate: no recording ${opts.id}\n`);
+          process.exitCode = 1;
+          return;
+        }
         process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatVerifyReport(report, { verbose: opts.verbose ?? false }));
+        await core.audit.record({
+          type: 'recording.verified', actor: 'system:cli', outcome: report.ok ? 'success' : 'failure',
+          data: { recordings: report.recordings.length, problems: report.problems, ...(opts.id ? { recordingId: opts.id } : {}) },
+        });
         if (!report.ok) process.exitCode = 1;
       } finally {
         await core.close();

@@ -267,6 +267,7 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     stores: storeInfos(cfg.accountStores),
     checkStore: async (name) => (await engine.checkStores()).find((s) => s.store === name) ?? { ok: false, error: 'no such account store' },
     liveSessions: ssh.live,
+    endSession: async (id, reason) => void (await queue.teardown(id, reason)),
     recordingFiles: recorder,
     revokeAuthSessions: auth.revokeAuthSessions,
     hashPassword: auth.hashPassword,

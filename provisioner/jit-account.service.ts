@@ -166,10 +166,11 @@ export class JitAccountService {
     let account: JitAccountRecord | null = s.accountId ? await repo.getAccount(s.accountId) : null;
     try {
       if (!account || account.state === 'deleted' || account.state === 'failed') {
-        onProgress?.('creating account');
+        onProgress?.(usesPersistentAccount(settings) ? 'preparing your account' : 'creating account');
         account = usesPersistentAccount(settings)
           ? await this.#acquirePersistent(s, computer, settings, storeName, store, accountExpires)
           : await this.#createEphemeral(s, computer, settings, storeName, store, accountExpires);
+        onProgress?.(`account ${account.name} ready`);
       }
       for (const group of settings.adminGroups) {
         onProgress?.(`adding to ${group}`);

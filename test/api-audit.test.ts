@@ -60,8 +60,17 @@ for (const factory of databaseFactories()) {
       expect(f.live.terminated).toEqual([{ sessionId: s1, by: w.adminA.login }]);
       const own = await f.as(w.techB).post(`/sessions/${s2}/terminate`);
       expect(own.json()).toEqual({ terminated: true });
+      // The gateway holding the connection audits and tears down; the API adds nothing twice.
       const ev = await db.query<{ actor: string; outcome: string }>("SELECT actor, outcome FROM audit_events WHERE type = 'session.terminated' AND session_id = $1", [s1]);
-      expect(ev).toEqual([{ actor: w.adminA.login, outcome: 'success' }]);
+      expect(ev).toEqual([]);
+      expect(f.ended).toEqual([]);
+      // A live session no gateway holds (its gateway died): the API ends it and audits.
+      const orphan = await f.session(w.ca, w.techA);
+      const o = await f.as(w.adminA).post(`/sessions/${orphan}/terminate`);
+      expect(o.json()).toEqual({ terminated: false });
+      expect(f.ended).toEqual([{ sessionId: orphan, reason: `terminated by ${w.adminA.login}` }]);
+      const ev2 = await db.query<{ actor: string; outcome: string }>("SELECT actor, outcome FROM audit_events WHERE type = 'session.terminated' AND session_id = $1", [orphan]);
+      expect(ev2).toEqual([{ actor: w.adminA.login, outcome: 'success' }]);
       // History (state=all) stays scoped too.
       const hist = (await f.as(w.auditorA).get('/sessions?state=all')).json() as { sessionId: string; live: boolean }[];
       expect(hist.map((s) => s.sessionId)).toContain(s1);

@@ -267,26 +267,26 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
     const pc = await rig.computer();
     const c = await frontDoorClient(door.port, `${alice.principal.login}+${pc.name}`, alice, totpNow(alice.totpSecret));
     const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
-    const out = await new Promise<string>((resolve, reject) => {
+    let connected!: () => void;
+    const upstreamConnected = new Promise<void>((resolve) => (connected = resolve));
+    const out = new Promise<string>((resolve, reject) => {
       c.exec('sleep 600', (err, ch: ClientChannel) => {
         if (err) return reject(err);
         let buf = '';
         ch.stderr.on('data', (d: Buffer) => {
           buf += d.toString();
-          if (buf.includes('connecting to')) {
-            // wait for the upstream command to run, then terminate from outside
-            void expect
-              .poll(async () => (await rig.host.exec('pgrep -x sleep')).code, { timeout: 20_000 })
-              .toBe(0)
-              .then(() => expect(rig.broker.terminate(rig.broker.opened.at(-1)!, 'secops')).toBe(1));
-          }
+          if (buf.includes('connecting to')) connected();
         });
         ch.resume();
         ch.on('close', () => resolve(buf));
       });
     });
+    await upstreamConnected;
+    // The command runs on the host; then the session is terminated from outside.
+    await expect.poll(async () => (await rig.host.exec('pgrep -x sleep')).code, { timeout: 20_000 }).toBe(0);
+    expect(rig.broker.terminate(rig.broker.opened.at(-1)!, 'secops')).toBe(1);
     await closed;
-    expect(out).toContain('jitgate: session terminated by secops');
+    expect(await out).toContain('jitgate: session terminated by secops');
     const account = (await rig.fx.repo.getSession(rig.broker.opened.at(-1)!))!.accountName!;
     await expect.poll(async () => (await rig.host.exec(`getent passwd ${account}`)).code, { timeout: 30_000, interval: 250 }).toBe(2);
   });

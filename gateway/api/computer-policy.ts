@@ -16,6 +16,8 @@ export const computerPolicySchema = z.strictObject({
   clipboard: z.boolean().default(false),
   drive: z.boolean().default(false),
   printing: z.boolean().default(false),
+  /** Pinned SSH host key of the computer (`SHA256:…`, as `ssh-keygen -l` prints); set on first use when empty. */
+  sshHostKeySha256: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'an OpenSSH SHA256 fingerprint (SHA256:…)').optional(),
   /** RDP security negotiation, as guacd's `security` parameter. */
   rdpSecurity: z.enum(['nla', 'tls', 'any']).default('nla'),
   /** Accept any RDP server certificate (guacd `ignore-cert`); prefer a pinned fingerprint. */

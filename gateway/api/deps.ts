@@ -37,6 +37,8 @@ export interface ApiDeps {
   /** Reach one store (the engine's `checkStores()` filtered to `name`). */
   checkStore(name: string): Promise<{ ok: boolean; error?: string }>;
   liveSessions: LiveSessions;
+  /** Enqueue the teardown of a session no gateway holds (terminate after a gateway died). */
+  endSession?: (sessionId: string, reason: string) => Promise<void>;
   recordingFiles: RecordingFiles;
   /** Hash an initial password (default: argon2id via @node-rs/argon2, the format gateway/auth verifies). */
   hashPassword?: (password: string) => Promise<string>;

@@ -60,10 +60,16 @@ export function sessionRoutes(deps: ApiDeps) {
       if (!s || !canSeeSession(p, ref(s))) throw notFound('session');
       ensure(canTerminateSession(p, ref(s)), 'terminate this session');
       const terminated = await liveSessions.terminate(s.id, p.login);
-      await audit.record({
-        type: 'session.terminated', actor: p.login, outcome: terminated ? 'success' : 'failure', sessionId: s.id, computer: s.computer_name,
-        account: s.account_name, data: { person: s.person_login, organizationId: s.organization_id, held: terminated },
-      });
+      // A gateway that held the connection closed it, tore the session down and audited it;
+      // otherwise (its gateway died, or nothing was connected yet) end it here.
+      if (!terminated) {
+        const live = ['pending', 'provisioning', 'active', 'ending'].includes(s.state);
+        if (live && deps.endSession) await deps.endSession(s.id, `terminated by ${p.login}`);
+        await audit.record({
+          type: 'session.terminated', actor: p.login, outcome: live ? 'success' : 'failure', sessionId: s.id, computer: s.computer_name,
+          account: s.account_name, data: { person: s.person_login, organizationId: s.organization_id, held: false, state: s.state },
+        });
+      }
       return { terminated };
     });
   };

@@ -71,6 +71,7 @@ export class ApiFixture {
   readonly live = new MemoryLiveSessions();
   readonly files = new DirRecordingFiles();
   readonly storeChecks: string[] = [];
+  readonly ended: { sessionId: string; reason: string }[] = [];
   readonly tag = randomBytes(4).toString('hex');
   app!: FastifyInstance;
 
@@ -93,6 +94,7 @@ export class ApiFixture {
       },
       // argon2 at full cost is slow on a shared 2-core machine; tests check the hash is stored, not its strength.
       hashPassword: async (pw) => `test-hash:${pw.length}`,
+      endSession: async (sessionId, reason) => void f.ended.push({ sessionId, reason }),
       ...extra,
     };
     const principalFromHeader = fp(async (app: FastifyInstance) => {

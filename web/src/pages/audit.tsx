@@ -55,18 +55,21 @@ export function AuditPage() {
           setApplied(f);
         }}
       >
-        <label>
-          Person <input value={f.person} onInput={set('person')} />
-        </label>
-        <label>
-          Computer <input value={f.computer} onInput={set('computer')} />
-        </label>
-        <label>
-          Account <input value={f.account} onInput={set('account')} />
-        </label>
-        <label>
-          Type{' '}
-          <select value={f.type} onChange={set('type')}>
+        <div class="filter">
+          <label for="f-person">Person</label>
+          <input id="f-person" value={f.person} onInput={set('person')} />
+        </div>
+        <div class="filter">
+          <label for="f-computer">Computer</label>
+          <input id="f-computer" value={f.computer} onInput={set('computer')} />
+        </div>
+        <div class="filter">
+          <label for="f-account">Account</label>
+          <input id="f-account" value={f.account} onInput={set('account')} />
+        </div>
+        <div class="filter">
+          <label for="f-type">Type</label>
+          <select id="f-type" value={f.type} onChange={set('type')}>
             <option value="">any</option>
             {TYPES.map((t) => (
               <option key={t} value={t}>
@@ -74,13 +77,15 @@ export function AuditPage() {
               </option>
             ))}
           </select>
-        </label>
-        <label>
-          From <input type="datetime-local" value={f.from} onInput={set('from')} />
-        </label>
-        <label>
-          To <input type="datetime-local" value={f.to} onInput={set('to')} />
-        </label>
+        </div>
+        <div class="filter">
+          <label for="f-from">From</label>
+          <input id="f-from" type="datetime-local" value={f.from} onInput={set('from')} />
+        </div>
+        <div class="filter">
+          <label for="f-to">To</label>
+          <input id="f-to" type="datetime-local" value={f.to} onInput={set('to')} />
+        </div>
         <button type="submit">Filter</button>
       </form>
       <ErrorBox error={error} />

@@ -103,18 +103,22 @@ export function RecordingsPage({ replay }: { replay?: string }) {
           setApplied(filters);
         }}
       >
-        <label>
-          Computer <input value={filters.computer} onInput={set('computer')} />
-        </label>
-        <label>
-          Person <input value={filters.person} onInput={set('person')} />
-        </label>
-        <label>
-          From <input type="datetime-local" value={filters.from} onInput={set('from')} />
-        </label>
-        <label>
-          To <input type="datetime-local" value={filters.to} onInput={set('to')} />
-        </label>
+        <div class="filter">
+          <label for="f-computer">Computer</label>
+          <input id="f-computer" value={filters.computer} onInput={set('computer')} />
+        </div>
+        <div class="filter">
+          <label for="f-person">Person</label>
+          <input id="f-person" value={filters.person} onInput={set('person')} />
+        </div>
+        <div class="filter">
+          <label for="f-from">From</label>
+          <input id="f-from" type="datetime-local" value={filters.from} onInput={set('from')} />
+        </div>
+        <div class="filter">
+          <label for="f-to">To</label>
+          <input id="f-to" type="datetime-local" value={filters.to} onInput={set('to')} />
+        </div>
         <button type="submit">Filter</button>
       </form>
       <ErrorBox error={error} />
