@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
 import { recorderFromConfig } from './recorder/wiring.js';
+import { checkGuacd } from './gateway/rdp/guacd-client.js';
 import { formatVerifyReport } from './recorder/verify.js';
 
 /**
@@ -252,6 +253,11 @@ program
     } catch (err) {
       report(false, 'account stores', err instanceof Error ? err.message : String(err));
     }
+    // guacd only matters for RDP computers: unreachable is a warning, not a failure.
+    const g = await checkGuacd({ host: cfg.guacd.host, port: cfg.guacd.port });
+    lines.push(g.ok
+      ? `ok   guacd ${g.address}: ${g.version ?? 'version unknown'}, protocols ${(g.protocols ?? []).join(', ')}`
+      : `warn guacd ${g.address}: ${g.error ?? 'unreachable'} (needed for RDP sessions only)`);
     process.stdout.write(lines.join('\n') + '\n');
     process.exit(failed ? 1 : 0);
   });

@@ -85,8 +85,10 @@ describe('jitgate check', () => {
       JITGATE_DATA_DIR: dir,
       JITGATE_DATABASE__URL: `postgres://nobody@/x?host=${dir}/nosocket&port=1`,
       JITGATE_REDIS__URL: 'redis://127.0.0.1:1',
+      JITGATE_GUACD__PORT: '1',
     });
     expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/warn guacd 127\.0\.0\.1:1: .*ECONNREFUSED.*\(needed for RDP sessions only\)/);
     expect(r.stdout).toMatch(/FAIL database: database unreachable: .*ENOENT/);
     expect(r.stdout).toMatch(/FAIL redis: redis unreachable: redis:\/\/127\.0\.0\.1:1: ECONNREFUSED/);
     expect(r.stdout).toMatch(/ok\s+configuration/);
