@@ -1,7 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, listOf, post, wsUrl, type LiveSession } from '../api.js';
 import { can, useSession } from '../session.js';
-import { createTerminal } from '../term.js';
 import { ErrorBox, Link, Page, fmtTime, useLoad } from '../ui.js';
 
 const sid = (s: LiveSession) => s.sessionId ?? s.id ?? '';
@@ -10,7 +9,18 @@ function Watch({ id }: { id: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [state, setState] = useState('connecting…');
   useEffect(() => {
-    const { term, dispose } = createTerminal(host.current!, { readOnly: true });
+    let stop: (() => void) | null = null;
+    let cancelled = false;
+    void import('../term.js').then(({ createTerminal }) => {
+      if (!cancelled) stop = watch(createTerminal(host.current!, { readOnly: true }));
+    });
+    return () => {
+      cancelled = true;
+      stop?.();
+    };
+  }, [id]);
+
+  function watch({ term, dispose }: ReturnType<typeof import('../term.js').createTerminal>): () => void {
     const ws = new WebSocket(wsUrl(`/sessions/${encodeURIComponent(id)}/watch`, {}));
     ws.binaryType = 'arraybuffer';
     ws.onmessage = (ev) => {
@@ -32,7 +42,7 @@ function Watch({ id }: { id: string }) {
       ws.close(1000);
       dispose();
     };
-  }, [id]);
+  }
   return (
     <Page title="Watching a session" actions={<Link href="/live">Back to live sessions</Link>}>
       <p role="status" aria-live="polite">

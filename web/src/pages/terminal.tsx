@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { wsUrl } from '../api.js';
-import { CLOSE_REASONS, createTerminal } from '../term.js';
+import { CLOSE_REASONS } from '../close-reasons.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
@@ -17,8 +17,20 @@ export function TerminalPage({ computerId }: { computerId: string }) {
 
   useEffect(() => {
     document.title = `Terminal · jitgate`;
-    const el = host.current!;
-    const { term, fit, dispose } = createTerminal(el);
+    let cleanup: (() => void) | null = null;
+    let cancelled = false;
+    // xterm.js is loaded with this page only, keeping the sign-in page small
+    void import('../term.js').then(({ createTerminal }) => {
+      if (cancelled) return;
+      cleanup = connect(createTerminal(host.current!));
+    });
+    return () => {
+      cancelled = true;
+      cleanup?.();
+    };
+  }, [computerId, attempt]);
+
+  function connect({ term, fit, dispose }: ReturnType<typeof import('../term.js').createTerminal>): () => void {
     setProgress([]);
     setStatus({ kind: 'connecting', step: 'connecting to the gateway…' });
     const accountType = new URLSearchParams(location.search).get('accountType') ?? undefined;
@@ -76,7 +88,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       ws.close(1000);
       dispose();
     };
-  }, [computerId, attempt]);
+  }
 
   return (
     <section class="session-page">
