@@ -23,7 +23,11 @@ async function connect(t: Target): Promise<Client> {
   const code = t.kind === 'gateway' ? await generate({ secret: t.totpSecret }) : '';
   return new Promise((resolve, reject) => {
     const c = new Client();
-    c.once('ready', () => resolve(c));
+    c.once('ready', () => {
+      // Like OpenSSH's client for interactive sessions; both paths measured the same way.
+      c.setNoDelay(true);
+      resolve(c);
+    });
     c.once('error', (err) => {
       c.destroy();
       reject(err);

@@ -206,6 +206,9 @@ export async function startFrontDoor(deps: FrontDoorDeps): Promise<FrontDoorHand
       },
     },
     (conn, info) => {
+      // Interactive traffic: no Nagle delay on keystrokes and echoes (OpenSSH sets TCP_NODELAY for sessions too).
+      // (ssh2 has Connection#setNoDelay; its type definitions lack it.)
+      (conn as Connection & { setNoDelay(noDelay: boolean): void }).setNoDelay(true);
       const c = new FrontDoorConnection(conn, deps, info.ip, connectUpstream);
       live.add(c);
       conn.on('close', () => live.delete(c));
