@@ -243,6 +243,12 @@ export class FrontDoorSessionHandler {
       this.#log.warn({ err }, 'upstream channel failed');
       return this.#fail(ch, `${up.opened.computer.name} refused the ${req.kind} request`);
     }
+    // Listen before any other await: a fast command can exit and close while the recording starts.
+    const exit: { info: ExitInfo | null } = { info: null };
+    upCh.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+      exit.info = code !== null && code !== undefined ? { code } : { signal: String(signal ?? 'KILL').replace(/^SIG/, ''), dump: Boolean(dump), desc: desc ?? '' };
+    });
+    const closed = new Promise<void>((resolve) => upCh.once('close', () => resolve()));
     if (!ch.writable) {
       upCh.close();
       return;
@@ -287,10 +293,6 @@ export class FrontDoorSessionHandler {
         ? tap((d) => stream.write('in', d), () => stream.drained())
         : undefined;
 
-    const exit: { info: ExitInfo | null } = { info: null };
-    upCh.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
-      exit.info = code !== null && code !== undefined ? { code } : { signal: String(signal ?? 'KILL').replace(/^SIG/, ''), dump: Boolean(dump), desc: desc ?? '' };
-    });
     const out = relay(upCh, ch, outTap);
     const err = relay(upCh.stderr, ch.stderr, errTap);
     void relay(ch, upCh, inTap);
@@ -298,7 +300,6 @@ export class FrontDoorSessionHandler {
     ch.once('close', () => upCh.close());
     ch.resume();
 
-    const closed = new Promise<void>((resolve) => upCh.once('close', () => resolve()));
     await Promise.all([out, err, closed]);
     const ex = exit.info;
     if (ch.writable) {
