@@ -174,6 +174,25 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
     expect(forbidden.status()).toBe(403);
     expect(((await forbidden.json()) as { code: string }).code).toBe('JIT_ERR_FORBIDDEN');
 
+    // an admin revokes the technician's web sign-in on Sign-ins; the technician's next request is signed out
+    const techCookie = `jitgate_session=${(await b.context.cookies(base)).find((k) => k.name === 'jitgate_session')!.value}`;
+    const techMe = async () => (await (await fetch(`${base}/api/v1/auth/me`, { headers: { cookie: techCookie } })).json()) as { person: { login: string } | null };
+    expect((await techMe()).person?.login).toBe(tech.login);
+    await b.context.clearCookies(); // the admin signs in in this browser; the technician's session stays open on the gateway
+    await signIn(page, base, admin);
+    await go(page, 'Sign-ins');
+    const techRow = page.locator(`tr[data-login="${tech.login}"]`);
+    await techRow.waitFor();
+    expect(await page.locator('tr[data-current]').getAttribute('data-login')).toBe(admin.login);
+    await screenshot(page, 'sign-ins');
+    page.once('dialog', (d) => void d.accept());
+    await techRow.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('status').getByText(`${tech.login}'s sign-in was revoked`).waitFor();
+    await techRow.waitFor({ state: 'detached' });
+    await screenshot(page, 'sign-ins-revoked');
+    expect((await techMe()).person).toBeNull();
+    expect((await fetch(`${base}/api/v1/computers`, { headers: { cookie: techCookie } })).status).toBe(401);
+
     // the one refused save (no admin group) is the only failed request the browser saw
     const refused = b.errors.filter((e) => e.includes('status of 400'));
     expect(refused).toHaveLength(1);

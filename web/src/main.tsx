@@ -13,6 +13,7 @@ import { ComputersPage } from './pages/computers.js';
 import { StoresPage } from './pages/stores.js';
 import { PeoplePage } from './pages/people.js';
 import { OrganizationsPage } from './pages/organizations.js';
+import { SignInsPage } from './pages/sign-ins.js';
 import { LivePage } from './pages/live.js';
 import { RecordingsPage } from './pages/recordings.js';
 import { AuditPage } from './pages/audit.js';
@@ -27,6 +28,7 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['/admin/stores', 'Account stores', can(p, 'admin')],
     ['/admin/people', 'People', can(p, 'admin')],
     ['/admin/organizations', 'Organizations', can(p, 'admin')],
+    ['/admin/sign-ins', 'Sign-ins', can(p, 'admin')],
     ['/live', 'Live sessions', can(p, 'live')],
     ['/recordings', 'Recordings', can(p, 'audit')],
     ['/audit', 'Audit', can(p, 'audit')],
@@ -78,6 +80,8 @@ function Routes({ me }: { me: Me }) {
       return <PeoplePage />;
     case '/admin/organizations':
       return <OrganizationsPage />;
+    case '/admin/sign-ins':
+      return <SignInsPage />;
     case '/live':
       return <LivePage />;
     case '/recordings':
