@@ -141,6 +141,14 @@ function fromRow(r: AuditRow): AuditEvent {
   };
 }
 
+/**
+ * Head of the chain per embedded (PGlite) database, as last committed by this
+ * process. PGlite is single-process (its directory is locked) and runs one
+ * transaction at a time, so the head read back is the head we wrote; it saves
+ * a query per event. Never used on PostgreSQL, where other processes append.
+ */
+const embeddedHead = new WeakMap<Database, { seq: number; hash: string }>();
+
 export class AuditLog {
   readonly #db: Database;
   readonly #sinks: AuditSink[] = [];
@@ -156,8 +164,11 @@ export class AuditLog {
   /** Append one event; serialised across processes by an advisory lock. */
   async record(input: AuditEventInput, tx?: Queryable): Promise<AuditEvent> {
     const run = async (q: Queryable): Promise<AuditEvent> => {
-      await q.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-      const last = await q.query<{ seq: string | number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+      // Serialise appenders across connections (PostgreSQL). PGlite is one
+      // connection whose transactions already run one at a time.
+      if (this.#db.kind !== 'pglite') await q.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+      const cached = tx ? undefined : embeddedHead.get(this.#db);
+      const last = cached ? [cached] : await q.query<{ seq: string | number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
       const prevHash = last[0]?.hash ?? GENESIS;
       const seq = Number(last[0]?.seq ?? 0) + 1;
       // Millisecond precision: what PostgreSQL stores round-trips exactly.
@@ -178,9 +189,23 @@ export class AuditLog {
         'INSERT INTO audit_events (seq, at, type, actor, session_id, computer, account, outcome, data, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)',
         [seq, at, ev.type, ev.actor, ev.sessionId, ev.computer, ev.account, ev.outcome, JSON.stringify(ev.data), prevHash, hash],
       );
+      // Inside the (exclusive) transaction, so the next appender sees it; dropped again if the commit fails.
+      if (!tx && this.#db.kind === 'pglite') embeddedHead.set(this.#db, { seq, hash });
       return { ...ev, prevHash, hash };
     };
-    const event = tx ? await run(tx) : await this.#db.transaction(run);
+    let event: AuditEvent;
+    if (tx) {
+      // The caller's transaction may still roll back: forget the head.
+      embeddedHead.delete(this.#db);
+      event = await run(tx);
+    } else {
+      try {
+        event = await this.#db.transaction(run);
+      } catch (err) {
+        embeddedHead.delete(this.#db);
+        throw err;
+      }
+    }
     for (const sink of this.#sinks) {
       try {
         sink(event);

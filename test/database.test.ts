@@ -67,5 +67,22 @@ for (const f of databaseFactories()) {
       await db.query('DELETE FROM audit_events WHERE seq = 5');
       expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 6 });
     });
+
+    it('an event recorded in a transaction that rolls back leaves no trace in the chain', async () => {
+      db = await f.open();
+      const audit = new AuditLog(db);
+      await audit.record({ type: 'session.requested', actor: 'system:test', outcome: 'success' });
+      await expect(
+        db.transaction(async (tx) => {
+          await audit.record({ type: 'session.started', actor: 'system:test', outcome: 'success' }, tx);
+          throw new Error('roll back');
+        }),
+      ).rejects.toThrow('roll back');
+      await Promise.all([1, 2, 3].map(() => audit.record({ type: 'session.ended', actor: 'system:test', outcome: 'success' })));
+      // a second writer on the same database continues the same chain
+      await new AuditLog(db).record({ type: 'session.ended', actor: 'system:test', outcome: 'success' });
+      expect(await audit.verify()).toEqual({ ok: true, count: 5 });
+      expect((await audit.list({})).map((e) => e.type)).not.toContain('session.started');
+    });
   });
 }
