@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -108,6 +108,52 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
     await screenshot(page, 'people');
     await restrictAndShare(page, computer, tech.login);
 
+    // inventory as YAML (global admins): export, import a new computer from a file, a refused import changes nothing
+    const imported = `yaml${tag}`;
+    await go(page, 'Computers');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export YAML' }).click()]);
+    expect(download.suggestedFilename()).toBe('jitgate-inventory.yaml');
+    const exported = readFileSync((await download.path())!, 'utf8');
+    expect(exported).toContain(`name: ${computer}`);
+    expect(exported).toContain(`name: ${org}`);
+    await page.getByRole('button', { name: 'Import YAML' }).click();
+    const importForm = page.locator('#inventory-import');
+    const newYaml = [
+      'computers:',
+      `  - organization: ${org}`,
+      `    name: ${imported}`,
+      '    address: 192.0.2.30',
+      '    localStore: linux-ssh',
+      '    jit: { adminGroups: [sudo], accountType: local }',
+      '',
+    ].join('\n');
+    await importForm.getByLabel('YAML file').setInputFiles({ name: 'new.yaml', mimeType: 'application/yaml', buffer: Buffer.from(newYaml) });
+    await expect.poll(() => importForm.getByLabel('Inventory YAML').inputValue()).toBe(newYaml);
+    await importForm.getByRole('button', { name: 'Import', exact: true }).click();
+    await importForm.getByRole('status').getByText('0 organizations and 1 computer applied').waitFor();
+    await page.locator(`tr[data-computer="${imported}"]`).waitFor();
+    await screenshot(page, 'computers-inventory-imported');
+    const badYaml = [
+      'computers:',
+      `  - organization: ${org}`,
+      `    name: bad name ${tag}`,
+      '    address: 192.0.2.31',
+      '    localStore: linux-ssh',
+      '    jit: { accountType: local }',
+      '',
+    ].join('\n');
+    await importForm.getByLabel('Inventory YAML').fill(badYaml);
+    await importForm.getByRole('button', { name: 'Import', exact: true }).click();
+    const importError = importForm.getByTestId('inventory-error');
+    await importError.getByText('nothing changed').waitFor();
+    expect(await importError.locator('li').allTextContents()).toEqual([
+      expect.stringMatching(/^computers\.0\.name: letters, digits/),
+      expect.stringMatching(/^computers\.0\.jit\.adminGroups: at least one JIT admin group/),
+    ]);
+    await screenshot(page, 'computers-inventory-refused');
+    expect(await page.locator('tr[data-computer]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-computer')).sort())).toEqual([computer, imported].sort());
+    await importForm.getByRole('button', { name: 'Close' }).click();
+
     // a recording of a session on that computer, as the recorder would leave it
     const [c] = await db.query<{ id: string; organization_id: string }>('SELECT id, organization_id FROM computers WHERE name = $1', [computer]);
     const [t] = await db.query<{ id: string }>('SELECT id FROM people WHERE login = $1', [tech.login]);
@@ -193,9 +239,9 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
     expect((await techMe()).person).toBeNull();
     expect((await fetch(`${base}/api/v1/computers`, { headers: { cookie: techCookie } })).status).toBe(401);
 
-    // the one refused save (no admin group) is the only failed request the browser saw
+    // the refused save (no admin group) and the refused inventory import are the only failed requests the browser saw
     const refused = b.errors.filter((e) => e.includes('status of 400'));
-    expect(refused).toHaveLength(1);
+    expect(refused).toHaveLength(2);
     expect(b.errors.filter((e) => !refused.includes(e))).toEqual([]);
    }, 420_000);
 });

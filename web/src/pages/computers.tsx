@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, del, get, listOf, patch, post, put, type AccountStore, type Computer, type JitSettings, type Organization, type PersonRow } from '../api.js';
-import { useSession } from '../session.js';
+import { InventoryActions } from '../inventory.js';
+import { can, useSession } from '../session.js';
 import { Checkbox, ErrorBox, Field, Page, TextInput, useLoad } from '../ui.js';
 
 interface Preset {
@@ -389,6 +390,14 @@ export function ComputersPage() {
       }
     >
       <ErrorBox error={list.error ?? refs.error ?? error} />
+      {can(me.person, 'globalAdmin') && (
+        <InventoryActions
+          onImported={() => {
+            list.reload();
+            refs.reload();
+          }}
+        />
+      )}
       {editing && refs.data && (
         <Editor
           key={editing === 'new' ? 'new' : editing.id}
