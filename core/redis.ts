@@ -103,6 +103,8 @@ export class EmbeddedRedis {
     const guardian = 'set -u; exec 3<&0; "$0" "$@" & r=$!; trap \'kill -TERM $r 2>/dev/null; wait $r; exit 0\' TERM INT HUP; (cat <&3 >/dev/null; kill -TERM $r 2>/dev/null) & wait $r';
     const child = spawn('sh', ['-c', guardian, this.binary, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
     this.#child = child;
+    // Ending stdin is how the guardian is told to stop; if it already went, EPIPE is expected.
+    child.stdin?.on('error', () => undefined);
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-4000);

@@ -98,6 +98,9 @@ function run(cmd: string, args: string[], opts: { stdin?: string; timeoutMs?: nu
       clearTimeout(timer);
       resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code });
     });
+    // A command that exits without reading its input (nsenter on a host that is
+    // already gone) closes the pipe: EPIPE is its answer, not an uncaught error.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.stdin ?? '');
   });
 }

@@ -46,6 +46,7 @@ export function runPythonJson<T>(script: string, input: unknown): Promise<T> {
         }
       },
     );
+    child.stdin?.on('error', () => undefined); // a driver that dies early closes the pipe
     child.stdin?.end(JSON.stringify(input));
   });
 }
