@@ -176,9 +176,10 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     // A second worker process (straight to the DC) takes over the queue: the
     // lease-expiry job scheduled before provisioning ends the session.
     const w2 = await start(direct);
+    // The state turns 'ended' just before the session.ended event is written: wait for both.
     await waitFor('the orphan to be removed', async () => {
       const st = (await fx.repo.getSession(s.id))!.state;
-      return (st === 'ended' || st === 'failed') && (await jitAccounts()).length === 0;
+      return (st === 'ended' || st === 'failed') && (await jitAccounts()).length === 0 && (await auditTypes(s.id)).some((t) => t.type === 'session.ended');
     });
     expect(await members('JIT Admins')).toEqual([]);
     const trail = await auditTypes(s.id);
@@ -257,7 +258,8 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     expect(await isMember('JIT Admins', account)).toBe(false);
 
     const w2 = await start(direct);
-    await waitFor('the shared account to be released', async () => (await fx.repo.getSession(s.id))!.state === 'ended');
+    await waitFor('the shared account to be released', async () =>
+      (await fx.repo.getSession(s.id))!.state === 'ended' && (await auditTypes(s.id)).some((t) => t.type === 'session.ended'));
     // Kept by design (shared accounts are disabled between sessions), never left usable or privileged.
     expect(await jitAccounts()).toEqual([{ name: account, disabled: true }]);
     expect(await members('JIT Admins')).toEqual([]);
