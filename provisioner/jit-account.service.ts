@@ -325,10 +325,13 @@ export class JitAccountService {
     if (s0.state === 'ended' || s0.state === 'failed') return { state: s0.state };
     await repo.transitionSession(sessionId, ['pending', 'provisioning', 'active', 'ending'], 'ending', { endReason: reason });
     await this.#release(sessionId, reason, actor);
-    const done = await repo.transitionSession(sessionId, ['ending'], 'ended', { endReason: reason });
-    if (done) {
-      await this.#audit({ type: 'session.ended', actor: actor === 'system:provisioner' ? s0.personLogin : actor, outcome: 'success', sessionId, computer: s0.computerName, account: s0.accountName, data: { reason } });
-    }
+    // The state and its audit event commit together: no ended session without its session.ended event.
+    await repo.db.transaction(async (tx) => {
+      const done = await repo.transitionSession(sessionId, ['ending'], 'ended', { endReason: reason }, tx);
+      if (done) {
+        await this.#o.audit.record({ type: 'session.ended', actor: actor === 'system:provisioner' ? s0.personLogin : actor, outcome: 'success', sessionId, computer: s0.computerName, account: s0.accountName, data: { reason } }, tx);
+      }
+    });
     return { state: 'ended' };
   }
 

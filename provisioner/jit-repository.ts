@@ -122,8 +122,8 @@ export class JitRepository {
   }
 
   /** Move a session to `to` only from one of `from`; returns the new row or null when it was not in `from`. */
-  async transitionSession(id: string, from: SessionState[], to: SessionState, extra: { endReason?: string; errorCode?: string } = {}): Promise<SessionRecord | null> {
-    const rows = await this.db.query(
+  async transitionSession(id: string, from: SessionState[], to: SessionState, extra: { endReason?: string; errorCode?: string } = {}, q: Queryable = this.db): Promise<SessionRecord | null> {
+    const rows = await q.query(
       `UPDATE sessions SET state = $2,
          started_at = CASE WHEN $2 = 'active' AND started_at IS NULL THEN now() ELSE started_at END,
          ended_at = CASE WHEN $2 IN ('ended','failed') THEN now() ELSE ended_at END,
