@@ -22,7 +22,7 @@ export async function buildStore(sc: AccountStoreConfig, log: Logger): Promise<A
     case 'ssh':
       return new SshAccountStore({
         host: sc.host, port: sc.port, username: sc.username, privateKey: sc.privateKey.reveal(), hostKeySha256: sc.hostKeySha256,
-        markerGroup: sc.markerGroup, groups: sc.groups, logger, timeoutMs: sc.timeoutMs,
+        markerGroup: sc.markerGroup, groups: sc.groups, logger, timeoutMs: sc.timeoutMs, passwordHash: sc.passwordHash,
       });
   }
 }

@@ -72,6 +72,10 @@ export function buildConfigSchema(env: Env) {
     markerGroup: z.string().default('jitgate-managed'),
     groups: z.record(z.string(), z.string().min(1)).default({}),
     timeoutMs: duration.default(15_000),
+    passwordHash: z
+      .enum(['sha512', 'system'])
+      .default('sha512')
+      .describe("how the target hashes JIT passwords: sha512 (SHA-512 crypt, fast logins; the passwords are random) or system (the target's default, e.g. yescrypt)"),
   });
 
   const winrmStore = z.strictObject({

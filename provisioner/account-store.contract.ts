@@ -121,6 +121,21 @@ export function describeAccountStoreContract(label: string, setup: () => Promise
       expect((await fx.store.get(name))!.groups).toEqual([]);
     });
 
+    it('joins groups as part of creating, when the store says it can (groupsOnCreate)', async (ctx) => {
+      if (!fx.store.groupsOnCreate) ctx.skip();
+      const [g1, g2] = fx.groups;
+      const name = fresh();
+      created.push(name);
+      const password = generatePassword(name);
+      await fx.store.create({ name, password, marker: marker(name), expiresAt: expires(), groups: [g1, g2] });
+      expect([...(await fx.store.get(name))!.groups].sort()).toEqual([g1, g2].sort());
+      if (fx.canLogOn) expect(await fx.canLogOn(name, password)).toBe(true);
+      // An unknown group fails the whole creation: nothing is left behind.
+      const other = fresh();
+      expect(await codeOf(fx.store.create({ name: other, password, marker: marker(other), expiresAt: expires(), groups: [g1, 'no-such-group-q'] }))).toBe('JIT_ERR_STORE_NO_SUCH_GROUP');
+      expect(await fx.store.get(other)).toBeNull();
+    });
+
     it('reports an unknown group with a typed error', async () => {
       const { name } = await make();
       expect(await codeOf(fx.store.addToGroup(name, 'No Such Group 9x'))).toBe('JIT_ERR_STORE_NO_SUCH_GROUP');

@@ -40,6 +40,12 @@ export interface CreateAccountSpec {
   readonly displayName?: string;
   /** Container/OU override (LDAP DN of the OU); stores ignore it where meaningless. */
   readonly container?: string;
+  /**
+   * Configured groups to join as part of creating the account, in the same
+   * backend operation (only passed to stores with `groupsOnCreate`; e.g.
+   * `useradd -G`). Saves a round trip per group on the session start path.
+   */
+  readonly groups?: readonly string[];
 }
 
 export interface ManagedAccount {
@@ -55,6 +61,8 @@ export interface ManagedAccount {
 export interface AccountStore {
   readonly kind: StoreKind;
   readonly nameRules: NameRules;
+  /** `create` honours `spec.groups` (joins them atomically with the creation); absent means false. */
+  readonly groupsOnCreate?: boolean;
 
   /** Create an enabled account; JIT_ERR_STORE_ACCOUNT_EXISTS on collision. */
   create(spec: CreateAccountSpec): Promise<void>;

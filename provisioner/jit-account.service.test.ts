@@ -316,3 +316,40 @@ describe('JIT engine: misconfigured group', () => {
     expect((await fx.repo.getSession(s.id))!.state).toBe('failed');
   });
 });
+
+describe('JIT engine: stores that join groups while creating (groupsOnCreate)', () => {
+  it('creates the account already in every admin group (no separate add), audits each membership, and cleans up as before', async () => {
+    const joinStore = new MemoryAccountStore({ groups: GROUPS, groupsOnCreate: true });
+    const f = new JitFixture(db, new Map([[`join-${Math.random().toString(36).slice(2, 8)}`, joinStore]]));
+    const pc = await f.computer({ ...maxSec, adminGroups: ['JIT Admins', 'Helpdesk'] });
+    const { sessionId, result } = await f.open(pc, 'gina');
+    expect(joinStore.calls.map((c) => c.op)).toEqual(['create']);
+    expect(await joinStore.get(result.account!)).toMatchObject({ enabled: true, groups: ['JIT Admins', 'Helpdesk'] });
+    expect((await f.repo.getSession(sessionId))!.groups).toEqual(['JIT Admins', 'Helpdesk']);
+    await f.service.teardown(sessionId, 'closed by user', 'gina');
+    expect(joinStore.accounts.size).toBe(0);
+    expect([...joinStore.groups.values()].every((g) => g.size === 0)).toBe(true);
+    const trail = (await f.audit.list({ sessionId })).map((e) => e.type);
+    expect(trail).toEqual(['session.requested', 'account.created', 'account.group_added', 'account.group_added', 'session.started', 'account.group_removed', 'account.group_removed', 'account.deleted', 'session.ended']);
+  });
+
+  it('a missing group fails the creation itself: nothing is created, the session fails', async () => {
+    const joinStore = new MemoryAccountStore({ groups: GROUPS, groupsOnCreate: true });
+    const f = new JitFixture(db, new Map([[`join-${Math.random().toString(36).slice(2, 8)}`, joinStore]]));
+    const pc = await f.computer({ ...maxSec, adminGroups: ['JIT Admins', 'No Such Group'] });
+    const s = await f.service.requestSession({ personLogin: 'gina', computer: pc, protocol: 'ssh' });
+    expect(await codeOf(f.service.provision(s.id))).toBe('JIT_ERR_STORE_NO_SUCH_GROUP');
+    expect(joinStore.accounts.size).toBe(0);
+    expect([...joinStore.groups.values()].every((g) => g.size === 0)).toBe(true);
+    expect((await f.repo.getSession(s.id))!.state).toBe('failed');
+  });
+
+  it('reused (balanced) accounts still join through addToGroup', async () => {
+    const joinStore = new MemoryAccountStore({ groups: GROUPS, groupsOnCreate: true });
+    const f = new JitFixture(db, new Map([[`join-${Math.random().toString(36).slice(2, 8)}`, joinStore]]));
+    const pc = await f.computer(balanced);
+    const { result } = await f.open(pc, 'hana');
+    expect(await joinStore.get(result.account!)).toMatchObject({ groups: ['JIT Admins'] });
+    expect(joinStore.calls.map((c) => c.op)).toContain('addToGroup');
+  });
+});

@@ -164,15 +164,22 @@ export class JitAccountService {
     const actor = s.personLogin;
     const accountExpires = new Date(s.leaseExpiresAt.getTime() + this.#o.leaseGraceMs);
     let account: JitAccountRecord | null = s.accountId ? await repo.getAccount(s.accountId) : null;
+    // Groups a fresh per-session account joined as part of its creation (stores with groupsOnCreate).
+    let joined: readonly string[] = [];
     try {
       if (!account || account.state === 'deleted' || account.state === 'failed') {
         onProgress?.(usesPersistentAccount(settings) ? 'preparing your account' : 'creating account');
-        account = usesPersistentAccount(settings)
-          ? await this.#acquirePersistent(s, computer, settings, storeName, store, accountExpires)
-          : await this.#createEphemeral(s, computer, settings, storeName, store, accountExpires);
+        if (usesPersistentAccount(settings)) {
+          account = await this.#acquirePersistent(s, computer, settings, storeName, store, accountExpires);
+        } else {
+          joined = store.groupsOnCreate ? settings.adminGroups : [];
+          account = await this.#createEphemeral(s, computer, settings, storeName, store, accountExpires, joined);
+        }
         onProgress?.(`account ${account.name} ready`);
+        for (const group of joined) onProgress?.(`added to ${group}`);
       }
       for (const group of settings.adminGroups) {
+        if (joined.includes(group)) continue;
         onProgress?.(`adding to ${group}`);
         await repo.addSessionGroup(sessionId, group);
         await store.addToGroup(account.name, group);
@@ -198,7 +205,7 @@ export class JitAccountService {
     return { sessionId: s.id, state: 'active', accountType: s.accountType, account: s.accountName, store: s.store, groups: s.groups, leaseExpiresAt: s.leaseExpiresAt.toISOString() };
   }
 
-  async #createEphemeral(s: SessionRecord, computer: Computer, settings: JitSettings, storeName: string, store: AccountStore, expiresAt: Date): Promise<JitAccountRecord> {
+  async #createEphemeral(s: SessionRecord, computer: Computer, settings: JitSettings, storeName: string, store: AccountStore, expiresAt: Date, groups: readonly string[]): Promise<JitAccountRecord> {
     const repo = this.#o.repo;
     for (let attempt = 1; ; attempt++) {
       const id = randomUUID();
@@ -217,8 +224,13 @@ export class JitAccountService {
       }
       // Link before creating: a crash from here on leaves a lease the reconciler sees.
       await repo.linkSessionAccount(s.id, row);
+      // Memberships made with the creation are on the session's record first, like addToGroup's.
+      for (const group of groups) await repo.addSessionGroup(s.id, group);
       try {
-        await store.create({ name, password, marker: makeMarker(this.#o.installationId, id), expiresAt, displayName: `JIT ${s.personLogin} (${computer.name})`, container: settings.container });
+        await store.create({
+          name, password, marker: makeMarker(this.#o.installationId, id), expiresAt, displayName: `JIT ${s.personLogin} (${computer.name})`, container: settings.container,
+          ...(groups.length > 0 ? { groups } : {}),
+        });
       } catch (err) {
         if (isJitgateError(err, StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS) && attempt < MAX_NAME_ATTEMPTS) {
           // Someone else's account has this name: never touch it, pick another.
@@ -229,6 +241,9 @@ export class JitAccountService {
       }
       await repo.updateAccount(id, { state: 'active' });
       await this.#audit({ type: 'account.created', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer: computer.name, account: name, data: { store: storeName, mode: 'named', expiresAt: expiresAt.toISOString() } });
+      for (const group of groups) {
+        await this.#audit({ type: 'account.group_added', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer: computer.name, account: name, data: { group, store: storeName } });
+      }
       return { ...row, state: 'active' };
     }
   }

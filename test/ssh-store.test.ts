@@ -162,6 +162,33 @@ describe.skipIf(!avail.ok)(`SshAccountStore on an sshd test host${avail.ok ? '' 
     }
   });
 
+  it('hashes JIT passwords with SHA-512 crypt by default (fast logins) and with the target default when passwordHash is system', async () => {
+    const fast = uniqueName();
+    const pw = generatePassword(fast);
+    await store.create({ name: fast, password: pw, marker: marker(fast), expiresAt: new Date(Date.now() + DAY) });
+    const sys = newStore(host, { passwordHash: 'system' });
+    const slow = uniqueName();
+    const pw2 = generatePassword(slow);
+    try {
+      await sys.create({ name: slow, password: pw2, marker: marker(slow), expiresAt: new Date(Date.now() + DAY) });
+      const hashOf = async (n: string) => (await host.exec(`getent shadow ${n} | cut -d: -f2`)).stdout.trim();
+      expect(await hashOf(fast)).toMatch(/^\$6\$(rounds=5000\$)?[^$]+\$/);
+      // Debian 12's login.defs default (ENCRYPT_METHOD / PAM): yescrypt.
+      expect(await hashOf(slow)).toMatch(/^\$y\$/);
+      expect(await canLogOn(host, fast, pw)).toBe(true);
+      expect(await canLogOn(host, slow, pw2)).toBe(true);
+      // A rotated password keeps the configured hash.
+      const pw3 = generatePassword(fast);
+      await store.setPassword(fast, pw3);
+      expect(await hashOf(fast)).toMatch(/^\$6\$(rounds=5000\$)?[^$]+\$/);
+      expect(await canLogOn(host, fast, pw3)).toBe(true);
+    } finally {
+      await store.delete(fast);
+      await sys.delete(slow).catch(() => undefined);
+      await sys.close();
+    }
+  });
+
   it('logs in with the password over SSH and sees the admin group after addToGroup', async () => {
     const name = uniqueName();
     const password = generatePassword(name);

@@ -9,3 +9,12 @@ describeAccountStoreContract('in-memory', async () => ({
   removeUnmanaged: async (name) => void store.accounts.delete(name),
   canLogOn: async (name, pw) => store.canLogOn(name, pw),
 }));
+
+const joining = new MemoryAccountStore({ groups: ['JIT Admins', 'Helpdesk'], groupsOnCreate: true });
+describeAccountStoreContract('in-memory, joining groups on create', async () => ({
+  store: joining,
+  groups: ['JIT Admins', 'Helpdesk'],
+  seedUnmanaged: async (name) => joining.seedUnmanaged(name),
+  removeUnmanaged: async (name) => void joining.accounts.delete(name),
+  canLogOn: async (name, pw) => joining.canLogOn(name, pw),
+}));

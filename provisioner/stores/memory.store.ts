@@ -26,8 +26,11 @@ export class MemoryAccountStore implements AccountStore {
   readonly calls: { op: MemoryOp; name: string }[] = [];
   #faults = new Map<MemoryOp, Error[]>();
 
-  constructor(opts: { groups?: string[]; maxLength?: number } = {}) {
+  readonly groupsOnCreate: boolean;
+
+  constructor(opts: { groups?: string[]; maxLength?: number; groupsOnCreate?: boolean } = {}) {
     this.nameRules = { maxLength: opts.maxLength ?? 20 };
+    this.groupsOnCreate = opts.groupsOnCreate ?? false;
     for (const g of opts.groups ?? ['JIT Admins', 'Helpdesk']) this.groups.set(g, new Set());
   }
 
@@ -78,6 +81,8 @@ export class MemoryAccountStore implements AccountStore {
     this.#validate(spec.name);
     if (spec.password.length === 0) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'empty password' });
     if (this.accounts.has(spec.name.toLowerCase())) throw new JitgateError(StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS, { name: spec.name });
+    const join = this.groupsOnCreate ? (spec.groups ?? []).map((g) => this.#group(g)) : [];
+    for (const g of join) g.add(spec.name.toLowerCase());
     this.accounts.set(spec.name.toLowerCase(), { name: spec.name, password: spec.password, marker: spec.marker, enabled: true, expiresAt: spec.expiresAt });
   }
 

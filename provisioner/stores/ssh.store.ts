@@ -50,6 +50,13 @@ export interface SshStoreOptions {
   readonly logger: Logger;
   /** Connect timeout and per-command timeout; default 15 s. */
   readonly timeoutMs?: number;
+  /**
+   * How chpasswd hashes JIT passwords: `sha512` (default; SHA-512 crypt, 5000
+   * rounds) or `system` (the target's default, e.g. yescrypt on Debian 12,
+   * ~0.1 s to hash and again at every login). JIT passwords are random (see
+   * provisioner/account-names.ts), so slow hashing protects nothing here.
+   */
+  readonly passwordHash?: 'sha512' | 'system';
 }
 
 /** Exit statuses of our own checks in the scripts below (shadow tools use 0..14). */
@@ -91,6 +98,12 @@ jgt_in_group() {
   case ",\${jgt_grp##*:}," in *",$1,"*) return 0 ;; esac
   return 1
 }
+# jgt_chpasswd: "name:password" on stdin. $PH=sha512: SHA-512 crypt, 5000 rounds
+# (the password is random, so a slow hash adds login latency, not security);
+# $PH=system: the target's own default (login.defs / PAM, e.g. yescrypt).
+jgt_chpasswd() {
+  if [ "$PH" = sha512 ]; then chpasswd -c SHA512 -s 5000; else chpasswd; fi
+}
 # jgt_managed NAME: status 0 when jitgate owns NAME, 1 when NAME is missing; exits ${Rc.NOT_MANAGED} otherwise.
 jgt_managed() {
   jgt_account "$1" || return 1
@@ -111,12 +124,27 @@ jgt_describe() {
 }
 `;
 
-const CREATE = `groupadd -f "$MG" </dev/null >&2 || exit ${Rc.GROUPADD_FAILED}
-useradd -m -s /bin/bash -e "$EXP" -c "$GECOS" -G "$MG" -- "$N" </dev/null >&2
+// $GL: extra groups joined with the creation (space separated, already validated).
+// Happy path: one useradd and one chpasswd. Only when useradd reports a
+// missing group (exit 6) is it diagnosed: an admin group is the admin's to
+// create (reported), the marker group is ours (created, then retried).
+const CREATE = `jgt_gl=$MG
+set -f
+for g in $GL; do jgt_gl="$jgt_gl,$g"; done
+jgt_useradd() { useradd -m -s /bin/bash -e "$EXP" -c "$GECOS" -G "$jgt_gl" -- "$N" </dev/null >&2; }
+jgt_useradd
 rc=$?
+if [ "$rc" -eq ${USERADD_NO_GROUP} ]; then
+  for g in $GL; do
+    getent group "$g" >/dev/null || { printf '%s\\n' "$g"; exit ${Rc.NO_GROUP}; }
+  done
+  groupadd -f "$MG" </dev/null >&2 || exit ${Rc.GROUPADD_FAILED}
+  jgt_useradd
+  rc=$?
+fi
 [ "$rc" -eq 0 ] || exit "$rc"
 # stdin: "name:password" for chpasswd. Roll back the account we just made if it fails.
-if ! chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.CHPASSWD_FAILED}; fi
+if ! jgt_chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.CHPASSWD_FAILED}; fi
 `;
 
 const ADD_TO_GROUP = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
@@ -144,7 +172,7 @@ usermod -U -e "$EXP" -- "$N" </dev/null >&2
 const SET_PASSWORD = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
 jgt_sh=$(getent shadow "$N") || jgt_sh=''
 case "\${jgt_sh#*:}" in '!'*) jgt_locked=1 ;; *) jgt_locked=0 ;; esac
-chpasswd >&2 || exit ${Rc.CHPASSWD_FAILED}
+jgt_chpasswd >&2 || exit ${Rc.CHPASSWD_FAILED}
 [ "$jgt_locked" -eq 0 ] || usermod -L -- "$N" </dev/null >&2
 `;
 
@@ -237,6 +265,7 @@ function assertPassword(password: string): void {
 export class SshAccountStore implements AccountStore {
   readonly kind = 'ssh' as const;
   readonly nameRules: NameRules = { maxLength: LINUX_NAME_MAX };
+  readonly groupsOnCreate = true;
 
   readonly #conn: SshConnection;
   readonly #log: Logger;
@@ -244,6 +273,7 @@ export class SshAccountStore implements AccountStore {
   readonly #groups: ReadonlyMap<string, string>;
   /** Linux group → configured name (several configured names may share a Linux group; the first wins). */
   readonly #groupsByLinuxName: ReadonlyMap<string, string>;
+  readonly #passwordHash: 'sha512' | 'system';
 
   constructor(opts: SshStoreOptions) {
     const markerGroup = opts.markerGroup ?? 'jitgate-managed';
@@ -259,6 +289,7 @@ export class SshAccountStore implements AccountStore {
       if (!byLinux.has(linux)) byLinux.set(linux, configured);
     }
     this.#markerGroup = markerGroup;
+    this.#passwordHash = opts.passwordHash ?? 'sha512';
     this.#groups = groups;
     this.#groupsByLinuxName = byLinux;
     this.#conn = new SshConnection({
@@ -278,7 +309,7 @@ export class SshAccountStore implements AccountStore {
 
   /** Runs PRELUDE + body with `vars` as quoted shell assignments. */
   async #run(operation: string, vars: Record<string, string>, body: string, stdin?: string): Promise<ExecResult> {
-    const assignments = Object.entries({ MG: this.#markerGroup, ...vars })
+    const assignments = Object.entries({ MG: this.#markerGroup, PH: this.#passwordHash, ...vars })
       .map(([k, v]) => {
         if (!/^[A-Z][A-Z0-9_]*$/.test(k)) throw new Error(`bad script variable ${k}`);
         return `${k}=${shellQuote(v)}`;
@@ -341,11 +372,16 @@ export class SshAccountStore implements AccountStore {
     assertValidLinuxName(spec.name, 'user');
     assertValidMarker(spec.marker);
     assertPassword(spec.password);
-    const vars = { N: spec.name, GECOS: markerToGecos(spec.marker), EXP: shadowExpiryDate(spec.expiresAt) };
+    const linuxGroups = [...new Set((spec.groups ?? []).map((g) => this.#linuxGroup(g)))];
+    const vars = { N: spec.name, GECOS: markerToGecos(spec.marker), EXP: shadowExpiryDate(spec.expiresAt), GL: linuxGroups.join(' ') };
     const res = await this.#run('create', vars, CREATE, `${spec.name}:${spec.password}\n`);
     switch (res.code) {
       case 0:
         break;
+      case Rc.NO_GROUP: {
+        const missing = res.stdout.trim();
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group: this.#groupsByLinuxName.get(missing) ?? (isValidLinuxName(missing) ? missing : '?') });
+      }
       case USERADD_NAME_IN_USE:
         throw new JitgateError(StoreErrors.JIT_ERR_STORE_ACCOUNT_EXISTS, { name: spec.name });
       case USERADD_NO_GROUP:
@@ -355,7 +391,7 @@ export class SshAccountStore implements AccountStore {
       default:
         throw this.#mapRc('create', res, spec.name) ?? this.#failed('create', res, spec.name);
     }
-    this.#log.info({ account: spec.name, marker: spec.marker, expires: vars.EXP }, 'linux account created');
+    this.#log.info({ account: spec.name, marker: spec.marker, expires: vars.EXP, groups: spec.groups ?? [] }, 'linux account created');
   }
 
   async addToGroup(name: string, group: string): Promise<void> {
