@@ -91,6 +91,7 @@ export class RigBroker implements SessionBroker {
     const rows = await this.fx.db.query('SELECT * FROM computers WHERE name = $1 OR id::text = $1', [req.computerRef]);
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
+    req.onAccessGranted?.(computer);
     const t0 = performance.now();
     const s = await this.fx.service.requestSession({ personLogin: req.principal.login, personId: null, computer, protocol: req.protocol });
     onProgress('creating account');

@@ -28,6 +28,12 @@ export interface OpenSessionRequest {
   minutes?: number;
   /** 'web' | 'ssh-front-door' | 'cli' — audited. */
   via: string;
+  /**
+   * Called once access is granted, before provisioning starts: the proxies
+   * open the connection to the computer (TCP, key exchange, host key) while
+   * the JIT account is being made, and log in when `open` resolves.
+   */
+  onAccessGranted?: (computer: Computer) => void;
 }
 
 /** A provisioned session the gateway proxies (SSH or RDP). */

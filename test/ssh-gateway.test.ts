@@ -291,7 +291,7 @@ describe.skipIf(!avail.ok || !redisSocket)(
       expect(account).toMatch(/^alice_[a-z0-9]{6}$/);
       expect(ready.computer).toBe(pc.name);
       const steps = term.messages.filter((m) => m.type === 'progress').map((m) => m.step);
-      expect(steps).toEqual(['creating account…', `account ${account} ready…`, 'adding to admins…']);
+      expect(steps).toEqual(['creating account…', `account ${account} ready…`, 'added to admins…']);
       expect(await accountExists(account)).toBe(true);
 
       const mark = term.text.length;

@@ -164,6 +164,11 @@ export class JitSessionBroker implements SessionBroker {
   async open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<BrokeredSession> {
     const { principal } = req;
     const computer = await this.deps.access.computerForConnect(principal, req.computerRef, req.protocol);
+    try {
+      req.onAccessGranted?.(computer);
+    } catch (err) {
+      this.#log.warn({ err }, 'onAccessGranted hook failed');
+    }
     const session = await this.deps.engine.requestSession({
       personLogin: principal.login,
       personId: principal.personId,

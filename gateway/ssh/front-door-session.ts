@@ -3,8 +3,10 @@ import { isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { RecordingMeta, StreamRecording, TerminalRecording } from '../../recorder/recorder.js';
 import type { Principal } from '../auth/principal.js';
+import type { Computer } from '../../core/domain.js';
 import type { OpenedSession } from '../contracts.js';
-import type { ConnectUpstreamFn, FrontDoorDeps } from './front-door.js';
+import type { PendingUpstream } from './upstream.js';
+import type { FrontDoorDeps, PreconnectUpstreamFn } from './front-door.js';
 import { chooseComputer } from './front-door-menu.js';
 import { relay, type RelayTap } from './front-door-relay.js';
 
@@ -19,7 +21,7 @@ export interface FrontDoorSessionOptions {
   principal: Principal;
   target: FrontDoorTarget;
   deps: FrontDoorDeps;
-  connectUpstream: ConnectUpstreamFn;
+  preconnectUpstream: PreconnectUpstreamFn;
   log: Logger;
 }
 
@@ -57,6 +59,11 @@ function publicMessage(err: unknown, computer: string | null): string {
  * one upstream SSH connection (opened on the first channel that needs it),
  * shared by every channel the client opens.
  */
+/** The computer's pinned host key, if its policy has one. */
+function pinOf(c: Computer): string | null {
+  return typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256 : null;
+}
+
 export class FrontDoorSessionHandler {
   readonly #o: FrontDoorSessionOptions;
   #computer: string | null;
@@ -81,11 +88,25 @@ export class FrontDoorSessionHandler {
   #connect(progress: (line: string) => void): Promise<Upstream> {
     this.#upstream ??= (async () => {
       const computer = this.#computer!;
-      const opened = await this.#o.deps.broker.open(
-        { principal: this.#o.principal, computerRef: computer, protocol: 'ssh', via: 'ssh-front-door' },
-        (step) => progress(`jitgate: ${step}…`),
-      );
+      // The connection to the computer starts as soon as access is granted, in parallel with provisioning.
+      let early: PendingUpstream | null = null;
+      let opened: OpenedSession;
+      try {
+        opened = await this.#o.deps.broker.open(
+          {
+            principal: this.#o.principal, computerRef: computer, protocol: 'ssh', via: 'ssh-front-door',
+            onAccessGranted: (c) => {
+              early = this.#o.preconnectUpstream({ host: c.address, port: c.sshPort, hostKeySha256: pinOf(c), log: this.#log });
+            },
+          },
+          (step) => progress(`jitgate: ${step}…`),
+        );
+      } catch (err) {
+        (early as PendingUpstream | null)?.abort();
+        throw err;
+      }
       if (this.#closed) {
+        (early as PendingUpstream | null)?.abort();
         await opened.end('client disconnected');
         throw new Error('connection closed while provisioning');
       }
@@ -97,16 +118,11 @@ export class FrontDoorSessionHandler {
         void this.close(reason);
       });
       progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
+      const pinned = pinOf(opened.computer);
       try {
-        const pinned = typeof opened.computer.policy.sshHostKeySha256 === 'string' ? opened.computer.policy.sshHostKeySha256 : null;
-        const { client, hostKeySha256 } = await this.#o.connectUpstream({
-          host: opened.computer.address,
-          port: opened.computer.sshPort,
-          username: opened.credentials.username,
-          password: opened.credentials.password,
-          hostKeySha256: pinned,
-          log: this.#log,
-        });
+        const pending: PendingUpstream =
+          early ?? this.#o.preconnectUpstream({ host: opened.computer.address, port: opened.computer.sshPort, hostKeySha256: pinned, log: this.#log });
+        const { client, hostKeySha256 } = await pending.login(opened.credentials.username, opened.credentials.password);
         if (!pinned && this.#o.deps.recordHostKey) {
           await this.#o.deps.recordHostKey(opened.computer, hostKeySha256).catch((err: unknown) => this.#log.error({ err }, 'could not pin the host key'));
         }

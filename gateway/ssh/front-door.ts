@@ -16,10 +16,10 @@ import type { Principal } from '../auth/principal.js';
 import type { FrontDoorIdentity, SessionBroker } from '../contracts.js';
 import { FrontDoorSessionHandler, type FrontDoorTarget } from './front-door-session.js';
 import { loadOrCreateHostKey } from './front-door-host-key.js';
-import { connectUpstream as connectUpstreamDefault, type UpstreamOptions, type Upstream } from './upstream.js';
+import { preconnectUpstream as preconnectUpstreamDefault, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 
-/** How the front door logs into the computer (gateway/ssh/upstream.ts's connectUpstream by default; swappable in tests). */
-export type ConnectUpstreamFn = (opts: UpstreamOptions) => Promise<Upstream>;
+/** How the front door reaches the computer (gateway/ssh/upstream.ts's preconnectUpstream by default; swappable in tests). */
+export type PreconnectUpstreamFn = (target: UpstreamTarget) => PendingUpstream;
 
 export interface FrontDoorDeps {
   /** `sshFrontDoor.host` / `sshFrontDoor.port` (0 = any free port). */
@@ -34,8 +34,8 @@ export interface FrontDoorDeps {
   listComputers?: (principal: Principal) => Promise<{ name: string }[]>;
   /** Records pty sessions (asciicast) and exec/SFTP channels; absent → nothing recorded. */
   recorder?: SessionRecorder;
-  /** Default: gateway/ssh/upstream.ts's connectUpstream (pins `computer.policy.sshHostKeySha256` when set). */
-  connectUpstream?: ConnectUpstreamFn;
+  /** Default: gateway/ssh/upstream.ts's preconnectUpstream (pins `computer.policy.sshHostKeySha256` when set). */
+  preconnectUpstream?: PreconnectUpstreamFn;
   /** Called with the key a computer without a pin presented (trust on first use), as the web terminal does. */
   recordHostKey?: (computer: Computer, sha256: string) => Promise<void>;
   log: Logger;
@@ -98,7 +98,7 @@ class FrontDoorConnection {
     readonly conn: Connection,
     readonly deps: FrontDoorDeps,
     readonly ip: string,
-    readonly connectUpstream: ConnectUpstreamFn,
+    readonly preconnectUpstream: PreconnectUpstreamFn,
   ) {
     this.#log = deps.log.child({ component: 'ssh-front-door', conn: this.id, ip });
     const grace = setTimeout(() => {
@@ -118,7 +118,7 @@ class FrontDoorConnection {
         principal: this.#principal!,
         target: this.#target!,
         deps,
-        connectUpstream,
+        preconnectUpstream,
         log: this.#log,
       });
     });
@@ -195,7 +195,7 @@ class FrontDoorConnection {
  */
 export async function startFrontDoor(deps: FrontDoorDeps): Promise<FrontDoorHandle> {
   const hostKey = loadOrCreateHostKey({ hostKeyFile: deps.hostKeyFile, dataDir: deps.dataDir });
-  const connectUpstream = deps.connectUpstream ?? connectUpstreamDefault;
+  const preconnectUpstream = deps.preconnectUpstream ?? preconnectUpstreamDefault;
   const live = new Set<FrontDoorConnection>();
   const server = new Server(
     {
@@ -209,7 +209,7 @@ export async function startFrontDoor(deps: FrontDoorDeps): Promise<FrontDoorHand
       // Interactive traffic: no Nagle delay on keystrokes and echoes (OpenSSH sets TCP_NODELAY for sessions too).
       // (ssh2 has Connection#setNoDelay; its type definitions lack it.)
       (conn as Connection & { setNoDelay(noDelay: boolean): void }).setNoDelay(true);
-      const c = new FrontDoorConnection(conn, deps, info.ip, connectUpstream);
+      const c = new FrontDoorConnection(conn, deps, info.ip, preconnectUpstream);
       live.add(c);
       conn.on('close', () => live.delete(c));
     },

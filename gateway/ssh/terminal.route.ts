@@ -28,7 +28,7 @@ import type { Principal } from '../auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../contracts.js';
 import type { LiveEntry, LiveTap, RedisLiveSessions } from '../sessions/live-sessions.js';
 import { SshGatewayErrors } from './errors.js';
-import { connectUpstream } from './upstream.js';
+import { preconnectUpstream, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 
 /** Websocket close codes (docs/api.md). */
 export const CLOSE = {
@@ -184,12 +184,24 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
 
   // 1. Provision.
   let opened: OpenedSession & { tap?: LiveTap };
+  // The connection to the computer starts once access is granted, in parallel with provisioning.
+  let early: PendingUpstream | null = null;
+  const upstreamTarget = (c: Computer, slog: Logger): UpstreamTarget => ({
+    host: c.address, port: c.sshPort, hostKeySha256: typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256 : null,
+    readyTimeoutMs: deps.connectTimeoutMs ?? 20_000, log: slog,
+  });
   try {
     opened = await deps.broker.open(
-      { principal, computerRef, protocol: 'ssh', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}) },
+      {
+        principal, computerRef, protocol: 'ssh', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}),
+        onAccessGranted: (c) => {
+          early = preconnectUpstream(upstreamTarget(c, log));
+        },
+      },
       (step) => sendJson(ws, { type: 'progress', step: `${step}…` }),
     );
   } catch (err) {
+    (early as PendingUpstream | null)?.abort();
     log.info({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'session not opened');
     return fail(ws, closeCodeFor(err, 'open'), publicError(err));
   }
@@ -246,16 +258,20 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
       reason: reason === 'lease-expired' ? 'lease-expired' : 'terminated',
     });
   });
-  void closedByClient.then(() => finish('client disconnected'));
-  if (clientGone) return void finish('client disconnected');
+  void closedByClient.then(() => {
+    (early as PendingUpstream | null)?.abort();
+    return finish('client disconnected');
+  });
+  if (clientGone) {
+    (early as PendingUpstream | null)?.abort();
+    return void finish('client disconnected');
+  }
 
   // 2. Log in to the computer with the injected credentials.
   const pinned = typeof computer.policy.sshHostKeySha256 === 'string' ? computer.policy.sshHostKeySha256 : null;
   try {
-    const up = await connectUpstream({
-      host: computer.address, port: computer.sshPort, username: credentials.username, password: credentials.password,
-      hostKeySha256: pinned, readyTimeoutMs: deps.connectTimeoutMs ?? 20_000, log: slog,
-    });
+    const pending: PendingUpstream = (early as PendingUpstream | null) ?? preconnectUpstream(upstreamTarget(computer, slog));
+    const up = await pending.login(credentials.username, credentials.password);
     upstream = up.client;
     if (finished) return void up.client.end();
     if (!pinned) {

@@ -12,6 +12,9 @@
  *   fingerprint returned, so the caller can record it (trust on first use,
  *   audited by the caller).
  * - Nagle is off: interactive keystrokes are tiny packets.
+ * - `preconnectUpstream` starts TCP, key exchange and the host-key check
+ *   while the JIT account is still being provisioned, and authenticates once
+ *   the credentials exist: the handshake costs nothing on the session start.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
@@ -22,22 +25,45 @@ import type { Secret } from '../../core/secret.js';
 import { sshFingerprintSha256 } from '../../provisioner/stores/ssh-connection.js';
 import { SshGatewayErrors } from './errors.js';
 
-export interface UpstreamOptions {
+/** Where the gateway connects, before it knows which account to log in as. */
+export interface UpstreamTarget {
   host: string;
   port: number;
-  username: string;
-  password: Secret;
   /** Pinned fingerprint `SHA256:<base64>`; null/undefined: accept and report the key (TOFU). */
   hostKeySha256?: string | null;
-  /** Handshake + authentication deadline; default 20 s. */
+  /** Handshake deadline, and again authentication deadline once credentials are given; default 20 s. */
   readyTimeoutMs?: number;
   log: Logger;
+}
+
+export interface UpstreamOptions extends UpstreamTarget {
+  username: string;
+  password: Secret;
 }
 
 export interface Upstream {
   client: Client;
   /** Fingerprint of the key the computer presented. */
   hostKeySha256: string;
+}
+
+/**
+ * A connection to the computer opened while its JIT account is still being
+ * provisioned: TCP, key exchange and the host-key check run in parallel with
+ * provisioning, and authentication waits for `login`. Nothing is sent that
+ * names an account until then.
+ */
+export interface PendingUpstream {
+  /**
+   * Authenticate with the session's credentials. When the early connection
+   * was lost meanwhile (the computer's LoginGraceTime, a network blip), a
+   * fresh one is made; a host key mismatch is final.
+   */
+  login(username: string, password: Secret): Promise<Upstream>;
+  /** Drop the early connection (provisioning failed, the person left). Idempotent. */
+  abort(): void;
+  /** Resolves once the handshake and host-key check are done and the connection waits for `login`; false when it failed first. */
+  waiting(): Promise<boolean>;
 }
 
 const PIN = /^SHA256:([A-Za-z0-9+/]{43})=?$/;
@@ -56,36 +82,108 @@ function sameFingerprint(a: string, b: string): boolean {
 }
 
 export function connectUpstream(opts: UpstreamOptions): Promise<Upstream> {
+  return preconnectUpstream(opts).login(opts.username, opts.password);
+}
+
+interface Credentials {
+  username: string;
+  password: Secret;
+}
+
+/** Start the handshake now; authenticate when `login` is called (see PendingUpstream). */
+export function preconnectUpstream(t: UpstreamTarget): PendingUpstream {
+  let give!: (c: Credentials) => void;
+  const credentials = new Promise<Credentials>((resolve) => (give = resolve));
+  const attempt = handshake(t, credentials);
+  let given = false;
+  // A failure before `login` is kept for it (and must not go unhandled meanwhile).
+  attempt.promise.catch(() => undefined);
+  return {
+    login(username, password) {
+      if (given) return Promise.reject(new Error('login called twice'));
+      given = true;
+      give({ username, password });
+      return attempt.promise.catch((err: unknown) => {
+        // The connection was lost (not refused) after the handshake, e.g. while waiting for the account: start over once.
+        if (!attempt.lostWhileWaiting()) throw err;
+        t.log.debug({ host: t.host }, 'early upstream connection lost before login; reconnecting');
+        return handshake(t, Promise.resolve({ username, password })).promise;
+      });
+    },
+    abort() {
+      attempt.abort();
+    },
+    waiting() {
+      return attempt.waiting;
+    },
+  };
+}
+
+/** One connection attempt: handshake and host-key check now, authentication once `credentials` resolves. */
+function handshake(
+  opts: UpstreamTarget,
+  credentials: Promise<Credentials>,
+): { promise: Promise<Upstream>; waiting: Promise<boolean>; lostWhileWaiting(): boolean; abort(): void } {
   const target = `${opts.host}:${opts.port}`;
   const log = opts.log.child({ component: 'ssh-upstream', target });
+  const timeoutMs = opts.readyTimeoutMs ?? 20_000;
   let pinned: string | null = null;
+  let failed = false;
+  let aborted = false;
+  let handshakeDone = false;
+  // Set when the failure is an answer (wrong password, timeout), not a lost connection.
+  let final = false;
+  let abort = (): void => undefined;
+  let markWaiting!: (ok: boolean) => void;
+  const waiting = new Promise<boolean>((resolve) => (markWaiting = resolve));
   if (opts.hostKeySha256) {
     try {
       pinned = normalisePin(opts.hostKeySha256);
     } catch {
-      return Promise.reject(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH, { host: target, expected: '(malformed pin)', seen: '(not checked)' }));
+      return {
+        promise: Promise.reject(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH, { host: target, expected: '(malformed pin)', seen: '(not checked)' })),
+        waiting: Promise.resolve(false),
+        lostWhileWaiting: () => false,
+        abort,
+      };
     }
   }
-  return new Promise<Upstream>((resolve, reject) => {
+  const promise = new Promise<Upstream>((resolve, reject) => {
     const client = new Client();
     let seen: string | null = null;
     let mismatch = false;
     let settled = false;
+    let username = '(not yet known)';
     const sock = netConnect({ host: opts.host, port: opts.port });
     sock.setNoDelay(true);
+    // Handshake deadline now; the authentication deadline starts when the credentials arrive.
+    let timer = setTimeout(() => onTimeout(), timeoutMs);
 
     const fail = (err: JitgateError): void => {
       if (settled) return;
       settled = true;
+      failed = true;
+      markWaiting(false);
+      clearTimeout(timer);
       client.removeAllListeners('ready');
       client.destroy();
       sock.destroy();
       reject(err);
     };
+    const onTimeout = (): void => {
+      final = true;
+      fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_UNREACHABLE, { host: target, reason: 'no answer in time' }));
+    };
+    abort = () => {
+      aborted = true;
+      fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_UNREACHABLE, { host: target, reason: 'connection abandoned' }));
+    };
 
     client.once('ready', () => {
       if (settled) return;
       settled = true;
+      markWaiting(true);
+      clearTimeout(timer);
       // Errors after the handshake are the caller's to handle; keep one listener so none is unhandled.
       client.on('error', (err: Error & { level?: string }) => log.debug({ level: err.level, msg: err.message }, 'upstream error'));
       resolve({ client, hostKeySha256: seen ?? '' });
@@ -95,9 +193,8 @@ export function connectUpstream(opts: UpstreamOptions): Promise<Upstream> {
       if (mismatch) {
         fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH, { host: target, expected: pinned, seen }, { cause: err }));
       } else if (err.level === 'client-authentication') {
-        fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_AUTH_FAILED, { host: target, account: opts.username }, { cause: err }));
-      } else if (err.level === 'client-timeout') {
-        fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_UNREACHABLE, { host: target, reason: 'no answer in time' }, { cause: err }));
+        final = true;
+        fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_AUTH_FAILED, { host: target, account: username }, { cause: err }));
       } else {
         fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_UNREACHABLE, { host: target, reason: err.code ?? `ssh ${err.level ?? 'protocol'} error` }, { cause: err }));
       }
@@ -108,25 +205,44 @@ export function connectUpstream(opts: UpstreamOptions): Promise<Upstream> {
       }
     });
 
-    const password = opts.password;
+    // Explicit order: password, then keyboard-interactive answered with the password. Nothing else.
+    let step = 0;
+    const authHandler = (_left: unknown, _partial: unknown, next: (auth: unknown) => void): void => {
+      if (!handshakeDone) {
+        // The handshake is done: wait (no deadline) for the account to exist.
+        handshakeDone = true;
+        clearTimeout(timer);
+        markWaiting(true);
+      }
+      void credentials.then((c) => {
+        if (settled) return;
+        if (step === 0) {
+          username = c.username;
+          timer = setTimeout(() => onTimeout(), timeoutMs);
+        }
+        const s = step++;
+        if (s === 0) next({ type: 'password', username: c.username, password: c.password.reveal() });
+        else if (s === 1) {
+          next({
+            type: 'keyboard-interactive',
+            username: c.username,
+            prompt: (_name: string, _instr: string, _lang: string, prompts: unknown[], finish: (answers: string[]) => void) => {
+              finish(prompts.map(() => c.password.reveal()));
+            },
+          });
+        } else next(false);
+      });
+    };
+
     try {
       client.connect({
         sock,
-        username: opts.username,
-        readyTimeout: opts.readyTimeoutMs ?? 20_000,
+        // Replaced by the credentials' account in every authentication request (authHandler).
+        username: 'jitgate',
+        readyTimeout: 0,
         keepaliveInterval: 15_000,
         keepaliveCountMax: 4,
-        // Explicit order: password, then keyboard-interactive answered with the password. Nothing else.
-        authHandler: [
-          { type: 'password', username: opts.username, password: password.reveal() },
-          {
-            type: 'keyboard-interactive',
-            username: opts.username,
-            prompt: (_name: string, _instr: string, _lang: string, prompts: unknown[], finish: (answers: string[]) => void) => {
-              finish(prompts.map(() => password.reveal()));
-            },
-          },
-        ] as never,
+        authHandler: authHandler as never,
         hostVerifier: (key: Buffer): boolean => {
           seen = sshFingerprintSha256(key);
           if (pinned && !sameFingerprint(seen, pinned)) {
@@ -141,4 +257,5 @@ export function connectUpstream(opts: UpstreamOptions): Promise<Upstream> {
       fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_UNREACHABLE, { host: target, reason: 'cannot start ssh handshake' }, { cause: err }));
     }
   });
+  return { promise, waiting, lostWhileWaiting: () => failed && handshakeDone && !final && !aborted, abort: () => abort() };
 }
