@@ -18,6 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
+import { demoDomainComputer, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost, type DemoDomainHost } from './demo-ad-target.js';
 import { recorderFromConfig } from './recorder/wiring.js';
 import { checkGuacd } from './gateway/rdp/guacd-client.js';
 import { formatVerifyReport } from './recorder/verify.js';
@@ -119,7 +120,7 @@ program
 
 program
   .command('demo')
-  .description('the gateway with embedded defaults plus a local demo Linux computer (an sshd in a network namespace) set up for JIT; Ctrl-C removes everything')
+  .description('the gateway with embedded defaults plus local demo computers set up for JIT (an sshd in a network namespace, and with samba a throw-away AD domain controller whose sshd takes domain accounts); Ctrl-C removes everything')
   .option('--port <port>', 'web port', (v) => Number(v), 8080)
   .option('--ssh-port <port>', 'SSH front door port', (v) => Number(v), 2222)
   .option('--host <host>', 'listen address', '127.0.0.1')
@@ -131,6 +132,8 @@ program
     }
     const dataDir = mkdtempSync(join(tmpdir(), 'jitgate-demo-'));
     let host: DemoHost | undefined;
+    let domain: DemoDomainHost | undefined;
+    let domainSkipped = demoDomainUnavailable();
     let runtime: Awaited<ReturnType<typeof startRuntime>> | undefined;
     const cleanup = async () => {
       if (runtime) {
@@ -143,12 +146,23 @@ program
         })();
         await Promise.race([steps, new Promise((r) => setTimeout(r, 30_000).unref())]);
       }
-      await host?.stop();
+      await Promise.all([host?.stop(), domain?.stop()]);
       rmSync(dataDir, { recursive: true, force: true });
     };
     try {
-      process.stdout.write('starting the demo computer (sshd in a network namespace)…\n');
-      host = await startDemoHost(dataDir);
+      process.stdout.write(domainSkipped
+        ? 'starting the demo computer (sshd in a network namespace)…\n'
+        : 'starting the demo computers (sshd, and a Samba AD domain controller with sshd, in network namespaces)…\n');
+      // Both at once; each is recorded as soon as it is up, so a failure of the other still removes it.
+      const started = await Promise.allSettled([
+        startDemoHost(dataDir).then((h) => (host = h)),
+        domainSkipped ? undefined : startDemoDomainHost(dataDir).then((d) => (domain = d)),
+      ]);
+      if (started[0].status === 'rejected') throw started[0].reason;
+      if (started[1].status === 'rejected') {
+        domainSkipped = `demo-domain skipped: ${started[1].reason instanceof Error ? started[1].reason.message : String(started[1].reason)}`;
+      }
+      if (!host) throw new Error('the demo computer did not start');
       const g = cmd.optsWithGlobals<GlobalOpts>();
       const cfg = loadConfig({
         file: '/dev/null',
@@ -161,7 +175,7 @@ program
           accountStores: [{
             name: 'demo-linux', type: 'ssh', host: host.address, port: host.port, username: host.adminUser,
             privateKey: `file:${host.adminKeyPath}`, hostKeySha256: host.hostKeySha256, groups: { sudo: 'sudo' },
-          }],
+          }, ...(domain ? [demoDomainStoreConfig(domain, 'demo-ad')] : [])],
         },
       });
       const log = logger(cfg);
@@ -172,8 +186,8 @@ program
           organization: 'Demo', name: 'demo-linux', address: host.address, protocols: ['ssh'], localStore: 'demo-linux',
           jit: { enabled: true, deleteOnCheckIn: true, accountMode: 'named', accountType: 'local', adminGroups: ['sudo'], maxSessionMinutes: 60 },
           policy: { sshHostKeySha256: host.hostKeySha256 },
-        }],
-      }, new Set(['demo-linux'])));
+        }, ...(domain ? [demoDomainComputer(domain, 'Demo', 'demo-ad')] : [])],
+      }, new Set(['demo-linux', ...(domain ? ['demo-ad'] : [])])));
       process.stdout.write([
         '',
         `jitgate demo is running on ${runtime.url ?? ''}`,
@@ -181,7 +195,11 @@ program
         '2. Sessions → demo-linux → SSH: a JIT account <you>_xxxxxx is created on the demo computer and put in sudo',
         '3. run `id`, close the tab: the account is deleted; replay it under Recordings, see every step under Audit',
         runtime.frontDoor ? `   or from a terminal, after adding your SSH key under My account: ssh -p ${runtime.frontDoor.port} <you>+demo-linux@${opts.host}` : '',
-        `Ctrl-C stops it and removes the demo computer, its accounts and the data directory (${dataDir}).`,
+        domain
+          ? `4. Sessions → demo-domain → SSH: the same with a domain account ${domain.domain}\\<you>_xxxxxx, created in Active Directory (a Samba AD DC at ${domain.url}) and put in JIT Admins, deleted at check-in` +
+            (runtime.frontDoor ? `\n   or: ssh -p ${runtime.frontDoor.port} <you>+demo-domain@${opts.host}` : '')
+          : `(${domainSkipped ?? 'demo-domain skipped'})`,
+        `Ctrl-C stops it and removes the demo computers, their accounts and the data directory (${dataDir}).`,
         '',
       ].filter((l) => l !== '').join('\n') + '\n');
     } catch (err) {
