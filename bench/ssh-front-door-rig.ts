@@ -75,10 +75,23 @@ export class RigBroker implements SessionBroker {
   readonly #terminators = new Map<string, ((reason: 'terminated' | 'lease-expired', by: string) => void)[]>();
   /** Milliseconds each open() spent provisioning (request → job done → credentials). */
   readonly provisionMs: number[] = [];
+  /** Milliseconds from open() to the proxy reporting the upstream login (provision + connect). */
+  readonly loginMs: number[] = [];
   constructor(
     readonly fx: JitFixture,
     readonly queue: JitQueue,
   ) {}
+
+  /** Resolves when every session opened so far has been torn down (state ended). */
+  async allEnded(timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await this.fx.db.query("SELECT count(*)::int AS n FROM sessions WHERE id = ANY($1::uuid[]) AND state <> 'ended'", [this.opened]);
+      if (Number(rows[0]?.n ?? 0) === 0) return;
+      if (Date.now() > end) throw new Error('sessions still open after the teardown deadline');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 
   /** What an admin's terminate does to the proxy holding the session. */
   terminate(sessionId: string, by: string): number {
@@ -91,8 +104,8 @@ export class RigBroker implements SessionBroker {
     const rows = await this.fx.db.query('SELECT * FROM computers WHERE name = $1 OR id::text = $1', [req.computerRef]);
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
-    req.onAccessGranted?.(computer);
     const t0 = performance.now();
+    req.onAccessGranted?.(computer);
     const s = await this.fx.service.requestSession({ personLogin: req.principal.login, personId: null, computer, protocol: req.protocol });
     onProgress('creating account');
     const job = await this.queue.provision(s.id);
@@ -110,7 +123,10 @@ export class RigBroker implements SessionBroker {
       onTerminate: (cb) => {
         this.#terminators.set(s.id, [...(this.#terminators.get(s.id) ?? []), cb]);
       },
-      loggedIn: () => this.fx.service.releaseCredentials(s.id),
+      loggedIn: () => {
+        this.loginMs.push(performance.now() - t0);
+        return this.fx.service.releaseCredentials(s.id);
+      },
       end: (reason: string) => {
         ended ??= this.queue.teardown(s.id, reason).then(() => {
           this.ended.push(s.id);
