@@ -9,6 +9,8 @@
  * everything started is stopped at the end (also on failure).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +42,15 @@ const DEADLINE_MS = 20 * 60_000;
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
+
+/** Busy and total CPU time of the whole machine (all cores), in seconds, from /proc/stat. */
+function machineCpu(): { busy: number; all: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const all = f.reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const hz = 100;
+  return { busy: (all - idle) / hz, all: all / hz };
+}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -121,16 +132,24 @@ async function main(): Promise<void> {
 
     // 1. Throughput: best of ROUNDS for each path.
     const bytes = MIB * 1024 * 1024;
-    const mbps = async (t: Target): Promise<{ rate: number; gwCpu: number; clientCpu: number }> => {
-      let best = { rate: 0, gwCpu: 0, clientCpu: 0 };
+    const mbps = async (t: Target): Promise<{ rate: number; gwCpu: number; clientCpu: number; machineCpu: number; cores: number }> => {
+      let best = { rate: 0, gwCpu: 0, clientCpu: 0, machineCpu: 0, cores: 0 };
       for (let i = 0; i < ROUNDS; i++) {
         const cpu0 = process.cpuUsage();
+        const m0 = machineCpu();
         const d = await client.call<{ ms: number; bytes: number; cpuMs: number }>({ op: 'download', target: t, bytes });
         const cpu = process.cpuUsage(cpu0);
+        const m1 = machineCpu();
         if (d.bytes !== bytes) throw new Error(`short read: ${d.bytes} of ${bytes}`);
         const rate = bytes / 1048576 / (d.ms / 1000);
         // CPU seconds per GiB moved: shows whether the path is CPU-bound on this (shared) machine.
-        if (rate > best.rate) best = { rate, gwCpu: (cpu.user + cpu.system) / 1e6 / (MIB / 1024), clientCpu: d.cpuMs / 1000 / (MIB / 1024) };
+        if (rate > best.rate) {
+          best = {
+            rate, gwCpu: (cpu.user + cpu.system) / 1e6 / (MIB / 1024), clientCpu: d.cpuMs / 1000 / (MIB / 1024),
+            // Everything on the machine (client, gateway, sshd, kernel): the CPU budget the paths compete for.
+            machineCpu: (m1.busy - m0.busy) / (MIB / 1024), cores: (m1.busy - m0.busy) / (d.ms / 1000),
+          };
+        }
       }
       return best;
     };
@@ -138,10 +157,15 @@ async function main(): Promise<void> {
     const tDirect = await mbps(directT);
     const tGw = await mbps(gw(door.port));
     const tRec = await mbps(gw(doorRec.port));
-    const cpuNote = (x: { gwCpu: number; clientCpu: number }): string => `CPU s/GiB: gateway ${x.gwCpu.toFixed(1)}, client ${x.clientCpu.toFixed(1)}`;
+    const cpuNote = (x: { gwCpu: number; clientCpu: number; machineCpu: number; cores: number }): string =>
+      `CPU s/GiB: gateway ${x.gwCpu.toFixed(1)}, client ${x.clientCpu.toFixed(1)}, whole machine ${x.machineCpu.toFixed(1)} = ${x.cores.toFixed(2)} of ${availableParallelism()} cores busy`;
     row(`throughput direct ssh2 (${MIB} MiB)`, `${tDirect.rate.toFixed(0)} MiB/s (${cpuNote(tDirect)})`);
     row('throughput via front door, recording off', `${tGw.rate.toFixed(0)} MiB/s = ${(tGw.rate / tDirect.rate).toFixed(2)}x direct (goal ≥ 0.8x; ${cpuNote(tGw)})`);
     row('throughput via front door, recording on', `${tRec.rate.toFixed(0)} MiB/s = ${(tRec.rate / tDirect.rate).toFixed(2)}x direct (goal ≥ 0.6x; ${cpuNote(tRec)})`);
+    // With every process on this machine's cores, the gateway path can go no faster than all cores divided by the
+    // CPU the direct path needs plus what the gateway itself spends per GiB.
+    const ceiling = availableParallelism() / (tDirect.machineCpu + tGw.gwCpu);
+    row('  CPU-bound ceiling of the gateway path here', `${(ceiling * 1024).toFixed(0)} MiB/s = ${((ceiling * 1024) / tDirect.rate).toFixed(2)}x direct; 0.8x would need the gateway at ≤ ${Math.max(0, availableParallelism() / ((0.8 * tDirect.rate) / 1024) - tDirect.machineCpu).toFixed(1)} CPU s/GiB`);
 
     // 2. Keystroke round trip (pty echo), gateway minus direct.
     console.error(`keystrokes (${KEYS})…`);
