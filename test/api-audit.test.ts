@@ -78,6 +78,38 @@ for (const factory of databaseFactories()) {
       expect((await f.as(w.adminA).get('/sessions?state=bogus')).json().details.fields).toEqual({ state: expect.any(String) });
     });
 
+    it('disabling a person, changing their role or removing their grant ends their live sessions on every gateway; others keep theirs', async () => {
+      const w = await world();
+      const restricted = await f.computer(w.a.id, { restricted: true });
+      await f.grant(restricted.id, w.techA2.personId);
+      const live = (id: string, p: typeof w.techA, c: typeof w.ca) =>
+        f.live.live.set(id, { sessionId: id, personLogin: p.login, computerName: c.name, protocol: 'ssh', account: 'x_abc123', startedAt: new Date().toISOString(), gateway: 'gw-2' });
+      const sA = await f.session(w.ca, w.techA);
+      const sA2open = await f.session(w.ca, w.techA2);
+      const sA2restricted = await f.session(restricted, w.techA2);
+      const sB = await f.session(w.cb, w.techB);
+      live(sA, w.techA, w.ca);
+      live(sA2open, w.techA2, w.ca);
+      live(sA2restricted, w.techA2, restricted);
+      live(sB, w.techB, w.cb);
+      f.live.terminated.length = 0;
+
+      // Unsharing the restricted computer ends that session only.
+      expect((await f.as(w.adminA).delete(`/computers/${restricted.id}/grants/${w.techA2.personId}`)).statusCode).toBe(204);
+      expect(f.live.terminated).toEqual([{ sessionId: sA2restricted, by: w.adminA.login }]);
+      // A display-name change ends nothing; disabling ends every live session of that person.
+      expect((await f.as(w.adminA).patch(`/people/${w.techA.personId}`, { displayName: 'Still here' })).statusCode).toBe(200);
+      expect(f.live.terminated).toHaveLength(1);
+      expect((await f.as(w.adminA).patch(`/people/${w.techA.personId}`, { disabled: true })).statusCode).toBe(200);
+      expect(f.live.terminated.at(-1)).toEqual({ sessionId: sA, by: w.adminA.login });
+      // A role change (technician → auditor) too.
+      expect((await f.as(w.adminA).patch(`/people/${w.techA2.personId}`, { role: 'auditor' })).statusCode).toBe(200);
+      expect(f.live.terminated.at(-1)).toEqual({ sessionId: sA2open, by: w.adminA.login });
+      // The other organization's session was never touched.
+      expect([...f.live.live.keys()]).toContain(sB);
+      expect(f.live.terminated.map((t) => t.sessionId)).not.toContain(sB);
+    });
+
     it('recordings: admins and auditors of the organization; technicians only their own; file download audited', async () => {
       const w = await world();
       const rA = await f.recording(await f.session(w.ca, w.techA, 'ended'));

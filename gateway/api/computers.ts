@@ -232,6 +232,10 @@ export function computerRoutes(deps: ApiDeps) {
       const rows = await db.query('DELETE FROM grants WHERE computer_id = $1 AND person_id = $2 RETURNING person_id', [c.id, t.id]);
       if (!rows.length) throw notFound('grant');
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'grant.removed', id: c.id, person: t.login, organizationId: c.organizationId } });
+      // Unsharing also ends what the grant allowed: their live sessions on this computer, on every gateway.
+      for (const l of await deps.liveSessions.list()) {
+        if (l.personLogin === t.login && l.computerName === c.name) await deps.liveSessions.terminate(l.sessionId, p.login);
+      }
       return reply.status(204).send();
     });
   };

@@ -46,6 +46,12 @@ export function peopleRoutes(deps: ApiDeps) {
   const { db, audit } = deps;
   const hashPassword = deps.hashPassword ?? ((pw: string) => hash(pw));
 
+  /** Terminate every live session of `login`, wherever it runs (the holding gateway audits and tears down). */
+  async function endLiveSessionsOf(login: string, by: string): Promise<void> {
+    const live = (await deps.liveSessions.list()).filter((l) => l.personLogin === login);
+    for (const l of live) await deps.liveSessions.terminate(l.sessionId, by);
+  }
+
   async function load(p: Principal, id: string): Promise<PersonRow> {
     if (!isUuid(id)) throw notFound('person');
     const rows = await db.query<PersonRow>(`SELECT ${COLS} FROM people WHERE id = $1`, [id]);
@@ -126,8 +132,10 @@ export function peopleRoutes(deps: ApiDeps) {
       if (nextRole !== cur.role || nextOrg !== cur.organization_id) await db.query('DELETE FROM grants WHERE person_id = $1', [cur.id]);
       const fields = Object.keys(b);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.changed', id: cur.id, login: cur.login, fields, role: nextRole, organizationId: nextOrg } });
-      if (deps.revokeAuthSessions && (b.disabled === true || nextRole !== cur.role || nextOrg !== cur.organization_id || b.password !== undefined)) {
-        await deps.revokeAuthSessions(cur.id);
+      if (b.disabled === true || nextRole !== cur.role || nextOrg !== cur.organization_id || b.password !== undefined) {
+        // What they were allowed yesterday ends now: sign-ins and every live session, on every gateway.
+        if (deps.revokeAuthSessions) await deps.revokeAuthSessions(cur.id);
+        await endLiveSessionsOf(cur.login, p.login);
       }
       return out(rows[0]);
     });
@@ -145,6 +153,7 @@ export function peopleRoutes(deps: ApiDeps) {
         throw err;
       }
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.deleted', id: cur.id, login: cur.login, organizationId: cur.organization_id } });
+      await endLiveSessionsOf(cur.login, p.login);
       return reply.status(204).send();
     });
 
