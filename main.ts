@@ -156,7 +156,9 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   let ssh: SshGateway | undefined;
   let frontDoor: FrontDoorHandle | undefined;
   let forwarder: AuditForwarder | undefined;
+  let recoverTimer: NodeJS.Timeout | undefined;
   const close = async () => {
+    clearInterval(recoverTimer);
     await frontDoor?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await ssh?.close().catch(() => undefined);
@@ -194,6 +196,15 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       forwarder = forwardAudit(c.audit, cfg.audit.forward);
       const gw = await buildGateway(cfg, c, q, connection, redis);
       ssh = gw.ssh;
+      // Recordings whose writer died with a gateway (this one before a restart, or one sharing the directory).
+      const recover = () =>
+        void gw.recorder
+          .recoverInterrupted({ graceMs: cfg.jit.leaseGraceSeconds * 1000 })
+          .then((r) => r.sealed > 0 && log.warn({ sealed: r.sealed }, 'sealed interrupted recordings'))
+          .catch((err: unknown) => log.error({ err }, 'sealing interrupted recordings failed'));
+      recover();
+      recoverTimer = setInterval(recover, cfg.jit.reconcileIntervalSeconds * 1000);
+      recoverTimer.unref();
       app = await buildServer({
         log, metrics, version: VERSION, trustProxy: cfg.server.trustProxy,
         readiness: [

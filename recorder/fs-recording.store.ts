@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { close as closeCb, createReadStream, createWriteStream, fstat as fstatCb, fsync as fsyncCb, open as openCb } from 'node:fs';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, open as openFile, stat, truncate as truncateFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -101,6 +101,29 @@ export class FsRecordingStore implements RecordingStore {
 
   async protect(relPath: string): Promise<void> {
     await chmod(this.absolute(relPath), 0o600);
+  }
+
+  async readTail(relPath: string, maxBytes: number): Promise<Buffer | null> {
+    let fh;
+    try {
+      fh = await openFile(this.absolute(relPath), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const { size } = await fh.stat();
+      const n = Math.min(size, Math.max(0, Math.floor(maxBytes)));
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await fh.read(buf, 0, n, size - n);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async truncate(relPath: string, size: number): Promise<void> {
+    await truncateFile(this.absolute(relPath), size);
   }
 }
 

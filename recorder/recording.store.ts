@@ -39,6 +39,10 @@ export interface RecordingStore {
   openRead(relPath: string): Promise<{ stream: NodeJS.ReadableStream; size: number } | null>;
   /** Restrict a file another process wrote to 0600. */
   protect(relPath: string): Promise<void>;
+  /** The last `maxBytes` bytes (fewer when the file is shorter), or null when it does not exist. */
+  readTail(relPath: string, maxBytes: number): Promise<Buffer | null>;
+  /** Cut the file to `size` bytes (only ever to drop an incomplete last record of an interrupted recording). */
+  truncate(relPath: string, size: number): Promise<void>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

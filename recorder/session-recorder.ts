@@ -208,6 +208,77 @@ export class Recorder implements SessionRecorder, RecordingFiles {
     return h;
   }
 
+  /**
+   * Seal recordings whose writer died with its gateway (SIGKILL, power loss):
+   * rows still open whose session has ended (teardown done, so no gateway can
+   * still be writing) for at least `graceMs`, and whose file is in this
+   * gateway's store. An asciicast loses its incomplete last line (so it still
+   * replays; counted in `dropped_bytes`); then the file is hashed, signed into
+   * the manifest and audited as `recording.completed` (outcome failure,
+   * reason "interrupted"). Files on another gateway's disk are left to it.
+   * Safe to run on several gateways at once.
+   */
+  async recoverInterrupted(opts: { graceMs?: number; now?: Date } = {}): Promise<{ sealed: number; elsewhere: number }> {
+    const before = new Date((opts.now ?? new Date()).getTime() - (opts.graceMs ?? 60_000));
+    const rows = await this.#d.db.query<{ id: string; session_id: string; kind: Kind; path: string; computer_name: string | null; account_name: string | null; person_login: string | null }>(
+      `SELECT r.id, r.session_id, r.kind, r.path, s.computer_name, s.account_name, s.person_login
+         FROM recordings r JOIN sessions s ON s.id = r.session_id
+        WHERE r.ended_at IS NULL AND r.kind IN ('terminal', 'exec', 'sftp')
+          AND s.state IN ('ended', 'failed') AND coalesce(s.ended_at, r.started_at) < $1
+        ORDER BY r.started_at`,
+      [before],
+    );
+    let sealed = 0;
+    let elsewhere = 0;
+    for (const r of rows) {
+      if (!(await this.store.stat(r.path))) {
+        elsewhere++;
+        continue;
+      }
+      const done = await this.#d.db.transaction(async (tx) => {
+        // Claim the row first: another gateway sealing the same shared directory backs off here.
+        const claimed = await tx.query('UPDATE recordings SET ended_at = now() WHERE id = $1 AND ended_at IS NULL RETURNING id', [r.id]);
+        if (!claimed.length) return false;
+        const dropped = r.kind === 'terminal' ? await this.#dropPartialLine(r.path) : 0;
+        const h = await this.store.hash(r.path);
+        const e = h ? await appendManifest(tx, this.#d.signingKey, { recordingId: r.id, sha256: h.sha256, sizeBytes: h.size }) : null;
+        await tx.query('UPDATE recordings SET size_bytes = $2, sha256 = $3, manifest_seq = $4, dropped_bytes = $5 WHERE id = $1', [
+          r.id, h?.size ?? null, h?.sha256 ?? null, e?.seq ?? null, dropped,
+        ]);
+        await this.#d.audit.record(
+          {
+            type: 'recording.completed', actor: ACTOR, outcome: 'failure', sessionId: r.session_id,
+            ...(r.computer_name ? { computer: r.computer_name } : {}), ...(r.account_name ? { account: r.account_name } : {}),
+            data: { recordingId: r.id, kind: r.kind, sha256: h?.sha256 ?? null, sizeBytes: h?.size ?? 0, droppedBytes: dropped, reason: 'interrupted: the gateway stopped while recording; sealed as found' },
+          },
+          tx,
+        );
+        return true;
+      });
+      if (done) {
+        sealed++;
+        this.#log.warn({ recordingId: r.id, sessionId: r.session_id }, 'interrupted recording sealed as found');
+      }
+    }
+    return { sealed, elsewhere };
+  }
+
+  /** Cut an asciicast back to its last complete line; returns the bytes dropped. */
+  async #dropPartialLine(relPath: string): Promise<number> {
+    const st = await this.store.stat(relPath);
+    if (!st || st.size === 0) return 0;
+    for (let n = 64 * 1024; ; n *= 16) {
+      const tail = await this.store.readTail(relPath, n);
+      if (!tail || tail.length === 0 || tail[tail.length - 1] === 0x0a) return 0;
+      const nl = tail.lastIndexOf(0x0a);
+      if (nl >= 0 || tail.length >= st.size) {
+        const keep = st.size - tail.length + nl + 1;
+        await this.store.truncate(relPath, keep);
+        return st.size - keep;
+      }
+    }
+  }
+
   verify(opts: { recordingId?: string } = {}): Promise<VerifyReport> {
     return verifyRecordings({ db: this.#d.db, store: this.store, signingKey: this.#d.signingKey }, opts);
   }

@@ -63,6 +63,8 @@ class PausableStore implements RecordingStore {
   hash: RecordingStore['hash'] = (p) => this.inner.hash(p);
   openRead: RecordingStore['openRead'] = (p) => this.inner.openRead(p);
   protect: RecordingStore['protect'] = (p) => this.inner.protect(p);
+  readTail: RecordingStore['readTail'] = (p, n) => this.inner.readTail(p, n);
+  truncate: RecordingStore['truncate'] = (p, n) => this.inner.truncate(p, n);
 }
 
 const HWM = 64 * 1024;

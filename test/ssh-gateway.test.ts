@@ -180,6 +180,7 @@ describe.skipIf(!avail.ok || !redisSocket)(
     const prefix = `t${randomBytes(4).toString('hex')}`;
     const livePrefix = `${prefix}:live`;
     const boxKey = randomBytes(32);
+    const recKey = randomBytes(32);
     const alice = person('alice', 'technician');
     const auditor = person('audra', 'auditor');
 
@@ -244,7 +245,7 @@ describe.skipIf(!avail.ok || !redisSocket)(
       });
       recDir = mkdtempSync(join(tmpdir(), 'jitgate-ssh-rec-'));
       recorder = new AsciicastTestRecorder(recDir);
-      realRecorder = createRecorder({ db, audit: fx.audit, log: silentLogger(), dir: join(recDir, 'real'), signingKey: randomBytes(32) });
+      realRecorder = createRecorder({ db, audit: fx.audit, log: silentLogger(), dir: join(recDir, 'real'), signingKey: recKey });
       switchRecorder = new SwitchRecorder(recorder);
       gw = await startSshGateway({
         redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder: switchRecorder, audit: fx.audit,
@@ -453,7 +454,10 @@ describe.skipIf(!avail.ok || !redisSocket)(
 
     it.skipIf(!pgUrl)('a gateway process SIGKILLed mid-session leaves no JIT account after lease expiry and reconcile', async () => {
       const pc = await computer({ sshHostKeySha256: host.hostKeySha256 });
-      const child = spawnChildGateway({ dbUrl: dbUrl!, redisSocket, prefix, livePrefix, boxKey: boxKey.toString('hex'), installationId: fx.installationId, token: alice.token, principal: alice.principal });
+      const child = spawnChildGateway({
+        dbUrl: dbUrl!, redisSocket, prefix, livePrefix, boxKey: boxKey.toString('hex'), installationId: fx.installationId, token: alice.token, principal: alice.principal,
+        recDir: join(recDir, 'real'), recKey: recKey.toString('hex'),
+      });
       try {
         const port = await child.port;
         const term = new WsTerminal(`ws://127.0.0.1:${port}/api/v1/terminal?computer=${pc.id}&csrf=csrf-${alice.principal.authSessionId}`, { headers: { 'x-test-person': alice.token }, timeoutMs: 90_000 });
@@ -485,6 +489,19 @@ describe.skipIf(!avail.ok || !redisSocket)(
         }
         expect(await accountExists(account)).toBe(false);
         expect(await ourAccounts()).toEqual([]);
+
+        // The recording the dead gateway was writing is sealed as found by a gateway sharing its directory.
+        const [open] = await db.query<{ id: string; ended_at: Date | null }>('SELECT id, ended_at FROM recordings WHERE session_id = $1', [sessionId]);
+        expect(open?.ended_at).toBeNull();
+        const later = new Date(Date.now() + 4 * 3600_000); // the session ended on the test's moved clock
+        expect((await realRecorder.recoverInterrupted({ graceMs: 0, now: later })).sealed).toBe(1);
+        expect(await realRecorder.integrity(open!.id)).toBe('ok');
+        const file = await realRecorder.open(open!.id);
+        const cast = (await new Promise<Buffer>((resolve) => {
+          const chunks: Buffer[] = [];
+          file!.stream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks)));
+        })).toString('utf8');
+        expect(replayCast(cast)).toContain(account);
       } finally {
         child.proc.kill('SIGKILL');
       }
@@ -493,7 +510,9 @@ describe.skipIf(!avail.ok || !redisSocket)(
 );
 
 /** The gateway side alone in a child process (same PostgreSQL, Redis, queue and secret key). */
-function spawnChildGateway(o: { dbUrl: string; redisSocket: string; prefix: string; livePrefix: string; boxKey: string; installationId: string; token: string; principal: Principal }): { proc: ChildProcess; port: Promise<number> } {
+function spawnChildGateway(o: {
+  dbUrl: string; redisSocket: string; prefix: string; livePrefix: string; boxKey: string; installationId: string; token: string; principal: Principal; recDir: string; recKey: string;
+}): { proc: ChildProcess; port: Promise<number> } {
   const script = `
     import { PgDatabase } from '${ROOT}core/db/pg.database.js';
     import { AuditLog } from '${ROOT}core/audit.js';
@@ -506,6 +525,7 @@ function spawnChildGateway(o: { dbUrl: string; redisSocket: string; prefix: stri
     import { createMetrics } from '${ROOT}gateway/metrics.js';
     import { buildServer } from '${ROOT}gateway/server.js';
     import { startSshGateway } from '${ROOT}gateway/ssh/ssh-gateway.js';
+    import { createRecorder } from '${ROOT}recorder/session-recorder.js';
     const cfg = JSON.parse(process.env.CHILD_CFG);
     const db = new PgDatabase({ url: cfg.dbUrl, poolSize: 2 });
     const repo = new JitRepository(db);
@@ -514,11 +534,11 @@ function spawnChildGateway(o: { dbUrl: string; redisSocket: string; prefix: stri
     const connection = redisOptions({ path: cfg.redisSocket }, { maxRetriesPerRequest: null });
     const queue = new JitQueue({ connection, prefix: cfg.prefix });
     await queue.ready();
-    const nullRec = { output: () => true, input: () => true, resize() {}, drained: async () => {}, close: async () => ({ recordingId: 'x', sizeBytes: 0, sha256: '', manifestSeq: 0 }), recordingId: 'x' };
+    const recorder = createRecorder({ db, audit, log: silentLogger(), dir: cfg.recDir, signingKey: Buffer.from(cfg.recKey, 'hex') });
     const gw = await startSshGateway({
       redis: redisOptions({ path: cfg.redisSocket }), queueEvents: { connection, prefix: cfg.prefix }, queue, engine, audit,
       access: { computerForConnect: async (_p, ref) => repo.getComputer(ref) },
-      recorder: { startTerminal: async () => nullRec },
+      recorder,
       checkCsrf: () => true, mayWatch: () => false, livePrefix: cfg.livePrefix, liveHeartbeatMs: 1000, log: silentLogger(),
     });
     const app = await buildServer({ log: silentLogger(), metrics: createMetrics(), readiness: [], version: 'child',
