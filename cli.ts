@@ -192,7 +192,7 @@ program
         '',
         `jitgate demo is running on ${runtime.url ?? ''}`,
         runtime.setupUrl ? `1. open ${runtime.setupUrl} and create your administrator (scan the QR code with an authenticator app)` : '',
-        '2. Sessions → demo-linux → SSH: a JIT account <you>_xxxxxx is created on the demo computer and put in sudo',
+        '2. Sessions → demo-linux → SSH: a JIT account <you>_xxxxxx is created on the demo computer and put in sudo (`sudo -n` works: you never see its password)',
         '3. run `id`, close the tab: the account is deleted; replay it under Recordings, see every step under Audit',
         runtime.frontDoor ? `   or from a terminal, after adding your SSH key under My account: ssh -p ${runtime.frontDoor.port} <you>+demo-linux@${opts.host}` : '',
         domain

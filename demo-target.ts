@@ -69,7 +69,8 @@ export async function startDemoHost(dataDir: string): Promise<DemoHost> {
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`scripts/ssh-host.sh up failed (exit ${String(code)}): ${err.trim()}`))));
   });
-  const env = JSON.parse(readFileSync(join(stateDir, 'env.json'), 'utf8')) as Omit<DemoHost, 'stop' | 'stateDir'>;
+  const env = JSON.parse(readFileSync(join(stateDir, 'env.json'), 'utf8')) as Omit<DemoHost, 'stop' | 'stateDir'> & { pid: number };
+  allowPasswordlessSudo(env.pid);
   // Removed even on an unexpected exit.
   const onExit = () => spawnSync('bash', [SCRIPT, 'down', stateDir], { stdio: 'ignore' });
   process.once('exit', onExit);
@@ -85,4 +86,20 @@ export async function startDemoHost(dataDir: string): Promise<DemoHost> {
       spawnSync('bash', [SCRIPT, 'down', stateDir], { stdio: 'ignore' });
     },
   };
+}
+
+/**
+ * JIT accounts never learn their password, so `sudo` must not ask for one:
+ * on the demo computer (inside its namespace, its own copy of /etc) the
+ * `sudo` group may use sudo without a password — what an admin configures on
+ * real targets for the JIT admin group (docs/ssh.md). Skipped without sudo.
+ */
+function allowPasswordlessSudo(pid: number): void {
+  try {
+    accessSync('/usr/bin/sudo', constants.X_OK);
+  } catch {
+    return;
+  }
+  spawnSync('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', 'sh', '-c',
+    "mkdir -p /etc/sudoers.d && printf '%%sudo ALL=(ALL:ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/jitgate-demo && chmod 0440 /etc/sudoers.d/jitgate-demo"], { stdio: 'ignore' });
 }

@@ -68,9 +68,10 @@ session  optional  pam_mkhomedir.so skel=/etc/skel umask=0077
 session  required  pam_limits.so
 password requisite pam_deny.so
 EOF
-# The AD group 'JIT Admins' is the admin group of this host.
+# The AD group 'JIT Admins' is the admin group of this host. Winbind on a DC names it
+# "JITTEST\jit admins" (sudoers escapes: \\ is a backslash, "\ " a space).
 if [ -d "$etc/sudoers.d" ]; then
-  (umask 0227; printf '%s\n' '%jit\ admins ALL=(ALL:ALL) NOPASSWD: ALL' >"$etc/sudoers.d/jitgate-demo")
+  (umask 0227; printf '%s\n' '%JITTEST\\jit\ admins ALL=(ALL:ALL) NOPASSWD: ALL' >"$etc/sudoers.d/jitgate-demo")
 fi
 mount --bind "$etc" /etc
 

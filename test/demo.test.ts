@@ -95,7 +95,7 @@ describe.skipIf(!redis.ok || !ssh.ok)(`jitgate demo${ssh.ok ? '' : ` (skipped: $
     const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
       const c = spawn('ssh', ['-F', '/dev/null', '-o', `UserKnownHostsFile=${join(home, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes',
         '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive', '-i', key,
-        '-p', sshPort!, '-n', 'newbie+demo-linux@127.0.0.1', 'id'], {
+        '-p', sshPort!, '-n', 'newbie+demo-linux@127.0.0.1', 'id; sudo -n id -un'], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { PATH: process.env.PATH, HOME: home, SSH_ASKPASS: writeAskpass(home, secret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
       });
@@ -114,6 +114,8 @@ describe.skipIf(!redis.ok || !ssh.ok)(`jitgate demo${ssh.ok ? '' : ` (skipped: $
     const account = /uid=\d+\((newbie_[a-z0-9]{6})\)/.exec(run.stdout)?.[1];
     expect(account, run.stdout).toBeTruthy();
     expect(run.stdout).toMatch(/\(sudo\)/);
+    // The admin group really is admin: passwordless sudo on the demo computer (the person never knows the password).
+    expect(run.stdout.split('\n')).toContain('root');
     // Checked in: the account is gone from the demo computer.
     const hostPid = (JSON.parse(readFileSync(join(dataDir!, 'demo-host', 'env.json'), 'utf8')) as { pid: number }).pid;
     await waitFor(
