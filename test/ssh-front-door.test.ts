@@ -263,6 +263,43 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
     expect(existsSync(recDir())).toBe(true);
   });
 
+  it('terminals are told before the lease ends; exec channels are not', async () => {
+    // Every lease is "about to end" for this door: the notice is due as soon as the session opens.
+    const warnDoor = await rig.frontDoor({ recorder, leaseWarningMs: 24 * 3600_000 });
+    const pc = await rig.computer();
+    const c = await frontDoorClient(warnDoor.port, `${alice.principal.login}+${pc.name}`, alice, totpNow(alice.totpSecret));
+    try {
+      const shellErr = await new Promise<string>((resolve, reject) => {
+        c.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, ch: ClientChannel) => {
+          if (err) return reject(err);
+          let out = '';
+          let errText = '';
+          ch.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+          ch.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (/\$ $/.test(out)) ch.end('exit\n');
+          });
+          ch.on('close', () => resolve(errText));
+        });
+      });
+      const lease = (await rig.fx.repo.getSession(rig.broker.opened.at(-1)!))!.leaseExpiresAt;
+      expect(shellErr).toContain(`jitgate: this session ends at ${lease.toISOString().slice(11, 16)} UTC`);
+      expect(shellErr).toContain('save your work');
+      const execErr = await new Promise<string>((resolve, reject) => {
+        c.exec('echo hi', (err, ch: ClientChannel) => {
+          if (err) return reject(err);
+          let errText = '';
+          ch.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+          ch.resume();
+          ch.on('close', () => resolve(errText));
+        });
+      });
+      expect(execErr).not.toContain('session ends');
+    } finally {
+      c.end();
+    }
+  });
+
   it('an admin terminate closes the connection with a message and the account is removed', async () => {
     const pc = await rig.computer();
     const c = await frontDoorClient(door.port, `${alice.principal.login}+${pc.name}`, alice, totpNow(alice.totpSecret));

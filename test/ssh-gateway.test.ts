@@ -291,6 +291,9 @@ describe.skipIf(!avail.ok || !redisSocket)(
       const account = String(ready.account);
       expect(account).toMatch(/^alice_[a-z0-9]{6}$/);
       expect(ready.computer).toBe(pc.name);
+      // The lease end the session closes at, for the browser to show and warn about.
+      const lease = (await fx.repo.getSession(String(ready.sessionId)))!.leaseExpiresAt;
+      expect(ready.leaseExpiresAt).toBe(lease.toISOString());
       const steps = term.messages.filter((m) => m.type === 'progress').map((m) => m.step);
       expect(steps).toEqual(['creating account…', `account ${account} ready…`, 'added to admins…']);
       expect(await accountExists(account)).toBe(true);

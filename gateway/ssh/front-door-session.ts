@@ -70,6 +70,11 @@ export class FrontDoorSessionHandler {
   #upstream: Promise<Upstream> | null = null;
   #closed = false;
   readonly #channels = new Set<ServerChannel>();
+  /** Channels with a pty (a person at a terminal): the only ones told about the lease end. */
+  readonly #interactive = new Set<ServerChannel>();
+  #leaseTimer: NodeJS.Timeout | undefined;
+  /** Set once the lease warning is due: terminals opened later get it at once. */
+  #leaseNotice: (() => string) | null = null;
   /** Channel runs in flight (each ends with its recording closed). */
   readonly #runs = new Set<Promise<void>>();
 
@@ -117,6 +122,7 @@ export class FrontDoorSessionHandler {
         }
         void this.close(reason);
       });
+      this.#warnBeforeLeaseEnd(opened.session.leaseExpiresAt);
       progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
       const pinned = pinOf(opened.computer);
       try {
@@ -136,6 +142,31 @@ export class FrontDoorSessionHandler {
       }
     })();
     return this.#upstream;
+  }
+
+  /**
+   * A few minutes before the lease ends (`leaseWarningMs`, default 5 min) every
+   * terminal of this connection is told, on stderr; exec and SFTP channels are
+   * not (their stderr belongs to the program and whoever parses it).
+   */
+  #warnBeforeLeaseEnd(leaseEnd: Date): void {
+    const lead = this.#o.deps.leaseWarningMs ?? 5 * 60_000;
+    const notice = (): string => {
+      const mins = Math.max(0, Math.round((leaseEnd.getTime() - Date.now()) / 60_000));
+      const at = leaseEnd.toISOString().slice(11, 16);
+      return `\r\njitgate: this session ends at ${at} UTC (${mins <= 1 ? 'in about a minute' : `in ${mins} minutes`}), when its JIT account is removed: save your work\r\n`;
+    };
+    const warn = (): void => {
+      this.#leaseNotice = notice;
+      const line = notice();
+      for (const ch of this.#interactive) if (ch.writable) ch.stderr.write(line);
+    };
+    const delay = leaseEnd.getTime() - lead - Date.now();
+    // Timers hold at most ~24.8 days; a lease that long is warned about when it is that close.
+    if (delay < 2 ** 31 - 1) {
+      this.#leaseTimer = setTimeout(warn, Math.max(0, delay));
+      this.#leaseTimer.unref();
+    }
   }
 
   #meta(up: Upstream): RecordingMeta {
@@ -270,6 +301,11 @@ export class FrontDoorSessionHandler {
       return;
     }
     st.upstream = upCh;
+    if (st.pty) {
+      this.#interactive.add(ch);
+      ch.once('close', () => this.#interactive.delete(ch));
+      if (this.#leaseNotice) ch.stderr.write(this.#leaseNotice());
+    }
     const recorder = this.#o.deps.recorder;
     const recordInput = policyFlag(up.opened, 'recordInput');
     let terminal: TerminalRecording | null = null;
@@ -353,6 +389,7 @@ export class FrontDoorSessionHandler {
   async close(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#leaseTimer);
     for (const ch of this.#channels) if (ch.writable) ch.end();
     this.#o.conn.end();
     const up = await this.#upstream?.catch(() => null);

@@ -43,6 +43,8 @@ export interface FrontDoorDeps {
   maxCodeAttempts?: number;
   /** Authentication must finish within this time (default 60 s, like OpenSSH's LoginGraceTime 120 s halved). */
   loginGraceMs?: number;
+  /** Terminals are told this long before their session's lease ends (default 5 min). */
+  leaseWarningMs?: number;
 }
 
 export interface FrontDoorHandle {

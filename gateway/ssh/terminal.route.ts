@@ -308,7 +308,7 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   }
   if (finished) return void rec.close();
   tap?.resize(cols, rows);
-  sendJson(ws, { type: 'ready', sessionId: session.id, account: credentials.username, computer: computer.name });
+  sendJson(ws, { type: 'ready', sessionId: session.id, account: credentials.username, computer: computer.name, leaseExpiresAt: session.leaseExpiresAt.toISOString() });
 
   const sh = shell;
   const recording = rec;

@@ -138,7 +138,8 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     const org = await fx.organization();
     const tech: Person = { login: `tina${randomBytes(2).toString('hex')}`, displayName: 'Tina Tech', password: `pw-${randomUUID()}` };
     await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
-    const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { orgId: org.id, localStore: STORE, domainStore: STORE });
+    // A 5-minute cap: the lease clock in the status bar is in its warning range from the start.
+    const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local', maxSessionMinutes: 5 }, { orgId: org.id, localStore: STORE, domainStore: STORE });
     await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}' WHERE id = $1", [pc.id, host.address, host.port]);
 
     const page = await b.newPage();
@@ -150,6 +151,10 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     const account = await waitFor('the JIT account', 120_000, async () => (await term.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
     const readyMs = Date.now() - t0;
     expect(account).toMatch(new RegExp(`^${tech.login}_[a-z0-9]{6}$`));
+    // the lease end is shown, as a warning within its last five minutes
+    const clock = term.getByTestId('lease-clock');
+    expect(await clock.getAttribute('class')).toBe('lease-warning');
+    expect(await clock.textContent()).toMatch(/session ends at .+ \((\d minutes|less than a minute) left\): save your work/);
     // the provisioning steps were shown as they happened
     expect(await terminalText(term)).toContain('creating account');
     expect((await host.exec(`id -nG ${account}`)).stdout.split(/\s+/)).toContain('sudo');

@@ -4,7 +4,7 @@ import { CLOSE_REASONS } from '../close-reasons.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
-  | { kind: 'ready'; account: string; computer: string; sessionId: string }
+  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null }
   | { kind: 'error'; message: string }
   | { kind: 'closed'; message: string };
 
@@ -14,6 +14,13 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const [status, setStatus] = useState<Status>({ kind: 'connecting', step: 'connecting to the gateway…' });
   const [progress, setProgress] = useState<string[]>([]);
   const [attempt, setAttempt] = useState(0);
+  const [now, setNow] = useState(Date.now());
+
+  // The lease clock in the status bar: minutes left, a warning in the last five.
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 15_000);
+    return () => clearInterval(t);
+  }, []);
 
   useEffect(() => {
     document.title = `Terminal · jitgate`;
@@ -45,7 +52,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string };
+      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -57,7 +64,9 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         setStatus({ kind: 'connecting', step });
         term.write(`\x1b[2m› ${step}\x1b[0m\r\n`);
       } else if (msg.type === 'ready') {
-        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '' });
+        const lease = msg.leaseExpiresAt ? Date.parse(msg.leaseExpiresAt) : NaN;
+        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null });
+        setNow(Date.now());
         document.title = `${msg.computer ?? 'Terminal'} · jitgate`;
         term.focus();
       } else if (msg.type === 'error') {
@@ -97,6 +106,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         {status.kind === 'ready' && (
           <span>
             Connected to <strong>{status.computer}</strong> as <strong data-testid="jit-account">{status.account}</strong>
+            {status.leaseExpiresAt !== null && <LeaseClock until={status.leaseExpiresAt} now={now} />}
           </span>
         )}
         {status.kind === 'error' && <span class="error-text">{status.message}</span>}
@@ -112,5 +122,26 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       </div>
       <div class="terminal-host" ref={host} data-testid="terminal" />
     </section>
+  );
+}
+
+const WARN_MS = 5 * 60_000;
+
+/** "until 14:32 (47 min left)"; in the last five minutes a warning the screen reader announces (the bar is aria-live). */
+function LeaseClock({ until, now }: { until: number; now: number }) {
+  const left = Math.max(0, until - now);
+  const at = new Date(until).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const mins = Math.ceil(left / 60_000);
+  if (left <= WARN_MS) {
+    return (
+      <span class="lease-warning" data-testid="lease-clock">
+        {' '}· session ends at {at} ({mins <= 1 ? 'less than a minute' : `${mins} minutes`} left): save your work
+      </span>
+    );
+  }
+  return (
+    <span class="muted" data-testid="lease-clock">
+      {' '}· until {at} ({mins >= 120 ? `${Math.floor(mins / 60)} h` : `${mins} min`} left)
+    </span>
   );
 }
