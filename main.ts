@@ -282,6 +282,11 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     recordingFiles: recorder,
     revokeAuthSessions: auth.revokeAuthSessions,
     hashPassword: auth.hashPassword,
+    extendSession: async (id, minutes, actor) => {
+      const r = await engine.extendLease(id, minutes, actor);
+      await queue.scheduleLeaseExpiry(id, r.leaseExpiresAt);
+      return r;
+    },
   });
   const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, checkCsrf: checkCsrfQuery, guacd: { host: cfg.guacd.host, port: cfg.guacd.port } });
   return {

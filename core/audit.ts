@@ -26,6 +26,7 @@ export const AUDIT_TYPES = [
   'reconcile.removed',
   'reconcile.completed',
   'session.terminated',
+  'session.extended',
   'session.host_key_recorded',
   'auth.signed_in',
   'auth.sign_in_failed',

@@ -135,6 +135,11 @@ export function canTerminateSession(p: Principal, s: SessionRef): boolean {
   return isAdminOf(p, s.organizationId);
 }
 
+/** Extending a session's lease: whoever may terminate it (its person, admins of its organization). */
+export function canExtendSession(p: Principal, s: SessionRef): boolean {
+  return canTerminateSession(p, s);
+}
+
 /** Recordings: admins and auditors of the computer's organization; technicians only their own sessions'. */
 export function canSeeRecording(p: Principal, r: SessionRef): boolean {
   return canSeeSession(p, r);

@@ -42,6 +42,8 @@ export interface OpenedSession {
   readonly computer: Computer;
   /** The injected credentials; never sent to the person. */
   readonly credentials: Credentials;
+  /** The lease end now (later than `session.leaseExpiresAt` once the session was extended); absent → that one. */
+  currentLeaseEnd?(): Promise<Date>;
   /** Register what to do when the session must close from outside (admin terminate, lease expiry). */
   onTerminate(cb: (reason: 'terminated' | 'lease-expired', by: string) => void): void;
   /** Tell the engine the login happened (erases the stored password of per-session accounts). */

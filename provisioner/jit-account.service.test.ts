@@ -353,3 +353,26 @@ describe('JIT engine: stores that join groups while creating (groupsOnCreate)', 
     expect(joinStore.calls.map((c) => c.op)).toContain('addToGroup');
   });
 });
+
+describe('JIT engine: extending a session', () => {
+  it('moves the lease and the account expiry, caps at the computer maximum, audits, and refuses once ended', async () => {
+    const pc = await fx.computer({ ...maxSec, maxSessionMinutes: 90 });
+    const { sessionId, result } = await fx.open(pc, 'ella', { minutes: 60 });
+    const before = (await fx.repo.getSession(sessionId))!.leaseExpiresAt;
+    const r1 = await fx.service.extendLease(sessionId, 20, 'ella');
+    expect(r1.leaseExpiresAt.getTime() - before.getTime()).toBe(20 * 60_000);
+    expect((await fx.repo.getSession(sessionId))!.leaseExpiresAt.toISOString()).toBe(r1.leaseExpiresAt.toISOString());
+    // the account's own expiry follows (lease + grace), so it cannot end the session early
+    expect((await ad.get(result.account!))!.expiresAt!.getTime()).toBe(r1.leaseExpiresAt.getTime() + 1000);
+    // 90 minutes from the request at most
+    const created = (await fx.repo.getSession(sessionId))!.createdAt;
+    const r2 = await fx.service.extendLease(sessionId, 60, 'ella');
+    expect(r2.leaseExpiresAt.getTime()).toBe(created.getTime() + 90 * 60_000);
+    expect(await codeOf(fx.service.extendLease(sessionId, 10, 'ella'))).toBe('JIT_ERR_JIT_MAX_DURATION');
+    expect(await codeOf(fx.service.extendLease(sessionId, 0, 'ella'))).toBe('JIT_ERR_VALIDATION');
+    const ext = (await fx.audit.list({ sessionId })).filter((e) => e.type === 'session.extended');
+    expect(ext.map((e) => (e.data as { to: string }).to)).toEqual([r1.leaseExpiresAt.toISOString(), r2.leaseExpiresAt.toISOString()]);
+    await fx.service.teardown(sessionId, 'done', 'ella');
+    expect(await codeOf(fx.service.extendLease(sessionId, 10, 'ella'))).toBe('JIT_ERR_JIT_SESSION_CLOSED');
+  });
+});

@@ -393,6 +393,48 @@ export class JitAccountService {
   }
 
   /** Lease-expiry job: tear the session down if its lease really ended. */
+  /**
+   * Move an active session's lease end `minutes` later, capped at the
+   * computer's `maxSessionMinutes` from when the session was requested. The
+   * account's own fail-safe expiry moves with it. The caller reschedules the
+   * lease-expiry job (JitQueue.scheduleLeaseExpiry); gateways re-read the
+   * lease before closing a session at its old end.
+   */
+  async extendLease(sessionId: string, minutes: number, actor: string): Promise<{ leaseExpiresAt: Date }> {
+    const repo = this.#o.repo;
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 24 * 60) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: 'minutes must be a whole number from 1 to 1440' });
+    }
+    const s = await repo.getSession(sessionId);
+    if (!s) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `session ${sessionId}` });
+    if (s.state !== 'active') throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: sessionId, state: s.state });
+    const computer = s.computerId ? await repo.getComputer(s.computerId) : null;
+    if (!computer) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `computer of session ${sessionId}` });
+    const settings = this.settingsOf(computer);
+    const cap = s.createdAt.getTime() + settings.maxSessionMinutes * 60_000;
+    const from = s.leaseExpiresAt;
+    const until = new Date(Math.min(from.getTime() + minutes * 60_000, cap));
+    if (until.getTime() <= from.getTime() + 1000) {
+      throw new JitgateError(JitErrors.JIT_ERR_JIT_MAX_DURATION, { computer: computer.name, minutes: settings.maxSessionMinutes });
+    }
+    if (s.accountName && s.store) {
+      const { store } = this.#store(s.store, computer.name);
+      // The account's own expiry is the backstop if every job is lost: it must not cut the session short.
+      await store.enable(s.accountName, new Date(until.getTime() + this.#o.leaseGraceMs));
+    }
+    await repo.extendLease(sessionId, until);
+    await this.#audit({
+      type: 'session.extended', actor, outcome: 'success', sessionId, computer: computer.name, ...(s.accountName ? { account: s.accountName } : {}),
+      data: { from: from.toISOString(), to: until.toISOString(), minutes },
+    });
+    return { leaseExpiresAt: until };
+  }
+
+  /** The session's current lease end (it moves when the session is extended); null when unknown. */
+  async leaseEnd(sessionId: string): Promise<Date | null> {
+    return (await this.#o.repo.getSession(sessionId))?.leaseExpiresAt ?? null;
+  }
+
   async expireLease(sessionId: string): Promise<{ expired: boolean }> {
     const s = await this.#o.repo.getSession(sessionId);
     if (!s || s.state === 'ended' || s.state === 'failed') return { expired: false };

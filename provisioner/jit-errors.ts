@@ -6,6 +6,7 @@ export const JitErrors = defineErrors({
   JIT_ERR_JIT_CHOOSE_ACCOUNT_TYPE: { status: 400, message: '{computer} lets you choose: pick a domain or a local account' },
   JIT_ERR_JIT_ACCOUNT_TYPE_NOT_ALLOWED: { status: 400, message: '{computer} does not allow {type} accounts' },
   JIT_ERR_JIT_SESSION_CLOSED: { status: 409, message: 'session {session} is {state}' },
+  JIT_ERR_JIT_MAX_DURATION: { status: 409, message: 'sessions on {computer} last at most {minutes} minutes; this one cannot be extended further' },
   JIT_ERR_JIT_LOCK_TIMEOUT: { status: 503, message: 'timed out waiting for {key}', transient: true },
   JIT_ERR_JIT_NO_CREDENTIALS: { status: 409, message: 'session {session} has no credentials to inject' },
   JIT_ERR_JIT_PROVISION_TIMEOUT: { status: 504, message: 'provisioning of session {session} did not finish in time', transient: true },

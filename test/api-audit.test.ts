@@ -78,6 +78,23 @@ for (const factory of databaseFactories()) {
       expect((await f.as(w.adminA).get('/sessions?state=bogus')).json().details.fields).toEqual({ state: expect.any(String) });
     });
 
+    it('extending a session: its person and admins of its organization; not auditors, other technicians or other organizations', async () => {
+      const w = await world();
+      const sA = await f.session(w.ca, w.techA);
+      f.extended.length = 0;
+      expect((await f.as(w.auditorA).post(`/sessions/${sA}/extend`, { minutes: 30 })).statusCode).toBe(403);
+      expect((await f.as(w.techA2).post(`/sessions/${sA}/extend`, { minutes: 30 })).statusCode).toBe(404);
+      expect((await f.as(w.techB).post(`/sessions/${sA}/extend`, { minutes: 30 })).statusCode).toBe(404);
+      expect((await f.as(w.techA).post(`/sessions/${sA}/extend`, { minutes: 0 })).statusCode).toBe(400);
+      expect((await f.as(w.techA).post(`/sessions/${sA}/extend`, { minutes: 30, extra: 1 })).statusCode).toBe(400);
+      expect(f.extended).toEqual([]);
+      const own = await f.as(w.techA).post(`/sessions/${sA}/extend`, { minutes: 30 });
+      expect(own.statusCode).toBe(200);
+      expect(own.json()).toEqual({ sessionId: sA, leaseExpiresAt: '2030-01-01T00:00:00.000Z' });
+      expect((await f.as(w.adminA).post(`/sessions/${sA}/extend`, { minutes: 15 })).statusCode).toBe(200);
+      expect(f.extended).toEqual([{ sessionId: sA, minutes: 30, actor: w.techA.login }, { sessionId: sA, minutes: 15, actor: w.adminA.login }]);
+    });
+
     it('disabling a person, changing their role or removing their grant ends their live sessions on every gateway; others keep theirs', async () => {
       const w = await world();
       const restricted = await f.computer(w.a.id, { restricted: true });

@@ -455,6 +455,39 @@ describe.skipIf(!avail.ok || !redisSocket)(
       expect(types).toContain('lease.expired');
     });
 
+    it('an extended session stays open past its first lease end: the gateway re-reads the lease before closing', async () => {
+      const pc = await computer();
+      // A lease that ends LEASE_S seconds from now (the engine's clock, moved back, sets the lease at request time).
+      const LEASE_S = 15;
+      clock = new Date(Date.now() - (60 * 60 - LEASE_S) * 1000);
+      let term: WsTerminal;
+      let ready: Record<string, unknown>;
+      try {
+        term = terminal(alice, `computer=${pc.id}`);
+        ready = await term.waitForMessage('ready');
+      } finally {
+        clock = null;
+      }
+      const sessionId = String(ready.sessionId);
+      const first = (await fx.repo.getSession(sessionId))!.leaseExpiresAt;
+      expect(first.getTime() - Date.now()).toBeLessThan(LEASE_S * 1000);
+      const r = await engine.extendLease(sessionId, 10, alice.principal.login);
+      await queue.scheduleLeaseExpiry(sessionId, r.leaseExpiresAt);
+      // Past the first end (the gateway's own timer fired then): still open, still the same account.
+      while (Date.now() < first.getTime() + 3000) await new Promise((res) => setTimeout(res, 250));
+      const mark = term.text.length;
+      term.send('echo still-$((40+2))\n');
+      await term.waitForOutput(/still-42/, mark);
+      expect((await fx.repo.getSession(sessionId))!.state).toBe('active');
+      expect(await accountExists(String(ready.account))).toBe(true);
+      term.send('exit\n');
+      await term.waitClosed();
+      await waitUntil('the session to end', async () => (await fx.repo.getSession(sessionId))?.state === 'ended');
+      const types = (await db.query<{ type: string }>('SELECT type FROM audit_events WHERE session_id = $1', [sessionId])).map((a) => a.type);
+      expect(types).toContain('session.extended');
+      expect(types).not.toContain('lease.expired');
+    }, 120_000);
+
     it.skipIf(!pgUrl)('a gateway process SIGKILLed mid-session leaves no JIT account after lease expiry and reconcile', async () => {
       const pc = await computer({ sshHostKeySha256: host.hostKeySha256 });
       const child = spawnChildGateway({

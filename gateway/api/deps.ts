@@ -44,4 +44,6 @@ export interface ApiDeps {
   hashPassword?: (password: string) => Promise<string>;
   /** End a person's sign-in sessions after disable, delete, role change or MFA reset (gateway/auth). */
   revokeAuthSessions?: (personId: string) => Promise<void>;
+  /** Move an active session's lease end later (engine + lease-expiry job). */
+  extendSession: (sessionId: string, minutes: number, actor: string) => Promise<{ leaseExpiresAt: Date }>;
 }

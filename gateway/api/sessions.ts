@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { canSeeSession, canTerminateSession, isUuid, readScope } from '../access-policy.js';
+import { canExtendSession, canSeeSession, canTerminateSession, isUuid, readScope } from '../access-policy.js';
 import type { LiveSessionInfo } from '../contracts.js';
 import type { ApiDeps } from './deps.js';
-import { ensure, iso, notFound, parseQuery, principalOf } from './http.js';
+import { ensure, iso, notFound, parseBody, parseQuery, principalOf } from './http.js';
 
 const query = z.strictObject({
   state: z.enum(['live', 'all']).default('live'),
@@ -71,6 +71,19 @@ export function sessionRoutes(deps: ApiDeps) {
         });
       }
       return { terminated };
+    });
+
+    const extendBody = z.strictObject({ minutes: z.number().int().min(1).max(24 * 60) });
+    app.post<{ Params: { id: string } }>('/sessions/:id/extend', async (req) => {
+      const p = principalOf(req);
+      if (!isUuid(req.params.id)) throw notFound('session');
+      const rows = await db.query<SessionRow>(`SELECT ${COLS} FROM sessions WHERE id = $1`, [req.params.id]);
+      const s = rows[0];
+      if (!s || !canSeeSession(p, ref(s))) throw notFound('session');
+      ensure(canExtendSession(p, ref(s)), 'extend this session');
+      const { minutes } = parseBody(extendBody, req.body);
+      const r = await deps.extendSession(s.id, minutes, p.login);
+      return { sessionId: s.id, leaseExpiresAt: r.leaseExpiresAt.toISOString() };
     });
   };
 }

@@ -72,6 +72,7 @@ export class ApiFixture {
   readonly files = new DirRecordingFiles();
   readonly storeChecks: string[] = [];
   readonly ended: { sessionId: string; reason: string }[] = [];
+  readonly extended: { sessionId: string; minutes: number; actor: string }[] = [];
   readonly tag = randomBytes(4).toString('hex');
   app!: FastifyInstance;
 
@@ -95,6 +96,10 @@ export class ApiFixture {
       // argon2 at full cost is slow on a shared 2-core machine; tests check the hash is stored, not its strength.
       hashPassword: async (pw) => `test-hash:${pw.length}`,
       endSession: async (sessionId, reason) => void f.ended.push({ sessionId, reason }),
+      extendSession: async (sessionId, minutes, actor) => {
+        f.extended.push({ sessionId, minutes, actor });
+        return { leaseExpiresAt: new Date(Date.UTC(2030, 0, 1)) };
+      },
       ...extra,
     };
     const principalFromHeader = fp(async (app: FastifyInstance) => {

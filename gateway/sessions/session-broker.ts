@@ -31,7 +31,7 @@ import type { LiveRegistration, LiveTap, RedisLiveSessions, TerminateReason } fr
 
 export interface SessionBrokerDeps {
   access: AccessChecker;
-  engine: Pick<JitAccountService, 'requestSession' | 'credentials' | 'releaseCredentials'>;
+  engine: Pick<JitAccountService, 'requestSession' | 'credentials' | 'releaseCredentials' | 'leaseEnd'>;
   queue: JitQueue;
   /** Same connection/prefix/queue name as `queue`: the broker listens to job progress and completion. */
   queueEvents: QueueOptions;
@@ -63,10 +63,27 @@ class Opened implements BrokeredSession {
     readonly tap: LiveTap,
     private readonly broker: JitSessionBroker,
   ) {
-    const ms = session.leaseExpiresAt.getTime() - Date.now();
+    this.#armLease(session.leaseExpiresAt);
+  }
+
+  #armLease(at: Date): void {
+    if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
+    const ms = at.getTime() - Date.now();
     // setTimeout overflows past ~24.8 days; leases are far shorter, but clamp anyway.
-    this.#leaseTimer = setTimeout(() => this.fireTerminate('lease-expired', 'system:lease'), Math.max(0, Math.min(ms, 2_000_000_000)));
+    this.#leaseTimer = setTimeout(() => void this.#leaseDue(), Math.max(0, Math.min(ms, 2_000_000_000)));
     this.#leaseTimer.unref();
+  }
+
+  /** At the lease end as known at open: close, unless the session was extended meanwhile (then wait for the new end). */
+  async #leaseDue(): Promise<void> {
+    if (this.#ended || this.#pendingTerminate) return;
+    const end = await this.currentLeaseEnd().catch(() => null);
+    if (end && end.getTime() > Date.now() + 1000) return this.#armLease(end);
+    this.fireTerminate('lease-expired', 'system:lease');
+  }
+
+  async currentLeaseEnd(): Promise<Date> {
+    return (await this.broker.deps.engine.leaseEnd(this.session.id)) ?? this.session.leaseExpiresAt;
   }
 
   onTerminate(cb: (reason: TerminateReason, by: string) => void): void {

@@ -122,7 +122,7 @@ export class FrontDoorSessionHandler {
         }
         void this.close(reason);
       });
-      this.#warnBeforeLeaseEnd(opened.session.leaseExpiresAt);
+      this.#warnBeforeLeaseEnd(opened, opened.session.leaseExpiresAt);
       progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
       const pinned = pinOf(opened.computer);
       try {
@@ -149,24 +149,31 @@ export class FrontDoorSessionHandler {
    * terminal of this connection is told, on stderr; exec and SFTP channels are
    * not (their stderr belongs to the program and whoever parses it).
    */
-  #warnBeforeLeaseEnd(leaseEnd: Date): void {
+  #warnBeforeLeaseEnd(opened: OpenedSession, leaseEnd: Date): void {
     const lead = this.#o.deps.leaseWarningMs ?? 5 * 60_000;
-    const notice = (): string => {
-      const mins = Math.max(0, Math.round((leaseEnd.getTime() - Date.now()) / 60_000));
-      const at = leaseEnd.toISOString().slice(11, 16);
+    const notice = (end: Date) => (): string => {
+      const mins = Math.max(0, Math.round((end.getTime() - Date.now()) / 60_000));
+      const at = end.toISOString().slice(11, 16);
       return `\r\njitgate: this session ends at ${at} UTC (${mins <= 1 ? 'in about a minute' : `in ${mins} minutes`}), when its JIT account is removed: save your work\r\n`;
     };
-    const warn = (): void => {
-      this.#leaseNotice = notice;
-      const line = notice();
+    const due = async (): Promise<void> => {
+      if (this.#closed) return;
+      // Extended meanwhile (from the web app): warn before the new end instead.
+      const end = (await opened.currentLeaseEnd?.().catch(() => null)) ?? leaseEnd;
+      if (end.getTime() - lead > Date.now() + 1000) return arm(end);
+      this.#leaseNotice = notice(end);
+      const line = this.#leaseNotice();
       for (const ch of this.#interactive) if (ch.writable) ch.stderr.write(line);
     };
-    const delay = leaseEnd.getTime() - lead - Date.now();
-    // Timers hold at most ~24.8 days; a lease that long is warned about when it is that close.
-    if (delay < 2 ** 31 - 1) {
-      this.#leaseTimer = setTimeout(warn, Math.max(0, delay));
+    const arm = (end: Date): void => {
+      const delay = end.getTime() - lead - Date.now();
+      // Timers hold at most ~24.8 days; a lease that long is warned about when it is that close.
+      if (delay >= 2 ** 31 - 1) return;
+      this.#leaseNotice = null;
+      this.#leaseTimer = setTimeout(() => void due(), Math.max(0, delay));
       this.#leaseTimer.unref();
-    }
+    };
+    arm(leaseEnd);
   }
 
   #meta(up: Upstream): RecordingMeta {

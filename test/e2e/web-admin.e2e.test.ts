@@ -63,6 +63,7 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
           db, audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: files,
           stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22' }],
           checkStore: async () => ({ ok: true }),
+          extendSession: () => Promise.reject(new Error('no sessions in the admin pages test')),
         }),
       ],
     });

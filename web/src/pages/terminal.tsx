@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { wsUrl } from '../api.js';
+import { ApiError, post, wsUrl } from '../api.js';
 import { CLOSE_REASONS } from '../close-reasons.js';
 
 type Status =
@@ -15,6 +15,22 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const [progress, setProgress] = useState<string[]>([]);
   const [attempt, setAttempt] = useState(0);
   const [now, setNow] = useState(Date.now());
+  const [extending, setExtending] = useState(false);
+  const [extendError, setExtendError] = useState<string | null>(null);
+
+  async function extend(ready: Extract<Status, { kind: 'ready' }>): Promise<void> {
+    setExtending(true);
+    setExtendError(null);
+    try {
+      const r = await post<{ leaseExpiresAt: string }>(`/sessions/${encodeURIComponent(ready.sessionId)}/extend`, { minutes: 30 });
+      setStatus({ ...ready, leaseExpiresAt: Date.parse(r.leaseExpiresAt) });
+      setNow(Date.now());
+    } catch (err) {
+      setExtendError(err instanceof ApiError ? err.message : 'could not extend the session');
+    } finally {
+      setExtending(false);
+    }
+  }
 
   // The lease clock in the status bar: minutes left, a warning in the last five.
   useEffect(() => {
@@ -107,6 +123,15 @@ export function TerminalPage({ computerId }: { computerId: string }) {
           <span>
             Connected to <strong>{status.computer}</strong> as <strong data-testid="jit-account">{status.account}</strong>
             {status.leaseExpiresAt !== null && <LeaseClock until={status.leaseExpiresAt} now={now} />}
+            {status.leaseExpiresAt !== null && (
+              <>
+                {' '}
+                <button type="button" class="link" data-testid="extend" disabled={extending} onClick={() => void extend(status)}>
+                  Extend 30 min
+                </button>
+              </>
+            )}
+            {extendError && <span class="error-text" role="alert"> {extendError}</span>}
           </span>
         )}
         {status.kind === 'error' && <span class="error-text">{status.message}</span>}
