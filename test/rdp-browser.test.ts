@@ -74,6 +74,7 @@ window.statuses = []; window.closedReason = null;
 window.handle = mountRdp(document.getElementById('host'), {
   computerId: 'win01', accountType: 'domain', csrf: 'good',
   onStatus: (s) => window.statuses.push(s), onClosed: (r) => { window.closedReason = r; },
+  onReady: (i) => { window.readyInfo = i; },
 });
 </script></body></html>`);
     writeFileSync(join(dir, 'replay.html'), `<!doctype html><html><body style="margin:0">
@@ -118,6 +119,11 @@ window.replay = mountRdpReplay(document.getElementById('host'), { url: '/rdp-tes
     await page.waitForFunction(`window.statuses.includes('connected to win01')`, null, { timeout: 30_000 });
     const statuses = await page.evaluate('window.statuses');
     expect(statuses).toEqual(['connecting…', 'creating account…', 'adding to JIT Admins…', 'connecting to win01…', 'connected to win01']);
+    // the session id and lease end reach the page (for its lease bar and Extend button)
+    const info = (await page.evaluate('window.readyInfo')) as { sessionId: string; computer: string; leaseExpiresAt: number };
+    expect(info.computer).toBe('win01');
+    expect(info.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Math.abs(info.leaseExpiresAt - (Date.now() + 3600_000))).toBeLessThan(5 * 60_000);
 
     // The canvas shows the PNG the peer drew.
     await expect.poll(async () => (await pixels(page, 10, 10)).some((p) => p.join() === [...COLOR, 255].join()), { timeout: 20_000 }).toBe(true);

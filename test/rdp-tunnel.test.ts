@@ -137,7 +137,9 @@ describe('RDP tunnel against the Guacamole test peer', () => {
 
     // Progress before guacd, in order.
     expect(jitgate(b, 'progress').map((i) => i[2])).toEqual(['creating account…', 'adding to JIT Admins…', 'connecting to win01…']);
-    expect(jitgate(b, 'ready')[0]?.slice(3)).toEqual(['win01', '0']);
+    expect(jitgate(b, 'ready')[0]?.slice(3, 5)).toEqual(['win01', '0']);
+    // the lease end, for the browser's lease bar
+    expect(jitgate(b, 'ready')[0]?.[5]).toBe(broker.opened[0]!.session.leaseExpiresAt.toISOString());
 
     // guacd → browser: the drawing and a non-ASCII instruction, re-encoded with UTF-16 lengths.
     await until(() => b.instructions.find((i) => i[0] === 'x-test'), 'x-test');

@@ -21,7 +21,7 @@ import { buildRdpParams } from './rdp-params.js';
  * guacd is connected the browser gets `jitgate` instructions (ignored by
  * Guacamole.Client, which looks handlers up by opcode; rdp-view.ts reads
  * them by wrapping `tunnel.oninstruction`):
- *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>
+ *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>,<lease end, ISO 8601>
  *   jitgate,error,<code>,<message>   jitgate,closed,<reason>
  * There is no idle timeout: the browser's 500 ms pings (`0.,4.ping,<ts>;`)
  * are echoed, its `nop`/`sync` go to guacd, and guacd's own timeouts apply.
@@ -268,7 +268,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
   guacd = conn;
   blocked = new Set([...ALWAYS_BLOCKED, ...(built.policy.clipboard ? [] : ['clipboard']), ...(built.policy.drive ? [] : ['file', 'put'])]);
   slog.info({ connectionId: conn.connectionId, version: conn.version }, 'guacd connected');
-  send('jitgate', 'ready', session.id, computer.name, built.policy.clipboard ? '1' : '0');
+  send('jitgate', 'ready', session.id, computer.name, built.policy.clipboard ? '1' : '0', session.leaseExpiresAt.toISOString());
 
   // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
   const highWater = deps.highWaterBytes ?? 1 << 20;

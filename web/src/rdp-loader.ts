@@ -12,6 +12,7 @@ export interface RdpOptions {
   csrf: string;
   onStatus: (status: string) => void;
   onClosed: (reason: string) => void;
+  onReady?: (info: { sessionId: string; computer: string; leaseExpiresAt: number | null }) => void;
 }
 export interface RdpReplayHandle {
   dispose(): void;

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, post, wsUrl } from '../api.js';
+import { wsUrl } from '../api.js';
+import { LeaseBar } from '../lease.js';
 import { CLOSE_REASONS } from '../close-reasons.js';
 
 type Status =
@@ -14,30 +15,6 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const [status, setStatus] = useState<Status>({ kind: 'connecting', step: 'connecting to the gateway…' });
   const [progress, setProgress] = useState<string[]>([]);
   const [attempt, setAttempt] = useState(0);
-  const [now, setNow] = useState(Date.now());
-  const [extending, setExtending] = useState(false);
-  const [extendError, setExtendError] = useState<string | null>(null);
-
-  async function extend(ready: Extract<Status, { kind: 'ready' }>): Promise<void> {
-    setExtending(true);
-    setExtendError(null);
-    try {
-      const r = await post<{ leaseExpiresAt: string }>(`/sessions/${encodeURIComponent(ready.sessionId)}/extend`, { minutes: 30 });
-      setStatus({ ...ready, leaseExpiresAt: Date.parse(r.leaseExpiresAt) });
-      setNow(Date.now());
-    } catch (err) {
-      setExtendError(err instanceof ApiError ? err.message : 'could not extend the session');
-    } finally {
-      setExtending(false);
-    }
-  }
-
-  // The lease clock in the status bar: minutes left, a warning in the last five.
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), 15_000);
-    return () => clearInterval(t);
-  }, []);
-
   useEffect(() => {
     document.title = `Terminal · jitgate`;
     let cleanup: (() => void) | null = null;
@@ -82,7 +59,6 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       } else if (msg.type === 'ready') {
         const lease = msg.leaseExpiresAt ? Date.parse(msg.leaseExpiresAt) : NaN;
         setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null });
-        setNow(Date.now());
         document.title = `${msg.computer ?? 'Terminal'} · jitgate`;
         term.focus();
       } else if (msg.type === 'error') {
@@ -122,16 +98,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         {status.kind === 'ready' && (
           <span>
             Connected to <strong>{status.computer}</strong> as <strong data-testid="jit-account">{status.account}</strong>
-            {status.leaseExpiresAt !== null && <LeaseClock until={status.leaseExpiresAt} now={now} />}
-            {status.leaseExpiresAt !== null && (
-              <>
-                {' '}
-                <button type="button" class="link" data-testid="extend" disabled={extending} onClick={() => void extend(status)}>
-                  Extend 30 min
-                </button>
-              </>
-            )}
-            {extendError && <span class="error-text" role="alert"> {extendError}</span>}
+            {status.leaseExpiresAt !== null && <LeaseBar sessionId={status.sessionId} leaseExpiresAt={status.leaseExpiresAt} />}
           </span>
         )}
         {status.kind === 'error' && <span class="error-text">{status.message}</span>}
@@ -150,23 +117,3 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   );
 }
 
-const WARN_MS = 5 * 60_000;
-
-/** "until 14:32 (47 min left)"; in the last five minutes a warning the screen reader announces (the bar is aria-live). */
-function LeaseClock({ until, now }: { until: number; now: number }) {
-  const left = Math.max(0, until - now);
-  const at = new Date(until).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  const mins = Math.ceil(left / 60_000);
-  if (left <= WARN_MS) {
-    return (
-      <span class="lease-warning" data-testid="lease-clock">
-        {' '}· session ends at {at} ({mins <= 1 ? 'less than a minute' : `${mins} minutes`} left): save your work
-      </span>
-    );
-  }
-  return (
-    <span class="muted" data-testid="lease-clock">
-      {' '}· until {at} ({mins >= 120 ? `${Math.floor(mins / 60)} h` : `${mins} min`} left)
-    </span>
-  );
-}

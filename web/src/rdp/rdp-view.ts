@@ -17,6 +17,8 @@ export interface RdpViewOptions {
   csrf: string;
   onStatus(text: string): void;
   onClosed(reason: string): void;
+  /** The session is up: its id and lease end (for the lease bar). */
+  onReady?(info: { sessionId: string; computer: string; leaseExpiresAt: number | null }): void;
   /** Tunnel endpoint; default `/api/v1/rdp` on this origin. */
   tunnelUrl?: string;
 }
@@ -74,6 +76,8 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
       computerName = rest[1] ?? '';
       clipboardAllowed = rest[2] === '1';
       opts.onStatus(computerName ? `connected to ${computerName}` : 'connected');
+      const lease = rest[3] ? Date.parse(rest[3]) : NaN;
+      opts.onReady?.({ sessionId: rest[0] ?? '', computer: computerName, leaseExpiresAt: Number.isFinite(lease) ? lease : null });
       root.focus();
     } else if (kind === 'error') errorText = rest[1] ?? rest[0] ?? 'error';
     else if (kind === 'closed') closedText = rest[0] === 'remote desktop closed' ? 'The remote desktop closed the session.' : (rest[0] ?? null);
