@@ -81,6 +81,13 @@ for (const factory of databaseFactories()) {
     it('extending a session: its person and admins of its organization; not auditors, other technicians or other organizations', async () => {
       const w = await world();
       const sA = await f.session(w.ca, w.techA);
+      f.live.live.set(sA, { sessionId: sA, personLogin: w.techA.login, computerName: w.ca.name, protocol: 'ssh', account: 'x_abc123', startedAt: new Date().toISOString(), gateway: 'gw-1' });
+      const listed = async (p: typeof w.techA) => ((await f.as(p).get('/sessions')).json() as { sessionId: string; canExtend: boolean; leaseExpiresAt: string }[]).find((x) => x.sessionId === sA);
+      const lease = (await db.query<{ lease_expires_at: Date }>('SELECT lease_expires_at FROM sessions WHERE id = $1', [sA]))[0]!.lease_expires_at;
+      expect(await listed(w.adminA)).toMatchObject({ canExtend: true, leaseExpiresAt: new Date(lease).toISOString() });
+      expect(await listed(w.techA)).toMatchObject({ canExtend: true });
+      expect(await listed(w.auditorA)).toMatchObject({ canExtend: false });
+      f.live.live.delete(sA);
       f.extended.length = 0;
       expect((await f.as(w.auditorA).post(`/sessions/${sA}/extend`, { minutes: 30 })).statusCode).toBe(403);
       expect((await f.as(w.techA2).post(`/sessions/${sA}/extend`, { minutes: 30 })).statusCode).toBe(404);

@@ -13,8 +13,9 @@ const query = z.strictObject({
 type SessionRow = {
   id: string; person_id: string | null; person_login: string; computer_name: string; protocol: string; account_name: string | null;
   state: string; organization_id: string | null; created_at: Date | string; started_at: Date | string | null; ended_at: Date | string | null; end_reason: string | null;
+  lease_expires_at: Date | string;
 };
-const COLS = 'id, person_id, person_login, computer_name, protocol, account_name, state, organization_id, created_at, started_at, ended_at, end_reason';
+const COLS = 'id, person_id, person_login, computer_name, protocol, account_name, state, organization_id, created_at, started_at, ended_at, end_reason, lease_expires_at';
 
 export function sessionRoutes(deps: ApiDeps) {
   const { db, audit, liveSessions } = deps;
@@ -48,6 +49,7 @@ export function sessionRoutes(deps: ApiDeps) {
             sessionId: r.id, personLogin: r.person_login, computerName: r.computer_name, protocol: r.protocol, account: l?.account ?? r.account_name,
             state: r.state, live: Boolean(l), gateway: l?.gateway ?? null, startedAt: l?.startedAt ?? iso(r.started_at ?? r.created_at),
             endedAt: iso(r.ended_at), endReason: r.end_reason, canTerminate: Boolean(l) && canTerminateSession(p, ref(r)),
+            leaseExpiresAt: iso(r.lease_expires_at), canExtend: r.state === 'active' && canExtendSession(p, ref(r)),
           };
         });
     });

@@ -174,6 +174,8 @@ export interface LiveSession {
   state?: string;
   gateway?: string | null;
   canTerminate?: boolean;
+  leaseExpiresAt?: string | null;
+  canExtend?: boolean;
 }
 
 export interface Recording {

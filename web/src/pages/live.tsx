@@ -63,6 +63,14 @@ export function LivePage({ watch }: { watch?: string }) {
     return () => clearInterval(t);
   }, [watch, reload]);
   if (watch) return <Watch id={watch} />;
+  const extend = async (s: LiveSession) => {
+    try {
+      await post(`/sessions/${sid(s)}/extend`, { minutes: 30 });
+      reload();
+    } catch (e) {
+      setErr(e);
+    }
+  };
   const terminate = async (s: LiveSession) => {
     if (!confirm(`Terminate ${s.personLogin}'s session on ${s.computerName}? Both sides are closed and the account is torn down.`)) return;
     try {
@@ -82,6 +90,7 @@ export function LivePage({ watch }: { watch?: string }) {
             <th scope="col">Where</th>
             <th scope="col">Account</th>
             <th scope="col">Since</th>
+            <th scope="col">Until</th>
             <th scope="col">
               <span class="sr-only">Actions</span>
             </th>
@@ -98,8 +107,14 @@ export function LivePage({ watch }: { watch?: string }) {
                 <code>{s.account ?? s.accountName ?? '—'}</code>
               </td>
               <td data-label="Since">{fmtTime(s.startedAt)}</td>
+              <td data-label="Until">{s.leaseExpiresAt ? fmtTime(s.leaseExpiresAt) : '—'}</td>
               <td class="row-actions">
                 {s.protocol === 'ssh' && <Link href={`/live/${encodeURIComponent(sid(s))}/watch`}>Watch</Link>}{' '}
+                {s.canExtend && (
+                  <button type="button" onClick={() => void extend(s)} aria-label={`Extend ${s.personLogin}'s session on ${s.computerName} by 30 minutes`}>
+                    Extend 30 min
+                  </button>
+                )}{' '}
                 {(s.canTerminate ?? can(me.person, 'admin')) && (
                   <button type="button" class="danger" onClick={() => void terminate(s)}>
                     Terminate
@@ -110,7 +125,7 @@ export function LivePage({ watch }: { watch?: string }) {
           ))}
           {data?.length === 0 && (
             <tr>
-              <td colSpan={5} class="muted">
+              <td colSpan={6} class="muted">
                 Nobody is connected right now.
               </td>
             </tr>
