@@ -213,7 +213,8 @@ export class Recorder implements SessionRecorder, RecordingFiles {
    * rows still open whose session has ended (teardown done, so no gateway can
    * still be writing) for at least `graceMs`, and whose file is in this
    * gateway's store. An asciicast loses its incomplete last line (so it still
-   * replays; counted in `dropped_bytes`); then the file is hashed, signed into
+   * replays; counted in `dropped_bytes`); stream records and guacd's RDP files
+   * are sealed as found. Then the file is hashed, signed into
    * the manifest and audited as `recording.completed` (outcome failure,
    * reason "interrupted"). Files on another gateway's disk are left to it.
    * Safe to run on several gateways at once.
@@ -223,7 +224,7 @@ export class Recorder implements SessionRecorder, RecordingFiles {
     const rows = await this.#d.db.query<{ id: string; session_id: string; kind: Kind; path: string; computer_name: string | null; account_name: string | null; person_login: string | null }>(
       `SELECT r.id, r.session_id, r.kind, r.path, s.computer_name, s.account_name, s.person_login
          FROM recordings r JOIN sessions s ON s.id = r.session_id
-        WHERE r.ended_at IS NULL AND r.kind IN ('terminal', 'exec', 'sftp')
+        WHERE r.ended_at IS NULL AND r.kind IN ('terminal', 'exec', 'sftp', 'rdp')
           AND s.state IN ('ended', 'failed') AND coalesce(s.ended_at, r.started_at) < $1
         ORDER BY r.started_at`,
       [before],
@@ -240,6 +241,8 @@ export class Recorder implements SessionRecorder, RecordingFiles {
         const claimed = await tx.query('UPDATE recordings SET ended_at = now() WHERE id = $1 AND ended_at IS NULL RETURNING id', [r.id]);
         if (!claimed.length) return false;
         const dropped = r.kind === 'terminal' ? await this.#dropPartialLine(r.path) : 0;
+        // guacd wrote it as its own user; readable by us only from now on (as a normal close does).
+        if (r.kind === 'rdp') await this.store.protect(r.path);
         const h = await this.store.hash(r.path);
         const e = h ? await appendManifest(tx, this.#d.signingKey, { recordingId: r.id, sha256: h.sha256, sizeBytes: h.size }) : null;
         await tx.query('UPDATE recordings SET size_bytes = $2, sha256 = $3, manifest_seq = $4, dropped_bytes = $5 WHERE id = $1', [

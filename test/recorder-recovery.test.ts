@@ -5,7 +5,7 @@
  * Real files, PGlite and PostgreSQL.
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,21 @@ for (const f of databaseFactories()) {
       // Idempotent: a second sweep (or another gateway) changes nothing.
       expect((await rec.recoverInterrupted({ graceMs: 0 })).sealed).toBe(0);
       expect((await rec.verify()).ok).toBe(true);
+    });
+
+    it('seals an RDP recording guacd was writing when the gateway died, as found and readable only by jitgate', async () => {
+      const meta = await newSession(db);
+      const slot = await rec.startRdp(meta);
+      // guacd writes the file itself (here: the test, with guacd's permissive mode).
+      const file = join(slot.guacdPath, slot.guacdName);
+      writeFileSync(rec.store.absolute((await row(slot.recordingId)).path), '4.size,1.0,4.1024,3.768;4.sync,4.1234;', { mode: 0o644 });
+      expect(file).toBe(rec.store.absolute((await row(slot.recordingId)).path));
+      await endSession(db, meta.sessionId, 5);
+      expect((await rec.recoverInterrupted({ graceMs: 0 })).sealed).toBe(1);
+      const r = await row(slot.recordingId);
+      expect(r.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(statSync(rec.store.absolute(r.path)).mode & 0o777).toBe(0o600);
+      expect((await rec.verify({ recordingId: slot.recordingId })).recordings.map((x) => x.status)).toEqual(['ok']);
     });
 
     it('leaves a recording whose file is on another gateway alone, and seals a stream record as found', async () => {
