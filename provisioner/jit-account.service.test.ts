@@ -376,3 +376,22 @@ describe('JIT engine: extending a session', () => {
     expect(await codeOf(fx.service.extendLease(sessionId, 10, 'ella'))).toBe('JIT_ERR_JIT_SESSION_CLOSED');
   });
 });
+
+describe('JIT engine: concurrent teardowns', () => {
+  it('the lease job, the reconciler and a check-in racing on one session tear it down once: one deletion, session.ended last', async () => {
+    const pc = await fx.computer({ ...maxSec, adminGroups: ['JIT Admins', 'Helpdesk'] });
+    const { sessionId } = await fx.open(pc, 'rosa');
+    await Promise.all([
+      fx.service.teardown(sessionId, 'lease expired', 'system:lease'),
+      fx.service.teardown(sessionId, 'lease expired (reconciler)', 'system:reconciler'),
+      fx.service.teardown(sessionId, 'closed by user', 'rosa'),
+    ]);
+    const types = (await fx.audit.list({ sessionId })).map((e) => e.type);
+    expect(types.filter((t) => t === 'account.deleted')).toHaveLength(1);
+    expect(types.filter((t) => t === 'account.group_removed')).toHaveLength(2);
+    expect(types.filter((t) => t === 'session.ended')).toHaveLength(1);
+    expect(types.at(-1)).toBe('session.ended');
+    expect(ad.accounts.size).toBe(0);
+    expect(ad.calls.filter((c) => c.op === 'delete')).toHaveLength(1);
+  });
+});

@@ -335,19 +335,26 @@ export class JitAccountService {
    */
   async teardown(sessionId: string, reason: string, actor = 'system:provisioner'): Promise<{ state: string }> {
     const repo = this.#o.repo;
-    const s0 = await repo.getSession(sessionId);
-    if (!s0) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `session ${sessionId}` });
-    if (s0.state === 'ended' || s0.state === 'failed') return { state: s0.state };
-    await repo.transitionSession(sessionId, ['pending', 'provisioning', 'active', 'ending'], 'ending', { endReason: reason });
-    await this.#release(sessionId, reason, actor);
-    // The state and its audit event commit together: no ended session without its session.ended event.
-    await repo.db.transaction(async (tx) => {
-      const done = await repo.transitionSession(sessionId, ['ending'], 'ended', { endReason: reason }, tx);
-      if (done) {
-        await this.#o.audit.record({ type: 'session.ended', actor: actor === 'system:provisioner' ? s0.personLogin : actor, outcome: 'success', sessionId, computer: s0.computerName, account: s0.accountName, data: { reason } }, tx);
-      }
+    const first = await repo.getSession(sessionId);
+    if (!first) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `session ${sessionId}` });
+    if (first.state === 'ended' || first.state === 'failed') return { state: first.state };
+    // One teardown per session at a time (the lease job, the reconciler, a check-in may race): the
+    // second waits, then finds it ended. The lock is leased, so a worker that dies holding it only
+    // delays the next teardown by its lease, never blocks it.
+    return this.#withLock(`session:${sessionId}`, async () => {
+      const s0 = await repo.getSession(sessionId);
+      if (!s0 || s0.state === 'ended' || s0.state === 'failed') return { state: s0?.state ?? 'ended' };
+      await repo.transitionSession(sessionId, ['pending', 'provisioning', 'active', 'ending'], 'ending', { endReason: reason });
+      await this.#release(sessionId, reason, actor);
+      // The state and its audit event commit together: no ended session without its session.ended event.
+      await repo.db.transaction(async (tx) => {
+        const done = await repo.transitionSession(sessionId, ['ending'], 'ended', { endReason: reason }, tx);
+        if (done) {
+          await this.#o.audit.record({ type: 'session.ended', actor: actor === 'system:provisioner' ? s0.personLogin : actor, outcome: 'success', sessionId, computer: s0.computerName, account: s0.accountName, data: { reason } }, tx);
+        }
+      });
+      return { state: 'ended' };
     });
-    return { state: 'ended' };
   }
 
   async #release(sessionId: string, reason: string, actor: string): Promise<void> {
