@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import '../all-errors.js';
+import '../app/all-errors.js';
 import { allErrorDefs } from './errors.js';
 import { renderErrorsDoc } from './errors-doc.js';
 

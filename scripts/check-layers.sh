@@ -13,5 +13,11 @@ check core 'config|gateway|provisioner|recorder|web'
 check config 'gateway|provisioner|recorder|web'
 check provisioner 'gateway|recorder|web'
 check recorder 'gateway|provisioner|web'
+# Wiring lives in app/; test-only code (test/) never ships in the production tree.
+check gateway 'app|test'
+check provisioner 'app|test'
+check recorder 'app|test'
+check core 'app|test'
+check config 'app|test'
 [ $bad -eq 0 ] && echo "layering ok"
 exit $bad

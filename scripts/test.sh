@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$1"; }
 step "typecheck"; npx tsc -p tsconfig.json --noEmit
 step "typecheck web"; npx tsc -p web/tsconfig.json --noEmit
 step "lint"; npx eslint .
-step "circular imports"; npx dpdm --no-warning --no-tree --exit-code circular:1 -T cli.ts main.ts
+step "circular imports"; npx dpdm --no-warning --no-tree --exit-code circular:1 -T app/cli.ts app/main.ts
 step "layering"; bash scripts/check-layers.sh
 step "build"; npx tsc -p tsconfig.build.json
 step "build web app"; node --import tsx web/build.ts

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../core/db/database.js';
-import { ApiFixture } from '../gateway/api/test-fixture.js';
+import { ApiFixture } from './fixtures/api-fixture.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { Client } from 'ldapts';
 import { generate } from 'otplib';
 import { writeAskpass } from '../bench/ssh-front-door-rig.js';
-import { demoDomainUnavailable } from '../demo-ad-target.js';
+import { demoDomainUnavailable } from '../app/demo-ad-target.js';
 import { processesMentioning, ROOT, spawnCli } from './harness/cli.js';
 import { redisAvailable } from './harness/redis.js';
 import { sambaAdAvailable } from './harness/samba-ad.js';

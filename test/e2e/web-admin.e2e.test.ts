@@ -10,7 +10,7 @@ import { silentLogger } from '../../core/logging.js';
 import { SecretBox } from '../../core/secret-box.js';
 import { AccessService } from '../../gateway/access-policy.js';
 import { apiRoutes } from '../../gateway/api/index.js';
-import { DirRecordingFiles, MemoryLiveSessions } from '../../gateway/api/test-fixture.js';
+import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
 import { createAuth } from '../../gateway/auth/index.js';
 import { createMetrics } from '../../gateway/metrics.js';
 import { buildServer } from '../../gateway/server.js';

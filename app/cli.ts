@@ -2,26 +2,26 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, loadConfig, type Config } from './config/load.js';
-import { isJitgateError } from './core/errors.js';
-import { renderErrorsDoc } from './core/errors-doc.js';
-import { createLogger, type Logger } from './core/logging.js';
-import { openDatabase } from './core/db/open.js';
-import { migrate, schemaVersion } from './core/db/migrations.js';
-import { EmbeddedRedis, pingRedis } from './core/redis.js';
-import { applyInventory, parseInventory } from './gateway/inventory.js';
+import { ConfigError, loadConfig, type Config } from '../config/load.js';
+import { isJitgateError } from '../core/errors.js';
+import { renderErrorsDoc } from '../core/errors-doc.js';
+import { createLogger, type Logger } from '../core/logging.js';
+import { openDatabase } from '../core/db/open.js';
+import { migrate, schemaVersion } from '../core/db/migrations.js';
+import { EmbeddedRedis, pingRedis } from '../core/redis.js';
+import { applyInventory, parseInventory } from '../gateway/inventory.js';
 import { openCore, startRuntime, VERSION, buildStores } from './main.js';
-import { JitQueue } from './provisioner/jobs.js';
-import { redisOptions } from './core/redis.js';
+import { JitQueue } from '../provisioner/jobs.js';
+import { redisOptions } from '../core/redis.js';
 import type { ConnectionOptions } from 'bullmq';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
 import { demoDomainComputer, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost, type DemoDomainHost } from './demo-ad-target.js';
-import { recorderFromConfig } from './recorder/wiring.js';
-import { checkGuacd } from './gateway/rdp/guacd-client.js';
-import { formatVerifyReport } from './recorder/verify.js';
+import { recorderFromConfig } from '../recorder/wiring.js';
+import { checkGuacd } from '../gateway/rdp/guacd-client.js';
+import { formatVerifyReport } from '../recorder/verify.js';
 
 /**
  * `jitgate` — serve, check, migrate, and the operator (break-glass) commands.

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
  * scripts/demo-ad-host.sh. JIT accounts for the `demo-domain` computer are
  * real AD accounts created over LDAPS by the `demo-ad` LDAP account store.
  */
-const SCRIPT = fileURLToPath(new URL(existsHere('./scripts/demo-ad-host.sh') ? './scripts/demo-ad-host.sh' : '../scripts/demo-ad-host.sh', import.meta.url));
+const SCRIPT = fileURLToPath(new URL(existsHere('../scripts/demo-ad-host.sh') ? '../scripts/demo-ad-host.sh' : '../../scripts/demo-ad-host.sh', import.meta.url));
 
 function existsHere(rel: string): boolean {
   try {

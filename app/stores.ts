@@ -1,9 +1,9 @@
-import type { AccountStoreConfig } from './config/schema.js';
-import type { Logger } from './core/logging.js';
-import type { AccountStore } from './provisioner/account-store.js';
-import { LdapAccountStore } from './provisioner/stores/ldap.store.js';
-import { SshAccountStore } from './provisioner/stores/ssh.store.js';
-import { WinRmStore } from './provisioner/stores/winrm.store.js';
+import type { AccountStoreConfig } from '../config/schema.js';
+import type { Logger } from '../core/logging.js';
+import type { AccountStore } from '../provisioner/account-store.js';
+import { LdapAccountStore } from '../provisioner/stores/ldap.store.js';
+import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
+import { WinRmStore } from '../provisioner/stores/winrm.store.js';
 
 /** Build an account store adapter from its configuration (entry-point wiring). */
 export async function buildStore(sc: AccountStoreConfig, log: Logger): Promise<AccountStore> {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
  * (scripts/ssh-host.sh, docs/ssh-test-hosts.md). Accounts created on it
  * never touch this machine's own /etc.
  */
-const SCRIPT = fileURLToPath(new URL(existsHere('./scripts/ssh-host.sh') ? './scripts/ssh-host.sh' : '../scripts/ssh-host.sh', import.meta.url));
+const SCRIPT = fileURLToPath(new URL(existsHere('../scripts/ssh-host.sh') ? '../scripts/ssh-host.sh' : '../../scripts/ssh-host.sh', import.meta.url));
 
 function existsHere(rel: string): boolean {
   try {

@@ -2,32 +2,32 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Worker, ConnectionOptions } from 'bullmq';
-import type { Config } from './config/load.js';
-import { AuditLog } from './core/audit.js';
-import type { Database } from './core/db/database.js';
-import { migrate } from './core/db/migrations.js';
-import { openDatabase } from './core/db/open.js';
-import type { Logger } from './core/logging.js';
-import { EmbeddedRedis, pingRedis, redisOptions, type RedisTarget } from './core/redis.js';
-import { SecretBox } from './core/secret-box.js';
-import { buildServer } from './gateway/server.js';
-import { createMetrics } from './gateway/metrics.js';
-import type { AccountStore } from './provisioner/account-store.js';
-import { buildJobHandlers } from './provisioner/job-handlers.js';
-import { JitAccountService } from './provisioner/jit-account.service.js';
-import { JitRepository } from './provisioner/jit-repository.js';
-import { JitQueue, startJitWorker } from './provisioner/jobs.js';
+import type { Config } from '../config/load.js';
+import { AuditLog } from '../core/audit.js';
+import type { Database } from '../core/db/database.js';
+import { migrate } from '../core/db/migrations.js';
+import { openDatabase } from '../core/db/open.js';
+import type { Logger } from '../core/logging.js';
+import { EmbeddedRedis, pingRedis, redisOptions, type RedisTarget } from '../core/redis.js';
+import { SecretBox } from '../core/secret-box.js';
+import { buildServer } from '../gateway/server.js';
+import { createMetrics } from '../gateway/metrics.js';
+import type { AccountStore } from '../provisioner/account-store.js';
+import { buildJobHandlers } from '../provisioner/job-handlers.js';
+import { JitAccountService } from '../provisioner/jit-account.service.js';
+import { JitRepository } from '../provisioner/jit-repository.js';
+import { JitQueue, startJitWorker } from '../provisioner/jobs.js';
 import { buildStore } from './stores.js';
-import { createAuth, checkCsrfQuery, type Auth } from './gateway/auth/index.js';
-import { AccessService, canConnect, canSeeSession } from './gateway/access-policy.js';
-import { apiRoutes, storeInfos } from './gateway/api/index.js';
-import { startSshGateway, pinHostKeyInDatabase, type SshGateway } from './gateway/ssh/ssh-gateway.js';
-import { startFrontDoor, type FrontDoorHandle } from './gateway/ssh/front-door.js';
-import { rdpRoutes } from './gateway/rdp/rdp-tunnel.js';
-import { webStatic } from './gateway/web-static.js';
-import { forwardAudit, type AuditForwarder } from './core/audit-forward.js';
-import { recorderFromConfig } from './recorder/wiring.js';
-import type { Principal } from './gateway/auth/principal.js';
+import { createAuth, checkCsrfQuery, type Auth } from '../gateway/auth/index.js';
+import { AccessService, canConnect, canSeeSession } from '../gateway/access-policy.js';
+import { apiRoutes, storeInfos } from '../gateway/api/index.js';
+import { startSshGateway, pinHostKeyInDatabase, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
+import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
+import { rdpRoutes } from '../gateway/rdp/rdp-tunnel.js';
+import { webStatic } from '../gateway/web-static.js';
+import { forwardAudit, type AuditForwarder } from '../core/audit-forward.js';
+import { recorderFromConfig } from '../recorder/wiring.js';
+import type { Principal } from '../gateway/auth/principal.js';
 
 /**
  * The one place where real adapters are wired together: database, Redis,
@@ -35,7 +35,7 @@ import type { Principal } from './gateway/auth/principal.js';
  */
 function packageVersion(): string {
   // from the sources (repo root) or from dist/
-  for (const rel of ['./package.json', '../package.json']) {
+  for (const rel of ['../package.json', '../../package.json']) {
     const p = new URL(rel, import.meta.url);
     if (existsSync(p)) return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
   }
@@ -243,11 +243,11 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
 
 /** Where the built web app is (web/dist next to the sources or the package). */
 export function webDistDir(): string {
-  for (const rel of ['./web/dist', '../web/dist']) {
+  for (const rel of ['../web/dist', '../../web/dist']) {
     const u = new URL(rel, import.meta.url);
     if (existsSync(new URL('./index.html', u.href + '/'))) return u.pathname;
   }
-  return new URL('./web/dist', import.meta.url).pathname;
+  return new URL('../web/dist', import.meta.url).pathname;
 }
 
 interface GatewayParts {
