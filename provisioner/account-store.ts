@@ -50,6 +50,8 @@ export interface CreateAccountSpec {
 
 export interface ManagedAccount {
   readonly name: string;
+  /** Where the backend keeps the account when that is more than its name (the LDAP DN); absent elsewhere. */
+  readonly location?: string;
   /** The ownership marker read back from the backend ('' when none). */
   readonly marker: string;
   readonly enabled: boolean;
@@ -58,14 +60,21 @@ export interface ManagedAccount {
   readonly expiresAt: Date | null;
 }
 
+/** What `create` reports back: where the account was made (the LDAP DN), recorded so teardown and the reconciler find it there. */
+export interface CreatedAccount {
+  readonly location: string | null;
+}
+
 export interface AccountStore {
   readonly kind: StoreKind;
   readonly nameRules: NameRules;
+  /** NetBIOS domain / realm that credentials of this store's accounts carry (RDP to domain-joined Windows); absent for local accounts. */
+  readonly domain?: string;
   /** `create` honours `spec.groups` (joins them atomically with the creation); absent means false. */
   readonly groupsOnCreate?: boolean;
 
   /** Create an enabled account; JIT_ERR_STORE_ACCOUNT_EXISTS on collision. */
-  create(spec: CreateAccountSpec): Promise<void>;
+  create(spec: CreateAccountSpec): Promise<CreatedAccount | void>;
   /** Add a direct membership; succeeds when already a member. */
   addToGroup(name: string, group: string): Promise<void>;
   /** Remove a direct membership; succeeds when not a member or account missing. */
@@ -78,11 +87,25 @@ export interface AccountStore {
   setPassword(name: string, password: string): Promise<void>;
   /** Update the ownership marker (the account must already carry a jitgate marker). */
   setMarker(name: string, marker: string): Promise<void>;
+  /**
+   * End every logon session of the account and stop its processes on the
+   * computer this store manages (Windows: log off RDP/console sessions and
+   * stop processes; Linux: kill the user's processes), so a disconnected
+   * session keeps no admin token past its lease. Succeeds when there is
+   * nothing to end or the account does not exist. Stores without a computer
+   * of their own (LDAP) leave it out; the engine then asks the computer's
+   * local store, when it has one.
+   */
+  logOff?(name: string): Promise<void>;
   /** Delete the account (and its home/profile where the backend has one); succeeds when missing. */
   delete(name: string): Promise<void>;
-  /** Read one account, managed or not; null when missing. */
+  /**
+   * Read one account, managed or not; null only on a positive "no such
+   * account" from the backend (the reconciler forgets a row only on that
+   * answer). Searches everywhere the store may have created accounts.
+   */
   get(name: string): Promise<ManagedAccount | null>;
-  /** Every account whose marker starts with `jitgate:`. */
+  /** Every account whose marker starts with `jitgate:`, wherever the store may have created it (every allowed container). */
   listManaged(): Promise<ManagedAccount[]>;
   /** Reach the backend and verify the service identity works (for `jitgate check`). */
   check(): Promise<void>;
