@@ -3,14 +3,17 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig, type Config } from '../config/load.js';
+import { insecureTransportWarnings } from '../config/schema.js';
 import { isJitgateError } from '../core/errors.js';
 import { renderErrorsDoc } from '../core/errors-doc.js';
 import { createLogger, type Logger } from '../core/logging.js';
 import { openDatabase } from '../core/db/open.js';
-import { migrate, schemaVersion } from '../core/db/migrations.js';
+import { migrate, schemaStatus } from '../core/db/migrations.js';
 import { EmbeddedRedis, pingRedis } from '../core/redis.js';
 import { applyInventory, parseInventory } from '../gateway/inventory.js';
-import { openCore, startRuntime, VERSION, buildStores } from './main.js';
+import { storeScopeOf } from '../provisioner/store-scope.js';
+import { openCore, startRuntime, VERSION, buildStores, type Core } from './main.js';
+import { noGatewayRunning, RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
 import { JitQueue } from '../provisioner/jobs.js';
 import { redisOptions } from '../core/redis.js';
 import type { ConnectionOptions } from 'bullmq';
@@ -187,7 +190,7 @@ program
           jit: { enabled: true, deleteOnCheckIn: true, accountMode: 'named', accountType: 'local', adminGroups: ['sudo'], maxSessionMinutes: 60 },
           policy: { sshHostKeySha256: host.hostKeySha256 },
         }, ...(domain ? [demoDomainComputer(domain, 'Demo', 'demo-ad')] : [])],
-      }, new Set(['demo-linux', ...(domain ? ['demo-ad'] : [])])));
+      }, new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)]))));
       process.stdout.write([
         '',
         `jitgate demo is running on ${runtime.url ?? ''}`,
@@ -234,11 +237,18 @@ program
       lines.push(`${ok ? 'ok  ' : 'FAIL'} ${what}: ${detail}`);
     };
     report(true, 'configuration', `valid (role ${cfg.role}, data dir ${cfg.dataDir})`);
+    // Accepted on purpose, so a warning on every run rather than a failure.
+    for (const w of insecureTransportWarnings(cfg.accountStores)) lines.push(`warn ${w}`);
     try {
       const db = await openDatabase({ url: cfg.database.url?.reveal(), dataDir: cfg.dataDir });
       try {
         await db.ping();
-        report(true, 'database', `${db.kind} reachable, schema version ${await schemaVersion(db)}`);
+        // Not migrated is no failure: `serve` and every operator command migrate at start.
+        const { current, expected } = await schemaStatus(db);
+        const how = 'run `jitgate migrate` (or `jitgate serve`, which migrates at start)';
+        if (current === 0) lines.push(`warn database: ${db.kind} reachable, not migrated yet (this version needs schema ${expected}): ${how}`);
+        else if (current < expected) lines.push(`warn database: ${db.kind} reachable, schema version ${current} of ${expected}: ${how}`);
+        else report(true, 'database', `${db.kind} reachable, schema version ${current}`);
       } finally {
         await db.close();
       }
@@ -305,12 +315,16 @@ program
   .action(async (opts: { file: string }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), new Set(cfg.accountStores.map((s) => s.name)));
+      const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)])));
       const core = await openCore(cfg, quietLogger(cfg));
       try {
         const r = await applyInventory(core.db, inv);
         await core.audit.record({ type: 'admin.changed', actor: 'system:cli', outcome: 'success', data: { action: 'apply', organizations: r.organizations, computers: r.computers } });
         process.stdout.write(`applied ${r.organizations} organization(s), ${r.computers} computer(s)\n`);
+        for (const u of r.unpinned) {
+          await core.audit.record({ type: 'computer.host_key_unpinned', actor: 'system:cli', outcome: 'success', computer: u.name, data: { id: u.id, organizationId: u.organizationId, previous: u.previous, reason: 'address changed' } });
+          process.stdout.write(`${u.name}: address changed, host key unpinned: confirm it with \`jitgate computers pin-host-key ${u.name}\`\n`);
+        }
       } finally {
         await core.close();
       }
@@ -347,8 +361,16 @@ program
         const found = await core.repo.findComputers(ref);
         if (found.length !== 1) throw new Error(found.length === 0 ? `no computer named ${ref}` : `${ref} is ambiguous: use organization/name`);
         const session = await core.engine.requestSession({ personLogin: opts.for, computer: found[0]!, protocol: opts.protocol, accountType: opts.accountType, minutes: opts.minutes });
+        // Said before anything is created: if this process dies mid-way, the operator can check the session in.
+        process.stderr.write(`session ${session.id} requested on ${found[0]!.name}; provisioning…\n`);
         await withQueue(cfg, (q) => (q ? q.scheduleLeaseExpiry(session.id, session.leaseExpiresAt) : Promise.resolve()));
-        const r = await core.engine.provision(session.id);
+        let r;
+        try {
+          r = await core.engine.provision(session.id);
+        } catch (err) {
+          process.stderr.write(await checkoutFailureNote(core, session.id, cfg.jit.provisioningTimeoutSeconds));
+          throw err;
+        }
         const out: Record<string, unknown> = { sessionId: r.sessionId, computer: found[0]!.name, account: r.account, store: r.store, groups: r.groups, expiresAt: r.leaseExpiresAt };
         if (opts.showPassword && r.account) {
           const creds = await core.engine.credentials(r.sessionId);
@@ -369,6 +391,19 @@ program
       fail(err);
     }
   });
+
+/** After a failed checkout: what was left behind, in words, and who removes it. */
+async function checkoutFailureNote(core: Core, sessionId: string, timeoutSeconds: number): Promise<string> {
+  const s = await core.repo.getSession(sessionId).catch(() => null);
+  if (!s) return `session ${sessionId}: not found after the failure\n`;
+  const account = s.accountId ? await core.repo.getAccount(s.accountId).catch(() => null) : null;
+  if (s.state === 'failed' || s.state === 'ended') {
+    return account && account.state !== 'deleted' && account.state !== 'idle'
+      ? `session ${sessionId} ${s.state}; account ${account.name} is left (${account.state}): the reconciler removes it, or run jitgate reconcile\n`
+      : `session ${sessionId} ${s.state}; nothing was left behind${account ? ` (account ${account.name} rolled back)` : ''}\n`;
+  }
+  return `session ${sessionId} is ${s.state}${account ? ` with account ${account.name} (${account.state})` : ''}: the reconciler rolls it back within ${timeoutSeconds} s of the request, or run jitgate checkin ${sessionId}\n`;
+}
 
 program
   .command('checkin <session-id>')
@@ -396,17 +431,27 @@ program
   .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const core = await openCore(cfg, quietLogger(cfg));
+      // Embedded database: `serve` cannot be running while this command has it open, so no gateway holds a session.
+      const liveness = cfg.redis.url ? new RedisGatewayLiveness(redisOptions({ url: cfg.redis.url.reveal() }), `${cfg.redis.prefix}:live`) : undefined;
+      const core = await openCore(cfg, quietLogger(cfg), { holders: liveness ?? noGatewayRunning });
       try {
         const r = await core.engine.reconcile({ dryRun: opts.dryRun });
         if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
         else {
-          process.stdout.write(`${r.dryRun ? 'dry run: ' : ''}${r.expiredSessions} expired session(s), ${r.actions.length} action(s), ${r.failures.length} failure(s)\n`);
+          const verb = r.dryRun ? 'would end' : 'ended';
+          const endedCount = r.dryRun ? r.sessions.length : r.sessions.filter((x) => x.done).length;
+          const acted = r.dryRun ? r.actions.length : r.actions.filter((x) => x.done).length;
+          process.stdout.write(
+            `${r.dryRun ? 'dry run: ' : ''}${verb} ${endedCount} session(s) (their accounts removed by teardown), ${acted} account action(s)${r.dryRun ? ' would be taken' : ' taken'}, ${r.skipped.length} account(s) left alone (in use), ${r.failures.length} failure(s)\n`,
+          );
+          for (const x of r.sessions) process.stdout.write(`  ${x.done ? 'ended' : r.dryRun ? 'would end' : 'FAILED to end'} session ${x.sessionId} on ${x.computer}${x.account ? ` (account ${x.account})` : ''}: ${x.reason}\n`);
           for (const a of r.actions) process.stdout.write(`  ${a.done ? 'done' : r.dryRun ? 'would' : 'FAILED'} ${a.kind} ${a.store}/${a.name}${'group' in a ? ` from ${a.group}` : ''} (${a.reason})\n`);
+          for (const k of r.skipped) process.stdout.write(`  left ${k.store}/${k.name}: ${k.reason}\n`);
           for (const f of r.failures) process.stdout.write(`  failure ${f.item}: ${f.code}\n`);
         }
         process.exitCode = r.failures.length ? 1 : 0;
       } finally {
+        await liveness?.close();
         await core.close();
       }
     } catch (err) {
@@ -438,21 +483,71 @@ accounts
     }
   });
 
+const computers = program.command('computers').description('computers in the inventory');
+computers
+  .command('pin-host-key <name>')
+  .description("scan the SSH host key <name> presents, show its fingerprint and pin it once confirmed (no pin, no SSH session)")
+  .option('--yes', 'pin what the scan shows without asking')
+  .option('--sha256 <fingerprint>', 'pin only if the computer presents this fingerprint (as `ssh-keygen -l` prints it)')
+  .option('--organization <name>', 'when several organizations have a computer of that name')
+  .action(async (name: string, opts: { yes?: boolean; sha256?: string; organization?: string }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      // Loaded here: only this command needs them.
+      const [{ confirmAndPin }, { scanHostKey }, { toComputer }, { SshGatewayErrors }, { JitgateError }] = await Promise.all([
+        import('../gateway/api/host-keys.js'), import('../gateway/ssh/host-key-scan.js'), import('../provisioner/jit-repository.js'),
+        import('../gateway/ssh/errors.js'), import('../core/errors.js'),
+      ]);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const rows = await core.db.query(
+          'SELECT c.* FROM computers c JOIN organizations o ON o.id = c.organization_id WHERE c.name = $1 AND ($2::text IS NULL OR o.name = $2)',
+          [name, opts.organization ?? null],
+        );
+        if (rows.length !== 1) throw new Error(rows.length ? `several computers are named ${name}: add --organization <name>` : `no computer named ${name}`);
+        const c = toComputer(rows[0]!);
+        const key = await scanHostKey({ host: c.address, port: c.sshPort });
+        process.stdout.write(`${c.name} (${c.address}:${c.sshPort}) presents ${key.algorithm} ${key.sha256}\n`);
+        const current = typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256.replace(/=+$/, '') : null;
+        if (current === key.sha256) return void process.stdout.write('already pinned\n');
+        if (current) process.stdout.write(`pinned now: ${current} (it will be replaced)\n`);
+        if (opts.sha256 !== undefined && opts.sha256.trim().replace(/=+$/, '') !== key.sha256) {
+          throw new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_NOT_CONFIRMED, { host: `${c.address}:${c.sshPort}`, seen: key.sha256, expected: opts.sha256.trim() });
+        }
+        if (opts.sha256 === undefined && !opts.yes) {
+          if (!process.stdin.isTTY) throw new Error('not confirmed: compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host, then run again with --sha256 <fingerprint> or --yes');
+          const { createInterface } = await import('node:readline/promises');
+          const rl = createInterface({ input: process.stdin, output: process.stdout });
+          const answer = await rl.question('Compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host. Pin it? [y/N] ').finally(() => rl.close());
+          if (!/^y(es)?$/i.test(answer.trim())) throw new Error('not pinned');
+        }
+        await confirmAndPin({ db: core.db, audit: core.audit }, c, key.sha256, 'system:cli');
+        process.stdout.write(`pinned ${key.sha256} on ${c.name}\n`);
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 const audit = program.command('audit').description('the audit trail');
 audit
   .command('verify')
-  .description('check the hash chain: detects edited and deleted events')
-  .action(async (_o, cmd: Command) => {
+  .description('check the keyed chain and its signed checkpoints: detects edited, deleted and truncated events (docs/audit.md)')
+  .option('--checkpoints <file>', 'verify against this checkpoint file or forwarded audit stream instead of audit.checkpointFile (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .action(async (opts: { checkpoints: string[] }, cmd: Command) => {
     try {
       const cfg = config(cmd);
       const core = await openCore(cfg, quietLogger(cfg));
       try {
-        const r = await core.audit.verify();
-        if (r.ok) process.stdout.write(`audit trail intact: ${r.count} event(s)\n`);
-        else {
-          process.stdout.write(`audit trail BROKEN at event ${r.brokenAt}: ${r.reason}\n`);
-          process.exitCode = 1;
-        }
+        const { readCheckpointFiles } = await import('../core/audit-checkpoint.js');
+        const { auditCheckpointPath } = await import('../core/audit-key.js');
+        const { formatAuditReport } = await import('../core/audit-verify.js');
+        const files = opts.checkpoints.length ? opts.checkpoints : [cfg.audit.checkpointFile ?? auditCheckpointPath(cfg.dataDir)];
+        const r = await core.audit.verify({ checkpoints: await readCheckpointFiles(files) });
+        process.stdout.write(formatAuditReport(r));
+        if (!r.ok) process.exitCode = 1;
       } finally {
         await core.close();
       }

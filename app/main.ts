@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Worker, ConnectionOptions } from 'bullmq';
 import type { Config } from '../config/load.js';
 import { AuditLog } from '../core/audit.js';
+import { AuditCheckpointer } from '../core/audit-checkpoint.js';
+import { auditCheckpointPath, loadAuditKey } from '../core/audit-key.js';
 import type { Database } from '../core/db/database.js';
 import { migrate } from '../core/db/migrations.js';
 import { openDatabase } from '../core/db/open.js';
@@ -21,9 +23,13 @@ import { buildStore } from './stores.js';
 import { createAuth, checkCsrfQuery, type Auth } from '../gateway/auth/index.js';
 import { AccessService, canConnect, canSeeSession } from '../gateway/access-policy.js';
 import { apiRoutes, storeInfos } from '../gateway/api/index.js';
-import { startSshGateway, pinHostKeyInDatabase, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
+import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
 import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { rdpRoutes } from '../gateway/rdp/rdp-tunnel.js';
+import { liveSessionEnder } from '../gateway/sessions/end-live-sessions.js';
+import { RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
+import type { HolderLiveness } from '../provisioner/holder-liveness.js';
+import { storeScopeOf } from '../provisioner/store-scope.js';
 import { webStatic } from '../gateway/web-static.js';
 import { forwardAudit, type AuditForwarder } from '../core/audit-forward.js';
 import { recorderFromConfig } from '../recorder/wiring.js';
@@ -50,6 +56,8 @@ export interface Core {
   box: SecretBox;
   repo: JitRepository;
   audit: AuditLog;
+  /** Signed checkpoints of the audit chain's head, outside the database (docs/audit.md). */
+  checkpoints: AuditCheckpointer;
   stores: Map<string, AccountStore>;
   engine: JitAccountService;
   close(): Promise<void>;
@@ -91,7 +99,7 @@ export async function buildStores(cfg: Config, log: Logger): Promise<Map<string,
 }
 
 /** Database, stores and engine: what every command that touches accounts needs. */
-export async function openCore(cfg: Config, log: Logger, opts: { migrate?: boolean } = {}): Promise<Core> {
+export async function openCore(cfg: Config, log: Logger, opts: { migrate?: boolean; holders?: HolderLiveness } = {}): Promise<Core> {
   const unlock = lockEmbedded(cfg);
   let db: Database | undefined;
   try {
@@ -102,19 +110,31 @@ export async function openCore(cfg: Config, log: Logger, opts: { migrate?: boole
     }
     const box = secretBoxFor(cfg);
     const repo = new JitRepository(db);
-    const audit = new AuditLog(db);
+    // The audit key, like the recordings key, lives outside the database (docs/audit.md).
+    const auditKey = loadAuditKey({ configured: cfg.audit.signingKey, dataDir: cfg.dataDir });
+    const audit = new AuditLog(db, { key: auditKey });
+    const checkpoints = new AuditCheckpointer({
+      audit, key: auditKey, log,
+      file: cfg.audit.checkpointFile ?? auditCheckpointPath(cfg.dataDir),
+      every: cfg.audit.checkpointEvery,
+      intervalMs: cfg.audit.checkpointIntervalSeconds * 1000,
+    });
     const installationId = await repo.installationId(cfg.jit.installationId);
     const stores = await buildStores(cfg, log);
     const engine = new JitAccountService({
       repo, audit, box, stores, log, installationId,
       leaseGraceMs: cfg.jit.leaseGraceSeconds * 1000,
       defaultSessionMinutes: cfg.jit.defaultSessionMinutes,
+      provisioningTimeoutMs: cfg.jit.provisioningTimeoutSeconds * 1000,
+      storeScopes: new Map(cfg.accountStores.map((sc) => [sc.name, storeScopeOf(sc)])),
+      ...(opts.holders ? { holders: opts.holders } : {}),
     });
     const database = db;
     return {
-      cfg, log, db: database, box, repo, audit, stores, engine,
+      cfg, log, db: database, box, repo, audit, checkpoints, stores, engine,
       async close() {
         await Promise.allSettled([...stores.values()].map((s) => s.close()));
+        await checkpoints.close();
         await database.close();
         unlock();
       },
@@ -157,8 +177,11 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   let frontDoor: FrontDoorHandle | undefined;
   let forwarder: AuditForwarder | undefined;
   let recoverTimer: NodeJS.Timeout | undefined;
+  let reapTimer: NodeJS.Timeout | undefined;
+  let liveness: RedisGatewayLiveness | undefined;
   const close = async () => {
     clearInterval(recoverTimer);
+    clearInterval(reapTimer);
     await frontDoor?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await ssh?.close().catch(() => undefined);
@@ -167,12 +190,20 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
     }
     await queue?.close();
+    // the last checkpoint before forwarding stops, so the forwarded copy has it too
+    await core?.checkpoints.close().catch(() => undefined);
     await forwarder?.close().catch(() => undefined);
     await core?.close().catch(() => undefined);
+    await liveness?.close();
     await embedded?.stop();
   };
   try {
-    core = await openCore(cfg, log);
+    // Sessions whose gateway died are ended by the reconciler as soon as that gateway's alive key expires.
+    liveness = new RedisGatewayLiveness(redisOptions(redis), `${cfg.redis.prefix}:live`);
+    core = await openCore(cfg, log, { holders: liveness });
+    // Anchor the audit chain's head now (after an upgrade: the last unkeyed event), then by count and time.
+    core.checkpoints.start();
+    void core.checkpoints.checkpoint().catch((err: unknown) => log.error({ err }, 'audit checkpoint failed'));
     const connection = redisOptions(redis, { maxRetriesPerRequest: null }) as ConnectionOptions;
     queue = new JitQueue({ connection, prefix: cfg.redis.prefix, teardownAttempts: cfg.jit.teardownAttempts });
     await queue.ready();
@@ -189,11 +220,21 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       });
       await queue.scheduleReconcile(cfg.jit.reconcileIntervalSeconds);
       await queue.reconcileNow(false);
+      // Between full sweeps: end sessions whose gateway is gone or whose provisioning timed out (no store listing).
+      let reaping = false;
+      reapTimer = setInterval(() => {
+        if (reaping) return;
+        reaping = true;
+        void c.engine.reapSessions().catch((err: unknown) => log.error({ err }, 'ending orphaned sessions failed')).finally(() => (reaping = false));
+      }, cfg.jit.orphanCheckSeconds * 1000);
+      reapTimer.unref();
     }
     if (cfg.role !== 'worker') {
       const q = queue;
       const c = core;
-      forwarder = forwardAudit(c.audit, cfg.audit.forward);
+      const fwd = forwardAudit(c.audit, cfg.audit.forward);
+      forwarder = fwd;
+      c.checkpoints.onCheckpoint((cp) => fwd.checkpoint(cp));
       const gw = await buildGateway(cfg, c, q, connection, redis);
       ssh = gw.ssh;
       // Recordings whose writer died with a gateway (this one before a restart, or one sharing the directory).
@@ -207,6 +248,7 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       recoverTimer.unref();
       app = await buildServer({
         log, metrics, version: VERSION, trustProxy: cfg.server.trustProxy,
+        ...(cfg.server.metricsToken ? { metricsToken: cfg.server.metricsToken } : {}),
         readiness: [
           { name: 'database', check: () => c.db.ping() },
           { name: 'redis', check: () => q.ping() },
@@ -222,14 +264,15 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
           ...(cfg.sshFrontDoor.hostKeyFile ? { hostKeyFile: cfg.sshFrontDoor.hostKeyFile } : {}),
           identity: gw.auth.frontDoor, broker: gw.ssh.broker, recorder: gw.recorder,
           listComputers: (p) => connectableComputers(c, gw.access, p),
-          recordHostKey: pinHostKeyInDatabase(c.db), log,
+          audit: c.audit, log,
         });
       }
       const base = (cfg.server.publicUrl ?? address).replace(/\/$/, '');
       const setupPath = await gw.auth.bootstrapPath();
       const setupUrl = setupPath ? `${base}${setupPath}` : null;
-      // The one-time link is the only way in on first run; it goes to the operator's console, like Grafana's admin password.
-      if (setupUrl) log.info({ url: setupUrl }, 'first-run setup link');
+      // The one-time link is the only way in on first run: it is a credential, so it goes to the operator's
+      // terminal only (the CLI prints runtime.setupUrl), never through the log pipeline and its collectors.
+      if (setupUrl) log.info('first run: no administrator yet; the one-time setup link is printed on the terminal');
       return { core, app, url: address, setupUrl, ...(frontDoor ? { frontDoor } : {}), queue, redis, close };
     }
     log.info({ role: cfg.role }, 'jitgate worker running');
@@ -262,17 +305,17 @@ interface GatewayParts {
 /** The HTTP/websocket side of a gateway: identity, administration API, SSH and RDP sessions, recordings, the web app. */
 async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: ConnectionOptions, redis: RedisTarget): Promise<GatewayParts> {
   const { db, audit, log, engine } = c;
-  const auth = createAuth({ db, box: c.box, audit, log, cfg: cfg.auth });
   const access = new AccessService(db, audit);
   const recorder = recorderFromConfig(cfg, { db, audit, log });
   const ssh = await startSshGateway({
     redis: redisOptions(redis), queueEvents: { connection, prefix: cfg.redis.prefix }, queue, engine, access, recorder, audit,
     checkCsrf: checkCsrfQuery,
     mayWatch: async (p, live) => p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId)),
-    recordHostKey: pinHostKeyInDatabase(db),
     livePrefix: `${cfg.redis.prefix}:live`,
     log,
   });
+  // Signing out, revoking a sign-in or changing a password ends the live sessions it opened, on every gateway.
+  const auth = createAuth({ db, box: c.box, audit, log, cfg: cfg.auth, trustProxy: cfg.server.trustProxy, endLiveSessions: liveSessionEnder(ssh.live) });
   const api = apiRoutes({
     db, audit, access,
     stores: storeInfos(cfg.accountStores),

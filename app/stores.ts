@@ -12,17 +12,19 @@ export async function buildStore(sc: AccountStoreConfig, log: Logger): Promise<A
     case 'winrm':
       return new WinRmStore({
         endpoint: sc.endpoint, auth: sc.auth, username: sc.username, password: sc.password.reveal(), domain: sc.domain,
-        caCert: sc.caCert?.reveal(), groups: sc.groups, logger, timeoutMs: sc.timeoutMs,
+        caCert: sc.caCert?.reveal(), groups: sc.groups, logger, timeoutMs: sc.timeoutMs, allowInsecureTransport: sc.allowInsecureTransport,
       });
     case 'ldap':
       return new LdapAccountStore({
         url: sc.url, startTls: sc.startTls, caCert: sc.caCert.reveal(), bindDn: sc.bindDn, bindPassword: sc.bindPassword.reveal(),
         baseDn: sc.baseDn, accountsContainer: sc.accountsContainer, groups: sc.groups, upnSuffix: sc.upnSuffix, logger, timeoutMs: sc.timeoutMs,
+        domain: sc.domain, allowInsecureTransport: sc.allowInsecureTransport,
       });
     case 'ssh':
       return new SshAccountStore({
         host: sc.host, port: sc.port, username: sc.username, privateKey: sc.privateKey.reveal(), hostKeySha256: sc.hostKeySha256,
         markerGroup: sc.markerGroup, groups: sc.groups, logger, timeoutMs: sc.timeoutMs, passwordHash: sc.passwordHash,
+        winbindDomain: sc.winbindDomain,
       });
   }
 }

@@ -46,6 +46,8 @@ export interface RigPerson {
 export class RigIdentity implements FrontDoorIdentity {
   readonly #people = new Map<string, { principal: Principal; keyBlob: Buffer; secret: string }>();
   readonly codeChecks: { personId: string; ok: boolean }[] = [];
+  /** People locked out (personId → until), as the identity module locks them after failed sign-ins. */
+  readonly locks = new Map<string, Date>();
 
   add(principal: Principal, keyBlob: Buffer, secret: string): void {
     this.#people.set(principal.login, { principal, keyBlob, secret });
@@ -53,13 +55,23 @@ export class RigIdentity implements FrontDoorIdentity {
 
   personByPublicKey(login: string, _algo: string, keyData: Buffer): Promise<Principal | null> {
     const p = this.#people.get(login);
-    return Promise.resolve(p && p.keyBlob.equals(keyData) ? p.principal : null);
+    return Promise.resolve(p && p.keyBlob.equals(keyData) && !this.#locked(p.principal.personId) ? p.principal : null);
+  }
+
+  keyOwnerLockedUntil(login: string, _algo: string, keyData: Buffer): Promise<Date | null> {
+    const p = this.#people.get(login);
+    return Promise.resolve(p && p.keyBlob.equals(keyData) ? this.#locked(p.principal.personId) : null);
+  }
+
+  #locked(personId: string): Date | null {
+    const until = this.locks.get(personId);
+    return until && until.getTime() > Date.now() ? until : null;
   }
 
   async verifySecondFactor(personId: string, code: string): Promise<boolean> {
     const p = [...this.#people.values()].find((x) => x.principal.personId === personId);
     let ok = false;
-    if (p && /^\d{6}$/.test(code)) {
+    if (p && !this.#locked(personId) && /^\d{6}$/.test(code)) {
       const r = await verify({ secret: p.secret, token: code, epochTolerance: 30 }).catch(() => ({ valid: false }));
       ok = r.valid;
     }
@@ -105,6 +117,7 @@ export class RigBroker implements SessionBroker {
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
     const t0 = performance.now();
+    req.admit?.(computer);
     req.onAccessGranted?.(computer);
     const s = await this.fx.service.requestSession({ personLogin: req.principal.login, personId: null, computer, protocol: req.protocol });
     onProgress('creating account');

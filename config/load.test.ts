@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, envOverrides, loadConfig } from './load.js';
+import { insecureTransportWarnings } from './schema.js';
 
 function file(text: string): string {
   const p = join(mkdtempSync(join(tmpdir(), 'jg-cfg-')), 'jitgate.yaml');
@@ -96,6 +97,30 @@ bogus: 1
   it('refuses split roles on the single-process embedded database and Redis', () => {
     const p = problems(() => loadConfig({ env: {}, file: file('role: worker\n') }));
     expect(p.map((x) => x.path).sort()).toEqual(['database.url', 'redis.url']);
+  });
+
+  it('refuses service credentials over weak transport unless allowInsecureTransport, and warns when it is set', () => {
+    const ldap = (extra: string) =>
+      `  - { name: ad, type: ldap, url: "ldap://dc1:389", caCert: x, bindDn: a, bindPassword: b, baseDn: "DC=x", accountsContainer: "OU=J,DC=x"${extra} }\n`;
+    const winrm = (endpoint: string, extra: string) => `  - { name: win, type: winrm, endpoint: "${endpoint}", username: u, password: p${extra} }\n`;
+    const p = problems(() => loadConfig({ env: {}, file: file(`accountStores:\n${ldap('')}${winrm('http://pc1:5985/wsman', '')}`) }));
+    expect(p.map((x) => x.path)).toEqual(['accountStores[0].url', 'accountStores[1].endpoint']);
+    expect(p[0]!.message).toMatch(/ldap:\/\/ without startTls would send the bind password in clear.*allowInsecureTransport/);
+    expect(p[1]!.message).toMatch(/http:\/\/ .*allowInsecureTransport/);
+
+    // StartTLS, ldaps:// and https:// need nothing; none of them warns.
+    const secure = loadConfig({ env: {}, file: file(`accountStores:\n${ldap(', startTls: true')}${winrm('https://pc1:5986/wsman', '')}`) });
+    expect(secure.accountStores.map((s) => (s.type === 'ssh' ? null : s.allowInsecureTransport))).toEqual([false, false]);
+    expect(insecureTransportWarnings(secure.accountStores)).toEqual([]);
+
+    const opted = loadConfig({
+      env: {},
+      file: file(`accountStores:\n${ldap(', allowInsecureTransport: true')}${winrm('http://pc1:5985/wsman', ', allowInsecureTransport: true')}`),
+    });
+    const warnings = insecureTransportWarnings(opted.accountStores);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/^account store ad: allowInsecureTransport is true and ldap:\/\/dc1:389 is not encrypted/);
+    expect(warnings[1]).toMatch(/^account store win: allowInsecureTransport is true and http:\/\/pc1:5985\/wsman is not encrypted/);
   });
 
   it('says when an explicit file is missing and when YAML is broken', () => {

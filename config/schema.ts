@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { Secret } from '../core/secret.js';
 import { auditForwardConfigSchema } from '../core/audit-forward.js';
@@ -41,13 +42,111 @@ function secretRef(env: Env) {
     });
 }
 
+/**
+ * Why `entry` is not an IPv4/IPv6 address or CIDR block of reverse proxies
+ * to trust, or null when it is one. Everything-blocks are refused: they are
+ * `trustProxy: true` under another name.
+ */
+export function trustProxyEntryProblem(entry: string): string | null {
+  const [addr = '', prefix, extra] = entry.trim().split('/');
+  const family = isIP(addr);
+  if (family === 0 || extra !== undefined) return `${entry}: not an IPv4/IPv6 address or CIDR block`;
+  if (prefix === undefined) return null;
+  const max = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return `${entry}: the prefix length must be 0..${max}`;
+  if (Number(prefix) === 0) return `${entry}: trusts every address; list your reverse proxies`;
+  return null;
+}
+
+/**
+ * `server.trustProxy`: false (default: no proxy; X-Forwarded-* are ignored)
+ * or the addresses/CIDRs of the reverse proxies in front of jitgate. Only a
+ * request whose direct peer is one of them has its X-Forwarded-For/-Proto/
+ * -Host read (docs/reverse-proxy.md). `true` (trust anyone) is refused: any
+ * client could then choose the address that is audited and rate-limited.
+ */
+function trustProxySchema() {
+  return z.unknown().transform((raw, ctx): false | string[] => {
+    if (raw === false) return false;
+    if (raw === true) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'true would trust X-Forwarded-For from any client: list the addresses or CIDRs of your reverse proxies instead ' +
+          '(e.g. [127.0.0.1] or [10.0.0.5, "fd00::/8"]), see docs/reverse-proxy.md',
+      });
+      return z.NEVER;
+    }
+    // From the environment: `JITGATE_SERVER__TRUST_PROXY=10.0.0.5,10.0.0.6` (a YAML flow list works too).
+    const list = typeof raw === 'string' ? raw.split(',') : raw;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((e) => typeof e === 'string')) {
+      ctx.addIssue({ code: 'custom', message: 'false, or a non-empty list of reverse proxy addresses/CIDRs' });
+      return z.NEVER;
+    }
+    let ok = true;
+    for (const [i, e] of (list as string[]).entries()) {
+      const problem = trustProxyEntryProblem(e);
+      if (problem) {
+        ok = false;
+        ctx.addIssue({ code: 'custom', path: [i], message: problem });
+      }
+    }
+    return ok ? (list as string[]).map((e) => e.trim()) : z.NEVER;
+  });
+}
+
+/**
+ * Why an account store's transport would expose the service credentials, or
+ * null when it does not: an LDAP simple bind over `ldap://` without StartTLS
+ * sends the bind password in clear; WinRM over `http://` (NTLM-sealed or
+ * Basic) authenticates no server and NTLM over it can be relayed. Refused
+ * unless the store says `allowInsecureTransport: true` (then a warning).
+ */
+export function insecureTransportProblem(
+  s: { type: 'ldap'; url: string; startTls: boolean; allowInsecureTransport: boolean } | { type: 'winrm'; endpoint: string; allowInsecureTransport: boolean },
+): string | null {
+  if (s.allowInsecureTransport) return null;
+  if (s.type === 'ldap' && /^ldap:\/\//i.test(s.url) && !s.startTls) {
+    return 'ldap:// without startTls would send the bind password in clear: use ldaps://, or set startTls: true (or allowInsecureTransport: true, not recommended)';
+  }
+  if (s.type === 'winrm' && /^http:\/\//i.test(s.endpoint)) {
+    return 'http:// would authenticate no server and expose the service credentials (NTLM can be relayed): use https://host:5986/wsman with caCert (or allowInsecureTransport: true, not recommended)';
+  }
+  return null;
+}
+
+/** Stores whose configuration accepts credentials over a weak transport: one warning line each, for `jitgate check`. */
+export function insecureTransportWarnings(stores: readonly ({ name: string } & ({ type: 'ldap'; url: string; startTls: boolean; allowInsecureTransport: boolean } | { type: 'winrm'; endpoint: string; allowInsecureTransport: boolean } | { type: 'ssh' }))[]): string[] {
+  const out: string[] = [];
+  for (const s of stores) {
+    if (s.type === 'ssh' || !s.allowInsecureTransport) continue;
+    const where = s.type === 'ldap' ? s.url : s.endpoint;
+    const weak = insecureTransportProblem({ ...s, allowInsecureTransport: false }) !== null;
+    out.push(
+      weak
+        ? `account store ${s.name}: allowInsecureTransport is true and ${where} is not encrypted: the service credentials can be read or relayed on the network`
+        : `account store ${s.name}: allowInsecureTransport is true (not needed for ${where}; remove it)`,
+    );
+  }
+  return out;
+}
+
 /** Build the schema; `env` resolves `env:NAME` secret references. */
 export function buildConfigSchema(env: Env) {
   const duration = z.number().int().positive();
+  // Which organizations' computers may use a store (names as in the organizations table). Absent: only
+  // global admins may assign the store to computers (gateway/api, provisioner/store-scope.ts).
+  const storeOwners = z
+    .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, 'an organization name'))
+    .min(1, 'name at least one organization, or leave the key out (global admins only)')
+    .refine((a) => new Set(a).size === a.length, 'each organization once')
+    .optional()
+    .describe('organizations whose admins may assign this store to their computers; absent → global admins only');
 
   const ldapStore = z.strictObject({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _'),
     type: z.literal('ldap'),
+    organizations: storeOwners,
     url: z.string().regex(/^ldaps?:\/\/.+/, 'must be an ldap:// or ldaps:// URL'),
     startTls: z.boolean().default(false),
     caCert: secretRef(env).describe('PEM of the CA that signed the directory certificate, or file:/path to it'),
@@ -55,15 +154,30 @@ export function buildConfigSchema(env: Env) {
     bindPassword: secretRef(env),
     baseDn: z.string().min(1),
     accountsContainer: z.string().min(1).describe('DN of the OU where JIT accounts are created'),
+    allowedContainers: z
+      // At least two RDNs: an unquoted YAML flow list splits "OU=JIT,DC=corp" into "OU=JIT" and "DC=corp",
+      // and a lone "DC=corp" would allow the whole domain.
+      .array(z.string().regex(/^\s*[A-Za-z][A-Za-z0-9-]*\s*=(?:[^,\\]|\\.)+,\s*[A-Za-z][A-Za-z0-9-]*\s*=/, 'a DN of at least two components, e.g. "OU=JIT,DC=corp,DC=example" (quote DNs in YAML flow lists: they contain commas)'))
+      .min(1)
+      .optional()
+      .describe("DNs a computer's jit.container may equal or lie inside; absent → [accountsContainer]"),
     groups: z.record(z.string(), z.string().min(1)).default({}).describe('group name → group DN'),
     upnSuffix: z.string().optional(),
     domain: z.string().optional().describe('NetBIOS domain name, for RDP'),
     timeoutMs: duration.default(10_000),
+    allowInsecureTransport: z
+      .boolean()
+      .default(false)
+      .describe('accept a plain ldap:// bind without StartTLS (the bind password travels in clear); `jitgate check` warns on every run'),
+  }).superRefine((s, ctx) => {
+    const problem = insecureTransportProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['url'], message: problem });
   });
 
   const sshStore = z.strictObject({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _'),
     type: z.literal('ssh'),
+    organizations: storeOwners,
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).default(22),
     username: z.string().min(1).default('root'),
@@ -76,11 +190,17 @@ export function buildConfigSchema(env: Env) {
       .enum(['sha512', 'system'])
       .default('sha512')
       .describe("how the target hashes JIT passwords: sha512 (SHA-512 crypt, fast logins; the passwords are random) or system (the target's default, e.g. yescrypt)"),
+    winbindDomain: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$/, 'a NetBIOS domain name (letters, digits, - and _; at most 15)')
+      .optional()
+      .describe('NetBIOS domain whose accounts this host sees through winbind/SSSD as DOMAIN\\name; logOff then also ends that form'),
   });
 
   const winrmStore = z.strictObject({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _'),
     type: z.literal('winrm'),
+    organizations: storeOwners,
     endpoint: z.string().regex(/^https?:\/\/.+\/wsman$/, 'must be http(s)://host:port/wsman'),
     auth: z.enum(['ntlm', 'basic']).default('ntlm'),
     username: z.string().min(1),
@@ -89,6 +209,13 @@ export function buildConfigSchema(env: Env) {
     caCert: secretRef(env).optional(),
     groups: z.record(z.string(), z.string().min(1)).default({}),
     timeoutMs: duration.default(30_000),
+    allowInsecureTransport: z
+      .boolean()
+      .default(false)
+      .describe('accept an http:// endpoint (NTLM-sealed messages, no TLS: no server authentication, NTLM relayable); `jitgate check` warns on every run'),
+  }).superRefine((s, ctx) => {
+    const problem = insecureTransportProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: problem });
   });
 
   const accountStoreSchema = z.discriminatedUnion('type', [ldapStore, sshStore, winrmStore]);
@@ -101,7 +228,10 @@ export function buildConfigSchema(env: Env) {
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
         publicUrl: z.string().url().optional(),
-        trustProxy: z.boolean().default(false),
+        trustProxy: trustProxySchema().default(false),
+        metricsToken: secretRef(env)
+          .optional()
+          .describe('bearer token for GET /metrics (Authorization: Bearer <token>); absent → /metrics answers 404'),
       })
       .prefault({}),
     database: z
@@ -134,6 +264,12 @@ export function buildConfigSchema(env: Env) {
         defaultSessionMinutes: z.number().int().min(1).max(24 * 60).default(60),
         leaseGraceSeconds: z.number().int().min(0).max(3600).default(60),
         reconcileIntervalSeconds: z.number().int().min(10).max(86_400).default(300),
+        provisioningTimeoutSeconds: z
+          .number().int().min(5).max(3600).default(60)
+          .describe('a session not active this long after it was requested (a crashed checkout or worker) is rolled back by the reconciler'),
+        orphanCheckSeconds: z
+          .number().int().min(2).max(3600).default(10)
+          .describe('how often workers end sessions whose gateway is gone or whose provisioning timed out (cheap: no store is listed)'),
         provisionConcurrency: z.number().int().min(1).max(256).default(8),
         teardownAttempts: z.number().int().min(1).max(100).default(12),
       })
@@ -172,6 +308,10 @@ export function buildConfigSchema(env: Env) {
     audit: z
       .strictObject({
         forward: auditForwardConfigSchema.prefault({}).describe('also send each audit event as a JSON line to a file and/or syslog (RFC 5424)'),
+        signingKey: secretRef(env).optional().describe('base64 32-byte HMAC key of the audit chain and its checkpoints; absent → generated in <dataDir>/audit.key'),
+        checkpointFile: z.string().min(1).optional().describe('signed checkpoints of the chain head, one JSON line each; absent → <dataDir>/audit-checkpoints.jsonl'),
+        checkpointEvery: z.number().int().min(1).max(1_000_000).default(100).describe('checkpoint after this many events recorded by a process'),
+        checkpointIntervalSeconds: z.number().int().min(0).max(86_400).default(60).describe('and at this period when the chain moved (0: only by count and at shutdown)'),
       })
       .prefault({}),
     accountStores: z.array(accountStoreSchema).default([]),

@@ -5,12 +5,16 @@ import { connect, type Socket } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import type { AuditEvent, AuditLog } from './audit.js';
+import { checkpointLine, type AuditCheckpoint } from './audit-chain.js';
 
 /**
  * Optional forwarding of every committed audit event to where a security
  * team collects logs: a JSON-lines file and/or syslog (RFC 5424). The
  * database chain stays the record; forwarding is best effort and never
  * blocks or fails the audited operation (AuditLog sinks must not throw).
+ * Signed checkpoints of the chain's head (core/audit-checkpoint.ts) travel
+ * in the same stream, as lines `{"kind":"audit.checkpoint",...}`, so the
+ * collected copy can be given to `jitgate audit verify --checkpoints`.
  */
 export const auditForwardConfigSchema = z.strictObject({
   /** Append each event as one JSON line to this file (created 0600). */
@@ -55,7 +59,21 @@ export function syslogMessage(e: AuditEvent, opts: { facility: number; appName: 
   return `<${opts.facility * 8 + severity}>1 ${e.at.toISOString()} ${host} ${opts.appName} ${opts.procId} ${msgId} ${sd} \uFEFF${auditEventJson(e)}`;
 }
 
+/**
+ * RFC 5424 message of a checkpoint: MSGID `audit.checkpoint`, severity 5,
+ * MSG the same JSON line as in the checkpoint file.
+ */
+export function syslogCheckpointMessage(c: AuditCheckpoint, opts: { facility: number; appName: string; hostname: string; procId: string }): string {
+  const host = opts.hostname.replace(/[^!-~]/g, '').slice(0, 255) || '-';
+  const sd = `[jitgate@32473 seq="${c.seq}" link="${c.link}"]`;
+  return `<${opts.facility * 8 + 5}>1 ${c.at} ${host} ${opts.appName} ${opts.procId} audit.checkpoint ${sd} \uFEFF${checkpointLine(c)}`;
+}
+
+type Forwarded = { event: AuditEvent } | { checkpoint: AuditCheckpoint };
+
 export interface AuditForwarder {
+  /** Forward a signed checkpoint of the chain (AuditCheckpointer.onCheckpoint). Never throws. */
+  checkpoint(c: AuditCheckpoint): void;
   /** Events dropped because a target was unreachable or its buffer full. */
   readonly dropped: () => number;
   /** Stop forwarding, flush the file, close sockets. */
@@ -129,7 +147,7 @@ export function forwardAudit(audit: AuditLog, cfg: AuditForwardConfig, opts: { h
   let closed = false;
   let dropped = 0;
   const closers: (() => Promise<void>)[] = [];
-  const senders: ((e: AuditEvent) => void)[] = [];
+  const senders: ((f: Forwarded) => void)[] = [];
   const droppedBy: (() => number)[] = [];
 
   if (cfg.file) {
@@ -138,12 +156,12 @@ export function forwardAudit(audit: AuditLog, cfg: AuditForwardConfig, opts: { h
     out.on('error', () => {
       broken = true;
     });
-    senders.push((e) => {
+    senders.push((f) => {
       if (broken) {
         dropped++;
         return;
       }
-      out.write(`${auditEventJson(e)}\n`);
+      out.write(`${'event' in f ? auditEventJson(f.event) : checkpointLine(f.checkpoint)}\n`);
     });
     closers.push(() => new Promise<void>((resolve) => (broken ? resolve() : out.end(() => resolve()))));
   }
@@ -151,14 +169,15 @@ export function forwardAudit(audit: AuditLog, cfg: AuditForwardConfig, opts: { h
   if (cfg.syslog) {
     const { target, facility, appName } = cfg.syslog;
     const fmt = { facility, appName, hostname: opts.hostname ?? osHostname(), procId: String(process.pid) };
+    const message = (f: Forwarded) => ('event' in f ? syslogMessage(f.event, fmt) : syslogCheckpointMessage(f.checkpoint, fmt));
     if (target.startsWith('udp://')) {
       const u = new URL(target);
       const host = u.hostname.replace(/^\[|\]$/g, '');
       const sock: UdpSocket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
       sock.on('error', () => undefined);
       sock.unref();
-      senders.push((e) => {
-        sock.send(Buffer.from(syslogMessage(e, fmt), 'utf8'), Number(u.port), host, (err) => {
+      senders.push((f) => {
+        sock.send(Buffer.from(message(f), 'utf8'), Number(u.port), host, (err) => {
           if (err) dropped++;
         });
       });
@@ -170,24 +189,26 @@ export function forwardAudit(audit: AuditLog, cfg: AuditForwardConfig, opts: { h
             const u = new URL(target);
             return new StreamSender({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) });
           })();
-      senders.push((e) => stream.send(syslogMessage(e, fmt)));
+      senders.push((f) => stream.send(message(f)));
       closers.push(() => stream.close());
       droppedBy.push(() => stream.dropped);
     }
   }
 
-  audit.addSink((e) => {
+  const forward = (f: Forwarded) => {
     if (closed) return;
     for (const send of senders) {
       try {
-        send(e);
+        send(f);
       } catch {
         dropped++;
       }
     }
-  });
+  };
+  audit.addSink((event) => forward({ event }));
 
   return {
+    checkpoint: (checkpoint) => forward({ checkpoint }),
     dropped: () => dropped + droppedBy.reduce((n, f) => n + f(), 0),
     async close() {
       closed = true;

@@ -1,10 +1,15 @@
-import { createHash } from 'node:crypto';
+import { AUDIT_GENESIS, KEYED_ALG, LEGACY_ALG, keyedLink, legacyLink, type AuditAlg, type CheckpointInFile } from './audit-chain.js';
+import { verifyAuditChain, type AuditVerifyReport } from './audit-verify.js';
 import type { Database, Queryable } from './db/database.js';
 
 /**
  * The audit trail for security teams: an append-only table in which every
- * event carries the SHA-256 of the previous one, so an edited, inserted or
- * deleted row breaks the chain (`jitgate audit verify`). Separate from logs.
+ * event carries an HMAC over the previous event's link and its own content,
+ * with a key kept outside the database (core/audit-key.ts), so an edited,
+ * inserted or deleted row breaks the chain and nobody without the key can
+ * rebuild it; signed checkpoints outside the database
+ * (core/audit-checkpoint.ts) catch deletion of the newest events
+ * (`jitgate audit verify`, docs/audit.md). Separate from logs.
  */
 export const AUDIT_TYPES = [
   'session.requested',
@@ -22,12 +27,17 @@ export const AUDIT_TYPES = [
   'account.password_revealed',
   'account.deleted',
   'account.rolled_back',
+  'account.logged_off',
+  'reconcile.forgotten',
   'lease.expired',
   'reconcile.removed',
   'reconcile.completed',
   'session.terminated',
   'session.extended',
+  // Trust on first use is gone (issue 12); kept so older trails still read.
   'session.host_key_recorded',
+  'computer.host_key_pinned',
+  'computer.host_key_unpinned',
   'auth.signed_in',
   'auth.sign_in_failed',
   'auth.signed_out',
@@ -67,33 +77,14 @@ export interface AuditEvent extends Required<Omit<AuditEventInput, 'data'>> {
   at: Date;
   data: Record<string, unknown>;
   prevHash: string;
+  /** This event's link: HMAC-SHA256 (`alg` hmac-sha256) or, on rows older than migration 8, SHA-256. */
   hash: string;
+  alg: AuditAlg;
 }
 
-const GENESIS = '0'.repeat(64);
 const AUDIT_LOCK = 73_461_002;
-
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v ?? null);
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  const keys = Object.keys(v as Record<string, unknown>).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
-}
-
-function chainHash(prevHash: string, e: { seq: number; at: Date; type: string; actor: string; outcome: string; sessionId: string | null; computer: string | null; account: string | null; data: unknown }): string {
-  const body = canonical({
-    seq: e.seq,
-    at: e.at.toISOString(),
-    type: e.type,
-    actor: e.actor,
-    outcome: e.outcome,
-    sessionId: e.sessionId,
-    computer: e.computer,
-    account: e.account,
-    data: e.data,
-  });
-  return createHash('sha256').update(prevHash).update('\n').update(body).digest('hex');
-}
+/** settings row: the first HMAC-keyed event (written once, when the chain switches). */
+export const KEYED_FROM_SETTING = 'audit.keyed_from';
 
 export interface AuditSink {
   /** Receives each committed event (file/syslog forwarding). Must not throw. */
@@ -124,6 +115,7 @@ type AuditRow = {
   data: Record<string, unknown> | string;
   prev_hash: string;
   hash: string;
+  alg: string;
 };
 
 function fromRow(r: AuditRow): AuditEvent {
@@ -139,6 +131,7 @@ function fromRow(r: AuditRow): AuditEvent {
     data: typeof r.data === 'string' ? (JSON.parse(r.data) as Record<string, unknown>) : r.data,
     prevHash: r.prev_hash,
     hash: r.hash,
+    alg: r.alg as AuditAlg,
   };
 }
 
@@ -148,14 +141,35 @@ function fromRow(r: AuditRow): AuditEvent {
  * transaction at a time, so the head read back is the head we wrote; it saves
  * a query per event. Never used on PostgreSQL, where other processes append.
  */
-const embeddedHead = new WeakMap<Database, { seq: number; hash: string }>();
+const embeddedHead = new WeakMap<Database, { seq: number; hash: string; alg: string }>();
+
+export interface AuditLogOptions {
+  /**
+   * 32-byte HMAC key (core/audit-key.ts `loadAuditKey`). Without it events
+   * are chained with the unkeyed SHA-256 of old (unit tests, tools); every
+   * process of an installation passes it (app/main.ts).
+   */
+  key?: Buffer;
+}
+
+export interface AuditVerifyOptions {
+  /** Signed checkpoints kept outside the database (core/audit-checkpoint.ts `readCheckpointFiles`). */
+  checkpoints?: { items: CheckpointInFile[]; malformed: { source: string; line: number }[]; missing: string[] };
+}
 
 export class AuditLog {
   readonly #db: Database;
   readonly #sinks: AuditSink[] = [];
+  readonly #key: Buffer | undefined;
 
-  constructor(db: Database) {
+  constructor(db: Database, opts: AuditLogOptions = {}) {
     this.#db = db;
+    this.#key = opts.key;
+  }
+
+  /** Whether events are HMAC-keyed (a key was given). */
+  get keyed(): boolean {
+    return this.#key !== undefined;
   }
 
   addSink(sink: AuditSink): void {
@@ -169,8 +183,8 @@ export class AuditLog {
       // connection whose transactions already run one at a time.
       if (this.#db.kind !== 'pglite') await q.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
       const cached = tx ? undefined : embeddedHead.get(this.#db);
-      const last = cached ? [cached] : await q.query<{ seq: string | number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-      const prevHash = last[0]?.hash ?? GENESIS;
+      const last = cached ? [cached] : await q.query<{ seq: string | number; hash: string; alg: string }>('SELECT seq, hash, alg FROM audit_events ORDER BY seq DESC LIMIT 1');
+      const prevHash = last[0]?.hash ?? AUDIT_GENESIS;
       const seq = Number(last[0]?.seq ?? 0) + 1;
       // Millisecond precision: what PostgreSQL stores round-trips exactly.
       const at = new Date(Math.floor(Date.now()));
@@ -185,14 +199,19 @@ export class AuditLog {
         account: input.account ?? null,
         data: input.data ?? {},
       };
-      const hash = chainHash(prevHash, ev);
+      const alg = this.#key ? KEYED_ALG : LEGACY_ALG;
+      const hash = this.#key ? keyedLink(this.#key, prevHash, ev) : legacyLink(prevHash, ev);
       await q.query(
-        'INSERT INTO audit_events (seq, at, type, actor, session_id, computer, account, outcome, data, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)',
-        [seq, at, ev.type, ev.actor, ev.sessionId, ev.computer, ev.account, ev.outcome, JSON.stringify(ev.data), prevHash, hash],
+        'INSERT INTO audit_events (seq, at, type, actor, session_id, computer, account, outcome, data, prev_hash, hash, alg) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)',
+        [seq, at, ev.type, ev.actor, ev.sessionId, ev.computer, ev.account, ev.outcome, JSON.stringify(ev.data), prevHash, hash, alg],
       );
+      if (alg === KEYED_ALG && last[0]?.alg !== KEYED_ALG) {
+        // The switch from unkeyed to keyed: remembered so that verify calls unkeyed rows after it a downgrade.
+        await q.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [KEYED_FROM_SETTING, JSON.stringify(seq)]);
+      }
       // Inside the (exclusive) transaction, so the next appender sees it; dropped again if the commit fails.
-      if (!tx && this.#db.kind === 'pglite') embeddedHead.set(this.#db, { seq, hash });
-      return { ...ev, prevHash, hash };
+      if (!tx && this.#db.kind === 'pglite') embeddedHead.set(this.#db, { seq, hash, alg });
+      return { ...ev, prevHash, hash, alg };
     };
     let event: AuditEvent;
     if (tx) {
@@ -241,29 +260,46 @@ export class AuditLog {
   }
 
   /**
-   * Walk the whole chain. Returns the first broken sequence number, if any:
-   * an edited row fails its own hash, a deleted row breaks the next row's
-   * prev_hash (or leaves a gap in seq).
+   * The newest committed event (null: empty). Appenders hold an advisory lock
+   * until they commit, so event n commits before n+1 is even written: what
+   * this reads is the head of a committed prefix, safe to checkpoint.
    */
-  async verify(): Promise<{ ok: true; count: number } | { ok: false; count: number; brokenAt: number; reason: string }> {
-    let prev = GENESIS;
-    let expectSeq = 1;
-    let count = 0;
-    let after = 0;
+  async head(): Promise<{ seq: number; hash: string; alg: string } | null> {
+    const rows = await this.#db.query<{ seq: string | number; hash: string; alg: string }>('SELECT seq, hash, alg FROM audit_events ORDER BY seq DESC LIMIT 1');
+    return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash, alg: rows[0].alg } : null;
+  }
+
+  /** The first HMAC-keyed event as the settings say (null: the chain has not switched). */
+  async keyedFrom(): Promise<number | null> {
+    const rows = await this.#db.query<{ value: unknown }>('SELECT value FROM settings WHERE key = $1', [KEYED_FROM_SETTING]);
+    const v = rows[0]?.value;
+    const n = typeof v === 'string' ? Number(JSON.parse(v)) : Number(v);
+    return rows[0] && Number.isSafeInteger(n) ? n : null;
+  }
+
+  /** Events in seq order, from `afterSeq` on, read in batches. */
+  async *events(afterSeq = 0): AsyncGenerator<AuditEvent> {
+    let after = afterSeq;
     for (;;) {
       const batch = await this.list({ afterSeq: after, limit: 5000 });
-      if (batch.length === 0) break;
-      for (const e of batch) {
-        count++;
-        if (e.seq !== expectSeq) return { ok: false, count, brokenAt: e.seq, reason: `sequence gap: expected ${expectSeq}` };
-        if (e.prevHash !== prev) return { ok: false, count, brokenAt: e.seq, reason: 'previous-hash link broken (row deleted or inserted)' };
-        const h = chainHash(prev, e);
-        if (h !== e.hash) return { ok: false, count, brokenAt: e.seq, reason: 'row content does not match its hash (edited)' };
-        prev = e.hash;
-        expectSeq++;
-        after = e.seq;
-      }
+      if (batch.length === 0) return;
+      yield* batch;
+      after = batch.at(-1)!.seq;
     }
-    return { ok: true, count };
+  }
+
+  /**
+   * Walk the whole chain (core/audit-verify.ts): edited rows fail their
+   * link, deleted rows leave a seq gap or break the next row's previous
+   * link, unkeyed rows after the switch are a downgrade and, given the
+   * checkpoints, a table behind the latest one was truncated.
+   */
+  async verify(opts: AuditVerifyOptions = {}): Promise<AuditVerifyReport> {
+    return verifyAuditChain({
+      events: this.events(),
+      key: this.#key,
+      keyedFromSetting: await this.keyedFrom(),
+      ...(opts.checkpoints ? { checkpoints: opts.checkpoints } : {}),
+    });
   }
 }

@@ -48,6 +48,8 @@ export interface SessionRecord {
   endedAt: Date | null;
   endReason: string | null;
   errorCode: string | null;
+  /** Who holds the session open: `gateway:<id>` (browser, RDP, front door), or null (`jitgate checkout`). */
+  holder: string | null;
 }
 
 export interface JitAccountRecord {
@@ -63,6 +65,8 @@ export interface JitAccountRecord {
   passwordEnc: string | null;
   groups: string[];
   keep: boolean;
+  /** Where the store created the account (the LDAP DN); null where the name says it all. */
+  location: string | null;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -95,4 +95,6 @@ export const CoreErrors = defineErrors({
   JIT_ERR_DB_UNREACHABLE: { status: 503, message: 'database unreachable: {reason}', transient: true },
   JIT_ERR_REDIS_UNREACHABLE: { status: 503, message: 'redis unreachable: {reason}', transient: true },
   JIT_ERR_SECRET_DECRYPT: { status: 500, message: 'stored secret cannot be decrypted (wrong key or tampered)' },
+  JIT_ERR_AUDIT_SIGNING_KEY: { status: 500, message: 'audit signing key is unusable: {reason}' },
+  JIT_ERR_AUDIT_CHECKPOINT_FILE: { status: 500, message: 'audit checkpoint file is unusable: {reason}' },
 });

@@ -32,6 +32,24 @@ describe('SecretBox', () => {
     expect(() => new SecretBox(randomBytes(32)).decrypt(c)).toThrow(/cannot be decrypted/);
   });
 
+  it('rejects a tag truncated to 4, 8 or 12 bytes (a prefix of the real tag)', () => {
+    const box = new SecretBox(randomBytes(32));
+    const c = box.encrypt('value', 'acct-1');
+    const parts = c.split('.');
+    const tag = Buffer.from(parts[2]!, 'base64');
+    expect(tag.length).toBe(16);
+    for (const n of [4, 8, 12]) {
+      parts[2] = tag.subarray(0, n).toString('base64');
+      let err: unknown;
+      try {
+        box.decrypt(parts.join('.'), 'acct-1');
+      } catch (e) {
+        err = e;
+      }
+      expect(isJitgateError(err) && err.code, `tag of ${n} bytes`).toBe('JIT_ERR_SECRET_DECRYPT');
+    }
+  });
+
   it('creates a key file with mode 0600 and reads the same key back', () => {
     const p = join(mkdtempSync(join(tmpdir(), 'jg-key-')), 'sub', 'secret.key');
     const a = SecretBox.fromKeyFile(p);

@@ -3,6 +3,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname } from 'node:path';
 import { CoreErrors, JitgateError } from './errors.js';
 
+/** GCM tag length we write and the only one we accept on decrypt. */
+const TAG_BYTES = 16;
+
 /**
  * AES-256-GCM for secrets at rest (JIT account passwords while a session
  * needs them, TOTP seeds). Format: `v1.<iv b64>.<tag b64>.<ciphertext b64>`.
@@ -33,7 +36,7 @@ export class SecretBox {
 
   encrypt(plain: string, aad = ''): string {
     const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.#key, iv);
+    const c = createCipheriv('aes-256-gcm', this.#key, iv, { authTagLength: TAG_BYTES });
     c.setAAD(Buffer.from(aad, 'utf8'));
     const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
     return ['v1', iv.toString('base64'), c.getAuthTag().toString('base64'), ct.toString('base64')].join('.');
@@ -43,7 +46,10 @@ export class SecretBox {
     const [v, iv, tag, ct] = box.split('.');
     if (v !== 'v1' || !iv || !tag || ct === undefined) throw new JitgateError(CoreErrors.JIT_ERR_SECRET_DECRYPT);
     try {
-      const d = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64'));
+      // Without authTagLength Node accepts any tag of 4..16 bytes (a 4-byte
+      // prefix of the real tag verifies), which cuts forgery cost to 2^32.
+      // We always write 16-byte tags, so demand exactly that (NIST SP 800-38D §5.2.1.2).
+      const d = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64'), { authTagLength: TAG_BYTES });
       d.setAAD(Buffer.from(aad, 'utf8'));
       d.setAuthTag(Buffer.from(tag, 'base64'));
       return Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]).toString('utf8');

@@ -182,14 +182,15 @@ export class AccessService implements AccessChecker {
     return rows.length > 0;
   }
 
-  /** Computers matching `ref` (id, name or organization/name) that `principal` may see. */
+  /** Computers matching `ref` (id, name or organization/name; names in any case) that `principal` may see. */
   async resolveVisible(principal: Principal, ref: string): Promise<Computer[]> {
     const slash = ref.indexOf('/');
     const rows = isUuid(ref)
       ? await this.db.query('SELECT * FROM computers WHERE id = $1', [ref])
       : slash > 0
-        ? await this.db.query('SELECT c.* FROM computers c JOIN organizations o ON o.id = c.organization_id WHERE o.name = $1 AND c.name = $2', [ref.slice(0, slash), ref.slice(slash + 1)])
-        : await this.db.query('SELECT * FROM computers WHERE name = $1', [ref]);
+        ? await this.db.query('SELECT c.* FROM computers c JOIN organizations o ON o.id = c.organization_id WHERE o.name = $1 AND lower(c.name) = lower($2)', [ref.slice(0, slash), ref.slice(slash + 1)])
+        : // Computer names compare without case, like logins (unique per organization in lower case, migration 9).
+          await this.db.query('SELECT * FROM computers WHERE lower(name) = lower($1)', [ref]);
     const out: Computer[] = [];
     for (const c of rows.map(toComputer)) {
       const granted = c.restricted && principal.role === 'technician' ? await this.hasGrant(c.id, principal.personId) : false;

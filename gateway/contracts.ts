@@ -34,6 +34,13 @@ export interface OpenSessionRequest {
    * the JIT account is being made, and log in when `open` resolves.
    */
   onAccessGranted?: (computer: Computer) => void;
+  /**
+   * Called with the computer once access is granted, before anything is
+   * provisioned (and before `onAccessGranted`): throwing refuses the session
+   * with that error, nothing is provisioned. The SSH front door refuses here
+   * the channels the computer's policy does not allow (file transfer, forwarding).
+   */
+  admit?: (computer: Computer) => void;
 }
 
 /** A provisioned session the gateway proxies (SSH or RDP). */
@@ -69,6 +76,9 @@ export interface LiveSessionInfo {
   startedAt: string;
   /** gateway instance that holds the connection */
   gateway: string;
+  /** The person, and the sign-in that opened it (web sign-in id, or `ssh:<connection>`): ending a sign-in ends what it opened. */
+  personId?: string;
+  authSessionId?: string;
 }
 
 /** Live sessions across every gateway sharing the Redis (gateway/sessions). */
@@ -86,4 +96,11 @@ export interface FrontDoorIdentity {
   personByPublicKey(login: string, algo: string, keyData: Buffer): Promise<Principal | null>;
   /** Check a TOTP (or one-time recovery) code for the person; counts failures and locks like the web sign-in. */
   verifySecondFactor(personId: string, code: string): Promise<boolean>;
+  /**
+   * When this key is registered to `login` and that person is locked out
+   * (too many wrong codes or passwords): until when; else null. The front
+   * door asks only after the key's signature verified, so the lock is told
+   * to the key's holder and to nobody else.
+   */
+  keyOwnerLockedUntil?(login: string, algo: string, keyData: Buffer): Promise<Date | null>;
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Database } from '../core/db/database.js';
 import { CoreErrors, JitgateError } from '../core/errors.js';
 import { jitSettingsSchema } from '../provisioner/jit-settings.js';
+import { checkComputerStores, withDetails, type StoreScope } from '../provisioner/store-scope.js';
 
 /**
  * Organizations and computers as a declarative document (`jitgate apply -f`):
@@ -42,7 +43,13 @@ export const inventorySchema = z.strictObject({
 
 export type Inventory = z.output<typeof inventorySchema>;
 
-export function parseInventory(doc: unknown, knownStores: ReadonlySet<string>): Inventory {
+/**
+ * Validate a document against the configured stores: names exist, each
+ * store belongs to the computer's organization (or has no owners: the
+ * inventory is applied by global admins and operators only), admin groups
+ * are configured on the store, containers lie inside its allowed ones.
+ */
+export function parseInventory(doc: unknown, stores: ReadonlyMap<string, StoreScope>): Inventory {
   const r = inventorySchema.safeParse(doc);
   if (!r.success) {
     throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
@@ -50,14 +57,27 @@ export function parseInventory(doc: unknown, knownStores: ReadonlySet<string>): 
   const problems: string[] = [];
   r.data.computers.forEach((c, i) => {
     for (const [k, v] of [['domainStore', c.domainStore], ['localStore', c.localStore]] as const) {
-      if (v !== null && !knownStores.has(v)) problems.push(`computers.${i}.${k}: no account store named ${v} in the configuration`);
+      if (v !== null && !stores.has(v)) problems.push(`computers.${i}.${k}: no account store named ${v} in the configuration`);
     }
   });
   if (problems.length) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: problems.join('; ') });
+  r.data.computers.forEach((c, i) => {
+    const problem = checkComputerStores((name) => stores.get(name), c, { organizationName: c.organization, byGlobalAdmin: true });
+    if (problem) throw withDetails(problem.error, { field: `computers.${i}.${problem.field}` });
+  });
   return r.data;
 }
 
-export async function applyInventory(db: Database, inv: Inventory): Promise<{ organizations: number; computers: number }> {
+/** A computer whose host-key pin an import dropped (its address or SSH port changed): the caller audits it. */
+export interface UnpinnedByImport {
+  id: string;
+  name: string;
+  organizationId: string;
+  previous: string;
+}
+
+export async function applyInventory(db: Database, inv: Inventory): Promise<{ organizations: number; computers: number; unpinned: UnpinnedByImport[] }> {
+  const unpinned: UnpinnedByImport[] = [];
   return db.transaction(async (tx) => {
     for (const o of inv.organizations) {
       const code = o.sharedCode ?? String(randomInt(1000, 10000));
@@ -69,15 +89,25 @@ export async function applyInventory(db: Database, inv: Inventory): Promise<{ or
     for (const c of inv.computers) {
       const org = await tx.query<{ id: string }>('SELECT id FROM organizations WHERE name = $1', [c.organization]);
       if (!org[0]) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `computer ${c.name}: no organization named ${c.organization}` });
+      // A host-key pin belongs to the address and port it was confirmed at: moving the computer drops it, whatever the document says.
+      const was = await tx.query<{ id: string; address: string; ssh_port: number; pin: string | null }>(
+        "SELECT id, address, ssh_port, policy->>'sshHostKeySha256' AS pin FROM computers WHERE organization_id = $1 AND lower(name) = lower($2) FOR UPDATE",
+        [org[0].id, c.name],
+      );
+      if (was[0] && (was[0].address !== c.address || Number(was[0].ssh_port) !== c.sshPort)) {
+        if (was[0].pin) unpinned.push({ id: was[0].id, name: c.name, organizationId: org[0].id, previous: was[0].pin });
+        const { sshHostKeySha256: _dropped, ...rest } = c.policy as Record<string, unknown>;
+        c.policy = rest;
+      }
       await tx.query(
         `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
-         ON CONFLICT (organization_id, name) DO UPDATE SET address = EXCLUDED.address, protocols = EXCLUDED.protocols, ssh_port = EXCLUDED.ssh_port,
+         ON CONFLICT (organization_id, lower(name)) DO UPDATE SET address = EXCLUDED.address, protocols = EXCLUDED.protocols, ssh_port = EXCLUDED.ssh_port,
            rdp_port = EXCLUDED.rdp_port, domain_store = EXCLUDED.domain_store, local_store = EXCLUDED.local_store, jit = EXCLUDED.jit,
            policy = EXCLUDED.policy, restricted = EXCLUDED.restricted, updated_at = now()`,
         [randomUUID(), org[0].id, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
       );
     }
-    return { organizations: inv.organizations.length, computers: inv.computers.length };
+    return { organizations: inv.organizations.length, computers: inv.computers.length, unpinned };
   });
 }

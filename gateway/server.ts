@@ -1,11 +1,12 @@
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
-import { randomUUID } from 'node:crypto';
-import { isJitgateError } from '../core/errors.js';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { CoreErrors, JitgateError, isJitgateError } from '../core/errors.js';
 import type { Logger } from '../core/logging.js';
 import type { Metrics } from './metrics.js';
+import { proxyTrust } from './trusted-proxies.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -17,7 +18,14 @@ export interface ServerDeps {
   metrics: Metrics;
   readiness: ReadinessCheck[];
   version: string;
-  trustProxy?: boolean;
+  /**
+   * `server.trustProxy`: the reverse proxies whose X-Forwarded-For/-Proto/
+   * -Host are believed (`req.ip`, `req.protocol`, `req.hostname`), and only
+   * on requests whose direct peer is one of them. false: nobody's.
+   */
+  trustProxy?: false | readonly string[];
+  /** `server.metricsToken`: GET /metrics needs `Authorization: Bearer <it>`; absent → /metrics is not served (404). */
+  metricsToken?: { reveal(): string };
   /**
    * Plugins registered at the root before any route, wrapped with
    * fastify-plugin so their decorations and hooks apply everywhere (auth:
@@ -34,6 +42,8 @@ export interface ServerDeps {
  * the code's HTTP status; unexpected errors never leak their text.
  */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const trust = proxyTrust(deps.trustProxy);
+  const trustsProxies = Array.isArray(deps.trustProxy) && deps.trustProxy.length > 0;
   const app = Fastify({
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     genReqId: (req) => {
@@ -41,7 +51,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID();
     },
     requestIdHeader: false,
-    trustProxy: deps.trustProxy ?? false,
+    // A predicate, not `true`: X-Forwarded-For is walked from the right and
+    // only hops added by a listed proxy are skipped, so req.ip is the
+    // rightmost address no trusted proxy vouches for (proxy-addr semantics).
+    trustProxy: trustsProxies ? (addr: string) => trust(addr) : false,
     bodyLimit: 1024 * 1024,
   });
 
@@ -72,13 +85,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       info: { title: 'jitgate API', version: deps.version, description: 'Privileged session manager gateway with just-in-time accounts.' },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/api/docs' });
   // Websocket routes (browser terminal, RDP tunnel, live watch) live in API plugins.
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null);
   for (const plugin of deps.rootPlugins ?? []) {
     await plugin(app);
   }
+  // The API description maps every route an attacker could try: for signed-in
+  // people only (registered after the auth plugin, whose onRequest hook sets
+  // req.principal; without it nobody is signed in and the docs stay shut).
+  const signedIn = async (req: FastifyRequest) => {
+    if (!req.principal) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+  };
+  await app.register(swaggerUi, { routePrefix: '/api/docs', uiHooks: { preHandler: signedIn } });
 
   app.get('/healthz', { schema: { description: 'Liveness: the process answers.', tags: ['ops'] } }, async () => ({ status: 'ok' }));
 
@@ -97,12 +116,24 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks: results });
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+  // Metrics show routes, job names and load: only to the holder of server.metricsToken.
+  // Without one the route still exists and answers 404, so it never falls
+  // through to the web app's history routing (index.html with 200).
+  const want = deps.metricsToken ? createHash('sha256').update(deps.metricsToken.reveal()).digest() : null;
+  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
+    if (!want) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'metrics endpoint' });
+    // Compare digests: equal length for timingSafeEqual, no length oracle.
+    const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+    const got = createHash('sha256').update(m?.[1] ?? '').digest();
+    if (!m || !timingSafeEqual(got, want)) {
+      reply.header('www-authenticate', 'Bearer realm="jitgate metrics"');
+      throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    }
     reply.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
 
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/openapi.json', { schema: { hide: true }, preHandler: signedIn }, async () => app.swagger());
 
   for (const plugin of deps.apiPlugins ?? []) {
     await app.register(plugin, { prefix: '/api/v1' });

@@ -23,6 +23,10 @@ export interface ContractFixture {
   removeUnmanaged(name: string): Promise<void>;
   /** Whether `password` logs on as `name` right now (a real logon where the backend allows). */
   canLogOn?(name: string, password: string): Promise<boolean>;
+  /** Log `name` on with `password` so it holds a session and processes (stores with `logOff`). */
+  startLogon?(name: string, password: string): Promise<void>;
+  /** Whether `name` still has a session or a process on the computer. */
+  hasLogon?(name: string): Promise<boolean>;
   /** Expiry precision of the backend in ms (Linux keeps days). */
   expiryPrecisionMs?: number;
   teardown?(): Promise<void>;
@@ -203,6 +207,7 @@ export function describeAccountStoreContract(label: string, setup: () => Promise
           () => fx.store.setPassword(other, generatePassword(other)),
           () => fx.store.setMarker(other, marker(other)),
           () => fx.store.delete(other),
+          ...(fx.store.logOff ? [() => fx.store.logOff!(other)] : []),
         ];
         for (const attempt of attempts) expect(await codeOf(attempt())).toBe('JIT_ERR_STORE_NOT_MANAGED');
         const still = await fx.store.get(other);
@@ -211,6 +216,23 @@ export function describeAccountStoreContract(label: string, setup: () => Promise
         expect(still!.marker.startsWith('jitgate:')).toBe(false);
       } finally {
         await fx.removeUnmanaged(other);
+      }
+    });
+
+    it('logOff ends the account\'s sessions and processes, idempotently; a missing account is no error', async (ctx) => {
+      if (!fx.store.logOff || !fx.startLogon || !fx.hasLogon) ctx.skip();
+      const { name, password } = await make();
+      await fx.store.addToGroup(name, fx.groups[0]);
+      await fx.startLogon!(name, password);
+      expect(await fx.hasLogon!(name)).toBe(true);
+      await fx.store.logOff!(name);
+      expect(await fx.hasLogon!(name)).toBe(false);
+      await fx.store.logOff!(name);
+      // Only logged off: the account itself is untouched.
+      expect((await fx.store.get(name))?.groups).toEqual([fx.groups[0]]);
+      await fx.store.logOff!(fresh());
+      for (const hostile of HOSTILE_NAMES) {
+        expect({ hostile, code: await codeOf(fx.store.logOff!(hostile)) }).toEqual({ hostile, code: 'JIT_ERR_STORE_INVALID_NAME' });
       }
     });
 

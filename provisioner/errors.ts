@@ -13,4 +13,7 @@ export const StoreErrors = defineErrors({
   JIT_ERR_STORE_UNREACHABLE: { status: 503, message: 'account store {store} unreachable: {reason}', transient: true },
   JIT_ERR_STORE_USER_BUSY: { status: 409, message: 'account {name} still has running processes', transient: true },
   JIT_ERR_STORE_FAILED: { status: 502, message: 'account store {store} failed: {reason}' },
+  JIT_ERR_STORE_NOT_ALLOWED_FOR_ORG: { status: 403, message: 'account store {store} may not be used for computers of {organization}: {reason}' },
+  JIT_ERR_STORE_GROUP_UNKNOWN: { status: 422, message: 'group {group} is not configured on account store {store}' },
+  JIT_ERR_STORE_CONTAINER_NOT_ALLOWED: { status: 403, message: 'container {container} is not inside a container account store {store} allows' },
 });

@@ -59,7 +59,7 @@ describe('JIT engine: maximum security (create and delete per session)', () => {
     expect((await fx.repo.getSession(sessionId))!.state).toBe('ended');
 
     const trail = (await fx.audit.list({ sessionId })).map((e) => e.type);
-    expect(trail).toEqual(['session.requested', 'account.created', 'account.group_added', 'account.group_added', 'session.started', 'account.group_removed', 'account.group_removed', 'account.deleted', 'session.ended']);
+    expect(trail).toEqual(['session.requested', 'account.created', 'account.group_added', 'account.group_added', 'session.started', 'account.logged_off', 'account.group_removed', 'account.group_removed', 'account.deleted', 'session.ended']);
     expect((await fx.audit.verify()).ok).toBe(true);
   });
 
@@ -330,7 +330,7 @@ describe('JIT engine: stores that join groups while creating (groupsOnCreate)', 
     expect(joinStore.accounts.size).toBe(0);
     expect([...joinStore.groups.values()].every((g) => g.size === 0)).toBe(true);
     const trail = (await f.audit.list({ sessionId })).map((e) => e.type);
-    expect(trail).toEqual(['session.requested', 'account.created', 'account.group_added', 'account.group_added', 'session.started', 'account.group_removed', 'account.group_removed', 'account.deleted', 'session.ended']);
+    expect(trail).toEqual(['session.requested', 'account.created', 'account.group_added', 'account.group_added', 'session.started', 'account.logged_off', 'account.group_removed', 'account.group_removed', 'account.deleted', 'session.ended']);
   });
 
   it('a missing group fails the creation itself: nothing is created, the session fails', async () => {

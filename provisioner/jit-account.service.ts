@@ -5,13 +5,15 @@ import type { AccountType, Computer, JitAccountRecord, Protocol, SessionRecord }
 import type { Logger } from '../core/logging.js';
 import { Secret } from '../core/secret.js';
 import type { SecretBox } from '../core/secret-box.js';
-import type { AccountStore } from './account-store.js';
+import type { AccountStore, CreatedAccount } from './account-store.js';
 import { generatePassword, jitAccountName, sharedAccountName } from './account-names.js';
 import { StoreErrors } from './errors.js';
 import { JitErrors } from './jit-errors.js';
+import type { HolderLiveness } from './holder-liveness.js';
+import { checkStoreScope, type StoreScope } from './store-scope.js';
 import type { JitRepository } from './jit-repository.js';
 import { jitSettingsSchema, usesPersistentAccount, type JitSettings } from './jit-settings.js';
-import { makeMarker, planReconcile, type ReconcileAction } from './reconcile-plan.js';
+import { makeMarker, planReconcile, provablyOver, type ReconcileAction } from './reconcile-plan.js';
 
 export interface JitServiceOptions {
   repo: JitRepository;
@@ -23,6 +25,22 @@ export interface JitServiceOptions {
   /** Extra time past the lease before the account's own fail-safe expiry and the reconciler act. */
   leaseGraceMs?: number;
   defaultSessionMinutes?: number;
+  /**
+   * A session that has not become active this long after it was requested is
+   * rolled back by the reconciler (a crashed `jitgate checkout`, a worker
+   * killed mid-provision). Default 60 s.
+   */
+  provisioningTimeoutMs?: number;
+  /** Tells which gateways holding sessions are gone; absent: only leases and timeouts end sessions. */
+  holders?: HolderLiveness;
+  /**
+   * Which organizations, groups and containers each store allows
+   * (`accountStores[].organizations`, `groups`, `allowedContainers`). The API
+   * checks them when a computer is saved; the engine checks again before it
+   * creates or re-enables anything, so a computer row changed behind the
+   * API's back still cannot reach another customer's directory.
+   */
+  storeScopes?: ReadonlyMap<string, StoreScope>;
   now?: () => Date;
 }
 
@@ -34,6 +52,8 @@ export interface SessionRequest {
   /** Required when the computer's accountType is `choose`. */
   accountType?: AccountType;
   minutes?: number;
+  /** Who holds the session open (`gateway:<id>`); the reconciler ends it when that holder is gone. */
+  holder?: string | null;
 }
 
 export interface ProvisionResult {
@@ -56,7 +76,11 @@ export interface Credentials {
 export interface ReconcileReport {
   dryRun: boolean;
   expiredSessions: number;
+  /** Sessions the sweep ended (or, in a dry run, would end), with why; their teardown removed their accounts. */
+  sessions: { sessionId: string; computer: string; account: string | null; reason: string; done: boolean }[];
   actions: (ReconcileAction & { store: string; done: boolean })[];
+  /** Accounts listed in a store but left alone: still in use, or created after the sweep began. */
+  skipped: { store: string; name: string; reason: string }[];
   failures: { item: string; code: string }[];
 }
 
@@ -71,11 +95,11 @@ const LOCK_TTL_MS = 60_000;
  * can be retried and repeated after a crash.
  */
 export class JitAccountService {
-  readonly #o: Required<Omit<JitServiceOptions, 'now'>> & { now: () => Date };
+  readonly #o: Required<Omit<JitServiceOptions, 'now' | 'holders' | 'storeScopes'>> & { now: () => Date; holders?: HolderLiveness; storeScopes?: ReadonlyMap<string, StoreScope> };
   readonly #log: Logger;
 
   constructor(opts: JitServiceOptions) {
-    this.#o = { leaseGraceMs: 60_000, defaultSessionMinutes: 60, now: () => new Date(), ...opts };
+    this.#o = { leaseGraceMs: 60_000, defaultSessionMinutes: 60, provisioningTimeoutMs: 60_000, now: () => new Date(), ...opts };
     this.#log = opts.log.child({ component: 'jit' });
   }
 
@@ -123,6 +147,13 @@ export class JitAccountService {
     if (accountType !== 'existing') {
       this.#store(accountType === 'domain' ? req.computer.domainStore : req.computer.localStore, req.computer.name);
     }
+    // Validated here, not only in the API: a lease that has already ended would put an account in the admin group for nothing.
+    if (req.minutes !== undefined && (!Number.isInteger(req.minutes) || req.minutes < 1)) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `minutes must be a whole number from 1 to ${settings.maxSessionMinutes} (the maximum of ${req.computer.name})` });
+    }
+    if (req.minutes !== undefined && req.minutes > settings.maxSessionMinutes) {
+      throw new JitgateError(JitErrors.JIT_ERR_JIT_LEASE_TOO_LONG, { computer: req.computer.name, minutes: settings.maxSessionMinutes, asked: req.minutes });
+    }
     const minutes = Math.min(req.minutes ?? this.#o.defaultSessionMinutes, settings.maxSessionMinutes);
     const session = await this.#o.repo.insertSession({
       id: randomUUID(),
@@ -133,6 +164,7 @@ export class JitAccountService {
       protocol: req.protocol,
       accountType,
       leaseExpiresAt: new Date(this.#o.now().getTime() + minutes * 60_000),
+      holder: req.holder ?? null,
     });
     await this.#audit({ type: 'session.requested', actor: req.personLogin, outcome: 'success', sessionId: session.id, computer: req.computer.name, data: { protocol: req.protocol, accountType, minutes } });
     return session;
@@ -161,6 +193,7 @@ export class JitAccountService {
     }
     const settings = this.settingsOf(computer);
     const { name: storeName, store } = this.#store(s.accountType === 'domain' ? computer.domainStore : computer.localStore, computer.name);
+    await this.#checkScope(storeName, computer, settings, sessionId);
     const actor = s.personLogin;
     const accountExpires = new Date(s.leaseExpiresAt.getTime() + this.#o.leaseGraceMs);
     let account: JitAccountRecord | null = s.accountId ? await repo.getAccount(s.accountId) : null;
@@ -192,13 +225,27 @@ export class JitAccountService {
     }
     const active = await repo.transitionSession(sessionId, ['provisioning'], 'active');
     if (!active) {
-      // A teardown raced us (session closed while provisioning): undo what we did.
-      await this.teardown(sessionId, 'closed during provisioning');
-      throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: sessionId, state: 'ended' });
+      // A teardown raced us (closed, timed out, its gateway gone) and may have run before our last
+      // step: release again under the session's lock (teardown itself returns early once ended).
+      await this.#withLock(`session:${sessionId}`, () => this.#release(sessionId, 'closed during provisioning', 'system:provisioner'));
+      const now = await repo.getSession(sessionId);
+      throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: sessionId, state: now?.state ?? 'ended' });
     }
     await this.#audit({ type: 'session.started', actor, outcome: 'success', sessionId, computer: computer.name, account: account.name, data: { store: storeName, groups: settings.adminGroups } });
     log.info({ account: account.name, store: storeName }, 'session provisioned');
     return this.#result(active);
+  }
+
+  /** Refuse (and fail the session, nothing created) when the computer's organization, groups or container are not the store's. */
+  async #checkScope(storeName: string, computer: Computer, settings: JitSettings, sessionId: string): Promise<void> {
+    const scope = this.#o.storeScopes?.get(storeName);
+    if (!scope) return;
+    const org = await this.#o.repo.getOrganization(computer.organizationId);
+    // byGlobalAdmin: the engine cannot know who configured the computer; ownership, groups and containers still hold.
+    const refusal = checkStoreScope(scope, { organizationName: org?.name ?? '', adminGroups: settings.adminGroups, container: settings.container ?? null, byGlobalAdmin: true });
+    if (!refusal) return;
+    await this.#rollback(sessionId, refusal);
+    throw refusal;
   }
 
   #result(s: SessionRecord): ProvisionResult {
@@ -226,8 +273,9 @@ export class JitAccountService {
       await repo.linkSessionAccount(s.id, row);
       // Memberships made with the creation are on the session's record first, like addToGroup's.
       for (const group of groups) await repo.addSessionGroup(s.id, group);
+      let created: CreatedAccount | void;
       try {
-        await store.create({
+        created = await store.create({
           name, password, marker: makeMarker(this.#o.installationId, id), expiresAt, displayName: `JIT ${s.personLogin} (${computer.name})`, container: settings.container,
           ...(groups.length > 0 ? { groups } : {}),
         });
@@ -239,13 +287,29 @@ export class JitAccountService {
         }
         throw err;
       }
-      await repo.updateAccount(id, { state: 'active' });
+      await this.#markCreated(storeName, store, { ...row, location: null }, created, s.id);
       await this.#audit({ type: 'account.created', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer: computer.name, account: name, data: { store: storeName, mode: 'named', expiresAt: expiresAt.toISOString() } });
       for (const group of groups) {
         await this.#audit({ type: 'account.group_added', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer: computer.name, account: name, data: { group, store: storeName } });
       }
       return { ...row, state: 'active' };
     }
+  }
+
+  /**
+   * The account now exists: creating → active, with where the store made it.
+   * When the row was released meanwhile (teardown or a timed-out rollback ran
+   * while the store was creating), the account we just made is deleted here:
+   * nobody else would know to.
+   */
+  async #markCreated(storeName: string, store: AccountStore, row: JitAccountRecord, created: CreatedAccount | void, sessionId: string): Promise<void> {
+    const location = created?.location ?? undefined;
+    const ok = await this.#o.repo.markAccountCreated(row.id, location ?? null);
+    if (ok) return;
+    await store.delete(row.name);
+    await this.#o.repo.updateAccount(row.id, { state: 'deleted', passwordEnc: null });
+    await this.#audit({ type: 'account.deleted', actor: 'system:provisioner', outcome: 'success', sessionId, account: row.name, data: { reason: 'session closed while the account was being created', store: storeName } });
+    throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: sessionId, state: 'ended' });
   }
 
   async #withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -304,8 +368,8 @@ export class JitAccountService {
         computerId: shared ? null : computer.id, state: 'creating', passwordEnc: this.#o.box.encrypt(password, id), groups: settings.adminGroups, keep: true,
       });
       await repo.linkSessionAccount(s.id, row);
-      await store.create({ name, password, marker: makeMarker(this.#o.installationId, id), expiresAt, displayName: shared ? `JIT shared ${name}` : `JIT ${s.personLogin}`, container: settings.container });
-      await repo.updateAccount(id, { state: 'active' });
+      const created = await store.create({ name, password, marker: makeMarker(this.#o.installationId, id), expiresAt, displayName: shared ? `JIT shared ${name}` : `JIT ${s.personLogin}`, container: settings.container });
+      await this.#markCreated(storeName, store, row, created, s.id);
       await this.#audit({ type: 'account.created', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer: computer.name, account: name, data: { store: storeName, mode, expiresAt: expiresAt.toISOString() } });
       return { ...row, state: 'active' };
     });
@@ -319,8 +383,9 @@ export class JitAccountService {
       if (s?.accountName) {
         await this.#audit({ type: 'account.rolled_back', actor: s.personLogin, outcome: 'success', sessionId, computer: s.computerName, account: s.accountName, data: { cause: code } });
       }
-      await this.#o.repo.transitionSession(sessionId, ['pending', 'provisioning', 'active', 'ending'], 'failed', { endReason: 'provisioning failed', errorCode: code });
-      await this.#audit({ type: 'session.failed', actor: s?.personLogin ?? 'system:provisioner', outcome: 'failure', sessionId, computer: s?.computerName, account: s?.accountName, data: { code } });
+      const failed = await this.#o.repo.transitionSession(sessionId, ['pending', 'provisioning', 'active', 'ending'], 'failed', { endReason: 'provisioning failed', errorCode: code });
+      // Already ended by someone else (a timed-out rollback by the reconciler): its session.ended stands.
+      if (failed) await this.#audit({ type: 'session.failed', actor: s?.personLogin ?? 'system:provisioner', outcome: 'failure', sessionId, computer: s?.computerName, account: s?.accountName, data: { code } });
     } catch (err) {
       // The session stays live with its lease: teardown retries and the reconciler finish the job.
       this.#log.error({ sessionId, code: isJitgateError(err) ? err.code : undefined }, 'rollback incomplete; left for teardown/reconcile');
@@ -369,6 +434,8 @@ export class JitAccountService {
     const ctx = { sessionId, computer: s.computerName, account: account.name };
     const body = async () => {
       const others = await repo.otherLiveLeases(account.id, sessionId);
+      // A shared account another live session still uses keeps its logons.
+      if (others.length === 0) await this.#logOff(s.store!, store, account.name, s.computerId, sessionId, reason);
       const stillNeeded = new Set(others.flatMap((o) => o.groups));
       for (const group of s.groups) {
         if (stillNeeded.has(group)) continue;
@@ -457,7 +524,8 @@ export class JitAccountService {
     if (!s || s.state !== 'active' || !s.accountId) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_CREDENTIALS, { session: sessionId });
     const a = await this.#o.repo.getAccount(s.accountId);
     if (!a?.passwordEnc) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_CREDENTIALS, { session: sessionId });
-    return { username: a.name, password: new Secret(this.#o.box.decrypt(a.passwordEnc, a.id)) };
+    const domain = s.store ? this.#o.stores.get(s.store)?.domain : undefined;
+    return { username: a.name, password: new Secret(this.#o.box.decrypt(a.passwordEnc, a.id)), ...(domain ? { domain } : {}) };
   }
 
   /**
@@ -473,28 +541,69 @@ export class JitAccountService {
   }
 
   /**
-   * Sweep: tear down sessions whose lease ran out, then compare every store's
-   * jitgate-marked accounts with the database and remove what has no live
-   * lease. Per-item failures are collected; the sweep goes on.
+   * Sessions that must end now, with why: lease (and grace) past, never
+   * became active within the provisioning timeout (a crashed checkout or
+   * worker), or held by a gateway that is gone (its heartbeat stopped).
+   */
+  async #sessionsToEnd(now: Date): Promise<{ session: SessionRecord; reason: string; expired: boolean }[]> {
+    const repo = this.#o.repo;
+    const out = new Map<string, { session: SessionRecord; reason: string; expired: boolean }>();
+    for (const s of await repo.expiredLiveSessions(now, this.#o.leaseGraceMs)) out.set(s.id, { session: s, reason: 'lease expired (reconciler)', expired: true });
+    for (const s of await repo.stuckProvisioning(now, this.#o.provisioningTimeoutMs)) {
+      if (!out.has(s.id)) out.set(s.id, { session: s, reason: `provisioning did not finish within ${Math.round(this.#o.provisioningTimeoutMs / 1000)} s`, expired: false });
+    }
+    if (this.#o.holders) {
+      const held = (await repo.heldLiveSessions()).filter((s) => !out.has(s.id));
+      const holders = [...new Set(held.map((s) => s.holder!))];
+      const dead = holders.length > 0 ? await this.#o.holders.deadHolders(holders) : new Set<string>();
+      for (const s of held) if (dead.has(s.holder!)) out.set(s.id, { session: s, reason: 'its gateway is gone', expired: false });
+    }
+    return [...out.values()];
+  }
+
+  /**
+   * End the sessions that must end now (see #sessionsToEnd) without
+   * comparing stores: cheap enough to run every few seconds, and at start.
+   */
+  async reapSessions(opts: { dryRun?: boolean } = {}): Promise<{ ended: ReconcileReport['sessions']; failures: ReconcileReport['failures'] }> {
+    const dryRun = opts.dryRun ?? false;
+    const ended: ReconcileReport['sessions'] = [];
+    const failures: ReconcileReport['failures'] = [];
+    for (const { session: s, reason, expired } of await this.#sessionsToEnd(this.#o.now())) {
+      const item = { sessionId: s.id, computer: s.computerName, account: s.accountName, reason, done: false };
+      if (!dryRun) {
+        try {
+          if (expired) await this.#audit({ type: 'lease.expired', actor: 'system:reconciler', outcome: 'success', sessionId: s.id, computer: s.computerName, account: s.accountName });
+          const r = await this.teardown(s.id, reason, 'system:reconciler');
+          item.done = r.state === 'ended';
+        } catch (err) {
+          failures.push({ item: `session ${s.id}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
+        }
+      }
+      ended.push(item);
+    }
+    if (ended.length > 0 && !dryRun) this.#log.warn({ sessions: ended.map((e) => ({ sessionId: e.sessionId, reason: e.reason })) }, 'reconciler ended sessions');
+    return { ended, failures };
+  }
+
+  /**
+   * Sweep: end the sessions that must end (lease past, provisioning timed
+   * out, gateway gone), then compare every store's jitgate-marked accounts
+   * with the database and remove what no live lease needs. A listing is only
+   * a hint: each account is settled under its lock with everything re-read at
+   * that moment (docs/jit-engine.md "Reconciler"), and nothing created after
+   * the sweep began is touched. Per-item failures are collected; the sweep
+   * goes on.
    */
   async reconcile(opts: { dryRun?: boolean } = {}): Promise<ReconcileReport> {
     const dryRun = opts.dryRun ?? false;
     const repo = this.#o.repo;
-    const now = this.#o.now();
-    const report: ReconcileReport = { dryRun, expiredSessions: 0, actions: [], failures: [] };
-    const expired = await repo.expiredLiveSessions(now, this.#o.leaseGraceMs);
-    report.expiredSessions = expired.length;
-    if (!dryRun) {
-      for (const s of expired) {
-        try {
-          await this.#audit({ type: 'lease.expired', actor: 'system:reconciler', outcome: 'success', sessionId: s.id, computer: s.computerName, account: s.accountName });
-          await this.teardown(s.id, 'lease expired (reconciler)', 'system:reconciler');
-        } catch (err) {
-          report.failures.push({ item: `session ${s.id}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
-        }
-      }
-    }
-    const live = await repo.liveLeaseAccountIds(now, this.#o.leaseGraceMs);
+    const sweepStartedAt = await repo.dbNow();
+    const reaped = await this.reapSessions({ dryRun });
+    const report: ReconcileReport = {
+      dryRun, expiredSessions: reaped.ended.length, sessions: reaped.ended, actions: [], skipped: [], failures: [...reaped.failures],
+    };
+    // In a dry run the sessions above were not ended: their accounts show up below as what their teardown would remove.
     for (const [storeName, store] of this.#o.stores) {
       let listed;
       try {
@@ -504,53 +613,150 @@ export class JitAccountService {
         continue;
       }
       const rows = await repo.accountsInStore(storeName);
-      const actions = planReconcile({ installationId: this.#o.installationId, storeAccounts: listed, rows, liveAccountIds: live });
-      for (const a of actions) {
-        let done = false;
-        if (!dryRun) {
-          try {
-            await this.#apply(storeName, store, a);
-            done = true;
-          } catch (err) {
-            report.failures.push({ item: `${storeName}/${a.name} ${a.kind}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
-          }
+      const live = await repo.liveLeaseAccountIds(this.#o.now(), this.#o.leaseGraceMs);
+      const hinted = planReconcile({ installationId: this.#o.installationId, storeAccounts: listed, rows, liveAccountIds: live });
+      // One settlement per account: the hint says which accounts may need work, not what to do.
+      const targets = new Map<string, { name: string; accountId: string | null }>();
+      for (const a of hinted) targets.set(a.accountId ?? `name:${a.name.toLowerCase()}`, { name: a.name, accountId: a.accountId });
+      for (const t of targets.values()) {
+        try {
+          const r = await this.#settle(storeName, store, t, sweepStartedAt, dryRun);
+          if (r.skipped) report.skipped.push({ store: storeName, name: t.name, reason: r.skipped });
+          for (const a of r.actions) report.actions.push({ ...a, store: storeName, done: a.done });
+          for (const f of r.failures) report.failures.push({ item: `${storeName}/${t.name} ${f.kind}`, code: f.code });
+        } catch (err) {
+          report.failures.push({ item: `${storeName}/${t.name}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
         }
-        report.actions.push({ ...a, store: storeName, done });
       }
     }
     if (!dryRun) {
       await this.#audit({
         type: 'reconcile.completed', actor: 'system:reconciler', outcome: report.failures.length ? 'failure' : 'success',
-        data: { expiredSessions: report.expiredSessions, actions: report.actions.length, failures: report.failures.length },
+        data: {
+          sessionsEnded: report.sessions.filter((x) => x.done).length, expiredSessions: report.expiredSessions,
+          actions: report.actions.filter((x) => x.done).length, skipped: report.skipped.length, failures: report.failures.length,
+        },
       });
     }
     if (report.failures.length) this.#log.warn({ failures: report.failures }, 'reconcile finished with failures');
     return report;
   }
 
-  async #apply(storeName: string, store: AccountStore, a: ReconcileAction): Promise<void> {
+  /**
+   * Settle one account the listing hinted at: under the lock its provisioning
+   * and teardown use, re-read its row, every session that used it and the
+   * store's own answer for its name, and act only when its use is provably
+   * over and it existed before the sweep began. A row is forgotten only on the
+   * store's positive "no such account".
+   */
+  async #settle(
+    storeName: string, store: AccountStore, t: { name: string; accountId: string | null }, sweepStartedAt: Date, dryRun: boolean,
+  ): Promise<{ skipped?: string; actions: (ReconcileAction & { done: boolean })[]; failures: { kind: string; code: string }[] }> {
+    const repo = this.#o.repo;
+    const first = t.accountId ? await repo.getAccount(t.accountId) : null;
+    const lockKey = first?.keep ? `account:${first.store}:${first.ownerKey}` : `reconcile:${storeName}:${(first?.name ?? t.name).toLowerCase()}`;
+    const body = async () => {
+      const row = t.accountId ? await repo.getAccount(t.accountId) : null;
+      const now = this.#o.now();
+      if (row && row.state !== 'deleted') {
+        const sessions = await repo.sessionsOfAccount(row.id);
+        const over = provablyOver({ createdAt: row.createdAt, sessions, sweepStartedAt, now, leaseGraceMs: this.#o.leaseGraceMs, provisioningTimeoutMs: this.#o.provisioningTimeoutMs });
+        if (!over) {
+          return { skipped: row.createdAt >= sweepStartedAt ? 'created after the sweep began' : 'in use by a live session', actions: [], failures: [] };
+        }
+      }
+      const name = row?.name ?? t.name;
+      // The store's own answer, now: null only on a positive "no such account".
+      const inStore = await store.get(name);
+      const actions = planReconcile({
+        installationId: this.#o.installationId,
+        storeAccounts: inStore ? [inStore] : [],
+        rows: row && row.state !== 'deleted' ? [row] : [],
+        liveAccountIds: new Set(),
+      });
+      const out: (ReconcileAction & { done: boolean })[] = [];
+      const failures: { kind: string; code: string }[] = [];
+      for (const a of actions) {
+        let done = false;
+        if (!dryRun) {
+          try {
+            await this.#apply(storeName, store, a, row);
+            done = true;
+          } catch (err) {
+            failures.push({ kind: a.kind, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
+            // Later steps (disable after a failed group removal) would leave a half-done account: stop here, retry next sweep.
+            out.push({ ...a, done });
+            break;
+          }
+        }
+        out.push({ ...a, done });
+      }
+      return { actions: out, failures };
+    };
+    return dryRun ? body() : this.#withLock(lockKey, body);
+  }
+
+  async #apply(storeName: string, store: AccountStore, a: ReconcileAction, row: JitAccountRecord | null): Promise<void> {
     const repo = this.#o.repo;
     const base = { actor: 'system:reconciler', outcome: 'success' as const, account: a.name };
     switch (a.kind) {
       case 'delete':
+        await this.#logOff(storeName, store, a.name, row?.computerId ?? null, null, 'reconcile');
         await store.delete(a.name);
         if (a.accountId) await repo.updateAccount(a.accountId, { state: 'deleted', passwordEnc: null });
-        await this.#audit({ type: 'reconcile.removed', ...base, data: { store: storeName, action: 'delete', reason: a.reason } });
+        await this.#audit({ type: 'reconcile.removed', ...base, data: { store: storeName, action: 'delete', reason: a.reason, ...(row?.location ? { location: row.location } : {}) } });
         return;
       case 'remove-group':
+        await this.#logOff(storeName, store, a.name, row?.computerId ?? null, null, 'reconcile');
         await store.removeFromGroup(a.name, a.group);
         await this.#audit({ type: 'reconcile.removed', ...base, data: { store: storeName, action: 'remove-group', group: a.group, reason: a.reason } });
         return;
       case 'disable':
+        await this.#logOff(storeName, store, a.name, row?.computerId ?? null, null, 'reconcile');
         await store.disable(a.name);
         await store.setPassword(a.name, generatePassword(a.name));
         await repo.updateAccount(a.accountId, { state: 'idle', passwordEnc: null });
         await this.#audit({ type: 'reconcile.removed', ...base, data: { store: storeName, action: 'disable', reason: a.reason } });
         return;
       case 'forget':
+        // Only reached when the store just said, for this name, that no such account exists.
         await repo.updateAccount(a.accountId, { state: 'deleted', passwordEnc: null });
+        await this.#audit({ type: 'reconcile.forgotten', ...base, data: { store: storeName, reason: a.reason, ...(row?.location ? { location: row.location } : {}) } });
         return;
     }
+  }
+
+  /**
+   * Log the account off before its rights go (a disconnected Windows session
+   * keeps its admin token; a Linux process keeps its groups): on the store
+   * that holds it, and for a domain account also on the computer's local
+   * store, which reaches the computer itself. Best effort: a computer that
+   * does not answer must not keep the directory from removing the rights;
+   * the failure is audited and logged.
+   */
+  async #logOff(storeName: string, store: AccountStore, name: string, computerId: string | null, sessionId: string | null, reason: string): Promise<void> {
+    const targets: { storeName: string; store: AccountStore }[] = [];
+    if (store.logOff) targets.push({ storeName, store });
+    const computer = computerId ? await this.#o.repo.getComputer(computerId) : null;
+    if (computer?.localStore && computer.localStore !== storeName) {
+      const local = this.#o.stores.get(computer.localStore);
+      if (local?.logOff) targets.push({ storeName: computer.localStore, store: local });
+    }
+    if (targets.length === 0) return;
+    const failed: { store: string; code: string }[] = [];
+    for (const t of targets) {
+      try {
+        await t.store.logOff!(name);
+      } catch (err) {
+        const code = isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL';
+        this.#log.warn({ sessionId, account: name, store: t.storeName, code }, 'could not log the account off; removing its rights anyway');
+        failed.push({ store: t.storeName, code });
+      }
+    }
+    await this.#audit({
+      type: 'account.logged_off', actor: 'system:provisioner', outcome: failed.length ? 'failure' : 'success', sessionId, computer: computer?.name ?? null, account: name,
+      data: { stores: targets.map((t) => t.storeName), reason, ...(failed.length ? { failed: failed.map((f) => `${f.store}: ${f.code}`) } : {}) },
+    });
   }
 
   /** Collect per-store reachability for `jitgate check`. */

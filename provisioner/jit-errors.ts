@@ -9,5 +9,6 @@ export const JitErrors = defineErrors({
   JIT_ERR_JIT_MAX_DURATION: { status: 409, message: 'sessions on {computer} last at most {minutes} minutes; this one cannot be extended further' },
   JIT_ERR_JIT_LOCK_TIMEOUT: { status: 503, message: 'timed out waiting for {key}', transient: true },
   JIT_ERR_JIT_NO_CREDENTIALS: { status: 409, message: 'session {session} has no credentials to inject' },
+  JIT_ERR_JIT_LEASE_TOO_LONG: { status: 422, message: 'sessions on {computer} last at most {minutes} minutes; {asked} were asked for' },
   JIT_ERR_JIT_PROVISION_TIMEOUT: { status: 504, message: 'provisioning of session {session} did not finish in time', transient: true },
 });

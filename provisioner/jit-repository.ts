@@ -27,6 +27,7 @@ function toSession(r: R): SessionRecord {
     endedAt: dn(r.ended_at),
     endReason: (r.end_reason as string | null) ?? null,
     errorCode: (r.error_code as string | null) ?? null,
+    holder: (r.holder as string | null) ?? null,
   };
 }
 
@@ -44,6 +45,7 @@ function toAccount(r: R): JitAccountRecord {
     passwordEnc: (r.password_enc as string | null) ?? null,
     groups: arr(r.groups),
     keep: Boolean(r.keep),
+    location: (r.location as string | null) ?? null,
     createdAt: d(r.created_at),
     updatedAt: d(r.updated_at),
   };
@@ -107,11 +109,11 @@ export class JitRepository {
     return r ? { id: r.id, name: r.name, sharedCode: r.shared_code } : null;
   }
 
-  async insertSession(s: Pick<SessionRecord, 'id' | 'personId' | 'personLogin' | 'computerId' | 'computerName' | 'protocol' | 'accountType' | 'leaseExpiresAt'>): Promise<SessionRecord> {
+  async insertSession(s: Pick<SessionRecord, 'id' | 'personId' | 'personLogin' | 'computerId' | 'computerName' | 'protocol' | 'accountType' | 'leaseExpiresAt' | 'holder'>): Promise<SessionRecord> {
     const rows = await this.db.query(
-      `INSERT INTO sessions (id, person_id, person_login, computer_id, computer_name, protocol, account_type, state, lease_expires_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,'pending',$8) RETURNING *`,
-      [s.id, s.personId, s.personLogin, s.computerId, s.computerName, s.protocol, s.accountType, s.leaseExpiresAt],
+      `INSERT INTO sessions (id, person_id, person_login, computer_id, computer_name, protocol, account_type, state, lease_expires_at, holder)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,'pending',$8,$9) RETURNING *`,
+      [s.id, s.personId, s.personLogin, s.computerId, s.computerName, s.protocol, s.accountType, s.leaseExpiresAt, s.holder],
     );
     return toSession(rows[0]!);
   }
@@ -168,7 +170,7 @@ export class JitRepository {
     return (await this.db.query(`SELECT * FROM sessions WHERE account_id = $1 AND id <> $2 AND state IN ('provisioning','active')`, [accountId, exceptSession])).map(toSession);
   }
 
-  async insertAccount(a: Omit<JitAccountRecord, 'createdAt' | 'updatedAt'>): Promise<JitAccountRecord> {
+  async insertAccount(a: Omit<JitAccountRecord, 'createdAt' | 'updatedAt' | 'location'>): Promise<JitAccountRecord> {
     const rows = await this.db.query(
       `INSERT INTO jit_accounts (id, store, name, mode, owner_key, person_id, organization_id, computer_id, state, password_enc, groups, keep)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
@@ -190,16 +192,49 @@ export class JitRepository {
     return rows[0] ? toAccount(rows[0]) : null;
   }
 
-  async updateAccount(id: string, patch: { state?: JitAccountState; passwordEnc?: string | null }): Promise<void> {
+  async updateAccount(id: string, patch: { state?: JitAccountState; passwordEnc?: string | null; location?: string }): Promise<void> {
     await this.db.query(
       `UPDATE jit_accounts SET
          state = coalesce($2, state),
          password_enc = CASE WHEN $3 THEN $4 ELSE password_enc END,
+         location = coalesce($5, location),
          deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END,
          updated_at = now()
        WHERE id = $1`,
-      [id, patch.state ?? null, patch.passwordEnc !== undefined, patch.passwordEnc ?? null],
+      [id, patch.state ?? null, patch.passwordEnc !== undefined, patch.passwordEnc ?? null, patch.location ?? null],
     );
+  }
+
+  /** creating → active once the store made the account; false when the row was released meanwhile. */
+  async markAccountCreated(id: string, location: string | null): Promise<boolean> {
+    const rows = await this.db.query(
+      "UPDATE jit_accounts SET state = 'active', location = coalesce($2, location), updated_at = now() WHERE id = $1 AND state = 'creating' RETURNING id",
+      [id, location],
+    );
+    return rows.length === 1;
+  }
+
+  /** Every session that ever used the account (any state): the reconciler's proof that its use is over. */
+  async sessionsOfAccount(accountId: string): Promise<SessionRecord[]> {
+    return (await this.db.query('SELECT * FROM sessions WHERE account_id = $1', [accountId])).map(toSession);
+  }
+
+  /** The database's clock: account rows are stamped with it, so the reconciler compares with it too. */
+  async dbNow(): Promise<Date> {
+    const rows = await this.db.query<{ now: unknown }>('SELECT now() AS now');
+    return d(rows[0]!.now);
+  }
+
+  /** Live sessions that were requested more than `timeoutMs` ago and never became active. */
+  async stuckProvisioning(now: Date, timeoutMs: number): Promise<SessionRecord[]> {
+    return (
+      await this.db.query(`SELECT * FROM sessions WHERE state IN ('pending','provisioning') AND created_at + ($1::double precision * interval '1 millisecond') <= $2`, [timeoutMs, now])
+    ).map(toSession);
+  }
+
+  /** Live sessions held open by a gateway (holder not null), with their holder. */
+  async heldLiveSessions(): Promise<SessionRecord[]> {
+    return (await this.db.query(`SELECT * FROM sessions WHERE state IN ${LIVE} AND holder IS NOT NULL`)).map(toSession);
   }
 
   /** Forget a row for an account that never existed (name collision before create). */

@@ -81,3 +81,34 @@ export function planReconcile(input: ReconcileInput): ReconcileAction[] {
   }
   return actions;
 }
+
+/** Why the reconciler may act on an account now, or null when it may not. */
+export interface OverInput {
+  /** The account's row, re-read at the moment of acting. */
+  createdAt: Date;
+  /** Every session that ever used the account (any state), re-read at the moment of acting. */
+  sessions: readonly { state: string; leaseExpiresAt: Date }[];
+  /** When this sweep began, on the database's clock (rows are stamped with it). */
+  sweepStartedAt: Date;
+  now: Date;
+  leaseGraceMs: number;
+  /** A row no session links to yet is in the middle of being provisioned for this long. */
+  provisioningTimeoutMs: number;
+}
+
+/**
+ * The reconciler acts on an account only when its use is provably over:
+ * - it was not created after this sweep began (a sweep never judges what it
+ *   could not have seen when it listed the stores);
+ * - every session that used it has ended or failed, or its lease and grace
+ *   have passed;
+ * - a row no session links to yet is older than the provisioning timeout
+ *   (the engine links a row to its session right after inserting it, before
+ *   the account exists in any store).
+ * Pure: the service re-reads its inputs under the lock it acts under.
+ */
+export function provablyOver(i: OverInput): boolean {
+  if (i.createdAt.getTime() >= i.sweepStartedAt.getTime()) return false;
+  if (i.sessions.length === 0) return i.now.getTime() - i.createdAt.getTime() > i.provisioningTimeoutMs;
+  return i.sessions.every((s) => s.state === 'ended' || s.state === 'failed' || s.leaseExpiresAt.getTime() + i.leaseGraceMs <= i.now.getTime());
+}

@@ -10,6 +10,12 @@ import type { Queryable } from '../core/db/database.js';
  * the seq sequence; without the key neither can be forged.
  */
 export const MANIFEST_GENESIS = '0'.repeat(64);
+/**
+ * Signed in place of a SHA-256 (size 0) for a recording that never started:
+ * guacd refused the connection, or the file could not be created, so the
+ * session never ran. Not hex, so no file's hash can equal it.
+ */
+export const NEVER_STARTED = 'never-started';
 /** pg_advisory_xact_lock id serialising appends (see core/audit.ts for the others). */
 export const MANIFEST_LOCK = 73_461_003;
 

@@ -65,6 +65,13 @@ export interface RdpRecordingSlot {
   readonly guacdName: string;
   /** Index the file guacd wrote: hash, sign, store row. */
   close(): Promise<RecordingSummary | null>;
+  /**
+   * Close a slot guacd never accepted (its handshake failed: nothing can have
+   * been recorded). Signed as never started, which `recordings verify`
+   * accepts; a file found anyway is sealed as by `close`. Only for a failed
+   * handshake: a missing file after guacd accepted stays a problem.
+   */
+  neverStarted(reason: string): Promise<RecordingSummary | null>;
 }
 
 export interface SessionRecorder {

@@ -6,7 +6,7 @@ import type { Logger } from '../core/logging.js';
 import { AsciicastWriter } from './asciicast.writer.js';
 import { DEFAULT_HARD_CAP, DEFAULT_HIGH_WATER_MARK, type SinkResult } from './bounded-sink.js';
 import { FsRecordingStore } from './fs-recording.store.js';
-import { appendManifest, entryFromRow } from './manifest.js';
+import { appendManifest, entryFromRow, NEVER_STARTED } from './manifest.js';
 import type {
   RdpRecordingSlot,
   RecordingMeta,
@@ -133,6 +133,10 @@ export class Recorder implements SessionRecorder, RecordingFiles {
     const guacdPath = posix.join(this.#guacdRoot, posix.dirname(relPath));
     const guacdName = posix.basename(relPath);
     let closing: Promise<RecordingSummary | null> | undefined;
+    const sealFile = async (): Promise<RecordingSummary> => {
+      await this.store.protect(relPath);
+      return this.#seal(meta, recordingId, 'rdp', relPath, { droppedBytes: 0, error: null });
+    };
     return {
       recordingId,
       guacdPath,
@@ -140,12 +144,18 @@ export class Recorder implements SessionRecorder, RecordingFiles {
       close: () =>
         (closing ??= (async () => {
           if (!(await this.store.stat(relPath))) {
+            // guacd accepted the connection and should have written: a real gap, left unsigned for `verify` to report.
             await this.#fail(meta, recordingId, 'rdp', 'guacd wrote no recording file');
             this.#log.warn({ sessionId: meta.sessionId, recordingId, guacdPath, guacdName }, 'guacd wrote no recording');
             return null;
           }
-          await this.store.protect(relPath);
-          return this.#seal(meta, recordingId, 'rdp', relPath, { droppedBytes: 0, error: null });
+          return sealFile();
+        })()),
+      neverStarted: (reason) =>
+        (closing ??= (async () => {
+          if (await this.store.stat(relPath)) return sealFile();
+          await this.#neverStarted(meta, recordingId, 'rdp', reason);
+          return null;
         })()),
     };
   }
@@ -295,7 +305,8 @@ export class Recorder implements SessionRecorder, RecordingFiles {
       return { recordingId, relPath, handle };
     } catch (err) {
       this.#log.error({ err, sessionId: meta.sessionId, recordingId }, 'recording file could not be created');
-      await this.#fail(meta, recordingId, kind, 'file could not be created').catch(() => undefined);
+      // The caller refuses the session (no recording, no session): nothing ran, so nothing is missing.
+      await this.#neverStarted(meta, recordingId, kind, 'file could not be created').catch(() => undefined);
       throw err;
     }
   }
@@ -325,6 +336,25 @@ export class Recorder implements SessionRecorder, RecordingFiles {
       await tx.query('UPDATE recordings SET ended_at = now() WHERE id = $1', [recordingId]);
       await this.#d.audit.record(
         { type: 'recording.completed', actor: ACTOR, outcome: 'failure', sessionId: meta.sessionId, computer: meta.computerName, account: meta.account, data: { recordingId, kind, reason } },
+        tx,
+      );
+    });
+  }
+
+  /**
+   * Close a recording whose session never ran: signed into the manifest with
+   * the `never-started` marker, so `verify` accepts it and a row edited to
+   * look never started (without the key) does not pass.
+   */
+  async #neverStarted(meta: RecordingMeta, recordingId: string, kind: Kind, reason: string): Promise<void> {
+    await this.#d.db.transaction(async (tx) => {
+      const e = await appendManifest(tx, this.#d.signingKey, { recordingId, sha256: NEVER_STARTED, sizeBytes: 0 });
+      await tx.query('UPDATE recordings SET ended_at = now(), never_started = true, size_bytes = 0, sha256 = NULL, manifest_seq = $2 WHERE id = $1', [recordingId, e.seq]);
+      await this.#d.audit.record(
+        {
+          type: 'recording.completed', actor: ACTOR, outcome: 'failure', sessionId: meta.sessionId, computer: meta.computerName, account: meta.account,
+          data: { recordingId, kind, neverStarted: true, reason },
+        },
         tx,
       );
     });

@@ -1,6 +1,6 @@
 import type { Queryable } from '../core/db/database.js';
 import { FsRecordingStore } from './fs-recording.store.js';
-import { loadManifest, macMatches, MANIFEST_GENESIS, type ManifestEntry } from './manifest.js';
+import { loadManifest, macMatches, MANIFEST_GENESIS, NEVER_STARTED, type ManifestEntry } from './manifest.js';
 import { parseRelPath, type RecordingStore } from './recording.store.js';
 
 /**
@@ -9,9 +9,11 @@ import { parseRelPath, type RecordingStore } from './recording.store.js';
  * `manifest-broken` (no valid signed entry for it, or the row disagrees with
  * the entry: a row or entry was edited or deleted, or the key is wrong);
  * `unsigned` (closed but never signed); `in-progress` (still being written,
- * or its writer died: not counted as a problem).
+ * or its writer died: not counted as a problem); `never-started` (its session
+ * never ran, e.g. guacd refused the connection; signed as such, no file: not
+ * a problem).
  */
-export type RecordingStatus = 'ok' | 'file-mismatch' | 'missing-file' | 'manifest-broken' | 'unsigned' | 'in-progress';
+export type RecordingStatus = 'ok' | 'file-mismatch' | 'missing-file' | 'manifest-broken' | 'unsigned' | 'in-progress' | 'never-started';
 
 /** What the replay API shows. */
 export type RecordingIntegrity = 'ok' | 'mismatch' | 'unsigned' | 'missing';
@@ -19,6 +21,7 @@ export type RecordingIntegrity = 'ok' | 'mismatch' | 'unsigned' | 'missing';
 export function integrityOf(status: RecordingStatus): RecordingIntegrity {
   switch (status) {
     case 'ok':
+    case 'never-started':
       return 'ok';
     case 'file-mismatch':
     case 'manifest-broken':
@@ -41,6 +44,8 @@ export interface RecordingRow {
   manifest_seq: string | number | null;
   started_at: Date | string;
   ended_at: Date | string | null;
+  /** Migration 10; absent on rows read before it. */
+  never_started?: boolean | null;
 }
 
 export interface RecordingCheck {
@@ -64,17 +69,20 @@ export async function checkRecording(row: RecordingRow, entry: ManifestEntry | u
   if (!entry) return { ...base, status: 'manifest-broken', detail: `manifest entry ${seq} is missing` };
   if (entry.recordingId !== row.id) return { ...base, status: 'manifest-broken', detail: `manifest entry ${seq} belongs to another recording` };
   if (!macMatches(key, entry)) return { ...base, status: 'manifest-broken', detail: `manifest entry ${seq} has a bad signature (edited, or wrong key)` };
+  // Never started: only the signed marker makes it so (a row flag alone is no proof), and there must be no file.
+  const signedNeverStarted = entry.sha256 === NEVER_STARTED && entry.sizeBytes === 0;
+  if (row.never_started === true || signedNeverStarted) {
+    if (!(row.never_started === true && signedNeverStarted && row.sha256 === null)) {
+      return { ...base, status: 'manifest-broken', detail: `recording row and manifest entry ${seq} disagree on whether it ever started (row edited)` };
+    }
+    if (!pathNamesRow(row)) return { ...base, status: 'manifest-broken', detail: 'recording row has a path jitgate did not generate for it (row edited)' };
+    if (await hash(row.path)) return { ...base, status: 'file-mismatch', detail: 'a file exists for a recording signed as never started' };
+    return { ...base, status: 'never-started' };
+  }
   if (row.sha256 !== entry.sha256 || Number(row.size_bytes) !== entry.sizeBytes) {
     return { ...base, status: 'manifest-broken', detail: 'recording row disagrees with its signed manifest entry (row edited)' };
   }
-  // the path names its own session and recording: a row pointed at another file is caught here
-  let named: { sessionId: string; recordingId: string } | null = null;
-  try {
-    named = parseRelPath(row.path);
-  } catch {
-    named = null;
-  }
-  if (!named || named.recordingId !== row.id || named.sessionId !== row.session_id) {
+  if (!pathNamesRow(row)) {
     return { ...base, status: 'manifest-broken', detail: 'recording row has a path jitgate did not generate for it (row edited)' };
   }
   const h = await hash(row.path);
@@ -83,6 +91,16 @@ export async function checkRecording(row: RecordingRow, entry: ManifestEntry | u
     return { ...base, status: 'file-mismatch', detail: `file is ${h.size} bytes with sha256 ${h.sha256}; signed ${entry.sizeBytes} bytes with ${entry.sha256}` };
   }
   return { ...base, status: 'ok' };
+}
+
+/** The path names its own session and recording: a row pointed at another file is caught here. */
+function pathNamesRow(row: RecordingRow): boolean {
+  try {
+    const named = parseRelPath(row.path);
+    return named.recordingId === row.id && named.sessionId === row.session_id;
+  } catch {
+    return false;
+  }
 }
 
 export interface ChainCheck {
@@ -170,8 +188,9 @@ export function formatVerifyReport(r: VerifyReport, opts: { verbose?: boolean } 
   for (const p of r.chain.problems) lines.push(`manifest        entry ${p.seq}: ${p.reason}`);
   const ok = r.recordings.filter((c) => c.status === 'ok').length;
   const live = r.recordings.filter((c) => c.status === 'in-progress').length;
+  const never = r.recordings.filter((c) => c.status === 'never-started').length;
   lines.push(
-    `${r.recordings.length} recording(s): ${ok} ok, ${live} in progress, ${r.problems} problem(s); manifest ${r.chain.entries} entr${r.chain.entries === 1 ? 'y' : 'ies'} ${r.chain.ok ? 'intact' : 'BROKEN'}`,
+    `${r.recordings.length} recording(s): ${ok} ok, ${live} in progress, ${never ? `${never} never started, ` : ''}${r.problems} problem(s); manifest ${r.chain.entries} entr${r.chain.entries === 1 ? 'y' : 'ies'} ${r.chain.ok ? 'intact' : 'BROKEN'}`,
   );
   return lines.join('\n') + '\n';
 }

@@ -318,10 +318,12 @@ for (const factory of databaseFactories()) {
       expect(presets.balanced).toMatchObject({ deleteOnCheckIn: false, reuseExistingAccount: true });
 
       expect((await f.as(tech).get('/account-stores')).statusCode).toBe(403);
+      // An organization admin sees the stores of their organization, with only their organization as owner.
       expect((await f.as(adminA).get('/account-stores')).json()).toEqual([
-        { name: 'ad', type: 'ldap', url: 'ldaps://dc1.example.test' },
-        { name: 'linux', type: 'ssh', url: 'ssh://10.0.0.9:22' },
+        { name: 'ad', type: 'ldap', url: 'ldaps://dc1.example.test', organizations: [a.name], groups: ['admins'], allowedContainers: ['OU=JIT,DC=example,DC=test'] },
+        { name: 'linux', type: 'ssh', url: 'ssh://10.0.0.9:22', organizations: [a.name], groups: ['admins'], allowedContainers: null },
       ]);
+      expect(((await f.as(ga).get('/account-stores')).json() as { organizations: string[] }[])[0]!.organizations).toContain(a.name);
       expect((await f.as(adminA).post('/account-stores/ad/test')).statusCode).toBe(403);
       expect((await f.as(ga).post('/account-stores/ad/test')).json()).toEqual({ ok: true });
       expect((await f.as(ga).post('/account-stores/linux/test')).json()).toEqual({ ok: false, error: 'JIT_ERR_STORE_UNREACHABLE: connect ECONNREFUSED' });
@@ -334,6 +336,7 @@ for (const factory of databaseFactories()) {
       const adminA = await f.person('org_admin', (await f.org()).id);
       expect((await f.as(adminA).get('/inventory/export')).statusCode).toBe(403);
       const name = `inv-${f.tag}`;
+      for (const s of f.stores) s.organizations.push(name);
       const yaml = `organizations:\n  - { name: ${name}, sharedCode: "77${f.tag.replace(/\D/g, '').padEnd(4, '1').slice(0, 4)}" }\ncomputers:\n  - organization: ${name}\n    name: inv01\n    address: 10.1.1.1\n    domainStore: ad\n    jit: { enabled: true, adminGroups: [admins] }\n    policy: { sftp: true }\n`;
       expect((await f.as(adminA).post('/inventory/import', yaml, { 'content-type': 'application/yaml' })).statusCode).toBe(403);
       const imported = await f.as(ga).post('/inventory/import', yaml, { 'content-type': 'application/yaml' });

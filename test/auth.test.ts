@@ -497,6 +497,10 @@ describe('sign-in details (PGlite)', () => {
     expect((await e.audit.list({ type: 'auth.locked', actor: 'kate' })).map((a) => a.data.via)).toEqual(['ssh']);
     expect((await new Client(e).req('POST', '/auth/sign-in', { login: 'kate', password: PASSWORD })).statusCode).toBe(423);
     expect(await fd.personByPublicKey('kate', 'ssh-ed25519', blob)).toBeNull();
+    // The front door tells the key's proven holder until when; another key or login learns nothing.
+    expect(await fd.keyOwnerLockedUntil?.('kate', 'ssh-ed25519', blob)).toBeInstanceOf(Date);
+    expect(await fd.keyOwnerLockedUntil?.('kate', 'ssh-ed25519', Buffer.from(other.public.split(' ')[1]!, 'base64'))).toBeNull();
+    expect(await fd.keyOwnerLockedUntil?.('someone', 'ssh-ed25519', blob)).toBeNull();
 
     expect((await client.req('DELETE', `/me/ssh-keys/${key.id}`)).statusCode).toBe(204);
     expect((await client.req('DELETE', `/me/ssh-keys/${key.id}`)).statusCode).toBe(404);

@@ -110,6 +110,101 @@ describe.skipIf(!avail.ok)(`JIT engine on Samba AD${avail.ok ? '' : ` (skipped: 
     await store.delete(second.result.account!);
   });
 
+  /** The real store, with its listing paused until released (a slow directory) and removals failing on demand. */
+  function slowStore(real: LdapAccountStore) {
+    let gate: { entered: () => void; release: Promise<void> } | null = null;
+    let failRemovals = 0;
+    const wrapped: AccountStore = {
+      kind: real.kind,
+      nameRules: real.nameRules,
+      create: (spec) => real.create(spec),
+      addToGroup: (n, g) => real.addToGroup(n, g),
+      disable: (n) => real.disable(n),
+      enable: (n, at) => real.enable(n, at),
+      setPassword: (n, pw) => real.setPassword(n, pw),
+      setMarker: (n, m) => real.setMarker(n, m),
+      delete: (n) => real.delete(n),
+      get: (n) => real.get(n),
+      check: () => real.check(),
+      close: async () => undefined,
+      listManaged: async () => {
+        const g = gate;
+        gate = null;
+        if (g) {
+          g.entered();
+          await g.release;
+        }
+        return real.listManaged();
+      },
+      removeFromGroup: async (name: string, group: string) => {
+        if (failRemovals > 0) {
+          failRemovals--;
+          throw new Error('directory went away');
+        }
+        return real.removeFromGroup(name, group);
+      },
+    };
+    return {
+      store: wrapped,
+      holdListing() {
+        let release!: () => void;
+        let entered!: () => void;
+        const e = new Promise<void>((r) => (entered = r));
+        gate = { entered, release: new Promise<void>((r) => (release = r)) };
+        return { entered: e, release };
+      },
+      failNextRemoval() {
+        failRemovals++;
+      },
+    };
+  }
+
+  it('a session started while the sweep lists the directory is left alone: its account binds and stays in JIT Admins', async () => {
+    const slow = slowStore(store);
+    const f = new JitFixture(db, new Map<string, AccountStore>([[storeName, slow.store]]));
+    const pc = await f.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins'] });
+    const hold = slow.holdListing();
+    const sweep = f.service.reconcile();
+    await hold.entered;
+    const { sessionId, result } = await f.open(pc, 'erin');
+    hold.release();
+    const r = await sweep;
+    expect(r.actions.filter((a) => a.name === result.account)).toEqual([]);
+    const creds = await f.service.credentials(sessionId);
+    expect(await canBind(result.account!, creds.password.reveal())).toBe(true);
+    expect((await groupMembers('JIT Admins')).some((dn) => dn.toLowerCase().includes(`cn=${result.account}`))).toBe(true);
+    await f.service.teardown(sessionId, 'closed');
+    expect(await jitAccountsInAd()).not.toContain(result.account);
+  });
+
+  it("an account created in a computer's own OU is found by the sweep, never forgotten while it exists, and removed after its lease", async () => {
+    const ou = `OU=Servers${Math.random().toString(36).slice(2, 7)},${ad.baseDn}`;
+    await ldap((c) => c.add(ou, { objectClass: ['top', 'organizationalUnit'] }));
+    const slow = slowStore(store);
+    const f = new JitFixture(db, new Map<string, AccountStore>([[storeName, slow.store]]));
+    const pc = await f.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins'], container: ou });
+    const { sessionId, result } = await f.open(pc, 'fred', { minutes: 5 });
+    const row = (await f.repo.listAccounts()).find((a) => a.name === result.account)!;
+    expect(row.location?.toLowerCase()).toBe(`cn=${result.account},${ou}`.toLowerCase());
+    expect((await store.listManaged()).map((a) => a.name)).toContain(result.account);
+    // the teardown fails half-way (the directory went away during the group removal)
+    slow.failNextRemoval();
+    await expect(f.service.teardown(sessionId, 'closed')).rejects.toThrow();
+    for (let i = 0; i < 2; i++) {
+      const r = await f.service.reconcile();
+      expect(r.actions.filter((a) => a.name === result.account && a.kind === 'forget')).toEqual([]);
+    }
+    expect((await f.repo.getAccount(row.id))!.state).toBe('active');
+    expect(await jitAccountsInAd()).toContain(result.account);
+    // after the lease the sweep ends the session; its teardown removes the account from its own OU
+    f.clock = new Date(Date.now() + 10 * 60_000);
+    const r = await f.service.reconcile();
+    expect(r.sessions.filter((x) => x.sessionId === sessionId)).toMatchObject([{ done: true }]);
+    expect(await jitAccountsInAd()).not.toContain(result.account);
+    expect((await groupMembers('JIT Admins')).some((dn) => dn.toLowerCase().includes(`cn=${result.account}`))).toBe(false);
+    expect((await f.repo.getAccount(row.id))!.state).toBe('deleted');
+  });
+
   it('worker dies between create and group add, and the gateway dies mid-session: after the leases, reconcile leaves zero JIT accounts and memberships', async () => {
     const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins', 'Helpdesk'] });
     // (1) a "worker" whose process dies right after the account is created:

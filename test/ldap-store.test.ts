@@ -13,6 +13,7 @@ import { describeAccountStoreContract } from '../provisioner/account-store.contr
 import { StoreErrors } from '../provisioner/errors.js';
 import { LdapAccountStore, type LdapStoreOptions } from '../provisioner/stores/ldap.store.js';
 import { escapeFilterValue } from '../provisioner/stores/ldap-escape.js';
+import { LDAP_OP, startLdapPauseProxy } from './harness/ldap-pause-proxy.js';
 import { sambaAdAvailable, startSambaAd, type SambaAdHandle } from './harness/samba-ad.js';
 
 const avail = sambaAdAvailable();
@@ -145,7 +146,8 @@ describe.skipIf(!avail.ok)(`LdapAccountStore on Samba AD${avail.ok ? '' : ` (ski
     await store.create(s);
     try {
       const got = await store.get(s.name);
-      expect(got).toEqual({ name: s.name, marker: s.marker, enabled: true, groups: [], expiresAt: s.expiresAt });
+      expect(got).toEqual({ name: s.name, location: expect.any(String), marker: s.marker, enabled: true, groups: [], expiresAt: s.expiresAt });
+      expect(got?.location?.toLowerCase()).toBe(`CN=${s.name},${ad.jitOu}`.toLowerCase());
       expect(await canBind(s.name, s.password)).toBe(true);
     } finally {
       await store.delete(s.name);
@@ -312,7 +314,7 @@ describe.skipIf(!avail.ok)(`LdapAccountStore on Samba AD${avail.ok ? '' : ` (ski
       expect(names).toEqual(expect.arrayContaining([a.name, b.name]));
       expect(names).not.toContain(plain);
       const listed = (await store.listManaged()).find((x) => x.name === a.name);
-      expect(listed).toEqual({ name: a.name, marker: a.marker, enabled: true, groups: [], expiresAt: a.expiresAt });
+      expect(listed).toEqual({ name: a.name, location: expect.any(String), marker: a.marker, enabled: true, groups: [], expiresAt: a.expiresAt });
     } finally {
       await store.delete(a.name);
       await store.delete(b.name);
@@ -320,17 +322,118 @@ describe.skipIf(!avail.ok)(`LdapAccountStore on Samba AD${avail.ok ? '' : ` (ski
     }
   });
 
-  it('refuses to create or set passwords over plain ldap:// without StartTLS', async () => {
+  it('refuses to create or set passwords over plain ldap:// without StartTLS, even when the bind is allowed', async () => {
     const plain = new LdapAccountStore(options({ url: ad.startTlsUrl }));
+    const allowed = new LdapAccountStore(options({ url: ad.startTlsUrl, allowInsecureTransport: true }));
     try {
       const s = spec(uniqueName());
-      await expectCode(plain.create(s), StoreErrors.JIT_ERR_STORE_INSECURE);
-      await expectCode(plain.setPassword(s.name, password()), StoreErrors.JIT_ERR_STORE_INSECURE);
-      // Samba also refuses a simple bind without TLS ("ldap server require strong auth").
-      await expectCode(plain.check(), StoreErrors.JIT_ERR_STORE_INSECURE);
+      for (const st of [plain, allowed]) {
+        await expectCode(st.create(s), StoreErrors.JIT_ERR_STORE_INSECURE);
+        await expectCode(st.setPassword(s.name, password()), StoreErrors.JIT_ERR_STORE_INSECURE);
+        // Refused by jitgate before connecting (plain), or by Samba ("ldap server require strong auth").
+        await expectCode(st.check(), StoreErrors.JIT_ERR_STORE_INSECURE);
+      }
       expect(await countByFilter(`(sAMAccountName=${escapeFilterValue(s.name)})`)).toBe(0);
     } finally {
       await plain.close();
+      await allowed.close();
+    }
+  });
+
+  it('finds accounts created in a per-computer container: create reports the DN, get and listManaged carry it', async () => {
+    const ou = `OU=pc-${randomBytes(4).toString('hex')},${ad.baseDn}`;
+    await asAdmin((c) => c.add(ou, [new Attribute({ type: 'objectClass', values: ['organizationalUnit'] })]));
+    const s = spec(uniqueName());
+    try {
+      const created = await store.create({ ...s, container: ou });
+      expect(created.location?.toLowerCase()).toBe(`CN=${s.name},${ou}`.toLowerCase());
+      await store.addToGroup(s.name, 'JIT Admins');
+      const listed = (await store.listManaged()).find((a) => a.name === s.name);
+      expect(listed).toMatchObject({ name: s.name, marker: s.marker, groups: ['JIT Admins'] });
+      expect(listed?.location?.toLowerCase()).toBe(created.location?.toLowerCase());
+      expect((await store.get(s.name))?.location?.toLowerCase()).toBe(created.location?.toLowerCase());
+      await store.removeFromGroup(s.name, 'JIT Admins');
+      await store.delete(s.name);
+      // A positive "no such account" from the directory: null.
+      expect(await store.get(s.name)).toBeNull();
+      expect((await store.listManaged()).map((a) => a.name)).not.toContain(s.name);
+    } finally {
+      await store.delete(s.name).catch(() => undefined);
+      await asAdmin((c) => c.del(ou));
+    }
+  });
+
+  it('get throws, never returns null, when the directory stops answering; the error says why', async () => {
+    const proxy = await startLdapPauseProxy({ upstreamHost: ad.dcAddress, upstreamCa: ad.caCert });
+    const viaProxy = new LdapAccountStore(options({ url: proxy.url, caCert: proxy.caCert, timeoutMs: 1_500 }));
+    const s = spec(uniqueName());
+    try {
+      await store.create(s);
+      expect((await viaProxy.get(s.name))?.name).toBe(s.name);
+      // The search goes unanswered; so does the bind of the one retry on a fresh connection.
+      const held = proxy.holdNext([LDAP_OP.search]);
+      const pending = viaProxy.get(s.name).then(
+        (v) => ({ value: v }),
+        (e: unknown) => ({ error: e }),
+      );
+      await held;
+      const heldAgain = proxy.holdNext([LDAP_OP.bind, LDAP_OP.search]);
+      const outcome = await pending;
+      await heldAgain;
+      expect('error' in outcome && isJitgateError(outcome.error, StoreErrors.JIT_ERR_STORE_UNREACHABLE)).toBe(true);
+      const err = (outcome as { error: { message: string } }).error;
+      expect(err.message).toBe(`account store ${proxy.url} unreachable: no answer: timed out after 1.5 s`);
+      // The directory itself still holds the account.
+      expect((await store.get(s.name))?.name).toBe(s.name);
+    } finally {
+      await viaProxy.close();
+      await proxy.close();
+      await store.delete(s.name);
+    }
+  });
+
+  it('a missing baseDn is a failure, not "no such account"', async () => {
+    const wrongBase = new LdapAccountStore(options({ baseDn: `OU=gone-${randomBytes(3).toString('hex')},${ad.baseDn}` }));
+    try {
+      await expectCode(wrongBase.get('nobody_here'), StoreErrors.JIT_ERR_STORE_FAILED);
+    } finally {
+      await wrongBase.close();
+    }
+  });
+
+  it('says "TLS certificate not trusted" when the directory presents a certificate from another CA', async () => {
+    const proxy = await startLdapPauseProxy({ upstreamHost: ad.dcAddress, upstreamCa: ad.caCert });
+    // Trusts the DC's CA, but the proxy answers with its own.
+    const wrongCa = new LdapAccountStore(options({ url: proxy.url, timeoutMs: 2_000 }));
+    try {
+      const err = await wrongCa.check().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isJitgateError(err, StoreErrors.JIT_ERR_STORE_UNREACHABLE)).toBe(true);
+      expect(isJitgateError(err) && String(err.details.reason)).toMatch(/^TLS certificate not trusted \(/);
+      expect(proxy.seen).toEqual([]);
+    } finally {
+      await wrongCa.close();
+      await proxy.close();
+    }
+  });
+
+  it('bounds the displayName to AD\'s 256 characters: a 256-character login still gets its account', async () => {
+    const s = spec(uniqueName());
+    const displayName = `JIT ${'l'.repeat(256)} (pc-with-a-name)`;
+    await store.create({ ...s, displayName });
+    try {
+      const shown = await asAdmin(async (c) => {
+        const { searchEntries } = await c.search(ad.baseDn, { scope: 'sub', filter: `(sAMAccountName=${escapeFilterValue(s.name)})`, attributes: ['displayName'] });
+        return String(searchEntries[0]?.displayName ?? '');
+      });
+      expect(shown.length).toBe(256);
+      expect(shown.startsWith(`JIT ${'l'.repeat(200)}`)).toBe(true);
+      expect(shown.endsWith('…')).toBe(true);
+      expect(await canBind(s.name, s.password)).toBe(true);
+    } finally {
+      await store.delete(s.name);
     }
   });
 
@@ -381,13 +484,60 @@ describe.skipIf(!avail.ok)(`LdapAccountStore on Samba AD${avail.ok ? '' : ` (ski
     }
   });
 
-  it('reports an unreachable directory as JIT_ERR_STORE_UNREACHABLE', async () => {
+  it('reports an unreachable directory as JIT_ERR_STORE_UNREACHABLE, saying "connection refused"', async () => {
     const dead = new LdapAccountStore(options({ url: `ldaps://${ad.hostAddress}:1636`, timeoutMs: 2_000 }));
     try {
       await expectCode(dead.check(), StoreErrors.JIT_ERR_STORE_UNREACHABLE);
+      const err = await dead.get('nobody_here').then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isJitgateError(err) && err.message).toBe(`account store ldaps://${ad.hostAddress}:1636 unreachable: connection refused`);
     } finally {
       await dead.close();
     }
+  });
+});
+
+describe('LdapAccountStore without a directory', () => {
+  it('refuses to bind over ldap:// without StartTLS even when constructed directly: no connection is even opened', async () => {
+    let connections = 0;
+    const server = createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const plain = new LdapAccountStore({
+      url: `ldap://127.0.0.1:${port}`,
+      caCert: '',
+      bindDn: 'CN=svc,DC=x',
+      bindPassword: 'not-to-be-sent',
+      baseDn: 'DC=x',
+      accountsContainer: 'OU=JIT,DC=x',
+      groups: {},
+      logger,
+      timeoutMs: 1_000,
+    });
+    try {
+      for (const op of [() => plain.check(), () => plain.get('alice'), () => plain.listManaged(), () => plain.delete('alice')]) {
+        const err = await op().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(isJitgateError(err, StoreErrors.JIT_ERR_STORE_INSECURE)).toBe(true);
+      }
+      expect(connections).toBe(0);
+    } finally {
+      await plain.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('exposes the configured NetBIOS domain for credentials', () => {
+    const base = { url: 'ldaps://dc:636', caCert: '', bindDn: 'a', bindPassword: 'b', baseDn: 'DC=x', accountsContainer: 'OU=J,DC=x', groups: {}, logger };
+    expect(new LdapAccountStore({ ...base, domain: 'CORP' }).domain).toBe('CORP');
+    expect(new LdapAccountStore(base).domain).toBeUndefined();
   });
 });
 

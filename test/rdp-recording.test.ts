@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,8 +9,13 @@ import type { Database } from '../core/db/database.js';
 import type { Computer } from '../core/domain.js';
 import { silentLogger } from '../core/logging.js';
 import { Secret } from '../core/secret.js';
+import type { Principal } from '../gateway/auth/principal.js';
+import { recordingRoutes } from '../gateway/api/recordings.js';
+import { createMetrics } from '../gateway/metrics.js';
+import { buildServer } from '../gateway/server.js';
 import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
 import { loadSigningKey } from '../recorder/signing-key.js';
+import { formatVerifyReport } from '../recorder/verify.js';
 import { databaseFactories } from './harness/databases.js';
 import { FixedBroker, startGuacdPeer, startRdpTestApp } from './harness/guacd-peer.js';
 
@@ -100,6 +105,74 @@ for (const f of databaseFactories()) {
         expect(opened?.integrity).toBe('ok');
         expect(await readAll(opened!.stream)).toEqual(file);
       } finally {
+        await t.app.close();
+        await peer.close();
+      }
+    });
+
+    it('guacd refusing the connection before its first frame leaves a signed "never started" recording: verify passes, the API says so, no file', async () => {
+      const peer = await startGuacdPeer({ writeRecordings: true, failConnect: { message: 'Upstream not found', status: 0x0207 } });
+      const broker = new FixedBroker(computer, { username: 'alice_k3x9q2', password: new Secret(PASSWORD), domain: 'CORP' });
+      broker.onSession = async (s) => {
+        await db.query(
+          "INSERT INTO sessions (id, person_login, computer_name, protocol, account_type, state, lease_expires_at) VALUES ($1, 'alice', 'win01', 'rdp', 'domain', 'active', now() + interval '1 hour')",
+          [s.id],
+        );
+      };
+      const t = await startRdpTestApp({ broker, recorder: rec, guacd: { host: peer.host, port: peer.port } });
+      // The recordings API as the gateway serves it, to a global auditor.
+      const auditor: Principal = { personId: randomUUID(), login: 'audra', displayName: 'Audra', role: 'auditor', organizationId: null, authSessionId: 'auth-2' };
+      const api = await buildServer({
+        log: silentLogger(), metrics: createMetrics(), version: 'test', readiness: [],
+        rootPlugins: [async (a) => void a.addHook('onRequest', async (req) => void (req.principal = auditor))],
+        apiPlugins: [recordingRoutes({ db, audit: new AuditLog(db), recordingFiles: rec })],
+      });
+      try {
+        const ws = new WebSocket(`${t.wsUrl}?computer=win01&csrf=good`, 'guacamole');
+        const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+        expect(await closed).toBe(4011);
+        await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+        const sessionId = broker.opened[0]!.session.id;
+        expect(peer.connections[0]?.recordingFile).toBeNull();
+
+        const rows = await db.query<{ id: string; path: string; never_started: boolean; ended_at: Date | null; manifest_seq: string | null }>(
+          'SELECT id, path, never_started, ended_at, manifest_seq FROM recordings WHERE session_id = $1', [sessionId],
+        );
+        expect(rows).toHaveLength(1);
+        const row = rows[0]!;
+        expect(row).toMatchObject({ never_started: true });
+        expect(row.ended_at).not.toBeNull();
+        expect(row.manifest_seq).not.toBeNull();
+        expect(existsSync(rec.store.absolute(row.path))).toBe(false);
+
+        // `jitgate recordings verify` (the same function and report): no problem, now and later.
+        const report = await rec.verify();
+        expect(report.recordings.find((c) => c.recordingId === row.id)?.status).toBe('never-started');
+        expect(report.ok).toBe(true);
+        expect(formatVerifyReport(report)).toMatch(/1 never started, 0 problem\(s\); manifest \d+ entr(y|ies) intact/);
+
+        const got = await api.inject({ method: 'GET', url: `/api/v1/recordings/${row.id}` });
+        expect(got.statusCode).toBe(200);
+        expect(got.json()).toMatchObject({ id: row.id, sessionId, state: 'never_started', sizeBytes: null, integrity: 'ok' });
+        const list = (await api.inject({ method: 'GET', url: '/api/v1/recordings?limit=500' })).json() as { recordings: { id: string; state: string }[] };
+        expect(list.recordings.find((r) => r.id === row.id)?.state).toBe('never_started');
+        expect((await api.inject({ method: 'GET', url: `/api/v1/recordings/${row.id}/file` })).statusCode).toBe(404);
+
+        // Flipping the flag on a real recording (no signed marker) is caught, and so is clearing it on this one.
+        await db.query('UPDATE recordings SET never_started = false, sha256 = NULL WHERE id = $1', [row.id]);
+        expect((await rec.verify({ recordingId: row.id })).recordings[0]).toMatchObject({ status: 'manifest-broken' });
+        await db.query('UPDATE recordings SET never_started = true WHERE id = $1', [row.id]);
+        expect((await rec.verify()).ok).toBe(true);
+        const t2 = await rec.startTerminal({ sessionId, personLogin: 'alice', computerName: 'win01', account: null, protocol: 'ssh', startedAt: new Date() }, { cols: 80, rows: 24, recordInput: false });
+        t2.output(Buffer.from('hello\r\n'));
+        const sum = await t2.close();
+        expect((await api.inject({ method: 'GET', url: `/api/v1/recordings/${t2.recordingId}` })).json()).toMatchObject({ state: 'recorded', sizeBytes: sum.sizeBytes });
+        await db.query('UPDATE recordings SET never_started = true, sha256 = NULL WHERE id = $1', [t2.recordingId]);
+        expect((await rec.verify({ recordingId: t2.recordingId })).recordings[0]).toMatchObject({ status: 'manifest-broken' });
+        await db.query('UPDATE recordings SET never_started = false, sha256 = $2 WHERE id = $1', [t2.recordingId, sum.sha256]);
+        expect((await rec.verify()).ok).toBe(true);
+      } finally {
+        await api.close();
         await t.app.close();
         await peer.close();
       }

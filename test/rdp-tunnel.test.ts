@@ -236,6 +236,8 @@ describe('RDP tunnel against the Guacamole test peer', () => {
       await peer.waitFor(() => conn.closed, 5000, 'guacd connection closed');
       expect(conn.received.at(-1)).toEqual(['disconnect']);
       expect(recorder.slots.at(-1)?.closedAt).not.toBeNull();
+      // guacd accepted this one: its file is expected, so the slot is closed normally.
+      expect(recorder.slots.at(-1)?.neverStarted).toBeNull();
     }
   });
 
@@ -263,12 +265,15 @@ describe('RDP tunnel against the Guacamole test peer', () => {
     expect(jitgate(b, 'error')[0]?.[2]).toBe('JIT_ERR_RDP_GUACD_UNREACHABLE');
     await until(() => broker.opened[0]?.ended.length === 1, 'end()');
     expect(recorder.slots[0]?.closedAt).not.toBeNull();
+    // guacd never accepted: the slot is closed as never started (not as a recording whose file went missing).
+    expect(recorder.slots[0]?.neverStarted).toBe('connection failed');
 
     const refused = await setup({}, { failConnect: { message: 'Upstream not found', status: 0x0207 } });
     const b2 = await openBrowser(refused.wsUrl, Q);
     expect((await b2.closed).code).toBe(4011);
     expect(jitgate(b2, 'error')[0]?.slice(2)).toEqual(['JIT_ERR_RDP_GUACD_ERROR', 'guacd reported an error (519): Upstream not found']);
     await until(() => refused.broker.opened[0]?.ended.length === 1, 'end()');
+    expect(refused.recorder.slots[0]?.neverStarted).toBe('connection failed');
 
     const old = await setup({}, { rdpArgs: GUACD_RDP_ARGS.filter((a) => a !== 'disable-copy' && a !== 'disable-paste') });
     const b3 = await openBrowser(old.wsUrl, Q);

@@ -8,6 +8,8 @@ import type { Database } from '../core/db/database.js';
 import { silentLogger } from '../core/logging.js';
 import { Secret } from '../core/secret.js';
 import type { RecordingMeta } from '../recorder/recorder.js';
+import { FsRecordingStore } from '../recorder/fs-recording.store.js';
+import type { RecordingWriteHandle } from '../recorder/recording.store.js';
 import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
 import { loadSigningKey, signingKeyPath } from '../recorder/signing-key.js';
 import { parseStreamRecord } from '../recorder/stream.format.js';
@@ -235,6 +237,48 @@ for (const f of databaseFactories()) {
     it('paths are built only from UUIDs', async () => {
       await expect(rec.startTerminal({ ...(await newSession(db)), sessionId: '../../etc' }, { cols: 80, rows: 24, recordInput: false })).rejects.toThrow(/UUID/);
       expect(() => rec.store.absolute('2026/01/01/../../x.cast')).toThrow(/not <yyyy>/);
+    });
+
+    it('never started: an RDP slot guacd refused and a file that could not be created are signed as such; verify accepts them, a late file is flagged', async () => {
+      // guacd refused the handshake: no file, signed never-started, audited
+      const meta = { ...(await newSession(db)), protocol: 'rdp' as const };
+      const slot = await rec.startRdp(meta);
+      expect(await slot.neverStarted('connection failed')).toBeNull();
+      expect(await slot.close()).toBeNull(); // idempotent: one outcome per slot
+      const [row] = await db.query<{ path: string; never_started: boolean; manifest_seq: string | null; sha256: string | null }>('SELECT * FROM recordings WHERE id = $1', [slot.recordingId]);
+      expect(row).toMatchObject({ never_started: true, sha256: null });
+      const ev = await audit.list({ sessionId: meta.sessionId, type: 'recording.completed' });
+      expect(ev.map((e) => e.data)).toEqual([expect.objectContaining({ recordingId: slot.recordingId, neverStarted: true, reason: 'connection failed' })]);
+      expect((await rec.verify({ recordingId: slot.recordingId })).recordings[0]!.status).toBe('never-started');
+      expect(await rec.integrity(slot.recordingId)).toBe('ok');
+      expect(await rec.open(slot.recordingId)).toBeNull();
+
+      // a file showing up later for it is not silently accepted
+      const abs = rec.store.absolute(row!.path);
+      writeFileSync(abs, '4.sync,1.0;');
+      expect((await rec.verify({ recordingId: slot.recordingId })).recordings[0]).toMatchObject({ status: 'file-mismatch' });
+      rmSync(abs);
+
+      // a slot whose file exists after all is sealed as a recording, not thrown away
+      const meta2 = { ...(await newSession(db)), protocol: 'rdp' as const };
+      const slot2 = await rec.startRdp(meta2);
+      const [row2] = await db.query<{ path: string }>('SELECT path FROM recordings WHERE id = $1', [slot2.recordingId]);
+      writeFileSync(rec.store.absolute(row2!.path), '4.sync,1.0;');
+      expect(await slot2.neverStarted('connection failed')).toMatchObject({ sizeBytes: 11 });
+      expect((await rec.verify({ recordingId: slot2.recordingId })).recordings[0]!.status).toBe('ok');
+
+      // SSH: the file cannot be created, so the session is refused: never started, not "unsigned" for ever
+      class NoCreate extends FsRecordingStore {
+        override async create(): Promise<RecordingWriteHandle> {
+          throw Object.assign(new Error('disk full'), { code: 'ENOSPC' });
+        }
+      }
+      const broken = createRecorder({ db, audit, log: silentLogger(), dir: join(dir, 'recordings'), signingKey: key, store: new NoCreate(join(dir, 'recordings')) });
+      const meta3 = await newSession(db);
+      await expect(broken.startTerminal(meta3, { cols: 80, rows: 24, recordInput: false })).rejects.toThrow('disk full');
+      const [row3] = await db.query<{ id: string; never_started: boolean }>('SELECT id, never_started FROM recordings WHERE session_id = $1', [meta3.sessionId]);
+      expect(row3!.never_started).toBe(true);
+      expect((await rec.verify({ recordingId: row3!.id })).recordings[0]!.status).toBe('never-started');
     });
   });
 }

@@ -15,17 +15,17 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what:
   }
 }
 
-async function startServe(dataDir: string) {
-  const child = spawnCli(['serve', '--port', '0'], { JITGATE_DATA_DIR: dataDir, JITGATE_LOG__LEVEL: 'warn' });
+async function startServe(dataDir: string, env: Record<string, string> = {}) {
+  const child = spawnCli(['serve', '--port', '0'], { JITGATE_DATA_DIR: dataDir, JITGATE_LOG__LEVEL: 'warn', ...env });
   let out = '';
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  await waitFor(() => /listening on (http:\/\/\S+)/.test(out) || child.exitCode !== null, 90_000, `serve to listen (${err})`);
+  await waitFor(() => /listening on (http:\/\/\S+)/.test(out) || child.exitCode !== null, 150_000, `serve to listen (${err})`);
   const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
   if (!url) throw new Error(`serve did not start: ${err}`);
-  return { child, url, exited, stderr: () => err };
+  return { child, url, exited, stderr: () => err, stdout: () => out };
 }
 
 describe.skipIf(!redis.ok)('jitgate serve with embedded defaults', () => {
@@ -36,16 +36,40 @@ describe.skipIf(!redis.ok)('jitgate serve with embedded defaults', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', checks: [{ name: 'database', ok: true }, { name: 'redis', ok: true }] });
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
-    expect(metrics).toContain('jitgate_http_requests_total');
-    const openapi = (await (await fetch(`${s.url}/api/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
-    expect(openapi.openapi).toMatch(/^3\./);
-    expect(Object.keys(openapi.paths)).toContain('/readyz');
+    // Closed by default: no metrics without server.metricsToken, no API description without a sign-in.
+    expect((await fetch(`${s.url}/metrics`)).status).toBe(404);
+    expect((await fetch(`${s.url}/api/openapi.json`)).status).toBe(401);
+    expect((await fetch(`${s.url}/api/docs`)).status).toBe(401);
     expect(processesMentioning(dataDir).length).toBeGreaterThan(0);
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);
     await waitFor(() => processesMentioning(dataDir).length === 0, 10_000, 'children to exit');
-  });
+  }, 180_000);
+
+  it('prints the first-run setup link on the terminal only, never in a log line; metrics with server.metricsToken', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'jg-serve-'));
+    const token = 'metrics-secret-for-the-serve-test';
+    const s = await startServe(dataDir, { JITGATE_LOG__LEVEL: 'trace', JITGATE_SERVER__METRICS_TOKEN: token });
+    await waitFor(() => /first run: create the first administrator at \S+\/setup#(\S+) /.test(s.stdout()), 10_000, 'the setup link');
+    const setupToken = /\/setup#(\S+) /.exec(s.stdout())![1]!;
+    expect(setupToken.length).toBeGreaterThanOrEqual(24);
+    expect((await fetch(`${s.url}/metrics`)).status).toBe(401);
+    const m = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    expect(m.status).toBe(200);
+    expect(await m.text()).toContain('jitgate_http_requests_total');
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+    const lines = `${s.stdout()}\n${s.stderr()}`.split('\n');
+    const logLines = lines.filter((l) => l.startsWith('{'));
+    // The log (JSON lines, what collectors ship) says there is a link, never the link.
+    expect(logLines.length).toBeGreaterThan(5);
+    expect(logLines.some((l) => l.includes('setup link is printed on the terminal'))).toBe(true);
+    for (const l of logLines) {
+      expect(l).not.toContain(setupToken);
+      expect(l).not.toContain(token);
+    }
+    expect(lines.filter((l) => l.includes(setupToken))).toEqual([expect.stringMatching(/^first run: create the first administrator at /)]);
+  }, 180_000);
 
   it('a SIGKILLed gateway still takes its embedded Redis down with it', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'jg-serve-'));
@@ -78,6 +102,15 @@ describe('jitgate check', () => {
     expect(r.stderr).toContain('accountStores[0].bindPassword: environment variable MISSING_PW is not set');
     expect(r.stderr).toContain('accountStores[0].accountsContainer');
   });
+
+  it('says "not migrated yet" on a fresh data directory, and how to migrate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jg-check-fresh-'));
+    const r = await runCli(['check'], { JITGATE_DATA_DIR: dir, JITGATE_GUACD__PORT: '1' });
+    expect(r.stdout).toMatch(/warn database: pglite reachable, not migrated yet \(this version needs schema \d+\): run `jitgate migrate`/);
+    expect(r.stdout).not.toContain('schema_migrations');
+    expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(0);
+  }, 180_000); // PGlite initialising a fresh data directory is the slow part on loaded CI cores
 
   it('says which dependency is unreachable and why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'jg-check-'));

@@ -279,6 +279,80 @@ describe.skipIf(!avail.ok)(`SshAccountStore on an sshd test host${avail.ok ? '' 
     expect(await store.get(name)).toBeNull();
   });
 
+  it('logOff kills a logged-in JIT user\'s session and processes, and leaves the account', async () => {
+    const name = uniqueName();
+    const password = generatePassword(name);
+    await store.create({ name, password, marker: marker(name), expiresAt: new Date(Date.now() + DAY) });
+    await store.addToGroup(name, 'admins');
+    const session = await login(host, name, password);
+    const other = uniqueName('u');
+    expect((await host.exec(`useradd -m ${other}`)).code).toBe(0);
+    try {
+      const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+      session.on('error', () => undefined);
+      session.exec('sleep 600', (err, stream) => {
+        if (!err) stream.resume().stderr.resume();
+      });
+      // A process of a bystander (a human user) that must survive.
+      await host.exec(`setsid setpriv --reuid=${other} --regid=${other} --init-groups sleep 600 >/dev/null 2>&1 < /dev/null &`);
+      await expect.poll(async () => (await host.exec(`pgrep -u ${name} -x sleep`)).code, { timeout: 5000 }).toBe(0);
+      await expect.poll(async () => (await host.exec(`pgrep -u ${other} -x sleep`)).code, { timeout: 5000 }).toBe(0);
+
+      await store.logOff(name);
+      await closed;
+      expect((await host.exec(`pgrep -u ${name}`)).code).toBe(1);
+      expect((await host.exec(`pgrep -f '^sshd: ${name}'`)).code).not.toBe(0);
+      expect((await host.exec(`pgrep -u ${other} -x sleep`)).code).toBe(0);
+      // Logged off, not removed: the account and its group stay until teardown goes on.
+      expect(await store.get(name)).toMatchObject({ name, groups: ['admins'], enabled: true });
+      await store.logOff(name);
+      await store.logOff(uniqueName());
+    } finally {
+      session.end();
+      await host.exec(`pkill -KILL -u ${other}; userdel -r ${other}`);
+      await store.delete(name);
+    }
+  });
+
+  it('logOff ends a domain account seen through NSS as DOMAIN\\name only when winbindDomain is configured, never a system account', async () => {
+    // What winbind (without a default domain) shows: `JITTEST\name` with a uid from its idmap range.
+    const name = uniqueName('dm');
+    const uid = 3_000_000 + Math.floor(Math.random() * 100_000);
+    const form = `JITTEST\\${name}`;
+    expect((await host.exec(`printf '%s\\n' 'JITTEST\\${name}:x:${uid}:${uid}::/nonexistent:/bin/sh' 'JITTEST\\svc_${name}:x:5:5::/nonexistent:/bin/sh' >> /etc/passwd`)).code).toBe(0);
+    const domainStore = newStore(host, { winbindDomain: 'JITTEST' });
+    try {
+      expect((await host.exec(`getent passwd '${form}'`)).stdout).toContain(`:${uid}:`);
+      await host.exec(`setsid setpriv --reuid=${uid} --regid=${uid} --clear-groups sleep 600 >/dev/null 2>&1 < /dev/null &`);
+      await expect.poll(async () => (await host.exec(`pgrep -U ${uid} -x sleep`)).code, { timeout: 5000 }).toBe(0);
+      // Not configured: the plain name is unknown here, nothing is touched.
+      await store.logOff(name);
+      expect((await host.exec(`pgrep -U ${uid} -x sleep`)).code).toBe(0);
+      await domainStore.logOff(name);
+      expect((await host.exec(`pgrep -U ${uid}`)).code).toBe(1);
+      // A DOMAIN\name with a system uid is refused, not killed.
+      expect(await codeOf(domainStore.logOff(`svc_${name}`))).toBe('JIT_ERR_STORE_NOT_MANAGED');
+      expect(() => newStore(host, { winbindDomain: "X'; id; '" })).toThrow();
+    } finally {
+      await host.exec(`pkill -KILL -U ${uid}; sed -i '/^JITTEST\\\\.*${name}:/d' /etc/passwd`);
+    }
+    expect((await host.exec(`grep -c '${name}' /etc/passwd`)).stdout.trim()).toBe('0');
+  });
+
+  it('logOff refuses a local account it did not create, and root', async () => {
+    const plain = uniqueName('u');
+    expect((await host.exec(`useradd -m ${plain}`)).code).toBe(0);
+    try {
+      await host.exec(`setsid setpriv --reuid=${plain} --regid=${plain} --init-groups sleep 600 >/dev/null 2>&1 < /dev/null &`);
+      await expect.poll(async () => (await host.exec(`pgrep -u ${plain} -x sleep`)).code, { timeout: 5000 }).toBe(0);
+      expect(await codeOf(store.logOff(plain))).toBe('JIT_ERR_STORE_NOT_MANAGED');
+      expect(await codeOf(store.logOff('root'))).toBe('JIT_ERR_STORE_NOT_MANAGED');
+      expect((await host.exec(`pgrep -u ${plain} -x sleep`)).code).toBe(0);
+    } finally {
+      await host.exec(`pkill -KILL -u ${plain}; userdel -r ${plain}`);
+    }
+  });
+
   it('rejects hostile names with a typed error and runs nothing', async () => {
     const before = await hostPasswd();
     const hostile = ['*()\\,=+<>#;"', '$(id)', '`id`', 'a\0b', 'a\nb', 'ünïcode', 'a'.repeat(300), "x'; touch /tmp/pwned; '", '-o', 'Root', ''];
@@ -481,6 +555,15 @@ describeAccountStoreContract(
         await host.exec(`userdel -r ${name}`);
       },
       canLogOn: (name: string, password: string) => canLogOn(host, name, password),
+      startLogon: async (name: string, password: string) => {
+        const c = await login(host, name, password);
+        c.on('error', () => undefined);
+        c.exec('sleep 600', (err, stream) => {
+          if (!err) stream.resume().stderr.resume();
+        });
+        await expect.poll(async () => (await host.exec(`pgrep -u ${name} -x sleep`)).code, { timeout: 5000 }).toBe(0);
+      },
+      hasLogon: async (name: string) => (await host.exec(`pgrep -u ${name}`)).code === 0,
       // shadow(5) keeps whole days, and the store writes the day after the lease end.
       expiryPrecisionMs: 2 * DAY,
     };

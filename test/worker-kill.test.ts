@@ -11,6 +11,7 @@ import { JitQueue } from '../provisioner/jobs.js';
 import { JIT_PRESETS } from '../provisioner/jit-settings.js';
 import { LdapAccountStore } from '../provisioner/stores/ldap.store.js';
 import { JitFixture } from './fixtures/jit-fixture.js';
+import { spawnCli } from './harness/cli.js';
 import { LDAP_OP, ldapMessageSize, parseLdapRequest, startLdapPauseProxy, type LdapPauseProxy } from './harness/ldap-pause-proxy.js';
 import { createTestDatabase } from './harness/postgres.js';
 import { sambaAdAvailable, startSambaAd, type SambaAdHandle } from './harness/samba-ad.js';
@@ -30,8 +31,8 @@ const pgUrl = inject('pgUrl');
 const skipReason = !avail.ok ? avail.reason : !redisSocket || !pgUrl ? `needs Redis and PostgreSQL: ${inject('missing')}` : undefined;
 
 const STORE = 'corp-ad';
-/** Lease of the sessions under test: long enough to land the kill, short enough to wait out. */
-const LEASE_MINUTES = 0.5;
+/** Lease of the sessions under test: long enough to land the kill, short enough to wait out (the engine takes whole minutes; the test shortens the lease in the database). */
+const LEASE_MS = 30_000;
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
   const end = Date.now() + ms;
@@ -101,12 +102,12 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
   const isMember = async (group: string, account: string) => (await members(group)).some((dn) => dn.startsWith(`cn=${account.toLowerCase()},`));
 
   /** One scenario's isolation: its own Redis prefix, queue and worker configs (via the proxy, or direct to the DC). */
-  async function scenario() {
+  async function scenario(extra: { provisioningTimeoutSeconds?: number } = {}) {
     const prefix = `jgt-kill-${randomBytes(4).toString('hex')}`;
     const queue = new JitQueue({ connection: { path: redisSocket, maxRetriesPerRequest: null } as ConnectionOptions, prefix });
     queues.push(queue);
     await queue.ready();
-    const base = { databaseUrl: dbUrl, redisUrl: bridge.url, redisPrefix: prefix, installationId: fx.installationId, secretKey };
+    const base = { databaseUrl: dbUrl, redisUrl: bridge.url, redisPrefix: prefix, installationId: fx.installationId, secretKey, ...extra };
     const storeBase = { name: STORE, bindDn: ad.bindDn, baseDn: ad.baseDn, accountsContainer: ad.jitOu, groups: { ...ad.adminGroupDns }, upnSuffix: ad.upnSuffix };
     const viaProxy = writeWorkerConfig({ ...base, store: { ...storeBase, url: proxy.url, caCert: proxy.caCert } });
     const direct = writeWorkerConfig({ ...base, store: { ...storeBase, url: ad.url, caCert: ad.caCert } });
@@ -118,6 +119,12 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
       return w;
     };
     return { queue, viaProxy, direct, env, start };
+  }
+
+  /** A lease of LEASE_MS from now, set before provisioning (as if the person had asked for half a minute). */
+  async function shortLease<T extends { id: string }>(s: T): Promise<T> {
+    await fx.repo.extendLease(s.id, new Date(Date.now() + LEASE_MS));
+    return s;
   }
 
   async function auditTypes(sessionId: string) {
@@ -157,7 +164,7 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     const w1 = await start(viaProxy);
     const held = proxy.holdNext([LDAP_OP.modify, LDAP_OP.del]);
     fx.clock = new Date();
-    const s = await fx.service.requestSession({ personLogin: 'carol', computer: pc, protocol: 'rdp', minutes: LEASE_MINUTES });
+    const s = await shortLease(await fx.service.requestSession({ personLogin: 'carol', computer: pc, protocol: 'rdp', minutes: 1 }));
     await queue.provision(s.id);
     const req = await within(held, 60_000, 'the group modify to reach the proxy');
     const exit = await w1.kill();
@@ -198,7 +205,7 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins', 'Helpdesk'] });
     const w1 = await start(viaProxy);
     fx.clock = new Date();
-    const s = await fx.service.requestSession({ personLogin: 'dave', computer: pc, protocol: 'ssh', minutes: LEASE_MINUTES });
+    const s = await shortLease(await fx.service.requestSession({ personLogin: 'dave', computer: pc, protocol: 'ssh', minutes: 1 }));
     const result = await queue.waitFor<{ account: string; state: string }>(await queue.provision(s.id), 60_000);
     expect(result.state).toBe('active');
     const account = result.account;
@@ -240,6 +247,42 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     expect((await fx.audit.verify()).ok).toBe(true);
   }, 240_000);
 
+  it('`jitgate checkout` SIGKILLed right after its first group add: it named the session first, and `jitgate reconcile` rolls it back after the provisioning timeout, not the 60-minute lease', async () => {
+    const TIMEOUT_S = 20;
+    const { viaProxy, direct, env } = await scenario({ provisioningTimeoutSeconds: TIMEOUT_S });
+    const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['JIT Admins', 'Helpdesk'] });
+    // JIT Admins is added first; hold the Helpdesk add: the process dies with the account already in JIT Admins
+    const held = proxy.holdNext([LDAP_OP.modify], (dn) => dn === ad.adminGroupDns.Helpdesk);
+    const child = spawnCli(['checkout', pc.name, '--for', 'gina', '--minutes', '60', '--config', viaProxy.path], env);
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_c, sig) => r(sig)));
+    await within(held, 90_000, 'the second group add to reach the proxy');
+    const sessionId = /session ([0-9a-f-]{36}) requested on/.exec(err)?.[1];
+    expect(sessionId, err).toBeDefined();
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+
+    const s = (await fx.repo.getSession(sessionId!))!;
+    expect(s.state).toBe('provisioning');
+    expect(s.leaseExpiresAt.getTime() - s.createdAt.getTime()).toBeGreaterThanOrEqual(59 * 60_000);
+    const account = s.accountName!;
+    expect(await isMember('JIT Admins', account)).toBe(true);
+
+    // Once the provisioning timeout has passed (the lease is an hour away), a sweep rolls the session back.
+    await waitFor('the provisioning timeout to pass', async () => Date.now() > s.createdAt.getTime() + TIMEOUT_S * 1000 + 1000, 120_000);
+    const r = await runJitgate(['reconcile', '--json'], direct.path, env);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { sessions: { sessionId: string; done: boolean; reason: string; account: string }[] };
+    expect(report.sessions.find((x) => x.sessionId === sessionId)).toMatchObject({ done: true, account, reason: `provisioning did not finish within ${TIMEOUT_S} s` });
+    expect((await jitAccounts()).map((a) => a.name)).not.toContain(account);
+    expect(await isMember('JIT Admins', account)).toBe(false);
+    expect((await fx.repo.getSession(sessionId!))!.state).toBe('ended');
+    // and in words for the operator
+    const text = await runJitgate(['reconcile'], direct.path, env);
+    expect(text.stdout).toMatch(/ended \d+ session\(s\)/);
+  }, 240_000);
+
   it('shared account: killed between create and group add; at lease end it is out of the group, disabled, password rotated', async () => {
     const { queue, viaProxy, direct, start } = await scenario();
     const org = await fx.organization();
@@ -247,7 +290,7 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     const w1 = await start(viaProxy);
     const held = proxy.holdNext([LDAP_OP.modify, LDAP_OP.del]);
     fx.clock = new Date();
-    const s = await fx.service.requestSession({ personLogin: 'erin', computer: pc, protocol: 'rdp', minutes: LEASE_MINUTES });
+    const s = await shortLease(await fx.service.requestSession({ personLogin: 'erin', computer: pc, protocol: 'rdp', minutes: 1 }));
     await queue.provision(s.id);
     const req = await within(held, 60_000, 'the group modify to reach the proxy');
     expect((await w1.kill()).signal).toBe('SIGKILL');

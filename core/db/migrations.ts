@@ -2,6 +2,10 @@ import type { Database } from './database.js';
 import { identityMigration } from './migrations/002-identity.js';
 import { recordingsMigration } from './migrations/003-recordings.js';
 import { accessMigration } from './migrations/004-access.js';
+import { leasesMigration } from './migrations/005-leases.js';
+import { auditKeyedMigration } from './migrations/008-audit-keyed.js';
+import { computerNamesNocaseMigration } from './migrations/009-computer-names-nocase.js';
+import { recordingNeverStartedMigration } from './migrations/010-recording-never-started.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -174,6 +178,10 @@ CREATE TABLE settings (
   identityMigration,
   recordingsMigration,
   accessMigration,
+  leasesMigration,
+  auditKeyedMigration,
+  computerNamesNocaseMigration,
+  recordingNeverStartedMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */
@@ -204,9 +212,25 @@ export async function migrate(db: Database, migrations: readonly Migration[] = M
   });
 }
 
+/** The highest migration applied, or 0 on a database never migrated. */
 export async function schemaVersion(db: Database): Promise<number> {
-  const rows = await db.query<{ v: number | null }>(
-    "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 ELSE (SELECT coalesce(max(version),0) FROM schema_migrations) END AS v",
-  );
+  // Two queries: PostgreSQL resolves every table named in a statement when it
+  // parses it, so a CASE around `FROM schema_migrations` still fails with
+  // "relation does not exist" on a fresh database.
+  const [reg] = await db.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  if (!reg?.t) return 0;
+  const rows = await db.query<{ v: number | null }>('SELECT coalesce(max(version), 0) AS v FROM schema_migrations');
   return Number(rows[0]?.v ?? 0);
+}
+
+export interface SchemaStatus {
+  /** Highest migration applied (0: never migrated). */
+  readonly current: number;
+  /** Highest migration this build knows. */
+  readonly expected: number;
+}
+
+/** Where the schema stands against this build, without changing anything. */
+export async function schemaStatus(db: Database, migrations: readonly Migration[] = MIGRATIONS): Promise<SchemaStatus> {
+  return { current: await schemaVersion(db), expected: Math.max(0, ...migrations.map((m) => m.version)) };
 }

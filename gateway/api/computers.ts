@@ -9,6 +9,8 @@ import type { Principal, Role } from '../auth/principal.js';
 import { computerPolicySchema, effectivePolicy } from './computer-policy.js';
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, fieldsOf, isForeignKeyViolation, isUniqueViolation, iso, notFound, principalOf } from './http.js';
+import { authorizeComputerStores } from './store-access.js';
+import { auditUnpinned, pinAcrossEdit } from './host-keys.js';
 
 const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
 const computerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, dot, dash and underscore; at most 63');
@@ -39,6 +41,25 @@ function view(c: Computer) {
   };
 }
 
+/**
+ * What a technician needs to pick a computer and connect: no store names,
+ * group names, container DNs, pinned keys or other policy. The address
+ * stays: the Sessions page shows and searches it, and the technician
+ * reaches that host anyway.
+ */
+function technicianView(c: Computer) {
+  const s = jitSettingsSchema.safeParse(c.jit);
+  return {
+    id: c.id, organizationId: c.organizationId, name: c.name, address: c.address, protocols: c.protocols,
+    jit: s.success ? { enabled: s.data.enabled, accountType: s.data.accountType, maxSessionMinutes: s.data.maxSessionMinutes } : null,
+  };
+}
+
+/** The computer as `p` may read it: admins and auditors everything, technicians what they connect with. */
+function viewFor(p: Principal, c: Computer) {
+  return p.role === 'technician' ? technicianView(c) : view(c);
+}
+
 /** Account types a person may pick for this computer (what the UI offers). */
 export function accountTypesOf(c: Computer): ('domain' | 'local')[] {
   const parsed = jitSettingsSchema.safeParse(c.jit);
@@ -56,14 +77,13 @@ export const PRESET_DESCRIPTIONS = {
 
 export function computerRoutes(deps: ApiDeps) {
   const { db, audit, access } = deps;
-  const storeNames = new Set(deps.stores.map((s) => s.name));
 
   function validate(input: Record<string, unknown>): ComputerInput {
     const r = computerSchema.safeParse(input);
     const fields = r.success ? {} : fieldsOf(r.error);
     for (const k of ['domainStore', 'localStore'] as const) {
       const v = input[k];
-      if (typeof v === 'string' && v !== '' && !storeNames.has(v)) fields[k] ??= `no account store named ${v} in the configuration`;
+      if (typeof v === 'string' && v !== '' && !deps.stores.some((s) => s.name === v)) fields[k] ??= `no account store named ${v} in the configuration`;
     }
     if (r.success) {
       const kind = r.data.jit.accountType;
@@ -116,14 +136,14 @@ export function computerRoutes(deps: ApiDeps) {
       return rows
         .map(toComputer)
         .filter((c) => canSeeComputer(p, c, grants.has(c.id)))
-        .map((c) => ({ ...view(c), canConnect: canConnect(p, c, grants.has(c.id)), accountTypes: accountTypesOf(c) }));
+        .map((c) => ({ ...viewFor(p, c), canConnect: canConnect(p, c, grants.has(c.id)), accountTypes: accountTypesOf(c) }));
     });
 
     app.get<{ Params: { id: string } }>('/computers/:id', async (req) => {
       const p = principalOf(req);
       const c = await load(p, req.params.id);
       const g = await access.hasGrant(c.id, p.personId);
-      return { ...view(c), canConnect: canConnect(p, c, g), accountTypes: accountTypesOf(c) };
+      return { ...viewFor(p, c), canConnect: canConnect(p, c, g), accountTypes: accountTypesOf(c) };
     });
 
     app.post('/computers', async (req, reply) => {
@@ -133,6 +153,7 @@ export function computerRoutes(deps: ApiDeps) {
       const input = { ...body, organizationId: body.organizationId ?? p.organizationId ?? undefined };
       const c = validate(input);
       ensure(canEditComputer(p, c), 'create computers in this organization');
+      await authorizeComputerStores(db, deps.stores, p, c);
       const id = randomUUID();
       let rows;
       try {
@@ -161,7 +182,11 @@ export function computerRoutes(deps: ApiDeps) {
       if (body.jit && typeof body.jit === 'object' && cur.jit && typeof cur.jit === 'object') merged.jit = { ...(cur.jit as object), ...(body.jit as object) };
       if (body.policy && typeof body.policy === 'object') merged.policy = { ...effectivePolicy(cur.policy), ...(body.policy as object) };
       const c = validate(merged);
+      // The host-key pin belongs to the address it was confirmed at: a new address or port drops it.
+      const { dropped } = pinAcrossEdit(cur, c, body.policy);
       if (c.organizationId !== cur.organizationId) ensure(canEditComputer(p, c), `move ${cur.name} to that organization`);
+      // Every save re-checks stores, groups and container as they would be stored (also after a move to another organization).
+      await authorizeComputerStores(db, deps.stores, p, c);
       let rows;
       try {
         rows = await db.query(
@@ -176,6 +201,7 @@ export function computerRoutes(deps: ApiDeps) {
       // Grants name technicians of the old organization: they do not travel with the computer.
       if (c.organizationId !== cur.organizationId) await db.query('DELETE FROM grants WHERE computer_id = $1', [cur.id]);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.changed', id: cur.id, organizationId: c.organizationId, fields: Object.keys(body) } });
+      if (dropped) await auditUnpinned(audit, p.login, { id: cur.id, name: c.name, organizationId: c.organizationId }, dropped, 'address changed');
       return view(toComputer(rows[0]));
     });
 

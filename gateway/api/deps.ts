@@ -2,10 +2,10 @@ import type { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
 import type { AccessService } from '../access-policy.js';
 import type { LiveSessions } from '../contracts.js';
+import type { StoreScope } from '../../provisioner/store-scope.js';
 
-/** An account store as the API shows it: never its credentials. */
-export interface StoreInfo {
-  name: string;
+/** An account store as the API shows it: never its credentials. Its scope says who may use it (provisioner/store-scope.ts). */
+export interface StoreInfo extends StoreScope {
   type: 'ldap' | 'ssh' | 'winrm';
   /** ldap(s):// URL, ssh://host:port or the WS-Management endpoint. */
   url: string;
@@ -32,7 +32,7 @@ export interface ApiDeps {
   db: Database;
   audit: AuditLog;
   access: AccessService;
-  /** Configured account stores (see `storeInfos` for turning config into these). */
+  /** Configured account stores (see `storeInfos` for turning config into these); read per request, never copied. */
   stores: readonly StoreInfo[];
   /** Reach one store (the engine's `checkStores()` filtered to `name`). */
   checkStore(name: string): Promise<{ ok: boolean; error?: string }>;

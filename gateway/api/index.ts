@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { auditRoutes } from './audit.js';
 import { computerRoutes } from './computers.js';
+import { hostKeyRoutes } from './host-keys.js';
 import type { ApiDeps } from './deps.js';
 import { inventoryRoutes } from './inventory.js';
 import { organizationRoutes } from './organizations.js';
@@ -23,6 +24,7 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
     await app.register(organizationRoutes(deps));
     await app.register(peopleRoutes(deps));
     await app.register(computerRoutes(deps));
+    await app.register(hostKeyRoutes(deps));
     await app.register(storeRoutes(deps));
     await app.register(sessionRoutes(deps));
     await app.register(recordingRoutes(deps));

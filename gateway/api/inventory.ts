@@ -5,6 +5,7 @@ import { applyInventory, parseInventory } from '../inventory.js';
 import { canUseInventory } from '../access-policy.js';
 import { computerPolicySchema, effectivePolicy } from './computer-policy.js';
 import type { ApiDeps } from './deps.js';
+import { auditUnpinned } from './host-keys.js';
 import { ensure, FieldValidationError, fieldsOf, json, principalOf } from './http.js';
 
 type Row = Record<string, unknown>;
@@ -12,7 +13,6 @@ type Row = Record<string, unknown>;
 /** Organizations and computers as the YAML `jitgate apply -f` reads (global admins). */
 export function inventoryRoutes(deps: ApiDeps) {
   const { db, audit } = deps;
-  const storeNames = new Set(deps.stores.map((s) => s.name));
   return async (app: FastifyInstance): Promise<void> => {
     for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain']) {
       app.addContentTypeParser(type, { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -44,7 +44,8 @@ export function inventoryRoutes(deps: ApiDeps) {
       } catch (err) {
         throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `not valid YAML: ${(err as Error).message.split('\n')[0]}` });
       }
-      const inv = parseInventory(doc ?? {}, storeNames);
+      // Store ownership, groups and containers are checked per computer (global admins: unowned stores allowed).
+      const inv = parseInventory(doc ?? {}, new Map(deps.stores.map((s) => [s.name, s])));
       const fields: Record<string, string> = {};
       inv.computers.forEach((c, i) => {
         const r = computerPolicySchema.safeParse(c.policy);
@@ -52,9 +53,10 @@ export function inventoryRoutes(deps: ApiDeps) {
         else c.policy = r.data;
       });
       if (Object.keys(fields).length) throw new FieldValidationError(fields);
-      const result = await applyInventory(db, inv);
+      const { unpinned, ...result } = await applyInventory(db, inv);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'inventory.imported', ...result } });
-      return result;
+      for (const u of unpinned) await auditUnpinned(audit, p.login, u, u.previous, 'address changed');
+      return { ...result, unpinned: unpinned.map((u) => u.name) };
     });
   };
 }

@@ -164,6 +164,8 @@ export function peopleRoutes(deps: ApiDeps) {
       await db.query("UPDATE people SET totp_enabled = false, totp_secret_enc = NULL, recovery_codes = '[]' WHERE id = $1", [cur.id]);
       if (deps.revokeAuthSessions) await deps.revokeAuthSessions(cur.id);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.mfa_reset', id: cur.id, login: cur.login, organizationId: cur.organization_id } });
+      // A reset second factor may be a stolen one: what it opened ends too, on every gateway.
+      await endLiveSessionsOf(cur.login, p.login);
       return reply.status(204).send();
     });
   };

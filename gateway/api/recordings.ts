@@ -17,9 +17,10 @@ const query = z.strictObject({
 
 type RecRow = {
   id: string; session_id: string; kind: string; path: string; size_bytes: string | number | null; sha256: string | null; started_at: Date | string; ended_at: Date | string | null;
+  never_started: boolean;
   person_id: string | null; person_login: string; computer_name: string; account_name: string | null; organization_id: string | null;
 };
-const SELECT = `SELECT r.id, r.session_id, r.kind, r.path, r.size_bytes, r.sha256, r.started_at, r.ended_at,
+const SELECT = `SELECT r.id, r.session_id, r.kind, r.path, r.size_bytes, r.sha256, r.started_at, r.ended_at, r.never_started,
   s.person_id, s.person_login, s.computer_name, s.account_name, s.organization_id
   FROM recordings r JOIN sessions s ON s.id = r.session_id`;
 
@@ -34,12 +35,26 @@ function scopeSql(p: Principal, params: unknown[]): string {
   return `(${own} OR s.organization_id = $${params.length})`;
 }
 
-export function recordingRoutes(deps: ApiDeps) {
+/**
+ * `recording` (open, or its writer died), `recorded` (closed with a file),
+ * `never_started` (its session never ran, e.g. guacd refused the connection:
+ * no file, nothing to replay; signed as such, so `integrity` still tells
+ * whether the row was edited).
+ */
+export type RecordingState = 'recording' | 'recorded' | 'never_started';
+
+function stateOf(r: RecRow): RecordingState {
+  if (r.never_started) return 'never_started';
+  return r.ended_at === null ? 'recording' : 'recorded';
+}
+
+export function recordingRoutes(deps: Pick<ApiDeps, 'db' | 'audit' | 'recordingFiles'>) {
   const { db, audit, recordingFiles } = deps;
   const integrityOf = async (r: RecRow) => (recordingFiles.integrity ? await recordingFiles.integrity(r.id) : null) ?? (r.sha256 ? 'unsigned' : 'missing');
   const view = async (r: RecRow) => ({
     id: r.id, sessionId: r.session_id, kind: r.kind, personLogin: r.person_login, computerName: r.computer_name, account: r.account_name,
-    startedAt: iso(r.started_at), endedAt: iso(r.ended_at), sizeBytes: r.size_bytes === null ? null : Number(r.size_bytes), sha256: r.sha256,
+    startedAt: iso(r.started_at), endedAt: iso(r.ended_at), state: stateOf(r),
+    sizeBytes: r.size_bytes === null || r.never_started ? null : Number(r.size_bytes), sha256: r.sha256,
     integrity: await integrityOf(r),
   });
 

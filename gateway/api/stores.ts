@@ -1,23 +1,30 @@
 import type { FastifyInstance } from 'fastify';
 import type { AccountStoreConfig } from '../../config/schema.js';
+import { storeScopeOf } from '../../provisioner/store-scope.js';
 import { canListStores, canTestStores } from '../access-policy.js';
 import type { ApiDeps, StoreInfo } from './deps.js';
 import { ensure, notFound, principalOf } from './http.js';
+import { storesFor } from './store-access.js';
 
-/** The configured account stores as the API shows them: name, type and where; never credentials. */
+/** The configured account stores as the API shows them: name, type, where and who may use them; never credentials. */
 export function storeInfos(stores: readonly AccountStoreConfig[]): StoreInfo[] {
   return stores.map((s) => {
-    if (s.type === 'ldap') return { name: s.name, type: s.type, url: s.url };
-    if (s.type === 'ssh') return { name: s.name, type: s.type, url: `ssh://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}` };
-    return { name: s.name, type: s.type, url: s.endpoint };
+    const scope = storeScopeOf(s);
+    if (s.type === 'ldap') return { ...scope, type: s.type, url: s.url };
+    if (s.type === 'ssh') return { ...scope, type: s.type, url: `ssh://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}` };
+    return { ...scope, type: s.type, url: s.endpoint };
   });
 }
 
 export function storeRoutes(deps: ApiDeps) {
   return async (app: FastifyInstance): Promise<void> => {
     app.get('/account-stores', async (req) => {
-      ensure(canListStores(principalOf(req)), 'list account stores');
-      return deps.stores.map((s) => ({ name: s.name, type: s.type, url: s.url }));
+      const p = principalOf(req);
+      ensure(canListStores(p), 'list account stores');
+      // Filtered here, not in the page: an organization admin never learns of other customers' stores.
+      return (await storesFor(deps.db, deps.stores, p)).map((s) => ({
+        name: s.name, type: s.type, url: s.url, organizations: s.organizations, groups: s.groups, allowedContainers: s.allowedContainers,
+      }));
     });
 
     app.post<{ Params: { name: string } }>('/account-stores/:name/test', async (req) => {

@@ -6,6 +6,7 @@ import { AuthErrors } from './errors.js';
 import { IdentityService, safeEqual, type AuthSession, type ClientInfo, type IdentityDeps } from './identity.service.js';
 import type { Principal, Role } from './principal.js';
 import { RateLimiter } from './rate-limit.js';
+import { proxyTrust, type ProxyTrust } from '../trusted-proxies.js';
 
 export const SESSION_COOKIE = 'jitgate_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -54,12 +55,22 @@ export function checkCsrfQuery(req: FastifyRequest): boolean {
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|::1)$/i;
 
-/** `auto`: Secure unless the request is plain http to a loopback host name. */
-export function cookieSecure(mode: 'auto' | 'always' | 'never', req: FastifyRequest): boolean {
+/**
+ * `auto`: Secure unless the browser provably reached jitgate over plain http
+ * on a loopback host name. `req.protocol` is https when jitgate serves TLS or
+ * a trusted proxy (server.trustProxy) says X-Forwarded-Proto: https; a
+ * request from a trusted proxy that does not say which scheme it received is
+ * taken as https (proxies front TLS; their Host is often the upstream's
+ * 127.0.0.1, which must not strip Secure).
+ */
+export function cookieSecure(mode: 'auto' | 'always' | 'never', req: FastifyRequest, trust: ProxyTrust = () => false): boolean {
   if (mode !== 'auto') return mode === 'always';
-  return !(req.protocol === 'http' && LOOPBACK.test(req.hostname));
+  if (req.protocol === 'https') return true;
+  if (trust(req.socket.remoteAddress) && req.headers['x-forwarded-proto'] === undefined) return true;
+  return !LOOPBACK.test(req.hostname);
 }
 
+/** req.ip: the socket peer, or the client a trusted proxy names (fastify trustProxy, gateway/server.ts). */
 function clientOf(req: FastifyRequest): ClientInfo {
   const ua = req.headers['user-agent'];
   return { ip: req.ip, userAgent: typeof ua === 'string' ? ua : '' };
@@ -72,6 +83,8 @@ export interface AuthPluginDeps extends IdentityDeps {
   attemptsPerMinute?: number;
   /** Use an existing service (shared with the SSH front door) instead of building one. */
   identity?: IdentityService;
+  /** `server.trustProxy`, the same list buildServer gets (for the cookie's Secure flag). */
+  trustProxy?: false | readonly string[];
 }
 
 /**
@@ -84,6 +97,7 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
   const perMinute = deps.attemptsPerMinute ?? 10;
   const limiter = new RateLimiter(perMinute, 60_000, () => identity.now().getTime());
   const cfg = deps.cfg;
+  const trust = proxyTrust(deps.trustProxy);
 
   const limit = (key: string) => {
     const r = limiter.take(key);
@@ -95,12 +109,12 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
       path: '/',
       httpOnly: true,
       sameSite: 'strict',
-      secure: cookieSecure(cfg.cookieSecure, req),
+      secure: cookieSecure(cfg.cookieSecure, req, trust),
       maxAge: cfg.sessionHours * 3600,
     });
   };
   const clearSessionCookie = (req: FastifyRequest, reply: FastifyReply) => {
-    reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure: cookieSecure(cfg.cookieSecure, req) });
+    reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure: cookieSecure(cfg.cookieSecure, req, trust) });
   };
 
   const needSession = (req: FastifyRequest): AuthSession => {
@@ -170,7 +184,7 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
       },
     );
 
-    api.post('/auth/sign-out', { schema: { tags, description: 'End this sign-in session.' } }, async (req, reply) => {
+    api.post('/auth/sign-out', { schema: { tags, description: 'End this sign-in session and the terminal/RDP sessions it opened.' } }, async (req, reply) => {
       const s = sessions.get(req);
       if (s) await identity.signOut(s);
       clearSessionCookie(req, reply);
@@ -204,7 +218,7 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
 
     api.post(
       '/me/password',
-      { preHandler: requirePrincipal, schema: { tags, description: 'Change your password; your other sign-in sessions end.', body: body({ current: str(1024), next: str(1024) }, ['current', 'next']) } },
+      { preHandler: requirePrincipal, schema: { tags, description: 'Change your password; your other sign-in sessions end, with every live session they (or the SSH front door) opened.', body: body({ current: str(1024), next: str(1024) }, ['current', 'next']) } },
       async (req, reply) => {
         const p = principal(req);
         limit(`password:${req.ip}:${p.personId}`);
@@ -232,13 +246,13 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
       return reply.status(204).send();
     });
 
-    api.get('/auth-sessions', { preHandler: requireRole('global_admin', 'org_admin'), schema: { tags, description: 'Active sign-in sessions (org admins: their organization).' } }, async (req) => {
+    api.get('/auth-sessions', { preHandler: requireRole('global_admin', 'org_admin'), schema: { tags, description: 'Active sign-in sessions (org admins: their organization\'s people, never a global admin).' } }, async (req) => {
       const p = principal(req);
       const list = await identity.listSessions(p);
       return list.map((s) => ({ ...s, current: s.id === p.authSessionId }));
     });
 
-    api.delete('/auth-sessions/:id', { preHandler: requirePrincipal, schema: { tags, description: 'Revoke a sign-in session (admins; anyone for their own).' } }, async (req, reply) => {
+    api.delete('/auth-sessions/:id', { preHandler: requirePrincipal, schema: { tags, description: 'Revoke a sign-in session and end the live sessions it opened (admins in scope; anyone for their own).' } }, async (req, reply) => {
       await identity.revokeSession(principal(req), (req.params as { id: string }).id);
       return reply.status(204).send();
     });

@@ -5,7 +5,9 @@ import { CoreErrors, JitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { SecretBox } from '../../core/secret-box.js';
 import type { Config } from '../../config/schema.js';
+import { canManagePerson } from '../access-policy.js';
 import type { FrontDoorIdentity } from '../contracts.js';
+import type { EndLiveSessions, LiveSessionMatch } from '../sessions/end-live-sessions.js';
 import { AuthErrors } from './errors.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword, warmUpPasswordHashing } from './password.js';
 import { createPerson, normalizeLogin, sha256hex, LOGIN_PATTERN } from './people.js';
@@ -34,6 +36,12 @@ export interface IdentityDeps {
   cfg: AuthConfig;
   /** Clock (tests move it to check lockout expiry and TOTP steps). */
   now?: () => Date;
+  /**
+   * End live terminal/RDP sessions on every gateway (gateway/sessions):
+   * signing out or revoking a sign-in ends what it opened, a password change
+   * the person's others. Absent (worker-only tools) → nothing to end.
+   */
+  endLiveSessions?: EndLiveSessions;
 }
 
 /** Where the request came from (audited, shown in the session list). */
@@ -167,6 +175,7 @@ export class IdentityService implements FrontDoorIdentity {
   readonly #log: Logger;
   readonly cfg: AuthConfig;
   readonly now: () => Date;
+  readonly #endLive: EndLiveSessions | undefined;
 
   constructor(deps: IdentityDeps) {
     this.#db = deps.db;
@@ -175,7 +184,24 @@ export class IdentityService implements FrontDoorIdentity {
     this.#log = deps.log.child({ component: 'auth' });
     this.cfg = deps.cfg;
     this.now = deps.now ?? (() => new Date());
+    this.#endLive = deps.endLiveSessions;
     void warmUpPasswordHashing();
+  }
+
+  /**
+   * After the sign-in rows are revoked (committed): end the live sessions they
+   * opened. A failure here (Redis down) is logged and re-thrown, so the caller
+   * sees the request fail rather than believe the sessions ended.
+   */
+  async #endLiveSessions(match: LiveSessionMatch, by: string): Promise<void> {
+    if (!this.#endLive) return;
+    try {
+      const ended = await this.#endLive(match, by);
+      if (ended.length > 0) this.#log.info({ personId: match.personId, sessions: ended, by }, 'live sessions ended with their sign-in');
+    } catch (err) {
+      this.#log.error({ err, personId: match.personId }, 'ending live sessions failed');
+      throw err;
+    }
   }
 
   // ---- people ---------------------------------------------------------
@@ -414,6 +440,7 @@ export class IdentityService implements FrontDoorIdentity {
       await tx.query("UPDATE auth_sessions SET revoked_at = $2, revoked_by = 'sign-out' WHERE id = $1 AND revoked_at IS NULL", [s.id, this.now()]);
       await this.#audit.record({ type: 'auth.signed_out', actor: s.person.login, outcome: 'success', data: { authSession: s.id } }, tx);
     });
+    await this.#endLiveSessions({ personId: s.person.id, login: s.person.login, authSessionIds: [s.id] }, s.person.login);
   }
 
   /** Active sign-in sessions the admin may see: all for global admins, their organization's for org admins. */
@@ -423,8 +450,9 @@ export class IdentityService implements FrontDoorIdentity {
     const params: unknown[] = [now, idleCut];
     let scope = '';
     if (admin.role !== 'global_admin') {
+      // Org admins: their organization's people, never a global admin (who may have a home organization).
       params.push(admin.organizationId);
-      scope = ' AND p.organization_id = $3';
+      scope = " AND p.organization_id = $3 AND p.role <> 'global_admin'";
     }
     const rows = await this.#db.query<{
       id: string; person_id: string; login: string; stage: 'password' | 'done';
@@ -445,18 +473,20 @@ export class IdentityService implements FrontDoorIdentity {
   /** Revoke a sign-in session (admins of its person's scope, or its own person). */
   async revokeSession(actor: Principal, id: string): Promise<void> {
     if (!/^[0-9a-f-]{36}$/i.test(id)) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'sign-in session' });
-    const rows = await this.#db.query<{ person_id: string; login: string; organization_id: string | null }>(
-      'SELECT s.person_id, p.login, p.organization_id FROM auth_sessions s JOIN people p ON p.id = s.person_id WHERE s.id = $1 AND s.revoked_at IS NULL',
+    const rows = await this.#db.query<{ person_id: string; login: string; role: Role; organization_id: string | null }>(
+      'SELECT s.person_id, p.login, p.role, p.organization_id FROM auth_sessions s JOIN people p ON p.id = s.person_id WHERE s.id = $1 AND s.revoked_at IS NULL',
       [id],
     );
     const r = rows[0];
-    const allowed =
-      r && (actor.role === 'global_admin' || r.person_id === actor.personId || (actor.role === 'org_admin' && r.organization_id !== null && r.organization_id === actor.organizationId));
+    // The same rule as managing the person (gateway/access-policy.ts): an org
+    // admin reaches their organization's people only, never a global admin.
+    const allowed = r && (r.person_id === actor.personId || canManagePerson(actor, { id: r.person_id, role: r.role, organizationId: r.organization_id }));
     if (!r || !allowed) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: 'sign-in session' });
     await this.#db.transaction(async (tx) => {
       await tx.query('UPDATE auth_sessions SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL', [id, this.now(), actor.login]);
       await this.#audit.record({ type: 'auth.session_revoked', actor: actor.login, outcome: 'success', data: { authSession: id, person: r.login } }, tx);
     });
+    await this.#endLiveSessions({ personId: r.person_id, login: r.login, authSessionIds: [id] }, actor.login);
   }
 
   /**
@@ -476,7 +506,12 @@ export class IdentityService implements FrontDoorIdentity {
     });
   }
 
-  /** Change one's own password; every other sign-in session of the person ends. */
+  /**
+   * Change one's own password. Every other sign-in of the person ends, and
+   * every live session not opened under the sign-in making the change (other
+   * browsers, the SSH front door): whoever knew the old password loses what
+   * it bought, the person keeps the tab they are using.
+   */
   async changePassword(actor: Principal, current: string, next: string, client: ClientInfo): Promise<void> {
     const p = await this.#personById(actor.personId);
     if (!p) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
@@ -493,6 +528,7 @@ export class IdentityService implements FrontDoorIdentity {
       ]);
       await this.#audit.record({ type: 'auth.password_changed', actor: p.login, outcome: 'success', data: { ip: client.ip } }, tx);
     });
+    await this.#endLiveSessions({ personId: p.id, login: p.login, exceptAuthSessionId: actor.authSessionId }, p.login);
   }
 
   // ---- bootstrap --------------------------------------------------------
@@ -585,6 +621,16 @@ export class IdentityService implements FrontDoorIdentity {
     const p = rows[0];
     if (!p || p.disabled || this.#lockedUntil(p) || !p.totp_enabled) return null;
     return { personId: p.id, login: p.login, displayName: p.display_name, role: p.role, organizationId: p.organization_id, authSessionId: `ssh:${randomUUID()}` };
+  }
+
+  /** When this key is `login`'s and that person is locked out, until when (FrontDoorIdentity.keyOwnerLockedUntil). */
+  async keyOwnerLockedUntil(login: string, _algo: string, keyData: Buffer): Promise<Date | null> {
+    const rows = await this.#db.query<PersonRow & Record<string, unknown>>(
+      `SELECT ${PERSON_COLS} FROM people p JOIN ssh_keys k ON k.person_id = p.id WHERE p.login = $1 AND k.fingerprint = $2`,
+      [normalizeLogin(login), fingerprintOf(keyData)],
+    );
+    const p = rows[0];
+    return p && !p.disabled ? this.#lockedUntil(p) : null;
   }
 
   /** TOTP or recovery code for the SSH front door; failures count towards the same lockout as the web. */

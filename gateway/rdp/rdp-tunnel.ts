@@ -208,6 +208,10 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
   const slog = log.child({ sessionId: session.id, computer: computer.name, account: credentials.username });
 
   let slot: RdpRecordingSlot | null = null;
+  /** guacd completed the handshake (`ready`): from then on it may write the recording. */
+  let accepted = false;
+  /** The handshake while it runs: a finish during it waits, to know whether guacd accepted. */
+  let handshake: Promise<unknown> = Promise.resolve();
   let finished = false;
   let guacdClosed: Promise<void> = Promise.resolve();
   finish = async (reason, code, error) => {
@@ -217,9 +221,11 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
     if (guacd) guacd.close();
     // guacd finishes its recording file when the connection is gone.
     await guacdClosed;
+    await handshake;
     if (slot) {
       const s = slot;
-      await s.close().catch((err: unknown) => slog.error({ err }, 'recording could not be indexed'));
+      // Refused before `ready`: guacd never started the session, so no file is expected (not an integrity gap).
+      await (accepted ? s.close() : s.neverStarted(reason)).catch((err: unknown) => slog.error({ err }, 'recording could not be indexed'));
     }
     await opened.end(reason).catch((err: unknown) => slog.error({ err }, 'ending the session failed'));
     slog.info({ reason }, 'rdp session ended');
@@ -254,12 +260,15 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
       recording: { path: slot.guacdPath, name: slot.guacdName },
       driveRoot: deps.driveRoot ?? DEFAULT_DRIVE_ROOT,
     });
-    conn = await openGuacd(deps.guacd, {
+    const opening = openGuacd(deps.guacd, {
       protocol: 'rdp', params: built.params, required: built.required, computerName: computer.name,
       size: { width, height, dpi }, image: ['image/png', 'image/jpeg', 'image/webp'],
       ...(deps.timezone ? { timezone: deps.timezone } : {}),
       ...(deps.guacdTimeoutMs ? { timeoutMs: deps.guacdTimeoutMs } : {}),
     });
+    handshake = opening.then(() => (accepted = true), () => undefined);
+    conn = await opening;
+    accepted = true;
   } catch (err) {
     slog.warn({ code: isJitgateError(err) ? err.code : undefined }, 'guacd connection failed');
     return void end('connection failed', closeCodeFor(err, 'connect'), publicError(err));

@@ -7,6 +7,10 @@
  *   heartbeat is older than `staleMs` belongs to a dead gateway and is dropped
  *   by whoever lists it (the account itself is torn down by the provisioner's
  *   lease-expiry job and the reconciler, not here).
+ * - key `alive:<gateway id>`: set on every heartbeat with a time-to-live of
+ *   `staleMs` (Redis's own clock, so no skew between machines): while it
+ *   exists the gateway holds its sessions; once it is gone the reconciler
+ *   tears them down (gateway/sessions/gateway-liveness.ts).
  * - channel `gw:<gateway id>`: JSON control messages for the gateway holding
  *   a session (`terminate`, `watch`).
  * - channel `watch:<session id>`: the session's output, published only while
@@ -101,6 +105,8 @@ export class RedisLiveSessions implements LiveSessions {
   /** Connect, listen for control messages addressed to this gateway, start heartbeats. */
   async start(): Promise<void> {
     await Promise.all([this.#cmd.connect(), this.#sub.connect()]);
+    // Alive before the first session can name this gateway as its holder.
+    await this.#cmd.set(this.#key(`alive:${this.gatewayId}`), String(Date.now()), 'PX', this.#staleMs);
     await this.#subscribe(this.#key(`gw:${this.gatewayId}`), (msg) => this.#onControl(msg));
     this.#timer = setInterval(() => void this.#tick(), this.#heartbeatMs);
     this.#timer.unref();
@@ -112,6 +118,8 @@ export class RedisLiveSessions implements LiveSessions {
     if (this.#timer) clearInterval(this.#timer);
     const ids = [...this.#local.keys()];
     if (ids.length > 0) await this.#cmd.hdel(this.#key('live'), ...ids).catch(() => undefined);
+    // Closing on purpose: sessions still held (none after a clean shutdown) are the reconciler's at once.
+    await this.#cmd.del(this.#key(`alive:${this.gatewayId}`)).catch(() => undefined);
     this.#local.clear();
     this.#cmd.disconnect();
     this.#sub.disconnect();
@@ -158,6 +166,7 @@ export class RedisLiveSessions implements LiveSessions {
     if (this.#closed) return;
     const now = Date.now();
     const multi = this.#cmd.multi();
+    multi.set(this.#key(`alive:${this.gatewayId}`), String(now), 'PX', this.#staleMs);
     for (const [id, l] of this.#local) {
       l.entry.heartbeat = now;
       multi.hset(this.#key('live'), id, JSON.stringify(l.entry));
@@ -235,7 +244,11 @@ export class RedisLiveSessions implements LiveSessions {
         stale.push(id);
         continue;
       }
-      out.push({ sessionId: e.sessionId, personLogin: e.personLogin, computerName: e.computerName, protocol: e.protocol, account: e.account, startedAt: e.startedAt, gateway: e.gateway });
+      out.push({
+        sessionId: e.sessionId, personLogin: e.personLogin, computerName: e.computerName, protocol: e.protocol, account: e.account, startedAt: e.startedAt, gateway: e.gateway,
+        ...(e.personId !== undefined ? { personId: e.personId } : {}),
+        ...(e.authSessionId !== undefined ? { authSessionId: e.authSessionId } : {}),
+      });
     }
     if (stale.length > 0) await this.#cmd.hdel(this.#key('live'), ...stale).catch(() => undefined);
     return out.sort((a, b) => a.startedAt.localeCompare(b.startedAt));

@@ -7,8 +7,9 @@
  * Ending is always a `teardown` job (job id `teardown-<session>`, so ending
  * twice is one job) — enqueued by `end()`, which every proxy calls from its
  * close handler whatever the cause (client gone, host gone, terminate, lease).
- * If the gateway dies before that, the lease-expiry job scheduled by the
- * provisioner and the reconciler remove the account.
+ * If the gateway dies before that, the session's holder (`gateway:<id>`)
+ * stops being alive and the reconciler ends it within seconds; the
+ * lease-expiry job is the backstop.
  *
  * Lease expiry on the gateway side: each opened session arms a timer for its
  * lease end and also listens for the completion of its `lease-<id>` and
@@ -16,6 +17,7 @@
  * fires `onTerminate`, so the proxy closes the connection when the account
  * is being removed.
  */
+import { gatewayHolder } from '../../provisioner/holder-liveness.js';
 import { QueueEvents } from 'bullmq';
 import type { AuditEventInput } from '../../core/audit.js';
 import type { Computer, SessionRecord } from '../../core/domain.js';
@@ -181,6 +183,7 @@ export class JitSessionBroker implements SessionBroker {
   async open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<BrokeredSession> {
     const { principal } = req;
     const computer = await this.deps.access.computerForConnect(principal, req.computerRef, req.protocol);
+    req.admit?.(computer);
     try {
       req.onAccessGranted?.(computer);
     } catch (err) {
@@ -193,6 +196,8 @@ export class JitSessionBroker implements SessionBroker {
       protocol: req.protocol,
       ...(req.accountType ? { accountType: req.accountType } : {}),
       ...(req.minutes ? { minutes: req.minutes } : {}),
+      // The reconciler ends the session at once if this gateway dies (its alive key expires).
+      holder: gatewayHolder(this.deps.live.gatewayId),
     });
     const log = this.#log.child({ sessionId: session.id, computer: computer.name, via: req.via });
     if (session.accountType === 'existing') {
@@ -230,7 +235,11 @@ export class JitSessionBroker implements SessionBroker {
     this.#open.set(session.id, opened);
     try {
       opened.registration = registrationRef.r = await this.deps.live.register(
-        { sessionId: session.id, personLogin: principal.login, computerName: computer.name, protocol: req.protocol, account: credentials.username, startedAt: fresh.startedAt.toISOString() },
+        {
+          sessionId: session.id, personLogin: principal.login, computerName: computer.name, protocol: req.protocol, account: credentials.username, startedAt: fresh.startedAt.toISOString(),
+          // Which sign-in opened it: signing out or revoking that sign-in ends it (gateway/sessions/end-live-sessions.ts).
+          personId: principal.personId, authSessionId: principal.authSessionId,
+        },
         (reason, by) => {
           if (reason === 'terminated') {
             void this.deps.audit

@@ -11,6 +11,15 @@ export const SshGatewayErrors = defineErrors({
     status: 502,
     message: 'the host key of {host} does not match the pinned fingerprint (expected {expected}, got {seen}); refusing to connect',
   },
+  JIT_ERR_SSH_HOST_KEY_NOT_PINNED: {
+    status: 409,
+    message:
+      'the host key of {computer} is not pinned yet: an admin must confirm it under Computers → {computer} → Host key, or run `jitgate computers pin-host-key {computer}`',
+  },
+  JIT_ERR_SSH_HOST_KEY_NOT_CONFIRMED: {
+    status: 409,
+    message: '{host} presents the host key {seen}, not {expected}: scan again and compare before pinning',
+  },
   JIT_ERR_SSH_CHANNEL: { status: 502, message: '{host} refused to open a {what}: {reason}' },
   JIT_ERR_SSH_BAD_REQUEST: { status: 400, message: 'bad terminal request: {reason}' },
   JIT_ERR_SSH_EXISTING_ACCOUNT: {

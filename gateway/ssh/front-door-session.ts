@@ -1,14 +1,19 @@
 import type { Client, ClientChannel, Connection, PseudoTtyInfo, ServerChannel, Session, TcpipRequestInfo } from 'ssh2';
-import { isJitgateError } from '../../core/errors.js';
+import { isJitgateError, JitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { RecordingMeta, StreamRecording, TerminalRecording } from '../../recorder/recorder.js';
 import type { Principal } from '../auth/principal.js';
 import type { Computer } from '../../core/domain.js';
 import type { OpenedSession } from '../contracts.js';
+import { SshGatewayErrors } from './errors.js';
+import { pinnedHostKey } from './host-key-pin.js';
 import type { PendingUpstream } from './upstream.js';
 import type { FrontDoorDeps, PreconnectUpstreamFn } from './front-door.js';
 import { chooseComputer } from './front-door-menu.js';
 import { relay, type RelayTap } from './front-door-relay.js';
+import { FrontDoorErrors } from './front-door-errors.js';
+import { channelRefusal, type ChannelRefusal, type ChannelRequest } from './front-door-policy.js';
+import { rejectProhibited } from './front-door-wire.js';
 
 export interface FrontDoorTarget {
   login: string;
@@ -48,6 +53,18 @@ function policyFlag(session: OpenedSession, name: string): boolean {
   return session.computer.policy[name] === true;
 }
 
+/** The computer's policy refused a channel before anything was provisioned for it (thrown from the broker's `admit`). */
+class ChannelRefused extends JitgateError {
+  constructor(
+    readonly refusal: ChannelRefusal,
+    readonly computer: Computer,
+    /** The channel request it was decided for: another channel sharing the connect retries with its own. */
+    readonly request: ChannelRequest,
+  ) {
+    super(FrontDoorErrors.JIT_ERR_FRONTDOOR_NOT_ALLOWED, { what: refusal.label, computer: computer.name });
+  }
+}
+
 /** What the person may read about a failure: typed errors carry a safe message; anything else stays generic. */
 function publicMessage(err: unknown, computer: string | null): string {
   if (isJitgateError(err)) return err.message;
@@ -59,9 +76,9 @@ function publicMessage(err: unknown, computer: string | null): string {
  * one upstream SSH connection (opened on the first channel that needs it),
  * shared by every channel the client opens.
  */
-/** The computer's pinned host key, if its policy has one. */
-function pinOf(c: Computer): string | null {
-  return typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256 : null;
+/** The computer's pinned host key; JIT_ERR_SSH_HOST_KEY_NOT_PINNED without one (no trust on first use). */
+function pinOf(c: Computer): string {
+  return pinnedHostKey(c);
 }
 
 export class FrontDoorSessionHandler {
@@ -89,59 +106,111 @@ export class FrontDoorSessionHandler {
     return this.#o.log;
   }
 
-  /** Provision and connect, once per connection; progress goes to whoever asked first. */
-  #connect(progress: (line: string) => void): Promise<Upstream> {
-    this.#upstream ??= (async () => {
-      const computer = this.#computer!;
-      // The connection to the computer starts as soon as access is granted, in parallel with provisioning.
-      let early: PendingUpstream | null = null;
-      let opened: OpenedSession;
+  /**
+   * The connection's session for a channel: provisioned and connected once
+   * per connection (progress goes to whoever asked first), after the
+   * computer's policy admitted `req`, and checked against it again when the
+   * session was opened for another channel. Throws ChannelRefused.
+   */
+  async #sessionFor(progress: (line: string) => void, req: ChannelRequest): Promise<Upstream> {
+    for (let attempt = 0; ; attempt++) {
+      let up: Upstream;
       try {
-        opened = await this.#o.deps.broker.open(
-          {
-            principal: this.#o.principal, computerRef: computer, protocol: 'ssh', via: 'ssh-front-door',
-            onAccessGranted: (c) => {
-              early = this.#o.preconnectUpstream({ host: c.address, port: c.sshPort, hostKeySha256: pinOf(c), log: this.#log });
-            },
+        up = await this.#connect(progress, req);
+      } catch (err) {
+        // Refused for a concurrent channel's request: ask again with ours (#connect was reset).
+        if (err instanceof ChannelRefused && err.request !== req && attempt < 3) continue;
+        if (err instanceof ChannelRefused) this.#refused(err.refusal, err.computer, null);
+        throw err;
+      }
+      const refusal = channelRefusal(up.opened.computer, req);
+      if (refusal) {
+        this.#refused(refusal, up.opened.computer, up.opened.session.id);
+        throw new ChannelRefused(refusal, up.opened.computer, req);
+      }
+      return up;
+    }
+  }
+
+  /** A channel the computer's policy does not allow: logged and audited (`session.denied`). */
+  #refused(refusal: ChannelRefusal, computer: Computer, sessionId: string | null): void {
+    this.#log.info({ computer: computer.name, what: refusal.what, tool: refusal.tool }, 'channel refused by policy');
+    void this.#o.deps.audit
+      ?.record({
+        type: 'session.denied', actor: this.#o.principal.login, outcome: 'denied', computer: computer.name, sessionId,
+        data: { via: 'ssh-front-door', reason: refusal.what, tool: refusal.tool, message: refusal.message },
+      })
+      .catch((err: unknown) => this.#log.error({ err }, 'audit failed'));
+  }
+
+  /** Provision and connect, once per connection (the first request decides admission; a refused one leaves nothing behind). */
+  #connect(progress: (line: string) => void, req: ChannelRequest): Promise<Upstream> {
+    if (this.#upstream) return this.#upstream;
+    const memo: Promise<Upstream> = this.#provisionAndConnect(progress, req).catch((err: unknown) => {
+      if (err instanceof ChannelRefused && this.#upstream === memo) this.#upstream = null;
+      throw err;
+    });
+    this.#upstream = memo;
+    return memo;
+  }
+
+  async #provisionAndConnect(progress: (line: string) => void, req: ChannelRequest): Promise<Upstream> {
+    const computer = this.#computer!;
+    // The connection to the computer starts as soon as access is granted, in parallel with provisioning.
+    let early: PendingUpstream | null = null;
+    let opened: OpenedSession;
+    try {
+      opened = await this.#o.deps.broker.open(
+        {
+          principal: this.#o.principal, computerRef: computer, protocol: 'ssh', via: 'ssh-front-door',
+          admit: (c) => {
+            // Policy before provisioning: a refused channel must not create a JIT account (with sudo) first.
+            const refusal = channelRefusal(c, req);
+            if (refusal) throw new ChannelRefused(refusal, c, req);
+            // No pinned host key, no session: nothing is provisioned and no password can reach an unconfirmed host.
+            pinOf(c);
           },
-          (step) => progress(`jitgate: ${step}…`),
-        );
-      } catch (err) {
-        (early as PendingUpstream | null)?.abort();
-        throw err;
+          onAccessGranted: (c) => {
+            early = this.#o.preconnectUpstream({ host: c.address, port: c.sshPort, hostKeySha256: pinOf(c), log: this.#log });
+          },
+        },
+        (step) => progress(`jitgate: ${step}…`),
+      );
+    } catch (err) {
+      (early as PendingUpstream | null)?.abort();
+      if (isJitgateError(err, SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_NOT_PINNED)) {
+        await this.#o.deps.audit
+          ?.record({ type: 'session.failed', actor: this.#o.principal.login, outcome: 'failure', computer, data: { via: 'ssh-front-door', code: err.code } })
+          .catch((e: unknown) => this.#log.error({ err: e }, 'audit failed'));
       }
-      if (this.#closed) {
-        (early as PendingUpstream | null)?.abort();
-        await opened.end('client disconnected');
-        throw new Error('connection closed while provisioning');
+      throw err;
+    }
+    if (this.#closed) {
+      (early as PendingUpstream | null)?.abort();
+      await opened.end('client disconnected');
+      throw new Error('connection closed while provisioning');
+    }
+    opened.onTerminate((reason, by) => {
+      this.#log.info({ reason, by }, 'session closed from outside');
+      for (const ch of this.#channels) {
+        if (ch.writable) ch.stderr.write(`\r\njitgate: session ${reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`}\r\n`);
       }
-      opened.onTerminate((reason, by) => {
-        this.#log.info({ reason, by }, 'session closed from outside');
-        for (const ch of this.#channels) {
-          if (ch.writable) ch.stderr.write(`\r\njitgate: session ${reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`}\r\n`);
-        }
-        void this.close(reason);
-      });
-      this.#warnBeforeLeaseEnd(opened, opened.session.leaseExpiresAt);
-      progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
-      const pinned = pinOf(opened.computer);
-      try {
-        const pending: PendingUpstream =
-          early ?? this.#o.preconnectUpstream({ host: opened.computer.address, port: opened.computer.sshPort, hostKeySha256: pinned, log: this.#log });
-        const { client, hostKeySha256 } = await pending.login(opened.credentials.username, opened.credentials.password);
-        if (!pinned && this.#o.deps.recordHostKey) {
-          await this.#o.deps.recordHostKey(opened.computer, hostKeySha256).catch((err: unknown) => this.#log.error({ err }, 'could not pin the host key'));
-        }
-        client.on('close', () => void this.close('computer closed the connection'));
-        await opened.loggedIn().catch((err: unknown) => this.#log.warn({ err }, 'loggedIn failed'));
-        if (this.#closed) client.end();
-        return { opened, client };
-      } catch (err) {
-        await opened.end('upstream connection failed').catch(() => undefined);
-        throw err;
-      }
-    })();
-    return this.#upstream;
+      void this.close(reason);
+    });
+    this.#warnBeforeLeaseEnd(opened, opened.session.leaseExpiresAt);
+    progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
+    try {
+      const pending: PendingUpstream =
+        early ?? this.#o.preconnectUpstream({ host: opened.computer.address, port: opened.computer.sshPort, hostKeySha256: pinOf(opened.computer), log: this.#log });
+      const { client } = await pending.login(opened.credentials.username, opened.credentials.password);
+      client.on('close', () => void this.close('computer closed the connection'));
+      await opened.loggedIn().catch((err: unknown) => this.#log.warn({ err }, 'loggedIn failed'));
+      if (this.#closed) client.end();
+      return { opened, client };
+    } catch (err) {
+      await opened.end('upstream connection failed').catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -275,13 +344,12 @@ export class FrontDoorSessionHandler {
     }
     let up: Upstream;
     try {
-      up = await this.#connect(progress);
+      up = await this.#sessionFor(progress, req);
     } catch (err) {
+      // A refusal by policy: stderr and exit status 1, like a program that is not allowed to run.
+      if (err instanceof ChannelRefused) return this.#fail(ch, err.refusal.message);
       this.#log.info({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'session open failed');
       return this.#fail(ch, publicMessage(err, this.#computer));
-    }
-    if (req.kind === 'sftp' && !policyFlag(up.opened, 'sftp')) {
-      return this.#fail(ch, `SFTP is not allowed on ${up.opened.computer.name}`);
     }
     const env = st.env;
     const pty = st.pty ? { rows: st.pty.rows, cols: st.pty.cols, height: st.pty.height, width: st.pty.width, term: st.pty.term, modes: st.pty.modes } : undefined;
@@ -371,15 +439,14 @@ export class FrontDoorSessionHandler {
   }
 
   async #tcpip(accept: () => ServerChannel, reject: () => void, info: TcpipRequestInfo): Promise<void> {
-    if (!this.#computer) return reject();
+    if (!this.#computer) return rejectProhibited(this.#o.conn, reject, `connect as ${this.#o.target.login}+<computer> to forward ports`);
     let up: Upstream;
     try {
-      up = await this.#connect(() => undefined);
-    } catch {
-      return reject();
-    }
-    if (!policyFlag(up.opened, 'portForwarding')) {
-      this.#log.info({ dest: `${info.destIP}:${info.destPort}` }, 'port forwarding refused by policy');
+      // A forward-only connection (`ssh -N -L …`) provisions only if the policy allows forwarding.
+      up = await this.#sessionFor(() => undefined, { kind: 'forward', dest: `${info.destIP}:${info.destPort}` });
+    } catch (err) {
+      // RFC 4254 §5.1 reason 1: OpenSSH shows "open failed: administratively prohibited: <message>".
+      if (err instanceof ChannelRefused) return rejectProhibited(this.#o.conn, reject, err.refusal.message);
       return reject();
     }
     up.client.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, upCh) => {

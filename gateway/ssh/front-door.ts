@@ -9,13 +9,15 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2, { type AuthContext, type Connection, type KeyboardAuthContext, type PublicKeyAuthContext } from 'ssh2';
-import type { Computer } from '../../core/domain.js';
+import type { AuditLog } from '../../core/audit.js';
 import type { Logger } from '../../core/logging.js';
 import type { SessionRecorder } from '../../recorder/recorder.js';
+import { LOGIN_PATTERN } from '../auth/people.js';
 import type { Principal } from '../auth/principal.js';
 import type { FrontDoorIdentity, SessionBroker } from '../contracts.js';
 import { FrontDoorSessionHandler, type FrontDoorTarget } from './front-door-session.js';
 import { loadOrCreateHostKey } from './front-door-host-key.js';
+import { sendAuthBanner } from './front-door-wire.js';
 import { preconnectUpstream as preconnectUpstreamDefault, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 
 /** How the front door reaches the computer (gateway/ssh/upstream.ts's preconnectUpstream by default; swappable in tests). */
@@ -34,10 +36,10 @@ export interface FrontDoorDeps {
   listComputers?: (principal: Principal) => Promise<{ name: string }[]>;
   /** Records pty sessions (asciicast) and exec/SFTP channels; absent → nothing recorded. */
   recorder?: SessionRecorder;
-  /** Default: gateway/ssh/upstream.ts's preconnectUpstream (pins `computer.policy.sshHostKeySha256` when set). */
+  /** Default: gateway/ssh/upstream.ts's preconnectUpstream (verifies `computer.policy.sshHostKeySha256`; no pin, no connection). */
   preconnectUpstream?: PreconnectUpstreamFn;
-  /** Called with the key a computer without a pin presented (trust on first use), as the web terminal does. */
-  recordHostKey?: (computer: Computer, sha256: string) => Promise<void>;
+  /** Audits channels the computer's policy refuses (`session.denied`); absent → only logged. */
+  audit?: Pick<AuditLog, 'record'>;
   log: Logger;
   /** Wrong TOTP codes allowed per connection before it is dropped (default 3). */
   maxCodeAttempts?: number;
@@ -58,11 +60,38 @@ export interface FrontDoorHandle {
   close(): Promise<void>;
 }
 
-/** `alice+web01` → login alice, computer web01; `alice` → menu. */
+/** A computer name as the API accepts it (gateway/api/computers.ts), optionally `organization/name`; a computer id matches too. */
+const COMPUTER_NAME = '[A-Za-z0-9][A-Za-z0-9._-]{0,62}';
+const COMPUTER_REF = new RegExp(`^(?:${COMPUTER_NAME}/)?${COMPUTER_NAME}$`);
+
+/**
+ * `alice+web01` → login alice, computer web01; `alice` → menu. Both parts
+ * must match the login and computer-name patterns (logins compare in lower
+ * case, as the identity module stores them): anything else (control
+ * characters, NUL bytes, spaces, overlong names) is refused here, before
+ * any database query.
+ */
 export function parseFrontDoorUser(username: string): FrontDoorTarget | null {
-  const m = /^([^+\s]{1,256})(?:\+([^\s]{1,253}))?$/.exec(username);
-  if (!m) return null;
-  return { login: m[1]!, computer: m[2] ?? null };
+  const plus = username.indexOf('+');
+  const login = (plus < 0 ? username : username.slice(0, plus)).toLowerCase();
+  const computer = plus < 0 ? null : username.slice(plus + 1);
+  if (!LOGIN_PATTERN.test(login)) return null;
+  if (computer !== null && !COMPUTER_REF.test(computer)) return null;
+  return { login, computer };
+}
+
+/** What a person is told (auth banner) when the user name is not `login+computer`. */
+function usageBanner(port: number): string {
+  const p = port === 22 ? '' : `-p ${port} `;
+  return [
+    'jitgate: the user name must be <login>+<computer>, for example',
+    `  ssh ${p}alice+web01@<this gateway>`,
+    'or just <login> for a menu of your computers.',
+  ].join('\r\n');
+}
+
+function utcMinute(d: Date): string {
+  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 /** Key type named inside an SSH public key blob (RFC 4253 §6.6: string key-type first). */
@@ -92,6 +121,8 @@ class FrontDoorConnection {
   #username: string | null = null;
   /** Set once the public key is proven; the second factor is still missing. */
   #keyOwner: Principal | null = null;
+  /** The proven key, to ask whether its owner got locked meanwhile. */
+  #provenKey: { algo: string; data: Buffer } | null = null;
   #codeAttempts = 0;
   #principal: Principal | null = null;
   #handler: FrontDoorSessionHandler | null = null;
@@ -101,6 +132,8 @@ class FrontDoorConnection {
     readonly deps: FrontDoorDeps,
     readonly ip: string,
     readonly preconnectUpstream: PreconnectUpstreamFn,
+    /** The port the front door listens on, for the usage hint. */
+    readonly port: number,
   ) {
     this.#log = deps.log.child({ component: 'ssh-front-door', conn: this.id, ip });
     const grace = setTimeout(() => {
@@ -136,6 +169,11 @@ class FrontDoorConnection {
     if (this.#username === null) {
       this.#username = ctx.username;
       this.#target = parseFrontDoorUser(ctx.username);
+      if (!this.#target) {
+        // JSON-encoded by pino: control characters cannot forge log lines; cut to bound the line.
+        this.#log.info({ user: ctx.username.slice(0, 80) }, 'user name is not login+computer');
+        sendAuthBanner(this.conn, usageBanner(this.port));
+      }
     }
     const target = this.#target;
     if (!target || ctx.username !== this.#username) return ctx.reject();
@@ -148,14 +186,18 @@ class FrontDoorConnection {
   async #publicKey(ctx: PublicKeyAuthContext, target: FrontDoorTarget): Promise<void> {
     if (this.#keyOwner) return ctx.reject(['keyboard-interactive'], true);
     const person = await this.deps.identity.personByPublicKey(target.login, ctx.key.algo, ctx.key.data);
-    if (!person) return ctx.reject(['publickey']);
+    // A locked person's key still gets as far as proving its signature: then they are told until when.
+    const lockedUntil = person ? null : await this.#lockedUntil(target.login, ctx.key.algo, ctx.key.data);
+    if (!person && !lockedUntil) return ctx.reject(['publickey']);
     // Without a signature the client only asks whether this key would do (SSH_MSG_USERAUTH_PK_OK).
     if (!ctx.signature) return ctx.accept();
     if (!signatureValid(ctx)) {
       this.#log.warn({ login: target.login }, 'public key signature did not verify');
       return ctx.reject(['publickey']);
     }
+    if (!person) return this.#refuseLocked(ctx, target.login, lockedUntil!);
     this.#keyOwner = person;
+    this.#provenKey = { algo: ctx.key.algo, data: ctx.key.data };
     // Partial success: the key is right, the TOTP code is still required.
     return ctx.reject(['keyboard-interactive'], true);
   }
@@ -170,7 +212,12 @@ class FrontDoorConnection {
     const ok = code.length > 0 && code.length <= 64 && (await this.deps.identity.verifySecondFactor(person.personId, code));
     if (!ok) {
       this.#codeAttempts++;
+      const key = this.#provenKey;
+      const lockedUntil = key ? await this.#lockedUntil(person.login, key.algo, key.data) : null;
+      if (lockedUntil) return this.#refuseLocked(ctx, person.login, lockedUntil);
       if (this.#codeAttempts >= (this.deps.maxCodeAttempts ?? 3)) {
+        // SSH's disconnect carries no text through ssh2: the banner says why, before the door closes.
+        sendAuthBanner(this.conn, `jitgate: ${this.#codeAttempts} wrong verification codes; connection closed. Try again with a fresh code.`);
         ctx.reject([]);
         this.conn.end();
         return;
@@ -183,6 +230,18 @@ class FrontDoorConnection {
     ctx.accept();
   }
 
+  async #lockedUntil(login: string, algo: string, data: Buffer): Promise<Date | null> {
+    return (await this.deps.identity.keyOwnerLockedUntil?.(login, algo, data)) ?? null;
+  }
+
+  /** The key is proven and its owner is locked out: say until when, then close (the identity module audited the lock). */
+  #refuseLocked(ctx: AuthContext, login: string, until: Date): void {
+    this.#log.info({ login, until: until.toISOString() }, 'front door sign-in refused: locked');
+    sendAuthBanner(this.conn, `jitgate: ${login} is locked until ${utcMinute(until)} after too many failed sign-ins.`);
+    ctx.reject([]);
+    this.conn.end();
+  }
+
   close(reason: string): Promise<void> {
     this.conn.end();
     return this.#handler?.close(reason) ?? Promise.resolve();
@@ -192,13 +251,15 @@ class FrontDoorConnection {
 /**
  * Start the front door. Wiring (main.ts): `startFrontDoor({ host, port,
  * hostKeyFile, dataDir, identity, broker, listComputers, recorder,
- * recordHostKey, log })` when `sshFrontDoor.enabled`; call `close()`
+ * audit, log })` when `sshFrontDoor.enabled`; call `close()`
  * on shutdown.
  */
 export async function startFrontDoor(deps: FrontDoorDeps): Promise<FrontDoorHandle> {
   const hostKey = loadOrCreateHostKey({ hostKeyFile: deps.hostKeyFile, dataDir: deps.dataDir });
   const preconnectUpstream = deps.preconnectUpstream ?? preconnectUpstreamDefault;
   const live = new Set<FrontDoorConnection>();
+  /** Known once listening (deps.port may be 0); connections arrive only after that. */
+  let port = deps.port;
   const server = new Server(
     {
       hostKeys: [hostKey.privateKey],
@@ -211,7 +272,7 @@ export async function startFrontDoor(deps: FrontDoorDeps): Promise<FrontDoorHand
       // Interactive traffic: no Nagle delay on keystrokes and echoes (OpenSSH sets TCP_NODELAY for sessions too).
       // (ssh2 has Connection#setNoDelay; its type definitions lack it.)
       (conn as Connection & { setNoDelay(noDelay: boolean): void }).setNoDelay(true);
-      const c = new FrontDoorConnection(conn, deps, info.ip, preconnectUpstream);
+      const c = new FrontDoorConnection(conn, deps, info.ip, preconnectUpstream, port);
       live.add(c);
       conn.on('close', () => live.delete(c));
     },
@@ -224,7 +285,7 @@ export async function startFrontDoor(deps: FrontDoorDeps): Promise<FrontDoorHand
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   deps.log.info({ host: deps.host, port, hostKey: hostKey.sha256 }, 'ssh front door listening');
   let closing: Promise<void> | null = null;
   return {

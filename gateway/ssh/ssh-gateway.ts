@@ -6,8 +6,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RedisOptions } from 'ioredis';
 import type { AuditEventInput } from '../../core/audit.js';
-import type { Database } from '../../core/db/database.js';
-import type { Computer } from '../../core/domain.js';
 import type { Logger } from '../../core/logging.js';
 import type { JitAccountService } from '../../provisioner/jit-account.service.js';
 import type { JitQueue, QueueOptions } from '../../provisioner/jobs.js';
@@ -30,8 +28,6 @@ export interface SshGatewayOptions {
   audit: { record(e: AuditEventInput): Promise<unknown> };
   checkCsrf: (req: FastifyRequest) => boolean;
   mayWatch: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
-  /** Persist trust-on-first-use host keys; `pinHostKeyInDatabase(db)` does it on the computer's policy. */
-  recordHostKey?: (computer: Computer, fingerprint: string) => Promise<void>;
   /** Key/channel prefix of the live-session registry; default `jitgate:live`. */
   livePrefix?: string;
   gatewayId?: string;
@@ -64,26 +60,12 @@ export async function startSshGateway(o: SshGatewayOptions): Promise<SshGateway>
     broker,
     live,
     apiPlugins: [
-      terminalRoutes({ broker, recorder: o.recorder, audit: o.audit, checkCsrf: o.checkCsrf, log: o.log, ...(o.recordHostKey ? { recordHostKey: o.recordHostKey } : {}) }),
+      terminalRoutes({ broker, recorder: o.recorder, audit: o.audit, checkCsrf: o.checkCsrf, log: o.log }),
       watchRoutes({ live, checkCsrf: o.checkCsrf, mayWatch: o.mayWatch, audit: o.audit, log: o.log }),
     ],
     async close() {
       await broker.close();
       await live.close();
     },
-  };
-}
-
-/**
- * Trust on first use, persisted: write the fingerprint into the computer's
- * policy (`sshHostKeySha256`) unless one is already there (never overwrite a pin).
- */
-export function pinHostKeyInDatabase(db: Database): (computer: Computer, fingerprint: string) => Promise<void> {
-  return async (computer, fingerprint) => {
-    await db.query(
-      `UPDATE computers SET policy = jsonb_set(policy, '{sshHostKeySha256}', to_jsonb($2::text))
-       WHERE id = $1 AND NOT (policy ? 'sshHostKeySha256')`,
-      [computer.id, fingerprint],
-    );
   };
 }

@@ -9,11 +9,13 @@
  * Whatever ends it (shell exit, browser gone, admin terminate, lease end,
  * host gone) ends the session, which enqueues the teardown job.
  *
- * Host keys: when the computer's policy pins `sshHostKeySha256`, any other
- * key aborts before authentication (4011, audited as a failure). Without a
- * pin the presented key is trusted on first use: audited as
- * `session.host_key_recorded` and handed to `recordHostKey` (which pins it on
- * the computer, so the next session verifies it).
+ * Host keys: a computer without a pinned `sshHostKeySha256` is refused when
+ * access is granted, before any account is provisioned (4011,
+ * JIT_ERR_SSH_HOST_KEY_NOT_PINNED, audited by the broker as session.failed):
+ * no trust on first use, an admin confirms the key first
+ * (gateway/api/host-keys.ts). Any key other than the pinned one aborts before
+ * authentication (4011, audited as a failure) and the provisioned account is
+ * torn down.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -28,6 +30,7 @@ import type { Principal } from '../auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../contracts.js';
 import type { LiveEntry, LiveTap, RedisLiveSessions } from '../sessions/live-sessions.js';
 import { SshGatewayErrors } from './errors.js';
+import { pinnedHostKey } from './host-key-pin.js';
 import { preconnectUpstream, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 
 /** Websocket close codes (docs/api.md). */
@@ -48,8 +51,6 @@ export interface TerminalDeps {
   audit: { record(e: AuditEventInput): Promise<unknown> };
   /** CSRF check of the upgrade request (query parameter `csrf`), e.g. `checkCsrfQuery` from gateway/auth. */
   checkCsrf: (req: FastifyRequest) => boolean;
-  /** Persist a trusted-on-first-use host key fingerprint on the computer (optional). */
-  recordHostKey?: (computer: Computer, fingerprint: string) => Promise<void>;
   log: Logger;
   /** Pause the ssh stream when the websocket buffers more than this; default 1 MiB. */
   highWaterBytes?: number;
@@ -101,6 +102,7 @@ function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
       return CLOSE.badRequest;
     case SshGatewayErrors.JIT_ERR_SSH_HOST_UNREACHABLE.code:
     case SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH.code:
+    case SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_NOT_PINNED.code:
     case SshGatewayErrors.JIT_ERR_SSH_CHANNEL.code:
       return CLOSE.hostUnreachable;
     default:
@@ -187,13 +189,15 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   // The connection to the computer starts once access is granted, in parallel with provisioning.
   let early: PendingUpstream | null = null;
   const upstreamTarget = (c: Computer, slog: Logger): UpstreamTarget => ({
-    host: c.address, port: c.sshPort, hostKeySha256: typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256 : null,
+    host: c.address, port: c.sshPort, computer: c.name, hostKeySha256: pinnedHostKey(c),
     readyTimeoutMs: deps.connectTimeoutMs ?? 20_000, log: slog,
   });
   try {
     opened = await deps.broker.open(
       {
         principal, computerRef, protocol: 'ssh', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}),
+        // No pinned host key, no session: refused before anything is provisioned (no trust on first use).
+        admit: (c) => void pinnedHostKey(c),
         onAccessGranted: (c) => {
           early = preconnectUpstream(upstreamTarget(c, log));
         },
@@ -202,6 +206,9 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     );
   } catch (err) {
     (early as PendingUpstream | null)?.abort();
+    if (isJitgateError(err, SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_NOT_PINNED)) {
+      await deps.audit.record({ type: 'session.failed', actor: principal.login, outcome: 'failure', computer: String(err.details.computer ?? computerRef), data: { via: 'web', code: err.code } }).catch(() => undefined);
+    }
     log.info({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'session not opened');
     return fail(ws, closeCodeFor(err, 'open'), publicError(err));
   }
@@ -270,22 +277,16 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   // 2. Log in to the computer with the injected credentials.
   const pinned = typeof computer.policy.sshHostKeySha256 === 'string' ? computer.policy.sshHostKeySha256 : null;
   try {
+    // No pin (removed meanwhile, or a broker without the hook): upstreamTarget throws; nothing is sent.
     const pending: PendingUpstream = (early as PendingUpstream | null) ?? preconnectUpstream(upstreamTarget(computer, slog));
     const up = await pending.login(credentials.username, credentials.password);
     upstream = up.client;
     if (finished) return void up.client.end();
-    if (!pinned) {
-      await deps.audit.record({
-        type: 'session.host_key_recorded', actor: principal.login, outcome: 'success', sessionId: session.id, computer: computer.name,
-        data: { fingerprint: up.hostKeySha256, trust: 'first-use', persisted: Boolean(deps.recordHostKey) },
-      });
-      await deps.recordHostKey?.(computer, up.hostKeySha256).catch((err: unknown) => slog.error({ err }, 'could not pin the host key'));
-    }
     upstream.on('close', () => hostGone());
     await opened.loggedIn().catch((err: unknown) => slog.warn({ err }, 'could not release credentials'));
     shell = await openShell(upstream, cols, rows);
   } catch (err) {
-    if (isJitgateError(err, SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH)) {
+    if (isJitgateError(err, SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH) || isJitgateError(err, SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_NOT_PINNED)) {
       await deps.audit.record({ type: 'session.failed', actor: principal.login, outcome: 'failure', sessionId: session.id, computer: computer.name, data: { code: err.code, expected: pinned } }).catch(() => undefined);
     }
     const e = isJitgateError(err) ? err : new JitgateError(SshGatewayErrors.JIT_ERR_SSH_CHANNEL, { host: computer.name, what: 'shell', reason: 'refused' });

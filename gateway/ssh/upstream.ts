@@ -6,11 +6,11 @@
  * - Password authentication, then keyboard-interactive answering every prompt
  *   with the same password (PAM-only sshd configurations offer nothing else).
  *   No agent, no keys: the injected password is the only credential.
- * - The host key is checked *before* authentication: when the computer's
- *   policy pins a `SHA256:` fingerprint (as printed by `ssh-keygen -l`), any
- *   other key aborts the handshake. Without a pin the key is accepted and its
- *   fingerprint returned, so the caller can record it (trust on first use,
- *   audited by the caller).
+ * - The host key is checked *before* authentication: the computer's policy
+ *   pins a `SHA256:` fingerprint (as printed by `ssh-keygen -l`) and any other
+ *   key aborts the handshake. Without a pin nothing is even connected
+ *   (JIT_ERR_SSH_HOST_KEY_NOT_PINNED): there is no trust on first use, the
+ *   JIT password goes only to a host whose key an admin confirmed.
  * - Nagle is off: interactive keystrokes are tiny packets.
  * - `preconnectUpstream` starts TCP, key exchange and the host-key check
  *   while the JIT account is still being provisioned, and authenticates once
@@ -29,8 +29,10 @@ import { SshGatewayErrors } from './errors.js';
 export interface UpstreamTarget {
   host: string;
   port: number;
-  /** Pinned fingerprint `SHA256:<base64>`; null/undefined: accept and report the key (TOFU). */
-  hostKeySha256?: string | null;
+  /** Pinned fingerprint `SHA256:<base64>` (host-key-pin.ts's `pinnedHostKey`); missing: refused, nothing connected. */
+  hostKeySha256: string | null;
+  /** The computer's name, for the error a missing pin gives; default host:port. */
+  computer?: string;
   /** Handshake deadline, and again authentication deadline once credentials are given; default 20 s. */
   readyTimeoutMs?: number;
   log: Logger;
@@ -127,7 +129,6 @@ function handshake(
   const target = `${opts.host}:${opts.port}`;
   const log = opts.log.child({ component: 'ssh-upstream', target });
   const timeoutMs = opts.readyTimeoutMs ?? 20_000;
-  let pinned: string | null = null;
   let failed = false;
   let aborted = false;
   let handshakeDone = false;
@@ -136,17 +137,13 @@ function handshake(
   let abort = (): void => undefined;
   let markWaiting!: (ok: boolean) => void;
   const waiting = new Promise<boolean>((resolve) => (markWaiting = resolve));
-  if (opts.hostKeySha256) {
-    try {
-      pinned = normalisePin(opts.hostKeySha256);
-    } catch {
-      return {
-        promise: Promise.reject(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH, { host: target, expected: '(malformed pin)', seen: '(not checked)' })),
-        waiting: Promise.resolve(false),
-        lostWhileWaiting: () => false,
-        abort,
-      };
-    }
+  let pinned: string;
+  const refused = (err: JitgateError) => ({ promise: Promise.reject(err), waiting: Promise.resolve(false), lostWhileWaiting: () => false, abort });
+  if (!opts.hostKeySha256) return refused(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_NOT_PINNED, { computer: opts.computer ?? target }));
+  try {
+    pinned = normalisePin(opts.hostKeySha256);
+  } catch {
+    return refused(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_HOST_KEY_MISMATCH, { host: target, expected: '(malformed pin)', seen: '(not checked)' }));
   }
   const promise = new Promise<Upstream>((resolve, reject) => {
     const client = new Client();
@@ -245,7 +242,7 @@ function handshake(
         authHandler: authHandler as never,
         hostVerifier: (key: Buffer): boolean => {
           seen = sshFingerprintSha256(key);
-          if (pinned && !sameFingerprint(seen, pinned)) {
+          if (!sameFingerprint(seen, pinned)) {
             mismatch = true;
             log.error({ expected: pinned, seen }, 'upstream host key mismatch; refusing to authenticate');
             return false;

@@ -2,13 +2,16 @@
  * AccountStore for Active Directory (and Samba AD) over LDAP.
  *
  * - Transport: LDAPS, or LDAP + StartTLS, always verifying the server against
- *   the configured CA. Passwords are never sent without TLS
- *   (JIT_ERR_STORE_INSECURE): AD only accepts `unicodePwd` over an encrypted
- *   connection anyway ([MS-ADTS] 3.1.1.3.1.5.2).
+ *   the configured CA. The bind password is not sent over plain `ldap://`
+ *   unless the store says `allowInsecureTransport` (refused before connecting,
+ *   JIT_ERR_STORE_INSECURE), and account passwords never are: AD only accepts
+ *   `unicodePwd` over an encrypted connection anyway ([MS-ADTS] 3.1.1.3.1.5.2).
  * - One bound connection for the service account is kept and reused; if it
  *   was lost it is re-established (bind again) once per operation.
  * - Accounts are found by sAMAccountName anywhere under `baseDn`, created in
- *   `accountsContainer` (or the spec's container), and every mutation except
+ *   `accountsContainer` (or the spec's container; `create` reports the DN),
+ *   listed by their marker anywhere under `baseDn` (so an account made in a
+ *   computer's own container is seen too), and every mutation except
  *   `create` first proves the account carries a `jitgate:` marker in
  *   `description`.
  */
@@ -21,6 +24,7 @@ import {
   MARKER_PREFIX,
   type AccountStore,
   type CreateAccountSpec,
+  type CreatedAccount,
   type ManagedAccount,
   type NameRules,
 } from '../account-store.js';
@@ -49,11 +53,35 @@ export interface LdapStoreOptions {
   readonly logger: Logger;
   /** Connect and per-operation timeout; default 10 s. */
   readonly timeoutMs?: number;
+  /** NetBIOS domain name (`CORP`), carried by the credentials of this store's accounts (RDP to domain-joined computers). */
+  readonly domain?: string;
+  /**
+   * Accept a simple bind over plain `ldap://` without StartTLS (the bind
+   * password travels in clear). Default false: such a store refuses to bind.
+   */
+  readonly allowInsecureTransport?: boolean;
 }
 
 /** userAccountControl flags ([MS-ADTS] 2.2.16). */
 const UAC_ACCOUNTDISABLE = 0x2;
 const UAC_NORMAL_ACCOUNT = 0x200;
+
+/**
+ * AD's displayName holds at most 256 characters (rangeUpper 256, [MS-ADA1]
+ * Display-Name); a longer value fails the whole add with LDAP 21.
+ */
+export const DISPLAY_NAME_MAX = 256;
+
+/** `value` cut to DISPLAY_NAME_MAX UTF-16 units (AD counts those) at a code point boundary, ending in `…` when cut. */
+export function boundDisplayName(value: string): string {
+  if (value.length <= DISPLAY_NAME_MAX) return value;
+  let out = '';
+  for (const ch of value) {
+    if (out.length + ch.length > DISPLAY_NAME_MAX - 1) break;
+    out += ch;
+  }
+  return `${out}…`;
+}
 
 /** FILETIME epoch (1601-01-01) to Unix epoch in 100-ns intervals. */
 const FILETIME_UNIX_OFFSET = 116_444_736_000_000_000n;
@@ -120,6 +148,7 @@ interface AccountEntry {
 export class LdapAccountStore implements AccountStore {
   readonly kind = 'ldap' as const;
   readonly nameRules: NameRules = { maxLength: SAM_MAX_LENGTH };
+  readonly domain?: string;
 
   readonly #opts: LdapStoreOptions;
   readonly #log: Logger;
@@ -146,8 +175,10 @@ export class LdapAccountStore implements AccountStore {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#groupNamesByDn = new Map(Object.entries(opts.groups).map(([name, dn]) => [normalizeDn(dn), name]));
     this.#log = opts.logger.child({ component: 'ldap-store', store: opts.url });
+    if (opts.domain !== undefined) this.domain = opts.domain;
     if (!this.#secure) {
-      this.#log.warn('ldap store configured without TLS; password operations will be refused');
+      if (opts.allowInsecureTransport === true) this.#log.warn('ldap store binds without TLS (allowInsecureTransport); password operations will be refused');
+      else this.#log.warn('ldap store configured without TLS and without allowInsecureTransport; it will refuse to bind');
     }
   }
 
@@ -160,6 +191,10 @@ export class LdapAccountStore implements AccountStore {
   }
 
   async #connect(): Promise<Client> {
+    if (!this.#secure && this.#opts.allowInsecureTransport !== true) {
+      // Before any socket is opened: the bind password must not cross the network in clear.
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_INSECURE, { operation: 'send the bind password (ldap:// without StartTLS; set allowInsecureTransport to accept)' });
+    }
     const ldaps = new URL(this.#opts.url).protocol === 'ldaps:';
     const client = new Client({
       url: this.#opts.url,
@@ -168,13 +203,13 @@ export class LdapAccountStore implements AccountStore {
       // TLS options only where TLS happens: ldaps:// here, StartTLS below.
       ...(ldaps ? { tlsOptions: this.#tlsOptions() } : {}),
     });
-    const ctx = { store: this.#opts.url, operation: 'bind' };
+    const started = performance.now();
     try {
       if (this.#opts.startTls === true) await client.startTLS(this.#tlsOptions());
       await client.bind(this.#opts.bindDn, this.#opts.bindPassword);
     } catch (err) {
       await client.unbind().catch(() => undefined);
-      throw mapLdapError(err, ctx);
+      throw mapLdapError(err, { store: this.#opts.url, operation: 'bind', timeoutMs: this.#timeoutMs, elapsedMs: performance.now() - started });
     }
     return client;
   }
@@ -208,20 +243,24 @@ export class LdapAccountStore implements AccountStore {
    */
   async #run<T>(ctx: ErrorContext, fn: (c: Client) => Promise<T>, retry = true): Promise<T> {
     const client = await this.#getClient();
+    let started = performance.now();
+    const timed = (): ErrorContext => ({ ...ctx, timeoutMs: this.#timeoutMs, elapsedMs: performance.now() - started });
     try {
       return await fn(client);
     } catch (err) {
       if (ldapResultCode(err) !== undefined || err instanceof JitgateError) throw mapLdapError(err, ctx);
-      this.#log.warn({ operation: ctx.operation, err: mapLdapError(err, ctx).toJSON() }, 'ldap connection lost');
+      const lost = mapLdapError(err, timed());
+      this.#log.warn({ operation: ctx.operation, err: lost.toJSON() }, 'ldap connection lost');
       this.#dropClient(client);
-      if (!retry) throw mapLdapError(err, ctx);
+      if (!retry) throw lost;
     }
     const again = await this.#getClient();
+    started = performance.now();
     try {
       return await fn(again);
     } catch (err) {
       if (ldapResultCode(err) === undefined && !(err instanceof JitgateError)) this.#dropClient(again);
-      throw mapLdapError(err, ctx);
+      throw mapLdapError(err, timed());
     }
   }
 
@@ -253,6 +292,7 @@ export class LdapAccountStore implements AccountStore {
       uac,
       account: {
         name: first(entry, 'sAMAccountName') ?? '',
+        location: entry.dn,
         marker: first(entry, 'description') ?? '',
         enabled: (uac & UAC_ACCOUNTDISABLE) === 0,
         groups,
@@ -263,9 +303,19 @@ export class LdapAccountStore implements AccountStore {
 
   async #find(client: Client, name: string): Promise<AccountEntry | null> {
     const filter = `(&(objectCategory=person)(objectClass=user)(sAMAccountName=${escapeFilterValue(name)}))`;
-    const { searchEntries } = await client.search(this.#opts.baseDn, { scope: 'sub', filter, attributes: ACCOUNT_ATTRIBUTES });
+    const { searchEntries } = await this.#searchBase(client, { scope: 'sub', filter, attributes: ACCOUNT_ATTRIBUTES });
     const entry = searchEntries[0];
     return entry === undefined ? null : this.#toAccount(entry);
+  }
+
+  /** A search below `baseDn`; a missing base (LDAP 32) is a configuration failure, never "no such account". */
+  async #searchBase(client: Client, options: Parameters<Client['search']>[1]): ReturnType<Client['search']> {
+    try {
+      return await client.search(this.#opts.baseDn, options);
+    } catch (err) {
+      if (ldapResultCode(err) !== LdapResult.noSuchObject) throw err;
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#opts.url, reason: `baseDn ${this.#opts.baseDn} does not exist (LDAP 32)` }, { cause: err });
+    }
   }
 
   /** The account, after proving jitgate created it; null when missing. */
@@ -283,6 +333,11 @@ export class LdapAccountStore implements AccountStore {
     return found;
   }
 
+  /**
+   * Null only when the directory answered the search with no entry: the
+   * reconciler forgets an account on that answer alone. Every other outcome
+   * (unreachable, timed out, refused, a missing baseDn) throws.
+   */
   async get(name: string): Promise<ManagedAccount | null> {
     assertValidSamAccountName(name);
     return this.#run({ store: this.#opts.url, operation: 'get', name }, async (c) => (await this.#find(c, name))?.account ?? null);
@@ -293,7 +348,10 @@ export class LdapAccountStore implements AccountStore {
     const filter = `(&(objectCategory=person)(objectClass=user)(description=${escapeFilterValue(MARKER_PREFIX)}*))`;
     return this.#run({ store: this.#opts.url, operation: 'listManaged' }, async (c) => {
       const out: ManagedAccount[] = [];
-      const pages = c.searchPaginated(this.#opts.accountsContainer, {
+      // The whole baseDn, not only accountsContainer: a computer's own
+      // container (spec.container) may hold accounts too, and an account
+      // the sweep cannot see keeps its groups (issue 12, item 3).
+      const pages = c.searchPaginated(this.#opts.baseDn, {
         scope: 'sub',
         filter,
         attributes: ACCOUNT_ATTRIBUTES,
@@ -312,7 +370,7 @@ export class LdapAccountStore implements AccountStore {
 
   // --- mutations --------------------------------------------------------------
 
-  async create(spec: CreateAccountSpec): Promise<void> {
+  async create(spec: CreateAccountSpec): Promise<CreatedAccount> {
     assertValidSamAccountName(spec.name);
     if (!spec.marker.startsWith(MARKER_PREFIX)) {
       throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `marker must start with ${MARKER_PREFIX}` });
@@ -331,7 +389,7 @@ export class LdapAccountStore implements AccountStore {
       new Attribute({ type: 'sAMAccountName', values: [spec.name] }),
       new Attribute({ type: 'userPrincipalName', values: [upn] }),
       new Attribute({ type: 'description', values: [spec.marker] }),
-      new Attribute({ type: 'displayName', values: [spec.displayName ?? spec.name] }),
+      new Attribute({ type: 'displayName', values: [boundDisplayName(spec.displayName ?? spec.name)] }),
       new Attribute({ type: 'userAccountControl', values: [String(UAC_NORMAL_ACCOUNT)] }),
       new Attribute({ type: 'accountExpires', values: [toFileTime(spec.expiresAt)] }),
       new Attribute({ type: 'unicodePwd', values: [encodeUnicodePwd(spec.password)] }),
@@ -357,11 +415,12 @@ export class LdapAccountStore implements AccountStore {
       false,
     );
     this.#log.info({ account: spec.name, dn }, 'ldap account created');
+    return { location: dn };
   }
 
   async #nameOrUpnTaken(c: Client, name: string, upn: string): Promise<boolean> {
     const filter = `(|(sAMAccountName=${escapeFilterValue(name)})(userPrincipalName=${escapeFilterValue(upn)}))`;
-    const { searchEntries } = await c.search(this.#opts.baseDn, { scope: 'sub', filter, attributes: ['dn'] });
+    const { searchEntries } = await this.#searchBase(c, { scope: 'sub', filter, attributes: ['dn'] });
     return searchEntries.length > 0;
   }
 

@@ -10,13 +10,16 @@ interface MemAccount {
   expiresAt: Date | null;
 }
 
-export type MemoryOp = 'create' | 'addToGroup' | 'removeFromGroup' | 'disable' | 'enable' | 'setPassword' | 'setMarker' | 'delete' | 'get' | 'listManaged';
+export type MemoryOp = 'create' | 'addToGroup' | 'removeFromGroup' | 'disable' | 'enable' | 'setPassword' | 'setMarker' | 'delete' | 'get' | 'listManaged' | 'logOff';
 
 /**
  * An AccountStore that keeps users and groups in maps: real state, real
  * rules (name limits, collisions, ownership). The engine's logic tests run
  * against it in milliseconds; the same contract suite runs against the real
- * stores. `failNext` injects a failure into the next call of an operation.
+ * stores. `failNext` injects a failure into the next call of an operation;
+ * `hold` makes the next call of an operation wait until released (a slow
+ * directory, a process killed mid-step), so races are tested by order, not by
+ * timing.
  */
 export class MemoryAccountStore implements AccountStore {
   readonly kind = 'memory' as const;
@@ -24,7 +27,12 @@ export class MemoryAccountStore implements AccountStore {
   readonly accounts = new Map<string, MemAccount>();
   readonly groups = new Map<string, Set<string>>();
   readonly calls: { op: MemoryOp; name: string }[] = [];
+  /** Accounts with a logon session on the computer (test seam: `logOn`); `logOff` ends them. */
+  readonly logons = new Set<string>();
+  /** Names `listManaged` does not show (an account in a container the listing does not search); `get` still finds them. */
+  readonly hiddenFromList = new Set<string>();
   #faults = new Map<MemoryOp, Error[]>();
+  #holds = new Map<MemoryOp, { entered: () => void; release: Promise<void> }[]>();
 
   readonly groupsOnCreate: boolean;
 
@@ -38,6 +46,40 @@ export class MemoryAccountStore implements AccountStore {
     const list = this.#faults.get(op) ?? [];
     list.push(err);
     this.#faults.set(op, list);
+  }
+
+  /**
+   * The next call of `op` waits, after it is entered, until `release()`.
+   * `entered` resolves once the call has reached the store.
+   */
+  hold(op: MemoryOp): { entered: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let entered!: () => void;
+    const r = new Promise<void>((res) => (release = res));
+    const e = new Promise<void>((res) => (entered = res));
+    const list = this.#holds.get(op) ?? [];
+    list.push({ entered, release: r });
+    this.#holds.set(op, list);
+    return { entered: e, release };
+  }
+
+  async #wait(op: MemoryOp): Promise<void> {
+    const h = this.#holds.get(op)?.shift();
+    if (!h) return;
+    h.entered();
+    await h.release;
+  }
+
+  /** Test seam: the account logs on to the computer (a session that keeps its token until logged off). */
+  logOn(name: string): void {
+    this.logons.add(name.toLowerCase());
+  }
+
+  async logOff(name: string): Promise<void> {
+    await this.#wait('logOff');
+    this.#enter('logOff', name);
+    this.#managed(name);
+    this.logons.delete(name.toLowerCase());
   }
 
   /** Test seam: an account someone else created (no marker). */
@@ -77,6 +119,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async create(spec: CreateAccountSpec): Promise<void> {
+    await this.#wait('create');
     this.#enter('create', spec.name);
     this.#validate(spec.name);
     if (spec.password.length === 0) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'empty password' });
@@ -87,6 +130,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async addToGroup(name: string, group: string): Promise<void> {
+    await this.#wait('addToGroup');
     this.#enter('addToGroup', name);
     const g = this.#group(group);
     const a = this.#managed(name);
@@ -95,6 +139,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async removeFromGroup(name: string, group: string): Promise<void> {
+    await this.#wait('removeFromGroup');
     this.#enter('removeFromGroup', name);
     const g = this.#group(group);
     const a = this.#managed(name);
@@ -103,6 +148,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async disable(name: string): Promise<void> {
+    await this.#wait('disable');
     this.#enter('disable', name);
     const a = this.#managed(name);
     if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
@@ -110,6 +156,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async enable(name: string, expiresAt: Date): Promise<void> {
+    await this.#wait('enable');
     this.#enter('enable', name);
     const a = this.#managed(name);
     if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
@@ -118,6 +165,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async setPassword(name: string, password: string): Promise<void> {
+    await this.#wait('setPassword');
     this.#enter('setPassword', name);
     const a = this.#managed(name);
     if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
@@ -126,6 +174,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async setMarker(name: string, marker: string): Promise<void> {
+    await this.#wait('setMarker');
     this.#enter('setMarker', name);
     const a = this.#managed(name);
     if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
@@ -133,6 +182,7 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async delete(name: string): Promise<void> {
+    await this.#wait('delete');
     this.#enter('delete', name);
     const a = this.#managed(name);
     if (!a) return;
@@ -146,14 +196,16 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async get(name: string): Promise<ManagedAccount | null> {
+    await this.#wait('get');
     this.#enter('get', name);
     const a = this.accounts.get(name.toLowerCase());
     return a ? this.#view(a) : null;
   }
 
   async listManaged(): Promise<ManagedAccount[]> {
+    await this.#wait('listManaged');
     this.#enter('listManaged', '');
-    return [...this.accounts.values()].filter((a) => a.marker.startsWith(MARKER_PREFIX)).map((a) => this.#view(a));
+    return [...this.accounts.values()].filter((a) => a.marker.startsWith(MARKER_PREFIX) && !this.hiddenFromList.has(a.name.toLowerCase())).map((a) => this.#view(a));
   }
 
   async check(): Promise<void> {}

@@ -57,6 +57,13 @@ export interface SshStoreOptions {
    * provisioner/account-names.ts), so slow hashing protects nothing here.
    */
   readonly passwordHash?: 'sha512' | 'system';
+  /**
+   * NetBIOS domain whose accounts this host sees through winbind/SSSD as
+   * `DOMAIN\name` (winbind without `winbind use default domain`). `logOff`
+   * then also ends the sessions of that form. Without it, only the plain name
+   * is tried (a local account, or a domain account under its short name).
+   */
+  readonly winbindDomain?: string;
 }
 
 /** Exit statuses of our own checks in the scripts below (shadow tools use 0..14). */
@@ -70,6 +77,9 @@ const Rc = {
   NOT_ROOT: 206,
   MISSING_TOOL: 207,
 } as const;
+
+/** NetBIOS domain names (at most 15 characters; no `\`, `/`, `:`, `*`, ... and nothing the shell would see). */
+const NETBIOS_DOMAIN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$/;
 
 /** useradd(8) EXIT VALUES. */
 const USERADD_BAD_ARGUMENT = 3;
@@ -109,6 +119,37 @@ jgt_managed() {
   jgt_account "$1" || return 1
   case "$JGT_GECOS" in 'jitgate;'*) ;; *) exit ${Rc.NOT_MANAGED} ;; esac
   jgt_in_group "$1" "$MG" || exit ${Rc.NOT_MANAGED}
+}
+# jgt_local NAME: status 0 when NAME is in /etc/passwd itself (not only known through NSS: winbind, SSSD).
+jgt_local() {
+  while IFS=: read -r jgt_n _; do [ "$jgt_n" = "$1" ] && return 0; done </etc/passwd
+  return 1
+}
+# jgt_kill_user NAME: kill every process of NAME (end its sessions: sshd, shells,
+# whatever it left running), by uid. Refuses system accounts (uid below UID_MIN,
+# login.defs(5); nobody). Status 0 when none is left, 1 when some would not die.
+jgt_kill_user() {
+  jgt_ent=$(getent passwd "$1") || return 0
+  jgt_rest=\${jgt_ent#*:*:}
+  jgt_uid=\${jgt_rest%%:*}
+  jgt_min=1000
+  if [ -r /etc/login.defs ]; then
+    while read -r jgt_k jgt_v _; do [ "$jgt_k" = UID_MIN ] && jgt_min=$jgt_v; done </etc/login.defs
+  fi
+  case "$jgt_uid" in ''|*[!0-9]*) exit ${Rc.NOT_MANAGED} ;; esac
+  case "$jgt_min" in ''|*[!0-9]*) jgt_min=1000 ;; esac
+  if [ "$jgt_uid" -lt "$jgt_min" ] || [ "$jgt_uid" -eq 65534 ]; then exit ${Rc.NOT_MANAGED}; fi
+  # systemd-logind, where it runs, ends the user's scopes (sessions) too.
+  command -v loginctl >/dev/null 2>&1 && loginctl terminate-user "$jgt_uid" >/dev/null 2>&1
+  jgt_i=0
+  while :; do
+    pkill -KILL -U "$jgt_uid" >/dev/null 2>&1
+    pkill -KILL -u "$jgt_uid" >/dev/null 2>&1
+    pgrep -U "$jgt_uid" >/dev/null 2>&1 || pgrep -u "$jgt_uid" >/dev/null 2>&1 || return 0
+    jgt_i=$((jgt_i + 1))
+    [ "$jgt_i" -lt 10 ] || return 1
+    sleep 0.2
+  done
 }
 # jgt_describe NAME: passwd line, lock state and expiry day (never the hash), groups.
 jgt_describe() {
@@ -180,12 +221,22 @@ const SET_MARKER = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
 usermod -c "$GECOS" -- "$N" </dev/null >&2
 `;
 
+// The plain name: a local account must be ours (marker + marker group); one that
+// only NSS knows (winbind with a default domain, SSSD short names) is a domain
+// account, killed when its uid is a user's. $DN: the DOMAIN\name form, when configured.
+const LOG_OFF = `if jgt_account "$N"; then
+  if jgt_local "$N"; then jgt_managed "$N"; fi
+  jgt_kill_user "$N" || exit ${Rc.BUSY}
+fi
+if [ -n "$DN" ]; then jgt_kill_user "$DN" || exit ${Rc.BUSY}; fi
+exit 0
+`;
+
 // userdel exits 8 while any process runs as the user (it scans /proc); kill and retry.
 const DELETE = `jgt_managed "$N" || exit 0
 i=0
 while :; do
-  pkill -KILL -u "$N" >/dev/null 2>&1
-  pkill -KILL -U "$N" >/dev/null 2>&1
+  jgt_kill_user "$N" >/dev/null 2>&1
   userdel -r -- "$N" </dev/null >&2
   rc=$?
   [ "$rc" -eq ${USERDEL_IN_USE} ] || exit "$rc"
@@ -274,6 +325,7 @@ export class SshAccountStore implements AccountStore {
   /** Linux group → configured name (several configured names may share a Linux group; the first wins). */
   readonly #groupsByLinuxName: ReadonlyMap<string, string>;
   readonly #passwordHash: 'sha512' | 'system';
+  readonly #winbindDomain: string | undefined;
 
   constructor(opts: SshStoreOptions) {
     const markerGroup = opts.markerGroup ?? 'jitgate-managed';
@@ -288,6 +340,10 @@ export class SshAccountStore implements AccountStore {
       groups.set(configured, linux);
       if (!byLinux.has(linux)) byLinux.set(linux, configured);
     }
+    if (opts.winbindDomain !== undefined && !NETBIOS_DOMAIN.test(opts.winbindDomain)) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: 'winbindDomain must be a NetBIOS domain name' });
+    }
+    this.#winbindDomain = opts.winbindDomain;
     this.#markerGroup = markerGroup;
     this.#passwordHash = opts.passwordHash ?? 'sha512';
     this.#groups = groups;
@@ -444,6 +500,28 @@ export class SshAccountStore implements AccountStore {
     const res = await this.#run('setMarker', { N: name, GECOS: gecos }, SET_MARKER);
     if (res.code !== 0) throw this.#mapRc('setMarker', res, name) ?? this.#failed('setMarker', res, name);
     this.#log.info({ account: name, marker }, 'linux account marker updated');
+  }
+
+  /**
+   * Kill every process of `name` (its SSH sessions included). The engine
+   * passes the plain sAMAccountName for a domain account: that name is tried
+   * as the host sees it (winbind default domain / SSSD short names), and
+   * `DOMAIN\name` too when `winbindDomain` is configured. A local account
+   * must be ours; system accounts (uid below UID_MIN) are refused.
+   */
+  async logOff(name: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const dn = this.#winbindDomain === undefined ? '' : `${this.#winbindDomain}\\${name}`;
+    const res = await this.#run('logOff', { N: name, DN: dn }, LOG_OFF);
+    switch (res.code) {
+      case 0:
+        this.#log.info({ account: name, ...(dn ? { domainForm: dn } : {}) }, 'linux account logged off');
+        return;
+      case Rc.BUSY:
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_USER_BUSY, { name });
+      default:
+        throw this.#mapRc('logOff', res, name) ?? this.#failed('logOff', res, name);
+    }
   }
 
   async delete(name: string): Promise<void> {

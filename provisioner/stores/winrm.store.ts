@@ -47,6 +47,12 @@ export interface WinRmStoreOptions {
   timeoutMs?: number;
   /** Test seam: replaces the transport's auth scheme (e.g. Kerberos later). */
   authScheme?: AuthScheme;
+  /**
+   * Accept an `http://` endpoint. NTLM sealing hides the messages, but over
+   * plain HTTP no server is authenticated and the NTLM exchange can be
+   * relayed. Default false: `http://` is refused at construction.
+   */
+  allowInsecureTransport?: boolean;
 }
 
 /** Windows local account names: at most 20 characters (SAM), none of `"/\[]:;|=,+*?<>@`, no control characters, not ending in a period. */
@@ -73,6 +79,8 @@ export class WinRmStore implements AccountStore {
   private readonly log: Logger;
   private readonly client: WsmanClient;
   private readonly storeLabel: string;
+  /** Configured group name → Windows group; a Map, so `constructor` or `__proto__` are not groups. */
+  private readonly groups: ReadonlyMap<string, string>;
 
   constructor(private readonly opts: WinRmStoreOptions) {
     const url = new URL(opts.endpoint);
@@ -81,9 +89,14 @@ export class WinRmStore implements AccountStore {
     if (opts.auth === 'basic' && url.protocol !== 'https:') {
       throw new JitgateError(StoreErrors.JIT_ERR_STORE_INSECURE, { operation: 'send Basic credentials' });
     }
+    if (url.protocol !== 'https:' && opts.allowInsecureTransport !== true) {
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_INSECURE, { operation: 'use WinRM over http:// (no server authentication; NTLM relayable): use https://, or set allowInsecureTransport to accept' });
+    }
+    if (url.protocol !== 'https:') this.log.warn('winrm store over http:// (allowInsecureTransport)');
     for (const [k, g] of Object.entries(opts.groups)) {
       if (!g || CONTROL.test(g)) throw new JitgateError(StoreErrors.JIT_ERR_STORE_INVALID_NAME, { what: 'group', reason: `group ${k} is empty or has control characters` });
     }
+    this.groups = new Map(Object.entries(opts.groups));
     const auth =
       opts.authScheme ??
       (opts.auth === 'basic'
@@ -108,14 +121,14 @@ export class WinRmStore implements AccountStore {
   }
 
   private groupTarget(group: string): string {
-    const target = this.opts.groups[group];
+    const target = this.groups.get(group);
     if (target === undefined) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP, { group });
     return target;
   }
 
   /** Run the script; returns its success payload or throws the mapped StoreError. */
   private async exec(op: ScriptOp, params: Omit<ScriptInput, 'v' | 'op' | 'markerPrefix' | 'groups'>, subject: string) {
-    const input: ScriptInput = { v: 1, op, markerPrefix: MARKER_PREFIX, groups: this.opts.groups, ...params };
+    const input: ScriptInput = { v: 1, op, markerPrefix: MARKER_PREFIX, groups: Object.fromEntries(this.groups), ...params };
     let res;
     try {
       res = await this.client.run(POWERSHELL, ACCOUNT_SCRIPT_ARGS, encodeScriptInput(input));
@@ -244,6 +257,19 @@ export class WinRmStore implements AccountStore {
     checkWindowsName(name);
     this.requireMarker(marker);
     await this.exec('setMarker', { name, marker }, name);
+  }
+
+  /**
+   * Log off every session of `name` on this computer (disconnected ones
+   * too) and stop its processes. A local account must carry the marker; a
+   * name with no local account is taken as a domain account seen here
+   * (never a built-in one: the script refuses RIDs below 1000).
+   */
+  async logOff(name: string): Promise<void> {
+    checkWindowsName(name);
+    const out = await this.exec('logOff', { name }, name);
+    const ended = out.loggedOff ?? { sessions: 0, processes: 0 };
+    if (ended.sessions > 0 || ended.processes > 0) this.log.info({ account: name, ...ended }, 'windows account logged off');
   }
 
   async delete(name: string): Promise<void> {

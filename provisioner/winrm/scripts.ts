@@ -139,6 +139,46 @@ try {
       $out = @($all | Where-Object { ([string]$_.Description).StartsWith($prefix) } | ForEach-Object { Account-Info $_ })
       Out-Result @{ ok = $true; accounts = $out }
     }
+    'logOff' {
+      # End the account's logon sessions (RDP, console; disconnected ones
+      # too), then stop its remaining processes: a disconnected session keeps
+      # its token, and with it the admin group, until it is logged off
+      # (what Windows LAPS' post-authentication actions do). The name never
+      # reaches a command line: quser is run without arguments and filtered here.
+      $name = [string]$p.name
+      $u = Find-User $name
+      if ($u) {
+        Require-Managed $u
+        $isOurs = { param($dom, $user) $user -eq $name -and ($dom -eq '' -or $dom -eq $env:COMPUTERNAME) }
+      } else {
+        # Not local: a domain account (the engine asks the computer's store for those too).
+        # Never a built-in principal (RID below 1000: Administrator, krbtgt, Guest, ...).
+        $rid = $null
+        try { $rid = [int](((New-Object Security.Principal.NTAccount($name)).Translate([Security.Principal.SecurityIdentifier])).Value.Split('-')[-1]) } catch { }
+        if ($rid -ne $null -and $rid -lt 1000) { Fail 'not_managed' $name }
+        $isOurs = { param($dom, $user) $user -eq $name -and $dom -ne '' -and $dom -ne $env:COMPUTERNAME }
+      }
+      $sessions = 0
+      if (Get-Command quser.exe -ErrorAction SilentlyContinue) {
+        # quser: USERNAME SESSIONNAME ID STATE ...; the session name is blank for disconnected
+        # sessions, so the ID is the first all-digit field. quser exits 1 when nobody is logged on.
+        $lines = @(quser.exe 2>$null | Select-Object -Skip 1)
+        foreach ($line in $lines) {
+          $f = @(($line.TrimStart('>', ' ')) -split '\s+' | Where-Object { $_ -ne '' })
+          if ($f.Count -lt 2) { continue }
+          $id = $f[1..($f.Count - 1)] | Where-Object { $_ -match '^[0-9]+$' } | Select-Object -First 1
+          # quser shows the bare user name; a same-named local and domain user cannot be told apart there, so the process owner below decides too.
+          if ($id -ne $null -and $f[0] -eq $name) {
+            $owners = @(Get-Process -IncludeUserName -ErrorAction SilentlyContinue | Where-Object { $_.SessionId -eq [int]$id -and $_.UserName } | ForEach-Object { $_.UserName } | Select-Object -Unique)
+            $mine = $owners.Count -eq 0 -or [bool]($owners | Where-Object { $parts = $_.Split('\'); & $isOurs $(if ($parts.Count -gt 1) { $parts[0] } else { '' }) $parts[-1] })
+            if ($mine) { logoff.exe $id 2>$null; $sessions++ }
+          }
+        }
+      }
+      $procs = @(Get-Process -IncludeUserName -ErrorAction SilentlyContinue | Where-Object { $_.UserName } | Where-Object { $parts = $_.UserName.Split('\'); & $isOurs $(if ($parts.Count -gt 1) { $parts[0] } else { '' }) $parts[-1] })
+      foreach ($pr in $procs) { Stop-Process -Id $pr.Id -Force -ErrorAction SilentlyContinue }
+      Out-Result @{ ok = $true; loggedOff = @{ sessions = $sessions; processes = $procs.Count } }
+    }
     'check' { Out-Result @{ ok = $true; computer = $env:COMPUTERNAME; adsi = $useAdsi } }
     default { Fail 'bad_input' ('unknown op ' + $p.op) }
   }
@@ -185,6 +225,7 @@ export type ScriptOp =
   | 'delete'
   | 'get'
   | 'list'
+  | 'logOff'
   | 'check';
 
 /** What travels on stdin (base64 of this as JSON). */
@@ -222,7 +263,7 @@ export interface ScriptAccount {
 }
 
 export type ScriptOutput =
-  | { ok: true; account?: ScriptAccount | null; accounts?: ScriptAccount[]; computer?: string }
+  | { ok: true; account?: ScriptAccount | null; accounts?: ScriptAccount[]; computer?: string; loggedOff?: { sessions: number; processes: number } }
   | { ok: false; error: ScriptErrorCode; detail?: string };
 
 export function encodeScriptInput(input: ScriptInput): Buffer {

@@ -61,7 +61,7 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
       apiPlugins: [
         apiRoutes({
           db, audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: files,
-          stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22' }],
+          stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }],
           checkStore: async () => ({ ok: true }),
           extendSession: () => Promise.reject(new Error('no sessions in the admin pages test')),
         }),
@@ -170,11 +170,23 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
       recId, sessionId, 'asciicast', `/rec/${recId}.cast`, Buffer.byteLength(cast), 'ab'.repeat(32),
     ]);
     files.put(recId, cast);
+    // and one that never started (guacd refused the connection): no file, nothing to replay
+    const neverId = randomUUID();
+    await db.query(
+      "INSERT INTO recordings (id, session_id, kind, path, size_bytes, started_at, ended_at, never_started, manifest_seq) VALUES ($1,$2,'rdp',$3,0, now() - interval '1 minute', now(), true, 1)",
+      [neverId, sessionId, `/rec/${neverId}.guac`],
+    );
 
     await go(page, 'Recordings');
     const row = page.locator(`tr[data-recording="${recId}"]`);
     await row.waitFor();
     expect(await row.locator('[data-integrity]').getAttribute('data-integrity')).toBe('ok');
+    const never = page.locator(`tr[data-recording="${neverId}"]`);
+    await never.waitFor();
+    expect(await never.locator('[data-state="never_started"]').textContent()).toBe('never started');
+    expect(await never.getByRole('link', { name: 'Replay' }).count()).toBe(0);
+    expect(await never.locator('td[data-label="Size"]').textContent()).toBe('—');
+    expect(await page.locator('table.list').textContent()).not.toContain('null');
     await screenshot(page, 'recordings');
     await row.getByRole('link', { name: 'Replay' }).click();
     await page.locator('.ap-wrapper, .ap-player').first().waitFor();

@@ -136,6 +136,8 @@ export async function addComputer(page: Page, c: NewComputer): Promise<void> {
   await form.getByLabel('Local account store (SSH / WinRM)').selectOption(c.localStore);
   await form.getByRole('button', { name: /Maximum security/ }).click();
   await form.getByLabel('Account type').selectOption(c.accountType);
+  // The chosen store's configured groups are the choices the editor offers (GET /account-stores).
+  expect(await form.locator('#j-groups-choices option').evaluateAll((os) => os.map((o) => o.getAttribute('value') ?? ''))).toContain(c.adminGroups);
   // no admin group yet: the gateway refuses and the message sits next to the field
   await form.getByRole('button', { name: 'Save' }).click();
   const groupError = page.locator('#j-groups-error');

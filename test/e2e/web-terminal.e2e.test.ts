@@ -15,7 +15,7 @@ import { apiRoutes } from '../../gateway/api/index.js';
 import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
 import { createMetrics } from '../../gateway/metrics.js';
 import { buildServer } from '../../gateway/server.js';
-import { pinHostKeyInDatabase, startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
+import { startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
 import { webStatic } from '../../gateway/web-static.js';
 import { buildJobHandlers } from '../../provisioner/job-handlers.js';
 import { JitQueue, startJitWorker } from '../../provisioner/jobs.js';
@@ -101,7 +101,7 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     gw = await startSshGateway({
       redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder, audit: fx.audit,
       checkCsrf: checkCsrfQuery,
-      mayWatch: (p) => p.role !== 'technician', recordHostKey: pinHostKeyInDatabase(db), livePrefix: `${prefix}:live`, log,
+      mayWatch: (p) => p.role !== 'technician', livePrefix: `${prefix}:live`, log,
     });
     app = await buildServer({
       log, metrics: createMetrics(), version: 'e2e', readiness: [],
@@ -109,7 +109,7 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
       apiPlugins: [
         apiRoutes({
           db, audit: fx.audit, access, liveSessions: gw.live, recordingFiles: recorder,
-          stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}` }], checkStore: async () => ({ ok: true }),
+          stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}`, organizations: null, groups: ['admins'], allowedContainers: null }], checkStore: async () => ({ ok: true }),
           extendSession: async (id, minutes, actor) => {
             const r = await engine.extendLease(id, minutes, actor);
             await queue.scheduleLeaseExpiry(id, r.leaseExpiresAt);
@@ -145,7 +145,8 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
     // A 5-minute cap: the lease clock in the status bar is in its warning range from the start.
     const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local', maxSessionMinutes: 5 }, { orgId: org.id, localStore: STORE, domainStore: STORE });
-    await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}' WHERE id = $1", [pc.id, host.address, host.port]);
+    // The host key is pinned (as an admin confirms it under Host key): an unpinned computer gets no SSH session.
+    await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}', policy = jsonb_build_object('sshHostKeySha256', $4::text) WHERE id = $1", [pc.id, host.address, host.port, host.hostKeySha256]);
 
     const page = await b.newPage();
     await signIn(page, base, tech, 'terminal-technician');

@@ -418,7 +418,7 @@ export class FixedBroker implements SessionBroker {
     const session: SessionRecord = {
       id, personId: 'p1', personLogin: req.principal.login, computerId: this.computer.id, computerName: this.computer.name, protocol: 'rdp',
       accountType: req.accountType ?? 'domain', accountId: 'a1', accountName: this.credentials.username, store: 'ad', state: 'active',
-      leaseExpiresAt: new Date(now.getTime() + 3600_000), groups: ['JIT Admins'], createdAt: now, startedAt: now, endedAt: null, endReason: null, errorCode: null,
+      leaseExpiresAt: new Date(now.getTime() + 3600_000), groups: ['JIT Admins'], createdAt: now, startedAt: now, endedAt: null, endReason: null, errorCode: null, holder: null,
     };
     const cbs: ((reason: 'terminated' | 'lease-expired', by: string) => void)[] = [];
     const ended: string[] = [];
@@ -440,7 +440,7 @@ export class FixedBroker implements SessionBroker {
 }
 
 export class SlotRecorder implements SessionRecorder {
-  readonly slots: { meta: RecordingMeta; guacdPath: string; guacdName: string; closedAt: number | null; peerClosedAtClose: boolean | null }[] = [];
+  readonly slots: { meta: RecordingMeta; guacdPath: string; guacdName: string; closedAt: number | null; peerClosedAtClose: boolean | null; neverStarted: string | null }[] = [];
   failWith: Error | null = null;
   constructor(
     readonly dir: string,
@@ -454,7 +454,10 @@ export class SlotRecorder implements SessionRecorder {
   }
   async startRdp(meta: RecordingMeta): Promise<RdpRecordingSlot> {
     if (this.failWith) throw this.failWith;
-    const entry = { meta, guacdPath: `${this.dir}/${meta.sessionId.slice(0, 2)}`, guacdName: `${meta.sessionId}.guac`, closedAt: null as number | null, peerClosedAtClose: null as boolean | null };
+    const entry = {
+      meta, guacdPath: `${this.dir}/${meta.sessionId.slice(0, 2)}`, guacdName: `${meta.sessionId}.guac`,
+      closedAt: null as number | null, peerClosedAtClose: null as boolean | null, neverStarted: null as string | null,
+    };
     this.slots.push(entry);
     return {
       recordingId: `rec-${meta.sessionId}`,
@@ -463,6 +466,12 @@ export class SlotRecorder implements SessionRecorder {
       close: async () => {
         entry.closedAt = Date.now();
         entry.peerClosedAtClose = this.peerClosed();
+        return null;
+      },
+      neverStarted: async (reason) => {
+        entry.closedAt = Date.now();
+        entry.peerClosedAtClose = this.peerClosed();
+        entry.neverStarted = reason;
         return null;
       },
     };

@@ -69,6 +69,7 @@ export interface WorkerConfigOptions {
   store: LdapStoreSettings;
   leaseGraceSeconds?: number;
   reconcileIntervalSeconds?: number;
+  provisioningTimeoutSeconds?: number;
 }
 
 export interface WorkerConfig {
@@ -92,7 +93,8 @@ export function writeWorkerConfig(o: WorkerConfigOptions): WorkerConfig {
     database: { url: o.databaseUrl, poolSize: 4 },
     redis: { url: o.redisUrl, prefix: o.redisPrefix },
     secrets: { key: o.secretKey },
-    jit: { installationId: o.installationId, leaseGraceSeconds: o.leaseGraceSeconds ?? 0, reconcileIntervalSeconds: o.reconcileIntervalSeconds ?? 10 },
+    jit: { installationId: o.installationId, leaseGraceSeconds: o.leaseGraceSeconds ?? 0, reconcileIntervalSeconds: o.reconcileIntervalSeconds ?? 10,
+      ...(o.provisioningTimeoutSeconds ? { provisioningTimeoutSeconds: o.provisioningTimeoutSeconds } : {}) },
     accountStores: [
       {
         name: o.store.name, type: 'ldap', url: o.store.url, caCert: `file:${caPath}`, bindDn: o.store.bindDn, bindPassword: 'env:JGT_TEST_LDAP_PASSWORD',

@@ -25,6 +25,27 @@ export interface ModelGroup {
   members: Set<string>;
 }
 
+/** A logon session as `quser` lists it (RDP or console; `Disc` = disconnected, token still alive). */
+export interface ModelSession {
+  id: number;
+  /** `WINTEST` for a local account, the NetBIOS domain for a domain account. */
+  domain: string;
+  user: string;
+  state: 'Active' | 'Disc';
+}
+
+/** A process and its owner, as `Get-Process -IncludeUserName` shows it (`DOMAIN\user`). */
+export interface ModelProcess {
+  pid: number;
+  sessionId: number;
+  domain: string;
+  user: string;
+  image: string;
+}
+
+/** Domain principals with RIDs below 1000, which the script refuses to log off. */
+const BUILT_IN_DOMAIN_NAMES = new Set(['administrator', 'guest', 'krbtgt', 'defaultaccount']);
+
 export class WindowsError extends Error {
   constructor(
     /** The .NET exception type LocalAccounts cmdlets throw. */
@@ -43,6 +64,10 @@ export class WindowsModel {
   readonly machineSid = 'S-1-5-21-1111111111-2222222222-3333333333';
   /** Every applied script operation, for assertions. */
   readonly journal: { op: string; name?: string; ok: boolean }[] = [];
+  readonly sessions: ModelSession[] = [];
+  readonly processes: ModelProcess[] = [];
+  #nextSession = 2;
+  #nextPid = 4000;
 
   constructor(readonly computerName = 'WINTEST') {
     for (const [name, sid] of [
@@ -104,6 +129,47 @@ export class WindowsModel {
     if (!u) return;
     for (const g of this.groups.values()) g.members.delete(u.sid);
     this.users.delete(name.toLowerCase());
+  }
+
+  /**
+   * An interactive logon (RDP) of a local account, or of `domain\name` when
+   * `domain` is given (a domain account on a domain-joined computer): a
+   * session with explorer.exe and rdpclip.exe, plus a process it started.
+   * A local logon needs an enabled, unexpired account and its password.
+   */
+  logOn(name: string, opts: { password?: string; domain?: string; state?: 'Active' | 'Disc' } = {}): ModelSession {
+    let domain = opts.domain ?? this.computerName;
+    let user = name;
+    if (opts.domain === undefined) {
+      const u = this.userBy(name);
+      if (!u || !u.enabled || u.password !== opts.password || (u.accountExpires !== null && u.accountExpires <= new Date())) {
+        throw new WindowsError('UnauthorizedAccessException', 'The user name or password is incorrect.');
+      }
+      user = u.name;
+      domain = this.computerName;
+    }
+    const session: ModelSession = { id: this.#nextSession++, domain, user, state: opts.state ?? 'Active' };
+    this.sessions.push(session);
+    for (const image of ['explorer.exe', 'rdpclip.exe', 'mmc.exe']) {
+      this.processes.push({ pid: this.#nextPid++, sessionId: session.id, domain, user, image });
+    }
+    return session;
+  }
+
+  /** Sessions and processes of `domain\user` (case-insensitive, as Windows compares names). */
+  logonsOf(user: string, domain = this.computerName): { sessions: ModelSession[]; processes: ModelProcess[] } {
+    const is = (x: { domain: string; user: string }): boolean => x.domain.toLowerCase() === domain.toLowerCase() && x.user.toLowerCase() === user.toLowerCase();
+    return { sessions: this.sessions.filter(is), processes: this.processes.filter(is) };
+  }
+
+  /** `logoff <id>`: the session and every process in it end. */
+  logOffSession(id: number): void {
+    this.sessions.splice(0, this.sessions.length, ...this.sessions.filter((x) => x.id !== id));
+    this.processes.splice(0, this.processes.length, ...this.processes.filter((x) => x.sessionId !== id));
+  }
+
+  stopProcess(pid: number): void {
+    this.processes.splice(0, this.processes.length, ...this.processes.filter((x) => x.pid !== pid));
   }
 
   groupsOf(u: ModelUser): ModelGroup[] {
@@ -190,6 +256,21 @@ export function interpretAccountScript(model: WindowsModel, p: ScriptInput): Scr
         }
         case 'list':
           return { ok: true, accounts: [...model.users.values()].filter(managed).map(info) };
+        case 'logOff': {
+          // As the script: a local account must be ours; otherwise the name is a domain
+          // account's (never a built-in one), matched by its non-local domain part.
+          const u = model.userBy(name);
+          if (u && !managed(u)) return fail({ ok: false, error: 'not_managed', detail: name });
+          if (!u && BUILT_IN_DOMAIN_NAMES.has(name.toLowerCase())) return fail({ ok: false, error: 'not_managed', detail: name });
+          const local = model.computerName.toLowerCase();
+          const ours = (x: { domain: string; user: string }): boolean =>
+            x.user.toLowerCase() === name.toLowerCase() && (u ? x.domain.toLowerCase() === local : x.domain.toLowerCase() !== local);
+          const sessions = model.sessions.filter(ours);
+          for (const sess of sessions) model.logOffSession(sess.id);
+          const procs = model.processes.filter(ours);
+          for (const pr of procs) model.stopProcess(pr.pid);
+          return { ok: true, loggedOff: { sessions: sessions.length, processes: procs.length } };
+        }
         case 'check':
           return { ok: true, computer: model.computerName };
         default:

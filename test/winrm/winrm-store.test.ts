@@ -151,6 +151,8 @@ describe('WinRM store end to end (NTLM sealed)', () => {
     groups: GROUPS,
     logger,
     timeoutMs: 3000,
+    // The test server speaks NTLM-sealed HTTP; production stores must say so explicitly.
+    allowInsecureTransport: true,
     ...over,
   });
   beforeAll(async () => {
@@ -221,6 +223,79 @@ describe('WinRM store end to end (NTLM sealed)', () => {
     expect(() => new WinRmStore(options({ auth: 'basic' }))).toThrow(expect.objectContaining({ code: 'JIT_ERR_STORE_INSECURE' }));
   });
 
+  it('refuses an http:// endpoint (NTLM too) unless allowInsecureTransport, before sending anything', () => {
+    const before = server.seen.length;
+    for (const over of [{ allowInsecureTransport: false }, { allowInsecureTransport: undefined }]) {
+      expect(() => new WinRmStore(options(over))).toThrow(expect.objectContaining({ code: 'JIT_ERR_STORE_INSECURE' }));
+    }
+    expect(server.seen.length).toBe(before);
+  });
+
+  it('looks groups up by own key only: `constructor` and `__proto__` are no groups', async () => {
+    const name = fresh();
+    await store.create({ name, password: generatePassword(name), marker: `jitgate:test:${name}`, expiresAt: new Date(Date.now() + 60_000) });
+    try {
+      const before = server.seen.length;
+      for (const group of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+        expect({ group, code: await codeOf(store.addToGroup(name, group)) }).toEqual({ group, code: 'JIT_ERR_STORE_NO_SUCH_GROUP' });
+        expect({ group, code: await codeOf(store.removeFromGroup(name, group)) }).toEqual({ group, code: 'JIT_ERR_STORE_NO_SUCH_GROUP' });
+      }
+      // Refused before anything was sent.
+      expect(server.seen.length).toBe(before);
+      expect((await store.get(name))?.groups).toEqual([]);
+    } finally {
+      await store.delete(name);
+    }
+  });
+
+  it('logOff ends a disconnected RDP session and the processes of the JIT account, and nothing of anyone else', async () => {
+    const name = fresh();
+    const password = generatePassword(name);
+    await store.create({ name, password, marker: `jitgate:test:${name}`, expiresAt: new Date(Date.now() + 3600_000) });
+    await store.addToGroup(name, 'admins');
+    const admin = server.model.logOn('Administrator', { password: 'Adm1n!Passw0rd' });
+    // A same-named domain account's session on this computer is another principal.
+    const domainTwin = server.model.logOn(name, { domain: 'CORP' });
+    try {
+      server.model.logOn(name, { password, state: 'Disc' });
+      server.model.logOn(name, { password });
+      expect(server.model.logonsOf(name).sessions).toHaveLength(2);
+      expect(server.model.logonsOf(name).processes.length).toBeGreaterThan(0);
+
+      await store.logOff(name);
+      expect(server.model.logonsOf(name)).toEqual({ sessions: [], processes: [] });
+      expect(server.model.sessions.map((x) => x.id)).toEqual(expect.arrayContaining([admin.id, domainTwin.id]));
+      expect(server.model.logonsOf('Administrator').processes.length).toBeGreaterThan(0);
+      // Logging off is not removing: the account is still there, in its group, until teardown goes on.
+      expect((await store.get(name))?.groups).toEqual(['admins']);
+      await store.logOff(name);
+      // The name travelled only on stdin.
+      expect(server.seen.filter((x) => x.commandLine).every((x) => !x.commandLine?.includes(name))).toBe(true);
+    } finally {
+      server.model.logOffSession(admin.id);
+      server.model.logOffSession(domainTwin.id);
+      await store.delete(name);
+    }
+  });
+
+  it('logOff of a name with no local account ends that domain account\'s sessions here, never a built-in one', async () => {
+    const name = fresh();
+    const local = server.model.logOn('Administrator', { password: 'Adm1n!Passw0rd' });
+    const domainAdmin = server.model.logOn('Administrator', { domain: 'CORP' });
+    try {
+      server.model.logOn(name, { domain: 'CORP', state: 'Disc' });
+      expect(server.model.logonsOf(name, 'CORP').sessions).toHaveLength(1);
+      await store.logOff(name);
+      expect(server.model.logonsOf(name, 'CORP')).toEqual({ sessions: [], processes: [] });
+      // The local Administrator is not ours; CORP\Administrator is built in: both refused, both still logged on.
+      expect(await codeOf(store.logOff('Administrator'))).toBe('JIT_ERR_STORE_NOT_MANAGED');
+      expect(server.model.sessions.map((x) => x.id)).toEqual(expect.arrayContaining([local.id, domainAdmin.id]));
+    } finally {
+      server.model.logOffSession(local.id);
+      server.model.logOffSession(domainAdmin.id);
+    }
+  });
+
   it('faults give typed errors and leave nothing half-created', async () => {
     // 500 + SOAP fault on Command: nothing ran.
     let name = fresh();
@@ -261,7 +336,7 @@ describe('WinRM store end to end (NTLM sealed)', () => {
   let store: WinRmStore;
   describeAccountStoreContract('winrm on the WS-Man test server', async () => {
     server = await new WsmanTestServer({ users: USERS, ntlm: true }).start();
-    store = new WinRmStore({ endpoint: server.url, auth: 'ntlm', username: 'jitsvc', password: USERS.jitsvc, groups: GROUPS, logger, timeoutMs: 5000 });
+    store = new WinRmStore({ endpoint: server.url, auth: 'ntlm', username: 'jitsvc', password: USERS.jitsvc, groups: GROUPS, logger, timeoutMs: 5000, allowInsecureTransport: true });
     return {
       store,
       groups: ['admins', 'rdp'],
@@ -274,6 +349,13 @@ describe('WinRM store end to end (NTLM sealed)', () => {
       canLogOn: async (name: string, password: string) => {
         const u = server.model.userBy(name);
         return !!u && u.enabled && u.password === password && (u.accountExpires === null || u.accountExpires > new Date());
+      },
+      startLogon: async (name: string, password: string) => {
+        server.model.logOn(name, { password, state: 'Disc' });
+      },
+      hasLogon: async (name: string) => {
+        const l = server.model.logonsOf(name);
+        return l.sessions.length + l.processes.length > 0;
       },
       teardown: async () => {
         await store.close();

@@ -160,6 +160,12 @@ export interface AccountStore {
   name: string;
   type: 'ldap' | 'ssh' | 'winrm';
   url?: string;
+  /** Organizations (names) whose computers may use it; null: global admins only. An org admin is sent only their own stores. */
+  organizations?: string[] | null;
+  /** Group names configured on the store: the valid admin groups. */
+  groups?: string[];
+  /** LDAP: DNs a computer's container must equal or lie inside. */
+  allowedContainers?: string[] | null;
 }
 
 export interface LiveSession {
@@ -187,7 +193,10 @@ export interface Recording {
   account: string | null;
   startedAt: string;
   endedAt: string | null;
-  sizeBytes: number;
+  /** `never_started`: the session never ran (e.g. the computer refused the connection); no file to replay. */
+  state: 'recording' | 'recorded' | 'never_started';
+  /** null while recording, and for a recording that never started. */
+  sizeBytes: number | null;
   sha256: string | null;
   integrity: 'ok' | 'mismatch' | 'unsigned' | 'missing';
 }

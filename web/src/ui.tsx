@@ -50,6 +50,8 @@ export interface TextInputProps {
   min?: number;
   max?: number;
   placeholder?: string;
+  /** id of a <datalist> of suggested values. */
+  list?: string;
 }
 
 export function TextInput(p: TextInputProps) {
@@ -68,6 +70,7 @@ export function TextInput(p: TextInputProps) {
       min={p.min}
       max={p.max}
       placeholder={p.placeholder}
+      list={p.list}
       aria-invalid={p.error ? 'true' : undefined}
       aria-describedby={p.error ? `${p.id}-error` : undefined}
       onInput={(e) => p.onValue(e.currentTarget.value)}

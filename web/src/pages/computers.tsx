@@ -108,9 +108,98 @@ function toBody(f: Form) {
     domainStore: f.domainStore || null,
     localStore: f.localStore || null,
     jit,
-    policy: f.policy,
+    // The host key is pinned under Host key (scan → confirm), never through the form.
+    policy: Object.fromEntries(Object.entries(f.policy).filter(([k]) => k !== 'sshHostKeySha256')),
     restricted: f.restricted,
   };
+}
+
+interface ScannedKey {
+  algorithm: string;
+  sha256: string;
+  address: string;
+  port: number;
+}
+
+/**
+ * The computer's pinned SSH host key (gateway/api/host-keys.ts): no pin, no
+ * SSH session. Scan shows what the computer presents; Confirm pins it only
+ * if the computer still presents that key.
+ */
+function HostKey({ computer }: { computer: Computer }) {
+  const [pinned, setPinned] = useState<string | null>(typeof computer.policy.sshHostKeySha256 === 'string' ? computer.policy.sshHostKeySha256 : null);
+  const [scanned, setScanned] = useState<ScannedKey | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState<unknown>(null);
+  const act = async (fn: () => Promise<void>) => {
+    setErr(null);
+    setBusy(true);
+    try {
+      await fn();
+    } catch (e) {
+      setErr(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const base = `/computers/${computer.id}/host-key`;
+  return (
+    <fieldset data-testid="host-key">
+      <legend>Host key</legend>
+      {pinned ? (
+        <p>
+          Pinned: <code data-testid="host-key-pinned">{pinned}</code>
+        </p>
+      ) : (
+        <p class="error" data-testid="host-key-unpinned">
+          Not pinned — SSH connections to {computer.name} are refused until an admin confirms its host key.
+        </p>
+      )}
+      <ErrorBox error={err} />
+      {scanned && scanned.sha256 !== pinned && (
+        <p>
+          {scanned.address}:{scanned.port} presents {scanned.algorithm} <code data-testid="host-key-scanned">{scanned.sha256}</code>. Compare it with{' '}
+          <code>ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub</code> on the computer before you confirm.
+        </p>
+      )}
+      <div class="row">
+        <button type="button" disabled={busy} onClick={() => void act(async () => setScanned(await post<ScannedKey>(`${base}/scan`)))}>
+          Scan
+        </button>
+        {scanned && scanned.sha256 !== pinned && (
+          <button
+            type="button"
+            class="primary"
+            disabled={busy}
+            onClick={() =>
+              void act(async () => {
+                await put(base, { sha256: scanned.sha256 });
+                setPinned(scanned.sha256);
+                setScanned(null);
+              })
+            }
+          >
+            Confirm pin
+          </button>
+        )}
+        {pinned && (
+          <button
+            type="button"
+            class="link danger"
+            disabled={busy}
+            onClick={() =>
+              void act(async () => {
+                await del(base);
+                setPinned(null);
+              })
+            }
+          >
+            Unpin
+          </button>
+        )}
+      </div>
+    </fieldset>
+  );
 }
 
 function Grants({ computer, people }: { computer: Computer; people: PersonRow[] }) {
@@ -176,8 +265,21 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setF((x) => ({ ...x, [k]: v }));
   const setJit = <K extends keyof JitSettings>(k: K, v: JitSettings[K]) => setF((x) => ({ ...x, jit: { ...x.jit, [k]: v } }));
   const fe = (path: string) => fields[path] ?? fields[path.replace(/^jit\./, 'jit/')];
-  const ldapStores = props.stores.filter((s) => s.type === 'ldap');
-  const localStores = props.stores.filter((s) => s.type !== 'ldap');
+  // The API sends an org admin only their organization's stores; for a global admin, offer those the chosen
+  // organization owns and the unowned ones. The server checks again on save: this is convenience, not control.
+  const orgName = props.orgs.find((o) => o.id === f.organizationId)?.name ?? '';
+  const usable = props.stores.filter((s) => !s.organizations || s.organizations.includes(orgName));
+  const ldapStores = usable.filter((s) => s.type === 'ldap');
+  const localStores = usable.filter((s) => s.type !== 'ldap');
+  const chosen = (name: string) => props.stores.find((s) => s.name === name);
+  const storesInUse = [
+    ...(f.jit.accountType !== 'local' && f.domainStore ? [f.domainStore] : []),
+    ...(f.jit.accountType !== 'domain' && f.localStore ? [f.localStore] : []),
+  ].map(chosen);
+  const groupChoices = [...new Set(storesInUse.flatMap((s) => s?.groups ?? []))];
+  const containerChoices = chosen(f.domainStore)?.allowedContainers ?? [];
+  // A stored value the organization may no longer use stays visible (the server names the problem on save).
+  const keep = (value: string, offered: AccountStore[]) => (value && !offered.some((s) => s.name === value) ? [value] : []);
   const presetActive = (k: 'maximumSecurity' | 'balanced') =>
     Object.entries(props.presets[k].settings).every(([key, v]) => (f.jit as unknown as Record<string, unknown>)[key] === v);
 
@@ -242,6 +344,11 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
                 {s.name}
               </option>
             ))}
+            {keep(f.domainStore, ldapStores).map((n) => (
+              <option key={n} value={n}>
+                {n} (not available to this organization)
+              </option>
+            ))}
           </select>
         </Field>
         <Field id="c-localstore" label="Local account store (SSH / WinRM)" error={fe('localStore')}>
@@ -250,6 +357,11 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
             {localStores.map((s) => (
               <option key={s.name} value={s.name}>
                 {s.name} ({s.type})
+              </option>
+            ))}
+            {keep(f.localStore, localStores).map((n) => (
+              <option key={n} value={n}>
+                {n} (not available to this organization)
               </option>
             ))}
           </select>
@@ -291,9 +403,29 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
               <option value="choose">Let the person choose</option>
             </select>
           </Field>
-          <Field id="j-groups" label="Admin groups (comma separated)" error={fe('jit.adminGroups')} hint="Group names configured on the account store, e.g. sudo.">
-            <TextInput id="j-groups" value={f.adminGroupsText} onValue={(v) => set('adminGroupsText', v)} error={fe('jit.adminGroups')} />
+          <Field
+            id="j-groups"
+            label="Admin groups (comma separated)"
+            error={fe('jit.adminGroups')}
+            hint={groupChoices.length ? `Groups on the chosen store: ${groupChoices.join(', ')}.` : 'Choose an account store first: its configured groups are the choices.'}
+          >
+            <TextInput id="j-groups" value={f.adminGroupsText} onValue={(v) => set('adminGroupsText', v)} error={fe('jit.adminGroups')} list="j-groups-choices" />
           </Field>
+          <datalist id="j-groups-choices">
+            {groupChoices.map((g) => (
+              <option key={g} value={g} />
+            ))}
+          </datalist>
+          {f.domainStore && f.jit.accountType !== 'local' && (
+            <Field id="j-container" label="Container for accounts (optional DN)" error={fe('jit.container')} hint={`Empty: the store's default. Allowed: ${containerChoices.join('; ') || 'the store default only'}.`}>
+              <TextInput id="j-container" value={f.jit.container ?? ''} onValue={(v) => setJit('container', v.trim() || undefined)} error={fe('jit.container')} list="j-container-choices" />
+            </Field>
+          )}
+          <datalist id="j-container-choices">
+            {containerChoices.map((c) => (
+              <option key={c} value={c} />
+            ))}
+          </datalist>
           <Field id="j-max" label="Maximum session (minutes)" error={fe('jit.maxSessionMinutes')}>
             <TextInput id="j-max" type="number" min={1} max={1440} value={String(f.jit.maxSessionMinutes)} onValue={(v) => setJit('maxSessionMinutes', Number(v))} error={fe('jit.maxSessionMinutes')} />
           </Field>
@@ -349,6 +481,7 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
         </button>
       </div>
       {props.computer && f.restricted && <Grants computer={props.computer} people={props.people} />}
+      {props.computer && props.computer.protocols.includes('ssh') && <HostKey computer={props.computer} />}
     </form>
   );
 }

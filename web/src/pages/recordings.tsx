@@ -19,13 +19,18 @@ export function IntegrityBadge({ r }: { r: Recording }) {
   );
 }
 
+/** A recording whose session never ran has no file: nothing to replay or download. */
+function hasFile(r: Recording): boolean {
+  return r.state !== 'never_started';
+}
+
 function Replay({ id }: { id: string }) {
   const host = useRef<HTMLDivElement>(null);
   const { data: rec, error } = useLoad(() => get<Recording>(`/recordings/${encodeURIComponent(id)}`), [id]);
   const [err, setErr] = useState<unknown>(null);
   const [streamText, setStreamText] = useState<string | null>(null);
   useEffect(() => {
-    if (!rec || !host.current) return;
+    if (!rec || !host.current || !hasFile(rec)) return;
     const el = host.current;
     const url = `${API}/recordings/${encodeURIComponent(rec.id)}/file`;
     let dispose: (() => void) | null = null;
@@ -66,7 +71,12 @@ function Replay({ id }: { id: string }) {
           <strong>{rec.personLogin}</strong> on <strong>{rec.computerName}</strong> as <code>{rec.account ?? '—'}</code>, {fmtTime(rec.startedAt)} – {fmtTime(rec.endedAt)} <IntegrityBadge r={rec} />
         </p>
       )}
-      {rec && (
+      {rec && !hasFile(rec) && (
+        <p class="muted" data-state="never_started">
+          This session never started (the connection was refused before anything was shown), so there is nothing to replay.
+        </p>
+      )}
+      {rec && hasFile(rec) && (
         <p>
           <a href={`${API}/recordings/${encodeURIComponent(rec.id)}/file`} download>
             Download the recording
@@ -147,12 +157,18 @@ export function RecordingsPage({ replay }: { replay?: string }) {
                 <code>{r.account ?? '—'}</code>
               </td>
               <td data-label="Kind">{r.kind}</td>
-              <td data-label="Size">{fmtBytes(r.sizeBytes)}</td>
+              <td data-label="Size">{r.sizeBytes === null ? '—' : fmtBytes(r.sizeBytes)}</td>
               <td data-label="Integrity">
                 <IntegrityBadge r={r} />
               </td>
               <td class="row-actions">
-                <Link href={`/recordings/${encodeURIComponent(r.id)}`}>Replay</Link>
+                {hasFile(r) ? (
+                  <Link href={`/recordings/${encodeURIComponent(r.id)}`}>Replay</Link>
+                ) : (
+                  <span class="muted" data-state="never_started" title="the connection was refused before the session started: nothing was recorded">
+                    never started
+                  </span>
+                )}
               </td>
             </tr>
           ))}

@@ -103,7 +103,7 @@ export function SignInPage() {
   );
 }
 
-/** First run: `/setup#<token>` from the server log creates the first global admin. */
+/** First run: `/setup#<token>` printed on the gateway's terminal creates the first global admin. */
 export function SetupPage() {
   const { refresh } = useSession();
   const token = location.hash.slice(1);
@@ -161,7 +161,7 @@ export function SetupPage() {
           <p aria-busy="true">Checking the setup link…</p>
         ) : !valid ? (
           <p class="error" role="alert">
-            This setup link is not valid: it was already used or is incomplete. Sign in instead, or take the link printed in the server log on first start.
+            This setup link is not valid: it was already used or is incomplete. Sign in instead, or take the link the gateway printed on its terminal at start.
           </p>
         ) : (
           <form onSubmit={submit}>
