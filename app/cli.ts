@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig, type Config } from '../config/load.js';
@@ -9,22 +10,18 @@ import { renderErrorsDoc } from '../core/errors-doc.js';
 import { createLogger, type Logger } from '../core/logging.js';
 import { openDatabase } from '../core/db/open.js';
 import { migrate, schemaStatus } from '../core/db/migrations.js';
-import { EmbeddedRedis, pingRedis } from '../core/redis.js';
 import { applyInventory, parseInventory } from '../gateway/inventory.js';
 import { storeScopeOf } from '../provisioner/store-scope.js';
-import { openCore, startRuntime, VERSION, buildStores, type Core } from './main.js';
-import { noGatewayRunning, RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
-import { JitQueue } from '../provisioner/jobs.js';
-import { redisOptions } from '../core/redis.js';
+import type { Core, OpenCoreOptions } from './core.js';
+import type { Runtime } from './main.js';
+import { VERSION } from './version.js';
+import type { JitQueue } from '../provisioner/jobs.js';
 import type { ConnectionOptions } from 'bullmq';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
-import { demoDomainComputer, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost, type DemoDomainHost } from './demo-ad-target.js';
-import { recorderFromConfig } from '../recorder/wiring.js';
-import { checkGuacd } from '../gateway/rdp/guacd-client.js';
-import { formatVerifyReport } from '../recorder/verify.js';
+import { demoDomainComputer, demoDomainLocalStoreConfig, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost, type DemoDomainHost } from './demo-ad-target.js';
 
 /**
  * `jitgate` — serve, check, migrate, and the operator (break-glass) commands.
@@ -65,12 +62,42 @@ function quietLogger(cfg: Config): Logger {
   return createLogger({ level: cfg.log.level === 'info' ? 'warn' : cfg.log.level });
 }
 
+/*
+ * What is heavy loads only in the commands that use it (issue 12: `accounts list` spent ~95% of
+ * its time starting up). app/main.ts (fastify, the SSH gateway, BullMQ, the recorder, the web app)
+ * loads for `serve` and `demo` only; app/core.ts for the commands that open the database and the
+ * engine; the database adapter and each account store adapter only once the configuration chose
+ * them (core/db/open.ts, app/stores.ts). test/cli-startup.test.ts checks what `accounts list` loads.
+ */
+async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
+  return (await import('./main.js')).startRuntime(cfg, log);
+}
+
+/** The core for an operator command: a process that runs a few queries and exits (`shortLived`). */
+async function openCore(cfg: Config, log: Logger, opts: Omit<OpenCoreOptions, 'shortLived'> = {}): Promise<Core> {
+  return (await import('./core.js')).openCore(cfg, log, { ...opts, shortLived: true });
+}
+
+async function buildStores(cfg: Config, log: Logger): Promise<Core['stores']> {
+  return (await import('./core.js')).buildStores(cfg, log);
+}
+
+/** The commands that keep running; every other one is a one-shot process. */
+const LONG_RUNNING = new Set(['serve', 'demo']);
+
 const program = new Command('jitgate')
   .description('Privileged session manager gateway with just-in-time accounts')
   .version(VERSION)
   .option('-c, --config <file>', 'configuration file (default ./jitgate.yaml, or $JITGATE_CONFIG)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .hook('preAction', (_program, action) => {
+    if (action.parent === program && LONG_RUNNING.has(action.name())) return;
+    // A one-shot command on embedded PGlite: V8 would spend ~0.4 s of CPU on background threads
+    // optimising PGlite's 9 MB of WASM with TurboFan for a process that exits within a second;
+    // its baseline (Liftoff) code runs a few queries just as well. Set before PGlite compiles it.
+    setFlagsFromString('--liftoff-only');
+  });
 
 program
   .command('serve')
@@ -178,7 +205,7 @@ program
           accountStores: [{
             name: 'demo-linux', type: 'ssh', host: host.address, port: host.port, username: host.adminUser,
             privateKey: `file:${host.adminKeyPath}`, hostKeySha256: host.hostKeySha256, groups: { sudo: 'sudo' },
-          }, ...(domain ? [demoDomainStoreConfig(domain, 'demo-ad')] : [])],
+          }, ...(domain ? [demoDomainStoreConfig(domain, 'demo-ad'), demoDomainLocalStoreConfig(domain, 'demo-domain-local')] : [])],
         },
       });
       const log = logger(cfg);
@@ -189,7 +216,7 @@ program
           organization: 'Demo', name: 'demo-linux', address: host.address, protocols: ['ssh'], localStore: 'demo-linux',
           jit: { enabled: true, deleteOnCheckIn: true, accountMode: 'named', accountType: 'local', adminGroups: ['sudo'], maxSessionMinutes: 60 },
           policy: { sshHostKeySha256: host.hostKeySha256 },
-        }, ...(domain ? [demoDomainComputer(domain, 'Demo', 'demo-ad')] : [])],
+        }, ...(domain ? [demoDomainComputer(domain, 'Demo', 'demo-ad', 'demo-domain-local')] : [])],
       }, new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)]))));
       process.stdout.write([
         '',
@@ -255,6 +282,7 @@ program
     } catch (err) {
       report(false, 'database', isJitgateError(err) ? err.message : String(err));
     }
+    const { EmbeddedRedis, pingRedis } = await import('../core/redis.js');
     if (cfg.redis.url) {
       try {
         await pingRedis({ url: cfg.redis.url.reveal() });
@@ -282,6 +310,7 @@ program
       report(false, 'account stores', err instanceof Error ? err.message : String(err));
     }
     // guacd only matters for RDP computers: unreachable is a warning, not a failure.
+    const { checkGuacd } = await import('../gateway/rdp/guacd-client.js');
     const g = await checkGuacd({ host: cfg.guacd.host, port: cfg.guacd.port });
     lines.push(g.ok
       ? `ok   guacd ${g.address}: ${g.version ?? 'version unknown'}, protocols ${(g.protocols ?? []).join(', ')}`
@@ -336,6 +365,7 @@ program
 async function withQueue<T>(cfg: Config, fn: (q: JitQueue | undefined) => Promise<T>): Promise<T> {
   // The embedded Redis lives inside `serve`; operator commands use Redis only when it is external.
   if (!cfg.redis.url) return fn(undefined);
+  const [{ JitQueue }, { redisOptions }] = await Promise.all([import('../provisioner/jobs.js'), import('../core/redis.js')]);
   const q = new JitQueue({ connection: redisOptions({ url: cfg.redis.url.reveal() }, { maxRetriesPerRequest: null }) as ConnectionOptions, prefix: cfg.redis.prefix });
   try {
     return await fn(q);
@@ -431,6 +461,7 @@ program
   .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
     try {
       const cfg = config(cmd);
+      const [{ noGatewayRunning, RedisGatewayLiveness }, { redisOptions }] = await Promise.all([import('../gateway/sessions/gateway-liveness.js'), import('../core/redis.js')]);
       // Embedded database: `serve` cannot be running while this command has it open, so no gateway holds a session.
       const liveness = cfg.redis.url ? new RedisGatewayLiveness(redisOptions({ url: cfg.redis.url.reveal() }), `${cfg.redis.prefix}:live`) : undefined;
       const core = await openCore(cfg, quietLogger(cfg), { holders: liveness ?? noGatewayRunning });
@@ -588,6 +619,7 @@ recordings
     try {
       const cfg = config(cmd);
       const log = quietLogger(cfg);
+      const [{ recorderFromConfig }, { formatVerifyReport }] = await Promise.all([import('../recorder/wiring.js'), import('../recorder/verify.js')]);
       const core = await openCore(cfg, log);
       try {
         const recorder = recorderFromConfig(cfg, { db: core.db, audit: core.audit, log });

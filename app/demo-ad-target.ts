@@ -44,6 +44,9 @@ export interface DemoDomainEnv {
   sshAddress: string;
   sshPort: number;
   hostKeySha256: string;
+  /** Root on the same host, with this key only: the local store that logs JIT domain accounts off. */
+  adminUser: string;
+  adminKeyPath: string;
   /** PID-namespace init of the host (nsenter -t <initPid> -m -p … getent passwd). */
   initPid: number;
   stateDir: string;
@@ -115,7 +118,7 @@ export async function startDemoDomainHost(dataDir: string): Promise<DemoDomainHo
     netns: env.netns, dcAddress: env.dcAddress, url: env.url, caCertPath: env.caCertPath, baseDn: env.baseDn, jitOu: env.jitOu,
     bindDn: env.bindDn, bindPasswordPath: env.bindPasswordPath, adminGroupDns: env.adminGroupDns, domain: env.domain,
     upnSuffix: env.upnSuffix, sshAddress: env.sshAddress, sshPort: env.sshPort, hostKeySha256: env.hostKeySha256,
-    initPid: env.initPid, stateDir,
+    adminUser: env.adminUser, adminKeyPath: env.adminKeyPath, initPid: env.initPid, stateDir,
     async stop() {
       process.removeListener('exit', down);
       down();
@@ -131,10 +134,29 @@ export function demoDomainStoreConfig(host: DemoDomainEnv, name = 'demo-ad'): Re
   };
 }
 
-/** The `demo-domain` computer (an inventory `computers[]` entry): JIT domain accounts in JIT Admins, deleted at check-in. */
-export function demoDomainComputer(host: DemoDomainEnv, organization: string, store = 'demo-ad'): Record<string, unknown> {
+/**
+ * The host's own `ssh` account store (root with the demo's key, host key
+ * pinned). The demo computer keeps `accountType: domain`, so this store never
+ * creates accounts: the engine uses a domain computer's local store only to
+ * log the JIT domain account off (kill its processes) before its rights go.
+ * No `winbindDomain`: winbind on the DC resolves the plain name too
+ * (`getent passwd name` answers with `JITTEST\name`), so the plain name
+ * reaches the account's uid.
+ */
+export function demoDomainLocalStoreConfig(host: DemoDomainEnv, name = 'demo-domain-local'): Record<string, unknown> {
   return {
-    organization, name: 'demo-domain', address: host.sshAddress, sshPort: host.sshPort, protocols: ['ssh'], domainStore: store,
+    name, type: 'ssh', host: host.sshAddress, port: host.sshPort, username: host.adminUser,
+    privateKey: `file:${host.adminKeyPath}`, hostKeySha256: host.hostKeySha256, groups: {},
+  };
+}
+
+/**
+ * The `demo-domain` computer (an inventory `computers[]` entry): JIT domain accounts in JIT Admins, deleted at
+ * check-in; `localStore` (demoDomainLocalStoreConfig) logs them off first.
+ */
+export function demoDomainComputer(host: DemoDomainEnv, organization: string, store = 'demo-ad', localStore: string | null = null): Record<string, unknown> {
+  return {
+    organization, name: 'demo-domain', address: host.sshAddress, sshPort: host.sshPort, protocols: ['ssh'], domainStore: store, localStore,
     jit: { enabled: true, deleteOnCheckIn: true, accountMode: 'named', accountType: 'domain', adminGroups: [DEMO_DOMAIN_ADMIN_GROUP], maxSessionMinutes: 60 },
     policy: { sshHostKeySha256: host.hostKeySha256 },
   };

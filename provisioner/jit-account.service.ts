@@ -555,7 +555,13 @@ export class JitAccountService {
     if (this.#o.holders) {
       const held = (await repo.heldLiveSessions()).filter((s) => !out.has(s.id));
       const holders = [...new Set(held.map((s) => s.holder!))];
-      const dead = holders.length > 0 ? await this.#o.holders.deadHolders(holders) : new Set<string>();
+      let dead: ReadonlySet<string> = new Set<string>();
+      try {
+        if (holders.length > 0) dead = await this.#o.holders.deadHolders(holders);
+      } catch (err) {
+        // Redis unreachable: nobody is judged gone on no evidence; leases and timeouts still apply.
+        this.#log.warn({ err }, 'could not tell which gateways are alive; holders left alone this time');
+      }
       for (const s of held) if (dead.has(s.holder!)) out.set(s.id, { session: s, reason: 'its gateway is gone', expired: false });
     }
     return [...out.values()];

@@ -57,12 +57,16 @@ sed -i -E 's/^(passwd|group):.*/\1:         files winbind/' "$etc/nsswitch.conf"
 cat /run/jgt/hosts-line >>"$etc/hosts"
 mkdir -p "$etc/samba"
 cp /run/jgt/etc/smb.conf "$etc/samba/smb.conf"
-# Domain users only (root has no password and may not log in over ssh).
+# Domain users with their password; root (no password) only with the demo
+# store's key (sshd_config), so pam_winbind's account check, which refuses
+# users winbind does not know, is skipped for local users.
 cat >"$etc/pam.d/sshd" <<EOF
 # jitgate demo-domain host: domain accounts through winbind (scripts/demo-ad-host-init.sh)
 auth     required  $pam
 account  required  pam_nologin.so
+account  [success=1 default=ignore]  pam_localuser.so
 account  required  $pam
+account  required  pam_permit.so
 session  required  pam_unix.so
 session  optional  pam_mkhomedir.so skel=/etc/skel umask=0077
 session  required  pam_limits.so

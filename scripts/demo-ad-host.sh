@@ -86,6 +86,10 @@ cmd_up() {
 
   ssh-keygen -q -t ed25519 -N '' -C jitgate-demo-domain -f "$state/ssh_host_ed25519_key" &
   local kg=$!
+  # Root's key for the demo's local (ssh) account store of this host, which logs
+  # JIT domain accounts off at teardown (kills their processes).
+  ssh-keygen -q -t ed25519 -N '' -C jitgate-provisioner -f "$state/admin_ed25519" &
+  local kg2=$!
 
   snap=$(snapshot_path)
   ensure_snapshot "$snap"
@@ -115,6 +119,7 @@ CONF
 ListenAddress $DC_ADDR:22
 HostKey /run/jgt/ssh_host_ed25519_key
 PidFile none
+# Root only with the key of the demo's local store (Match below).
 PermitRootLogin no
 PubkeyAuthentication no
 # JIT domain accounts log in with their password: PAM (pam_winbind) asks the DC.
@@ -128,8 +133,14 @@ MaxStartups 50
 LoginGraceTime 30
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
+# The demo's local account store (demo-domain-local) connects as root with its
+# key, to log JIT domain accounts off; no one else may use keys.
+Match User root
+	PermitRootLogin prohibit-password
+	PubkeyAuthentication yes
+	AuthorizedKeysFile /run/jgt/admin_ed25519.pub
 CONF
-  wait "$kg"
+  wait "$kg" "$kg2"
 
   # setsid: the host leads its own process group (samba-ad.sh's `down` kills
   # the group in samba.pid, then everything left in the netns). --kill-child:
@@ -163,11 +174,11 @@ CONF
   (umask 077; printf '%s' "$SVC_PASSWORD" >"$state/bind-password")
 
   local json
-  json=$(printf '{"netns":"%s","hostAddress":"%s","dcAddress":"%s","url":"ldaps://%s:636","caCertPath":"%s","baseDn":"%s","usersContainer":"%s","jitOu":"%s","bindDn":"%s","bindPasswordPath":"%s","bindPassword":"%s","adminGroupDns":{"JIT Admins":"%s","Helpdesk":"%s"},"realm":"%s","domain":"%s","upnSuffix":"%s","sshAddress":"%s","sshPort":22,"hostKeyPublic":"%s","hostKeySha256":"%s","pid":%s,"initPid":%s,"stateDir":"%s"}' \
+  json=$(printf '{"netns":"%s","hostAddress":"%s","dcAddress":"%s","url":"ldaps://%s:636","caCertPath":"%s","baseDn":"%s","usersContainer":"%s","jitOu":"%s","bindDn":"%s","bindPasswordPath":"%s","bindPassword":"%s","adminGroupDns":{"JIT Admins":"%s","Helpdesk":"%s"},"realm":"%s","domain":"%s","upnSuffix":"%s","sshAddress":"%s","sshPort":22,"hostKeyPublic":"%s","hostKeySha256":"%s","adminUser":"root","adminKeyPath":"%s","pid":%s,"initPid":%s,"stateDir":"%s"}' \
     "$NETNS" "$HOST_ADDR" "$DC_ADDR" "$DC_ADDR" "$(json_escape "$state/tls/ca.pem")" \
     "$BASE_DN" "$USERS_CONTAINER" "$JIT_OU" "CN=${SVC_USER},${USERS_CONTAINER}" "$(json_escape "$state/bind-password")" "$SVC_PASSWORD" \
     "CN=JIT Admins,${USERS_CONTAINER}" "CN=Helpdesk,${USERS_CONTAINER}" \
-    "$REALM" "$DOMAIN" "jittest.lan" "$DC_ADDR" "$(json_escape "$pub")" "$fp" "$pid" "$init_pid" "$(json_escape "$state")")
+    "$REALM" "$DOMAIN" "jittest.lan" "$DC_ADDR" "$(json_escape "$pub")" "$fp" "$(json_escape "$state/admin_ed25519")" "$pid" "$init_pid" "$(json_escape "$state")")
   printf '%s\n' "$json" >"$state/env.json"
   printf '%s\n' "$json"
   trap - EXIT

@@ -341,7 +341,7 @@ for (const factory of databaseFactories()) {
       expect((await f.as(adminA).post('/inventory/import', yaml, { 'content-type': 'application/yaml' })).statusCode).toBe(403);
       const imported = await f.as(ga).post('/inventory/import', yaml, { 'content-type': 'application/yaml' });
       expect(imported.statusCode).toBe(200);
-      expect(imported.json()).toEqual({ organizations: 1, computers: 1 });
+      expect(imported.json()).toEqual({ organizations: 1, computers: 1, unpinned: [] });
       const out = await f.as(ga).get('/inventory/export');
       expect(out.headers['content-type']).toContain('yaml');
       expect(out.body).toContain(`name: ${name}`);
@@ -352,6 +352,11 @@ for (const factory of databaseFactories()) {
       expect(rejected.json().details.fields).toEqual({ 'computers.0.policy.sftp': expect.any(String) });
       expect((await db.query("SELECT 1 FROM computers WHERE name = 'inv02'")).length).toBe(0);
       expect((await f.as(ga).post('/inventory/import', 'a: [', { 'content-type': 'text/yaml' })).statusCode).toBe(400);
+      // computer names are unique without case: INV01 updates inv01, it does not fail or make a twin
+      const upper = yaml.replace('name: inv01', 'name: INV01').replace('10.1.1.1', '10.1.1.2');
+      expect((await f.as(ga).post('/inventory/import', upper, { 'content-type': 'application/yaml' })).statusCode).toBe(200);
+      const rows = await db.query<{ name: string; address: string }>("SELECT name, address FROM computers WHERE lower(name) = 'inv01'");
+      expect(rows).toEqual([{ name: 'inv01', address: '10.1.1.2' }]);
     });
   });
 }

@@ -17,7 +17,8 @@ import { WsTerminal } from './harness/ws-terminal.js';
  * `jitgate demo` with samba present: besides demo-linux it starts a
  * throw-away Samba AD DC whose sshd takes domain accounts (winbind), and a
  * newcomer's browser terminal on `demo-domain` runs as a JIT *domain* account
- * created in AD over LDAPS, in JIT Admins, deleted at check-in.
+ * created in AD over LDAPS, in JIT Admins, deleted at check-in after being
+ * logged off the host (its processes killed) through the computer's local store.
  */
 const redis = redisAvailable();
 const ssh = sshHostAvailable();
@@ -65,7 +66,7 @@ interface DomainEnv {
 }
 
 describe.skipIf(skip !== undefined)(`jitgate demo with a domain computer${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  it('demo-domain: a browser terminal, then OpenSSH through the front door, run as JIT AD accounts in JIT Admins that exist in AD only while the session is open; Ctrl-C removes both hosts', async () => {
+  it('demo-domain: a browser terminal, then OpenSSH through the front door, run as JIT AD accounts in JIT Admins that exist in AD only while the session is open and are logged off the host (processes killed) before deletion; Ctrl-C removes both hosts', async () => {
     const t0 = Date.now();
     const child = spawnCli(['demo', '--port', '0', '--ssh-port', '0'], { JITGATE_LOG__LEVEL: 'warn' });
     let out = '';
@@ -150,10 +151,27 @@ describe.skipIf(skip !== undefined)(`jitgate demo with a domain computer${skip ?
       expect(shown).toMatch(/\(JITTEST\\jit admins\)/);
       expect(shown).toContain(`home=/home/${account}`);
 
-      // Closing the tab checks the session in: the AD account is deleted.
+      // A process that outlives the shell (own session, no terminal: the hang-up at close does not reach it).
+      const uid = /:\*:(\d+):/.exec(inHost.stdout)?.[1];
+      expect(uid, inHost.stdout).toBeTruthy();
+      const inHostPs = (...args: string[]) => spawnSync('nsenter', ['-t', String(dom.initPid), '-m', '-p', '--', 'pgrep', '-a', ...args], { encoding: 'utf8' });
+      const mark2 = term.text.length;
+      term.send('setsid sleep 6007 </dev/null >/dev/null 2>&1 & echo started-$((6*8))\r');
+      await term.waitForOutput(/started-48/, mark2);
+      await waitFor(() => inHostPs('-u', uid!, '-f', '^sleep 6007$').status === 0, 10_000, 'the lingering process');
+
+      // Closing the tab checks the session in: the account is logged off on the host (its processes
+      // killed through the computer's local store, demo-domain-local), then deleted from AD.
       term.close();
       await term.waitClosed(30_000);
       await waitFor(async () => (await inAd(account)).length === 0, 60_000, `${account} to be deleted from AD`);
+      // The log-off comes before the deletion, so nothing of the account may be left by now.
+      const left = inHostPs('-u', uid!);
+      expect(left.status, `processes of ${account} (uid ${uid!}) left on the host: ${left.stdout}`).toBe(1);
+      const trail = ((await api.call('GET', `/audit?account=${account}&limit=1000`)).json as { events: { type: string; outcome: string; data: { stores?: string[] } }[] }).events.reverse();
+      const loggedOff = trail.findIndex((e) => e.type === 'account.logged_off');
+      expect(trail[loggedOff], JSON.stringify(trail)).toMatchObject({ outcome: 'success', data: { stores: ['demo-domain-local'] } });
+      expect(loggedOff).toBeLessThan(trail.findIndex((e) => e.type === 'account.deleted'));
 
       // The session was recorded, and its recording verifies.
       await waitFor(async () => JSON.stringify((await api.call('GET', '/recordings?computer=demo-domain')).json).includes(account), 30_000, 'the recording');

@@ -74,6 +74,7 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
   let fx: JitFixture;
   let directStore: LdapAccountStore;
   const secretKey = randomBytes(32).toString('base64');
+  const auditKey = randomBytes(32);
   const configs: WorkerConfig[] = [];
   const workers: WorkerProcess[] = [];
   const queues: JitQueue[] = [];
@@ -107,7 +108,7 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
     const queue = new JitQueue({ connection: { path: redisSocket, maxRetriesPerRequest: null } as ConnectionOptions, prefix });
     queues.push(queue);
     await queue.ready();
-    const base = { databaseUrl: dbUrl, redisUrl: bridge.url, redisPrefix: prefix, installationId: fx.installationId, secretKey, ...extra };
+    const base = { databaseUrl: dbUrl, redisUrl: bridge.url, redisPrefix: prefix, installationId: fx.installationId, secretKey, auditKey: auditKey.toString('base64'), ...extra };
     const storeBase = { name: STORE, bindDn: ad.bindDn, baseDn: ad.baseDn, accountsContainer: ad.jitOu, groups: { ...ad.adminGroupDns }, upnSuffix: ad.upnSuffix };
     const viaProxy = writeWorkerConfig({ ...base, store: { ...storeBase, url: proxy.url, caCert: proxy.caCert } });
     const direct = writeWorkerConfig({ ...base, store: { ...storeBase, url: ad.url, caCert: ad.caCert } });
@@ -144,7 +145,7 @@ describe.skipIf(skipReason !== undefined)(`worker process SIGKILLed mid-provisio
       accountsContainer: ad.jitOu, groups: ad.adminGroupDns, logger: silentLogger(),
     });
     // The test process plays the gateway: it writes sessions and enqueues jobs.
-    fx = new JitFixture(db, new Map<string, AccountStore>([[STORE, directStore]]));
+    fx = new JitFixture(db, new Map<string, AccountStore>([[STORE, directStore]]), { auditKey });
   });
 
   afterAll(async () => {

@@ -16,11 +16,17 @@ export class PgliteDatabase implements Database {
     this.#db = db;
   }
 
-  /** `dir` undefined → in memory (tests). */
-  static async open(dir?: string): Promise<PgliteDatabase> {
+  /**
+   * `dir` undefined → in memory (tests). `shortLived`: an operator command that runs a few
+   * queries and exits. PostgreSQL initialises its whole buffer pool at start, and PGlite's
+   * default `shared_buffers` of 128MB costs about 0.5 s of CPU in WASM there, more than the
+   * command's own work; 1MB (128 pages) is plenty for a handful of queries. `serve` keeps the default.
+   */
+  static async open(dir?: string, opts: { shortLived?: boolean } = {}): Promise<PgliteDatabase> {
     if (dir) mkdirSync(dir, { recursive: true });
     try {
-      const db = dir ? new PGlite(dir) : new PGlite();
+      const options = opts.shortLived ? { startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=1MB'] } : {};
+      const db = dir ? new PGlite(dir, options) : new PGlite(options);
       await db.waitReady;
       return new PgliteDatabase(db);
     } catch (err) {

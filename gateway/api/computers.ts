@@ -166,6 +166,14 @@ export function computerRoutes(deps: ApiDeps) {
         throw dbError(err);
       }
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.created', id, organizationId: c.organizationId } });
+      const stated = typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256 : null;
+      if (stated) {
+        // A pin stated at creation (read from the host's console) is a trust decision like a scan + confirm: on the record.
+        await audit.record({
+          type: 'computer.host_key_pinned', actor: p.login, outcome: 'success', computer: c.name,
+          data: { fingerprint: stated, address: c.address, sshPort: c.sshPort, via: 'stated at creation (not scanned)' },
+        });
+      }
       return reply.status(201).send(view(toComputer(rows[0]!)));
     });
 

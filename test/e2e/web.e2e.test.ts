@@ -17,7 +17,7 @@ import { addComputer, addOrganization, addPerson, firstRunSetup, go, restrictAnd
 /**
  * Issue #7, the whole story in a real browser against a real `jitgate serve`
  * (embedded PGlite and Redis, the built web app) and a real sshd test host:
- * first-run admin via the bootstrap link from the log, TOTP enrollment with
+ * first-run admin via the bootstrap link printed on the terminal, TOTP enrollment with
  * codes computed from the secret on the page, an SSH account store and
  * computer, a technician with a grant who signs in with TOTP, opens the
  * browser terminal, runs `id` and sees the JIT account (which exists on the
@@ -114,18 +114,8 @@ describe.skipIf(why !== undefined)(`web: the full story of issue #7${why ? ` (sk
     const org = `acme${tag}`;
     const computer = `web${tag}`;
 
-    const link = await waitFor('the first-run setup link in the log', 30_000, () => {
-      for (const line of out.split('\n')) {
-        if (!line.includes('first-run setup link')) continue;
-        try {
-          const url = (JSON.parse(line) as { url?: string }).url;
-          if (url) return url;
-        } catch {
-          // not JSON
-        }
-      }
-      return undefined;
-    });
+    // The link is a credential: printed on the terminal as a plain line, never in a JSON log line.
+    const link = await waitFor('the first-run setup link on the terminal', 30_000, () => /first run: create the first administrator at (\S+\/setup#\S+) /.exec(out)?.[1]);
     expect(link).toMatch(/\/setup#.+/);
 
     const page = await b.newPage();

@@ -66,6 +66,8 @@ export interface WorkerConfigOptions {
   installationId: string;
   /** base64 of 32 bytes; every process of one installation shares it. */
   secretKey: string;
+  /** base64 of 32 bytes: the audit chain's HMAC key, shared by every process (and the test's own AuditLog). */
+  auditKey?: string;
   store: LdapStoreSettings;
   leaseGraceSeconds?: number;
   reconcileIntervalSeconds?: number;
@@ -93,6 +95,7 @@ export function writeWorkerConfig(o: WorkerConfigOptions): WorkerConfig {
     database: { url: o.databaseUrl, poolSize: 4 },
     redis: { url: o.redisUrl, prefix: o.redisPrefix },
     secrets: { key: o.secretKey },
+    ...(o.auditKey ? { audit: { signingKey: o.auditKey } } : {}),
     jit: { installationId: o.installationId, leaseGraceSeconds: o.leaseGraceSeconds ?? 0, reconcileIntervalSeconds: o.reconcileIntervalSeconds ?? 10,
       ...(o.provisioningTimeoutSeconds ? { provisioningTimeoutSeconds: o.provisioningTimeoutSeconds } : {}) },
     accountStores: [
