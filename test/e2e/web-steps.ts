@@ -152,6 +152,23 @@ export async function addComputer(page: Page, c: NewComputer): Promise<void> {
   await screenshot(page, 'computers');
 }
 
+/**
+ * Pin the computer's SSH host key the way an admin does: Edit → Host key → Scan, compare the
+ * fingerprint with the one the host shows on its console (`expected`), Confirm pin.
+ */
+export async function pinHostKey(page: Page, computer: string, expected: string): Promise<void> {
+  await go(page, 'Computers');
+  await page.locator(`tr[data-computer="${computer}"]`).getByRole('button', { name: 'Edit' }).click();
+  const box = page.getByTestId('host-key');
+  await box.getByTestId('host-key-unpinned').waitFor();
+  await box.getByRole('button', { name: 'Scan' }).click();
+  expect(await box.getByTestId('host-key-scanned').textContent()).toBe(expected);
+  await screenshot(page, 'computer-host-key-scanned');
+  await box.getByRole('button', { name: 'Confirm pin' }).click();
+  expect(await box.getByTestId('host-key-pinned').textContent()).toBe(expected);
+  await page.locator('form.editor').getByRole('button', { name: 'Cancel' }).click();
+}
+
 /** Make the computer restricted and share it with a named technician. */
 export async function restrictAndShare(page: Page, computer: string, technicianLogin: string): Promise<void> {
   await go(page, 'Computers');

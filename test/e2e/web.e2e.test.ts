@@ -12,7 +12,7 @@ import { spawnCli } from '../harness/cli.js';
 import { redisAvailable } from '../harness/redis.js';
 import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
-import { addComputer, addOrganization, addPerson, firstRunSetup, go, restrictAndShare, signIn, signOut, type Person } from './web-steps.js';
+import { addComputer, pinHostKey, addOrganization, addPerson, firstRunSetup, go, restrictAndShare, signIn, signOut, type Person } from './web-steps.js';
 
 /**
  * Issue #7, the whole story in a real browser against a real `jitgate serve`
@@ -126,6 +126,8 @@ describe.skipIf(why !== undefined)(`web: the full story of issue #7${why ? ` (sk
     await page.getByText('reachable').waitFor({ timeout: 60_000 });
     await screenshot(page, 'full-account-stores');
     await addComputer(page, { organization: org, name: computer, address: host.address, sshPort: host.port, localStore: 'e2e-ssh', adminGroups: 'admins', accountType: 'local' });
+    // no SSH session to an unpinned host: the admin compares the scanned fingerprint with the host's own and confirms
+    await pinHostKey(page, computer, host.hostKeySha256);
     await addPerson(page, { ...tech, role: 'technician', organization: org });
     await addPerson(page, { ...auditor, role: 'auditor', organization: org });
     await restrictAndShare(page, computer, tech.login);
