@@ -56,7 +56,7 @@ describe.skipIf(!redisSocket)('gateway liveness on real Redis', () => {
 
     a.child.kill('SIGKILL');
     const took = await until('the killed gateway to be reported gone', async () => (await liveness.deadHolders([ha, hb])).has(ha));
-    expect(took).toBeLessThan(5_000);
+    expect(took).toBeLessThan(10_000); // stale after 800 ms; generous for a loaded machine
     expect((await liveness.deadHolders([hb])).size).toBe(0);
 
     b.child.kill('SIGTERM');

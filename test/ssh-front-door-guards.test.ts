@@ -102,7 +102,9 @@ describe.skipIf(skip !== '')(`SSH front door guards on an sshd test host${skip ?
     return rows.map((r) => ({ reason: r.data.reason, tool: r.data.tool }));
   }
 
-  it('file transfer through exec is refused when the policy turns it off (real scp -O, sftp -s, ssh … sftp-server); nothing is provisioned; audited', async () => {
+  it('file transfer through exec is refused when the policy turns it off (real scp -O, sftp -s, ssh … sftp-server); nothing is provisioned; audited', { timeout: 180_000 }, async () => {
+    // Sessions of earlier tests are torn down asynchronously (teardown job): start from a host without alice's accounts.
+    await expect.poll(() => accountsOf(alice.principal.login), { timeout: 60_000, interval: 250 }).toEqual([]);
     const closed = await rig.computer();
     const open = await rig.computer({ sftp: true });
     const user = (pc: { name: string }) => `${alice.principal.login}+${pc.name}`;
@@ -147,7 +149,9 @@ describe.skipIf(skip !== '')(`SSH front door guards on an sshd test host${skip ?
     expect(`${sftpOk.stderr}exit=${String(sftpOk.code)}`).toMatch(/exit=0$/);
   });
 
-  it('a forward the policy refuses is "administratively prohibited" and provisions nothing (ssh -N -L, ssh2), audited', async () => {
+  it('a forward the policy refuses is "administratively prohibited" and provisions nothing (ssh -N -L, ssh2), audited', { timeout: 180_000 }, async () => {
+    // The previous test's sessions (sftp allowed) are torn down asynchronously: wait until their accounts are gone.
+    await expect.poll(() => accountsOf(alice.principal.login), { timeout: 60_000, interval: 250 }).toEqual([]);
     const closed = await rig.computer();
     const opened = rig.broker.opened.length;
     // ssh2: a direct-tcpip channel as the connection's first request.
