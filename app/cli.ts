@@ -461,9 +461,14 @@ program
   .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const [{ noGatewayRunning, RedisGatewayLiveness }, { redisOptions }] = await Promise.all([import('../gateway/sessions/gateway-liveness.js'), import('../core/redis.js')]);
+      const { noGatewayRunning } = await import('../provisioner/holder-liveness.js');
       // Embedded database: `serve` cannot be running while this command has it open, so no gateway holds a session.
-      const liveness = cfg.redis.url ? new RedisGatewayLiveness(redisOptions({ url: cfg.redis.url.reveal() }), `${cfg.redis.prefix}:live`) : undefined;
+      // Only an external Redis can say which gateways are alive (and only then is ioredis loaded).
+      let liveness: import('../gateway/sessions/gateway-liveness.js').RedisGatewayLiveness | undefined;
+      if (cfg.redis.url) {
+        const [{ RedisGatewayLiveness }, { redisOptions }] = await Promise.all([import('../gateway/sessions/gateway-liveness.js'), import('../core/redis.js')]);
+        liveness = new RedisGatewayLiveness(redisOptions({ url: cfg.redis.url.reveal() }), `${cfg.redis.prefix}:live`);
+      }
       const core = await openCore(cfg, quietLogger(cfg), { holders: liveness ?? noGatewayRunning });
       try {
         const r = await core.engine.reconcile({ dryRun: opts.dryRun });

@@ -30,11 +30,3 @@ export class RedisGatewayLiveness implements HolderLiveness {
     this.#redis.disconnect();
   }
 }
-
-/**
- * For operator commands on the embedded database: only one process can open
- * it, so when the CLI runs, no gateway does; every gateway holder is gone.
- */
-export const noGatewayRunning: HolderLiveness = {
-  deadHolders: async (holders) => new Set(holders.filter((h) => h.startsWith('gateway:'))),
-};
