@@ -198,8 +198,14 @@ export function computerRoutes(deps: ApiDeps) {
       let rows;
       try {
         rows = await db.query(
+          // The pin is written only by the host-key routes: a save keeps the pin the row holds NOW (a confirm may have
+          // landed since this request read the computer) unless the address or port changes, which drops it.
           `UPDATE computers SET organization_id = $2, name = $3, address = $4, protocols = $5, ssh_port = $6, rdp_port = $7, domain_store = $8,
-             local_store = $9, jit = $10, policy = $11, restricted = $12, updated_at = now() WHERE id = $1 RETURNING *`,
+             local_store = $9, jit = $10,
+             policy = ($11::jsonb - 'sshHostKeySha256') || CASE
+               WHEN computers.address = $4 AND computers.ssh_port = $6 AND computers.policy ? 'sshHostKeySha256'
+               THEN jsonb_build_object('sshHostKeySha256', computers.policy->'sshHostKeySha256') ELSE '{}'::jsonb END,
+             restricted = $12, updated_at = now() WHERE id = $1 RETURNING *`,
           [cur.id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
         );
       } catch (err) {
