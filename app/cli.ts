@@ -354,6 +354,9 @@ program
           await core.audit.record({ type: 'computer.host_key_unpinned', actor: 'system:cli', outcome: 'success', computer: u.name, data: { id: u.id, organizationId: u.organizationId, previous: u.previous, reason: 'address changed' } });
           process.stdout.write(`${u.name}: address changed, host key unpinned: confirm it with \`jitgate computers pin-host-key ${u.name}\`\n`);
         }
+        for (const k of r.pinned) {
+          await core.audit.record({ type: 'computer.host_key_pinned', actor: 'system:cli', outcome: 'success', computer: k.name, data: { organizationId: k.organizationId, fingerprint: k.fingerprint, via: 'stated in jitgate apply (not scanned)' } });
+        }
       } finally {
         await core.close();
       }

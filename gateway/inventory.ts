@@ -76,8 +76,18 @@ export interface UnpinnedByImport {
   previous: string;
 }
 
-export async function applyInventory(db: Database, inv: Inventory): Promise<{ organizations: number; computers: number; unpinned: UnpinnedByImport[] }> {
+/** A computer whose document states a host-key pin it did not have (read from the host's console, not scanned): the caller audits it. */
+export interface PinnedByImport {
+  name: string;
+  organizationId: string;
+  fingerprint: string;
+}
+
+export async function applyInventory(
+  db: Database, inv: Inventory,
+): Promise<{ organizations: number; computers: number; unpinned: UnpinnedByImport[]; pinned: PinnedByImport[] }> {
   const unpinned: UnpinnedByImport[] = [];
+  const pinned: PinnedByImport[] = [];
   return db.transaction(async (tx) => {
     for (const o of inv.organizations) {
       const code = o.sharedCode ?? String(randomInt(1000, 10000));
@@ -99,6 +109,8 @@ export async function applyInventory(db: Database, inv: Inventory): Promise<{ or
         const { sshHostKeySha256: _dropped, ...rest } = c.policy as Record<string, unknown>;
         c.policy = rest;
       }
+      const stated = (c.policy as Record<string, unknown>).sshHostKeySha256;
+      if (typeof stated === 'string' && stated !== was[0]?.pin) pinned.push({ name: c.name, organizationId: org[0].id, fingerprint: stated });
       await tx.query(
         `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
@@ -108,6 +120,6 @@ export async function applyInventory(db: Database, inv: Inventory): Promise<{ or
         [randomUUID(), org[0].id, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
       );
     }
-    return { organizations: inv.organizations.length, computers: inv.computers.length, unpinned };
+    return { organizations: inv.organizations.length, computers: inv.computers.length, unpinned, pinned };
   });
 }

@@ -341,7 +341,7 @@ for (const factory of databaseFactories()) {
       expect((await f.as(adminA).post('/inventory/import', yaml, { 'content-type': 'application/yaml' })).statusCode).toBe(403);
       const imported = await f.as(ga).post('/inventory/import', yaml, { 'content-type': 'application/yaml' });
       expect(imported.statusCode).toBe(200);
-      expect(imported.json()).toEqual({ organizations: 1, computers: 1, unpinned: [] });
+      expect(imported.json()).toEqual({ organizations: 1, computers: 1, unpinned: [], pinned: [] });
       const out = await f.as(ga).get('/inventory/export');
       expect(out.headers['content-type']).toContain('yaml');
       expect(out.body).toContain(`name: ${name}`);
@@ -357,6 +357,15 @@ for (const factory of databaseFactories()) {
       expect((await f.as(ga).post('/inventory/import', upper, { 'content-type': 'application/yaml' })).statusCode).toBe(200);
       const rows = await db.query<{ name: string; address: string }>("SELECT name, address FROM computers WHERE lower(name) = 'inv01'");
       expect(rows).toEqual([{ name: 'inv01', address: '10.1.1.2' }]);
+      // a pin stated in the document (not scanned) is a trust decision: it is on the audit record
+      const fp = `SHA256:${'Q'.repeat(43)}`;
+      const withPin = yaml.replace('name: inv01', 'name: inv03').replace('policy: { sftp: true }', `policy: { sftp: true, sshHostKeySha256: "${fp}" }`);
+      const pinnedImport = await f.as(ga).post('/inventory/import', withPin, { 'content-type': 'application/yaml' });
+      expect(pinnedImport.json()).toMatchObject({ pinned: ['inv03'], unpinned: [] });
+      const ev = await db.query<{ actor: string; data: { fingerprint: string; via: string } }>("SELECT actor, data FROM audit_events WHERE type = 'computer.host_key_pinned' AND computer = 'inv03'");
+      expect(ev).toEqual([{ actor: ga.login, data: expect.objectContaining({ fingerprint: fp, via: 'stated in an import (not scanned)' }) }]);
+      // importing the same document again pins nothing new
+      expect((await f.as(ga).post('/inventory/import', withPin, { 'content-type': 'application/yaml' })).json()).toMatchObject({ pinned: [] });
     });
   });
 }

@@ -53,10 +53,14 @@ export function inventoryRoutes(deps: ApiDeps) {
         else c.policy = r.data;
       });
       if (Object.keys(fields).length) throw new FieldValidationError(fields);
-      const { unpinned, ...result } = await applyInventory(db, inv);
+      const { unpinned, pinned, ...result } = await applyInventory(db, inv);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'inventory.imported', ...result } });
       for (const u of unpinned) await auditUnpinned(audit, p.login, u, u.previous, 'address changed');
-      return { ...result, unpinned: unpinned.map((u) => u.name) };
+      // A pin stated in the document is a trust decision like a scan + confirm: on the record.
+      for (const k of pinned) {
+        await audit.record({ type: 'computer.host_key_pinned', actor: p.login, outcome: 'success', computer: k.name, data: { organizationId: k.organizationId, fingerprint: k.fingerprint, via: 'stated in an import (not scanned)' } });
+      }
+      return { ...result, unpinned: unpinned.map((u) => u.name), pinned: pinned.map((k) => k.name) };
     });
   };
 }
