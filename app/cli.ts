@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig, type Config } from '../config/load.js';
 import { insecureTransportWarnings } from '../config/schema.js';
-import { isJitgateError } from '../core/errors.js';
+import { CoreErrors, isJitgateError, JitgateError } from '../core/errors.js';
 import { renderErrorsDoc } from '../core/errors-doc.js';
 import { createLogger, type Logger } from '../core/logging.js';
 import { openDatabase } from '../core/db/open.js';
@@ -266,6 +266,8 @@ program
     report(true, 'configuration', `valid (role ${cfg.role}, data dir ${cfg.dataDir})`);
     // Accepted on purpose, so a warning on every run rather than a failure.
     for (const w of insecureTransportWarnings(cfg.accountStores)) lines.push(`warn ${w}`);
+    /** RDP computers and their policies, to hold against what guacd offers (null: database not readable). */
+    let rdpComputers: { name: string; policy: unknown }[] | null = null;
     try {
       const db = await openDatabase({ url: cfg.database.url?.reveal(), dataDir: cfg.dataDir });
       try {
@@ -276,6 +278,7 @@ program
         if (current === 0) lines.push(`warn database: ${db.kind} reachable, not migrated yet (this version needs schema ${expected}): ${how}`);
         else if (current < expected) lines.push(`warn database: ${db.kind} reachable, schema version ${current} of ${expected}: ${how}`);
         else report(true, 'database', `${db.kind} reachable, schema version ${current}`);
+        if (current > 0) rdpComputers = await db.query<{ name: string; policy: unknown }>("SELECT name, policy FROM computers WHERE 'rdp' = ANY(protocols) ORDER BY name");
       } finally {
         await db.close();
       }
@@ -315,6 +318,21 @@ program
     lines.push(g.ok
       ? `ok   guacd ${g.address}: ${g.version ?? 'version unknown'}, protocols ${(g.protocols ?? []).join(', ')}`
       : `warn guacd ${g.address}: ${g.error ?? 'unreachable'} (needed for RDP sessions only)`);
+    if (g.ok && rdpComputers?.length) {
+      // Per computer, what its policy needs that this guacd lacks (a pinned certificate needs guacd 1.6.0+): its sessions would be refused.
+      const { probeRdpArgs } = await import('../gateway/rdp/guacd-client.js');
+      const { policyGaps } = await import('../gateway/rdp/guacd-capabilities.js');
+      try {
+        const gaps = policyGaps(rdpComputers, (await probeRdpArgs({ host: cfg.guacd.host, port: cfg.guacd.port })).names);
+        for (const x of gaps) {
+          const hint = x.missing.includes('cert-fingerprints') ? ' (cert-fingerprints needs guacd 1.6.0 or later)' : '';
+          lines.push(`warn guacd ${g.address} lacks ${x.missing.join(', ')}, needed by the policy of ${x.computer}: its RDP sessions will be refused${hint}`);
+        }
+        if (!gaps.length) lines.push(`ok   guacd ${g.address}: supports the policies of all ${rdpComputers.length} RDP computer(s)`);
+      } catch (err) {
+        lines.push(`warn guacd ${g.address}: could not read its RDP parameters: ${isJitgateError(err) ? err.message : String(err)}`);
+      }
+    }
     process.stdout.write(lines.join('\n') + '\n');
     process.exit(failed ? 1 : 0);
   });
@@ -345,6 +363,15 @@ program
     try {
       const cfg = config(cmd);
       const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)])));
+      // The same policy rules as the API's import: a bad value is refused in words, nothing is stored.
+      const { computerPolicySchema } = await import('../gateway/api/computer-policy.js');
+      const problems: string[] = [];
+      inv.computers.forEach((c, i) => {
+        const r = computerPolicySchema.safeParse(c.policy);
+        if (r.success) c.policy = r.data;
+        else for (const issue of r.error.issues) problems.push(`computers.${i}.policy${issue.path.length ? `.${issue.path.join('.')}` : ''}: ${issue.message}`);
+      });
+      if (problems.length) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: problems.join('; ') });
       const core = await openCore(cfg, quietLogger(cfg));
       try {
         const r = await applyInventory(core.db, inv);

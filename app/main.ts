@@ -17,6 +17,7 @@ import { apiRoutes, storeInfos } from '../gateway/api/index.js';
 import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
 import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { rdpRoutes } from '../gateway/rdp/rdp-tunnel.js';
+import { GuacdCapabilities } from '../gateway/rdp/guacd-capabilities.js';
 import { liveSessionEnder } from '../gateway/sessions/end-live-sessions.js';
 import { RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
 import { webStatic } from '../gateway/web-static.js';
@@ -202,8 +203,10 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
   });
   // Signing out, revoking a sign-in or changing a password ends the live sessions it opened, on every gateway.
   const auth = createAuth({ db, box: c.box, audit, log, cfg: cfg.auth, trustProxy: cfg.server.trustProxy, endLiveSessions: liveSessionEnder(ssh.live) });
+  // One cached view of guacd's RDP parameters: the tunnel checks it before provisioning, the API before accepting a pinned certificate.
+  const guacd = new GuacdCapabilities({ host: cfg.guacd.host, port: cfg.guacd.port });
   const api = apiRoutes({
-    db, audit, access,
+    db, audit, access, guacd,
     stores: storeInfos(cfg.accountStores),
     checkStore: async (name) => (await engine.checkStores()).find((s) => s.store === name) ?? { ok: false, error: 'no such account store' },
     liveSessions: ssh.live,
@@ -217,7 +220,7 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
       return r;
     },
   });
-  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, checkCsrf: checkCsrfQuery, guacd: { host: cfg.guacd.host, port: cfg.guacd.port } });
+  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, checkCsrf: checkCsrfQuery, guacd: guacd.address, capabilities: guacd });
   return {
     auth, access, ssh, recorder,
     rootPlugins: [auth.plugin, webStatic(webDistDir())],

@@ -38,9 +38,10 @@ export interface OpenSessionRequest {
    * Called with the computer once access is granted, before anything is
    * provisioned (and before `onAccessGranted`): throwing refuses the session
    * with that error, nothing is provisioned. The SSH front door refuses here
-   * the channels the computer's policy does not allow (file transfer, forwarding).
+   * the channels the computer's policy does not allow (file transfer, forwarding);
+   * the RDP tunnel refuses when guacd lacks a parameter the policy needs.
    */
-  admit?: (computer: Computer) => void;
+  admit?: (computer: Computer) => void | Promise<void>;
 }
 
 /** A provisioned session the gateway proxies (SSH or RDP). */

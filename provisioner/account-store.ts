@@ -70,6 +70,8 @@ export interface AccountStore {
   readonly nameRules: NameRules;
   /** NetBIOS domain / realm that credentials of this store's accounts carry (RDP to domain-joined Windows); absent for local accounts. */
   readonly domain?: string;
+  /** UPN suffix of this store's accounts (`name@suffix`; directory stores only): RDP logs in with the UPN when no `domain` is set. */
+  readonly upnSuffix?: string;
   /** `create` honours `spec.groups` (joins them atomically with the creation); absent means false. */
   readonly groupsOnCreate?: boolean;
 

@@ -71,6 +71,8 @@ export interface Credentials {
   password: Secret;
   /** NetBIOS/realm for domain accounts, when the store knows it. */
   domain?: string;
+  /** `name@suffix` for domain accounts of a store with a UPN suffix (RDP logs in with it when no NetBIOS domain is configured). */
+  upn?: string;
 }
 
 export interface ReconcileReport {
@@ -524,8 +526,10 @@ export class JitAccountService {
     if (!s || s.state !== 'active' || !s.accountId) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_CREDENTIALS, { session: sessionId });
     const a = await this.#o.repo.getAccount(s.accountId);
     if (!a?.passwordEnc) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_CREDENTIALS, { session: sessionId });
-    const domain = s.store ? this.#o.stores.get(s.store)?.domain : undefined;
-    return { username: a.name, password: new Secret(this.#o.box.decrypt(a.passwordEnc, a.id)), ...(domain ? { domain } : {}) };
+    const store = s.store ? this.#o.stores.get(s.store) : undefined;
+    const domain = store?.domain;
+    const upn = store?.upnSuffix ? `${a.name}@${store.upnSuffix}` : undefined;
+    return { username: a.name, password: new Secret(this.#o.box.decrypt(a.passwordEnc, a.id)), ...(domain ? { domain } : {}), ...(upn ? { upn } : {}) };
   }
 
   /**

@@ -1,7 +1,10 @@
 import { verify } from '@node-rs/argon2';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../core/db/database.js';
+import { GuacdCapabilities } from '../gateway/rdp/guacd-capabilities.js';
 import { ApiFixture } from './fixtures/api-fixture.js';
+import { GUACD_1_5_RDP_ARGS, startGuacdPeer } from './harness/guacd-peer.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**
@@ -223,6 +226,59 @@ for (const factory of databaseFactories()) {
       await db.query("UPDATE sessions SET state = 'ended' WHERE id = $1", [sid]);
       expect((await me.delete(`/computers/${c.id}`)).statusCode).toBe(204);
       expect((await me.get(`/computers/${c.id}`)).statusCode).toBe(404);
+    });
+
+    it('a pinned RDP certificate is refused when the configured guacd lacks cert-fingerprints (1.5.x), accepted by 1.6, accepted with a warning when guacd is unreachable', async () => {
+      const old = await startGuacdPeer({ rdpArgs: GUACD_1_5_RDP_ARGS });
+      const current = await startGuacdPeer();
+      const dead = net.createServer();
+      await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+      const deadPort = (dead.address() as net.AddressInfo).port;
+      await new Promise((r) => dead.close(r));
+      // The source the API asks; switched between the three guacds (no cache: ttl 0).
+      let target = new GuacdCapabilities({ host: old.host, port: old.port }, { ttlMs: 0 });
+      const guacd = { get address() { return target.address; }, rdpArgs: () => target.rdpArgs() };
+      const g = await ApiFixture.start(db, { guacd });
+      try {
+        const a = await g.org('a');
+        const me = g.as(await g.person('org_admin', a.id));
+        const FP = 'AB:'.repeat(31) + 'AB';
+        const pinned = { address: '10.0.0.9', protocols: ['rdp'], domainStore: 'ad', jit: validJit, policy: { rdpSecurity: 'tls', rdpCertFingerprint: FP } };
+
+        const refused = await me.post('/computers', { ...pinned, name: 'win-old' });
+        expect(refused.statusCode).toBe(400);
+        expect(refused.json().details.fields).toEqual({
+          'policy.rdpCertFingerprint': `guacd at ${old.host}:${old.port} does not support certificate pinning (cert-fingerprints needs guacd 1.6.0 or later): upgrade guacd, or leave the fingerprint empty`,
+        });
+        expect(await db.query("SELECT 1 FROM computers WHERE organization_id = $1 AND name = 'win-old'", [a.id])).toEqual([]);
+        // Without a pin the same guacd is fine; pinning it later by PATCH is refused too.
+        const plain = await me.post('/computers', { ...pinned, name: 'win-plain', policy: { rdpSecurity: 'nla' } });
+        expect(plain.statusCode).toBe(201);
+        expect(plain.json().warnings).toBeUndefined();
+        expect((await me.patch(`/computers/${plain.json().id}`, { policy: { rdpCertFingerprint: FP } })).statusCode).toBe(400);
+        // An SSH-only computer is not RDP's business.
+        expect((await me.post('/computers', { ...pinned, name: 'ssh-only', protocols: ['ssh'] })).statusCode).toBe(201);
+
+        target = new GuacdCapabilities({ host: current.host, port: current.port }, { ttlMs: 0 });
+        const ok = await me.post('/computers', { ...pinned, name: 'win-new' });
+        expect(ok.statusCode).toBe(201);
+        expect(ok.json().warnings).toBeUndefined();
+        expect(ok.json().policy.rdpCertFingerprint).toBe(FP);
+
+        target = new GuacdCapabilities({ host: '127.0.0.1', port: deadPort }, { ttlMs: 0 });
+        const unsure = await me.post('/computers', { ...pinned, name: 'win-unsure' });
+        expect(unsure.statusCode).toBe(201);
+        expect(unsure.json().warnings).toEqual([
+          `guacd at 127.0.0.1:${deadPort} could not be asked whether it supports certificate pinning (cert-fingerprints, guacd 1.6.0 or later); sessions to win-unsure will be refused if it does not`,
+        ]);
+        // Saving other fields of an already pinned computer does not ask again.
+        target = new GuacdCapabilities({ host: old.host, port: old.port }, { ttlMs: 0 });
+        expect((await me.patch(`/computers/${ok.json().id}`, { address: '10.0.0.10' })).statusCode).toBe(200);
+      } finally {
+        await g.close();
+        await old.close();
+        await current.close();
+      }
     });
 
     it('grants share a restricted computer with named technicians of its organization only', async () => {

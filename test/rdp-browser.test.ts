@@ -161,6 +161,27 @@ window.replay = mountRdpReplay(document.getElementById('host'), { url: '/rdp-tes
     await page.close();
   });
 
+  it('says why in words when guacd gives up before the first frame (NLA against a server without NLA), not "The session ended."', async () => {
+    // guacd 1.5: `ready`, then `error` with UPSTREAM_NOT_FOUND, then close (issue 13 item 2).
+    const nlaPeer = await startGuacdPeer({ failAfterReady: { message: 'Security negotiation failed (wrong security type?)', status: 0x0207 } });
+    const nlaBroker = new FixedBroker(computer, { username: 'alice_k3x9q2', password: new Secret(PASSWORD), domain: 'CORP' });
+    const nlaApp = await startRdpTestApp({ broker: nlaBroker, recorder: new SlotRecorder(dir), guacd: { host: nlaPeer.host, port: nlaPeer.port }, staticDir: dir });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${nlaApp.url}/rdp-test/view.html`);
+      await page.waitForFunction('window.closedReason !== null', null, { timeout: 30_000 });
+      const reason = String(await page.evaluate('window.closedReason'));
+      expect(reason).toContain('the remote desktop of win01 did not open');
+      expect(reason).toContain('This computer may not support NLA: ask an admin to set RDP security to TLS.');
+      expect(reason).not.toContain('alice_k3x9q2');
+      await nlaPeer.waitFor(() => nlaBroker.opened[0]?.ended.length === 1, 20_000, 'teardown');
+      await page.close();
+    } finally {
+      await nlaApp.app.close();
+      await nlaPeer.close();
+    }
+  });
+
   it('replays a guacd recording with astral characters: seek to the end shows the last frame', async () => {
     const page = await browser.newPage();
     await page.goto(`${app.url}/rdp-test/replay.html`);

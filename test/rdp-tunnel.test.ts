@@ -7,9 +7,10 @@ import WebSocket from 'ws';
 import type { Computer } from '../core/domain.js';
 import { CoreErrors, JitgateError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
+import { GuacdCapabilities } from '../gateway/rdp/guacd-capabilities.js';
 import { checkGuacd } from '../gateway/rdp/guacd-client.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
-import { FixedBroker, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
+import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 
 /**
  * The RDP websocket tunnel end to end against the Guacamole test peer: the
@@ -256,9 +257,22 @@ describe('RDP tunnel against the Guacamole test peer', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const deadPort = (probe.address() as net.AddressInfo).port;
     await new Promise((r) => probe.close(r));
+    // Unreachable already when asked for its capabilities: refused before anything is provisioned.
+    const early = new FixedBroker(computer(), CREDS);
+    const earlyRec = new SlotRecorder(recDir);
+    const t0 = await startRdpTestApp({ broker: early, recorder: earlyRec, guacd: { host: '127.0.0.1', port: deadPort } });
+    cleanups.push(() => t0.app.close());
+    const b0 = await openBrowser(t0.wsUrl, Q);
+    expect((await b0.closed).code).toBe(4011);
+    expect(jitgate(b0, 'error')[0]?.[2]).toBe('JIT_ERR_RDP_GUACD_UNREACHABLE');
+    expect(early.provisioned).toBe(0);
+    expect(earlyRec.slots).toEqual([]);
+
+    // Gone between the capability probe (a cached answer) and the handshake: provisioned, then torn down.
     const broker = new FixedBroker(computer(), CREDS);
     const recorder = new SlotRecorder(recDir);
-    const t = await startRdpTestApp({ broker, recorder, guacd: { host: '127.0.0.1', port: deadPort } });
+    const capabilities = new GuacdCapabilities({ host: '127.0.0.1', port: deadPort }, { probe: async () => ({ version: 'VERSION_1_5_0', names: GUACD_RDP_ARGS }) });
+    const t = await startRdpTestApp({ broker, recorder, guacd: { host: '127.0.0.1', port: deadPort }, capabilities });
     cleanups.push(() => t.app.close());
     const b = await openBrowser(t.wsUrl, Q);
     expect((await b.closed).code).toBe(4011);
@@ -271,16 +285,77 @@ describe('RDP tunnel against the Guacamole test peer', () => {
     const refused = await setup({}, { failConnect: { message: 'Upstream not found', status: 0x0207 } });
     const b2 = await openBrowser(refused.wsUrl, Q);
     expect((await b2.closed).code).toBe(4011);
-    expect(jitgate(b2, 'error')[0]?.slice(2)).toEqual(['JIT_ERR_RDP_GUACD_ERROR', 'guacd reported an error (519): Upstream not found']);
+    // guacd's status in words with a hint (the computer's default security is NLA); details in their own describe block.
+    expect(jitgate(b2, 'error')[0]?.slice(2)).toEqual([
+      'JIT_ERR_RDP_REMOTE_FAILED',
+      'the remote desktop of win01 did not open: the computer could not be reached or refused the security negotiation. This computer may not support NLA: ask an admin to set RDP security to TLS. (guacd: 0x0207 UPSTREAM_NOT_FOUND, "Upstream not found")',
+    ]);
     await until(() => refused.broker.opened[0]?.ended.length === 1, 'end()');
-    expect(refused.recorder.slots[0]?.neverStarted).toBe('connection failed');
+    expect(refused.recorder.slots[0]?.neverStarted).toBe('connection failed (JIT_ERR_RDP_REMOTE_FAILED, guacd 0x0207 UPSTREAM_NOT_FOUND)');
 
     const old = await setup({}, { rdpArgs: GUACD_RDP_ARGS.filter((a) => a !== 'disable-copy' && a !== 'disable-paste') });
     const b3 = await openBrowser(old.wsUrl, Q);
     expect((await b3.closed).code).toBe(4011);
     expect(jitgate(b3, 'error')[0]?.[2]).toBe('JIT_ERR_RDP_GUACD_UNSUPPORTED');
-    // The peer never got a connect: nothing was sent with the clipboard silently on.
-    expect(peer.connections[0]?.args).toEqual({});
+    // The peer never got a connect (only the capability probe): nothing was sent with the clipboard silently on.
+    await peer.waitFor(() => peer.probes.length === 1, 5000, 'probe ended');
+    expect(peer.connections).toEqual([]);
+    expect(old.broker.provisioned).toBe(0);
+  });
+
+  it('a pinned certificate on a guacd without cert-fingerprints (1.5.x) is refused before anything is provisioned', async () => {
+    const { broker, recorder, wsUrl } = await setup({ rdpSecurity: 'tls', rdpCertFingerprint: FP }, { rdpArgs: GUACD_1_5_RDP_ARGS });
+    const b = await openBrowser(wsUrl, Q);
+    expect((await b.closed).code).toBe(4011);
+    expect(jitgate(b, 'error')[0]?.slice(2)).toEqual([
+      'JIT_ERR_RDP_GUACD_UNSUPPORTED', 'guacd does not support the parameter cert-fingerprints that the policy of win01 needs; refusing to connect',
+    ]);
+    // Access was checked (the request reached the broker), but no account, no session, no recording slot.
+    expect(broker.requests).toHaveLength(1);
+    expect(broker.provisioned).toBe(0);
+    expect(broker.opened).toEqual([]);
+    expect(recorder.slots).toEqual([]);
+    expect(jitgate(b, 'progress')).toEqual([]);
+    // guacd was only asked for its args (select rdp), never sent a connect.
+    await peer.waitFor(() => peer.probes.length === 1, 5000, 'probe ended');
+    expect(peer.probes.map((c) => [c.selected, c.args])).toEqual([['rdp', {}]]);
+    expect(peer.connections).toEqual([]);
+  });
+
+  it('the same 1.5.x guacd serves a computer that pins nothing; the capability probe is cached', async () => {
+    const { broker, wsUrl } = await setup({ rdpSecurity: 'tls', rdpIgnoreCert: true }, { rdpArgs: GUACD_1_5_RDP_ARGS });
+    for (let i = 0; i < 2; i++) {
+      const b = await openBrowser(wsUrl, Q);
+      await until(() => jitgate(b, 'ready').length > 0, 'ready');
+      b.ws.close();
+      await until(() => broker.opened[i]?.ended.length === 1, 'end()');
+    }
+    expect(peer.connections.map((c) => Object.keys(c.args))).toEqual([[...GUACD_1_5_RDP_ARGS], [...GUACD_1_5_RDP_ARGS]]);
+    expect(peer.connections[0]?.args['cert-fingerprints']).toBeUndefined();
+    // One probe (select rdp, args, hang up) for both sessions.
+    expect(peer.probes).toHaveLength(1);
+  });
+
+  it('domain accounts log in as domain=<NETBIOS> + the plain sAMAccountName, or as the UPN without a NetBIOS domain; local accounts carry no domain', async () => {
+    const { broker, wsUrl } = await setup();
+    broker.localCredentials = { username: 'jit_loc7', password: new Secret('Local;pw') };
+    const d = await openBrowser(wsUrl, { ...Q, accountType: 'domain' });
+    await until(() => jitgate(d, 'ready').length > 0, 'ready (domain)');
+    expect(peer.connections.at(-1)?.args).toMatchObject({ domain: 'CORP', username: 'alice_k3x9q2' });
+    d.ws.close();
+    const l = await openBrowser(wsUrl, { ...Q, accountType: 'local' });
+    await until(() => jitgate(l, 'ready').length > 0, 'ready (local)');
+    expect(peer.connections.at(-1)?.args).toMatchObject({ domain: '', username: 'jit_loc7' });
+    l.ws.close();
+
+    // A directory store without a NetBIOS domain: the account's UPN, domain left empty.
+    const upnBroker = new FixedBroker(computer(), { username: 'alice_k3x9q2', password: new Secret(PASSWORD), upn: 'alice_k3x9q2@corp.example' });
+    const t = await startRdpTestApp({ broker: upnBroker, recorder: new SlotRecorder(recDir), guacd: { host: peer.host, port: peer.port } });
+    cleanups.push(() => t.app.close());
+    const u = await openBrowser(t.wsUrl, Q);
+    await until(() => jitgate(u, 'ready').length > 0, 'ready (upn)');
+    expect(peer.connections.at(-1)?.args).toMatchObject({ domain: '', username: 'alice_k3x9q2@corp.example' });
+    u.ws.close();
   });
 
   it('ends the session when guacd asks for credentials (ours refused), without asking the person', async () => {
@@ -368,6 +443,98 @@ describe('RDP tunnel against the Guacamole test peer', () => {
   }, 40_000);
 });
 
+/**
+ * Issue 13 item 2: guacd 1.5 answers `ready` before FreeRDP connects, so a
+ * server without NLA (or refusing the account) shows up as an `error` after
+ * `ready` and before the first `sync`, then a close. The person must read why
+ * (guacd's status in words, a hint that depends on the computer's RDP
+ * security), the end reason (audited with session.ended) carries the code,
+ * and the JIT account is torn down.
+ */
+describe('RDP tunnel: guacd gives up before the first frame', () => {
+  let recDir: string;
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+  beforeAll(() => {
+    recDir = mkdtempSync(join(tmpdir(), 'jitgate-rdp-fail-'));
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  afterAll(() => rmSync(recDir, { recursive: true, force: true }));
+
+  async function failing(policy: Record<string, unknown>, failAfterReady: { message: string; status: number | null }) {
+    const peer = await startGuacdPeer({ failAfterReady });
+    cleanups.push(() => peer.close());
+    const broker = new FixedBroker(computer(policy), CREDS);
+    const recorder = new SlotRecorder(recDir);
+    const t = await startRdpTestApp({ broker, recorder, guacd: { host: peer.host, port: peer.port } });
+    cleanups.push(() => t.app.close());
+    const b = await openBrowser(t.wsUrl, Q);
+    const closed = await b.closed;
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+    return { b, closed, broker, recorder, peer };
+  }
+
+  it('NLA against a server without NLA (guacd 1.5: UPSTREAM_NOT_FOUND): words, the NLA hint, the code in the end reason, teardown', async () => {
+    const { b, closed, broker, recorder, peer } = await failing({}, { message: 'Security negotiation failed (wrong security type?)', status: 0x0207 });
+    expect(jitgate(b, 'ready')).toHaveLength(1);
+    expect(closed.code).toBe(4011);
+    const [code, message] = jitgate(b, 'error')[0]!.slice(2);
+    expect(code).toBe('JIT_ERR_RDP_REMOTE_FAILED');
+    expect(message).toBe(
+      'the remote desktop of win01 did not open: the computer could not be reached or refused the security negotiation. ' +
+        'This computer may not support NLA: ask an admin to set RDP security to TLS. ' +
+        '(guacd: 0x0207 UPSTREAM_NOT_FOUND, "Security negotiation failed (wrong security type?)")',
+    );
+    // guacd's bare `error` is not relayed: Guacamole.Client would drop the tunnel on it before our words arrive.
+    expect(b.instructions.map((i) => i[0])).not.toContain('error');
+    expect(broker.opened[0]?.ended).toEqual(['connection failed (JIT_ERR_RDP_REMOTE_FAILED, guacd 0x0207 UPSTREAM_NOT_FOUND)']);
+    // Nothing was drawn: the password is not released as if logged in.
+    expect(broker.opened[0]?.loggedInCalls).toBe(0);
+    expect(recorder.slots[0]?.closedAt).not.toBeNull();
+    expect(peer.connections[0]?.problems).toEqual([]);
+    expect(b.frames.join('')).not.toContain(PASSWORD);
+  });
+
+  it('credentials refused (CLIENT_UNAUTHORIZED): says the just-in-time account was refused; the hint follows the security mode', async () => {
+    const nla = await failing({}, { message: 'Authentication failure.', status: 0x0301 });
+    expect(nla.closed.code).toBe(4011);
+    expect(jitgate(nla.b, 'error')[0]?.slice(2)).toEqual([
+      'JIT_ERR_RDP_LOGIN_REFUSED',
+      "win01 refused the session's just-in-time account (the computer refused the credentials). " +
+        'If it keeps happening, this computer may not support NLA: ask an admin to set RDP security to TLS, or to check that the account may sign in through Remote Desktop there. ' +
+        '(guacd: 0x0301 CLIENT_UNAUTHORIZED, "Authentication failure.")',
+    ]);
+    expect(nla.broker.opened[0]?.ended).toEqual(['connection failed (JIT_ERR_RDP_LOGIN_REFUSED, guacd 0x0301 CLIENT_UNAUTHORIZED)']);
+    // The account name stays out of the browser (as everywhere in the tunnel).
+    expect(nla.b.frames.join('')).not.toContain(CREDS.username);
+
+    const tls = await failing({ rdpSecurity: 'tls' }, { message: 'Authentication failure.', status: 0x0301 });
+    const tlsMessage = jitgate(tls.b, 'error')[0]?.[3] ?? '';
+    expect(tlsMessage).toContain("refused the session's just-in-time account");
+    expect(tlsMessage).not.toContain('NLA');
+  });
+
+  it('TLS computer unreachable: no NLA hint, a Remote Desktop / certificate hint instead', async () => {
+    const { b } = await failing({ rdpSecurity: 'tls' }, { message: 'Connection failed.', status: 0x0207 });
+    const message = jitgate(b, 'error')[0]?.[3] ?? '';
+    expect(jitgate(b, 'error')[0]?.[2]).toBe('JIT_ERR_RDP_REMOTE_FAILED');
+    expect(message).not.toContain('NLA');
+    expect(message).toContain('Ask an admin to check that Remote Desktop is enabled on it and reachable from guacd');
+  });
+
+  it('guacd closes after ready without any error: still explained, never a bare "session ended"', async () => {
+    const { b, closed, broker } = await failing({}, { message: '', status: null });
+    expect(closed.code).toBe(4011);
+    expect(jitgate(b, 'error')[0]?.slice(2)).toEqual([
+      'JIT_ERR_RDP_REMOTE_FAILED',
+      'the remote desktop of win01 did not open: the connection closed before anything was shown. ' +
+        'This computer may not support NLA: ask an admin to set RDP security to TLS. (guacd: closed without a reason)',
+    ]);
+    expect(broker.opened[0]?.ended).toEqual(['connection failed (JIT_ERR_RDP_REMOTE_FAILED, guacd closed without a reason)']);
+  });
+});
+
 describe('checkGuacd', () => {
   it('reports version and offered protocols from select/args; unreachable and rdp-less guacd are not ok', async () => {
     const peer = await startGuacdPeer({ protocols: ['rdp', 'ssh', 'telnet'] });
@@ -375,7 +542,8 @@ describe('checkGuacd', () => {
       expect(await checkGuacd({ host: peer.host, port: peer.port })).toEqual({
         ok: true, address: `${peer.host}:${peer.port}`, version: 'VERSION_1_5_0', protocols: ['rdp', 'ssh', 'telnet'],
       });
-      expect(peer.connections.map((c) => c.selected).sort()).toEqual(['kubernetes', 'rdp', 'ssh', 'telnet', 'vnc']);
+      await peer.waitFor(() => peer.probes.length === 5, 5000, 'probes ended');
+      expect(peer.probes.map((c) => c.selected).sort()).toEqual(['kubernetes', 'rdp', 'ssh', 'telnet', 'vnc']);
     } finally {
       await peer.close();
     }

@@ -2,6 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { migrate } from '../core/db/migrations.js';
+import { PgDatabase } from '../core/db/pg.database.js';
+import { GUACD_1_5_RDP_ARGS, startGuacdPeer } from './harness/guacd-peer.js';
+import { createTestDatabase } from './harness/postgres.js';
 import { redisAvailable } from './harness/redis.js';
 import { processesMentioning, runCli, spawnCli } from './harness/cli.js';
 
@@ -126,4 +132,33 @@ describe('jitgate check', () => {
     expect(r.stdout).toMatch(/FAIL redis: redis unreachable: redis:\/\/127\.0\.0\.1:1: ECONNREFUSED/);
     expect(r.stdout).toMatch(/ok\s+configuration/);
   });
+
+  const pgUrl = inject('pgUrl');
+  it.skipIf(!pgUrl)('reports, per RDP computer, the guacd parameters its policy needs that the running guacd lacks', async () => {
+    const url = await createTestDatabase(pgUrl, `t_${randomBytes(6).toString('hex')}`);
+    const db = new PgDatabase({ url, poolSize: 2 });
+    const guacd = await startGuacdPeer({ rdpArgs: GUACD_1_5_RDP_ARGS });
+    try {
+      await migrate(db);
+      const org = randomUUID();
+      await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1, $2, $3)', [org, `org-${org.slice(0, 8)}`, '48151623']);
+      const add = (name: string, protocols: string[], policy: object) =>
+        db.query("INSERT INTO computers (id, organization_id, name, address, protocols, policy, jit) VALUES ($1, $2, $3, $4, $5, $6, '{}')", [randomUUID(), org, name, '10.0.0.1', protocols, JSON.stringify(policy)]);
+      await add('win-pinned', ['rdp'], { rdpCertFingerprint: 'ab'.repeat(32) });
+      await add('win-plain', ['rdp'], { rdpIgnoreCert: true });
+      await add('ssh-pinned', ['ssh'], { rdpCertFingerprint: 'ab'.repeat(32) });
+      const dir = mkdtempSync(join(tmpdir(), 'jg-check-guacd-'));
+      const r = await runCli(['check'], {
+        JITGATE_DATA_DIR: dir, JITGATE_DATABASE__URL: url, JITGATE_GUACD__HOST: guacd.host, JITGATE_GUACD__PORT: String(guacd.port),
+      });
+      const at = `${guacd.host}:${guacd.port}`;
+      expect(r.stdout).toContain(`ok   guacd ${at}: VERSION_1_5_0`);
+      expect(r.stdout).toContain(`warn guacd ${at} lacks cert-fingerprints, needed by the policy of win-pinned: its RDP sessions will be refused (cert-fingerprints needs guacd 1.6.0 or later)`);
+      expect(r.stdout).not.toContain('policy of win-plain');
+      expect(r.stdout).not.toContain('ssh-pinned');
+    } finally {
+      await guacd.close();
+      await db.close();
+    }
+  }, 120_000);
 });

@@ -10,6 +10,7 @@ import { computerPolicySchema, effectivePolicy } from './computer-policy.js';
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, fieldsOf, isForeignKeyViolation, isUniqueViolation, iso, notFound, principalOf } from './http.js';
 import { authorizeComputerStores } from './store-access.js';
+import { checkCertPinning } from './guacd-pinning.js';
 import { auditUnpinned, pinAcrossEdit } from './host-keys.js';
 
 const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
@@ -155,6 +156,7 @@ export function computerRoutes(deps: ApiDeps) {
       ensure(canEditComputer(p, c), 'create computers in this organization');
       await authorizeComputerStores(db, deps.stores, p, c);
       const id = randomUUID();
+      const warnings = await checkCertPinning(deps.guacd, c, null);
       let rows;
       try {
         rows = await db.query(
@@ -174,7 +176,7 @@ export function computerRoutes(deps: ApiDeps) {
           data: { fingerprint: stated, address: c.address, sshPort: c.sshPort, via: 'stated at creation (not scanned)' },
         });
       }
-      return reply.status(201).send(view(toComputer(rows[0]!)));
+      return reply.status(201).send({ ...view(toComputer(rows[0]!)), ...(warnings.length ? { warnings } : {}) });
     });
 
     app.patch<{ Params: { id: string } }>('/computers/:id', async (req) => {
@@ -195,6 +197,7 @@ export function computerRoutes(deps: ApiDeps) {
       if (c.organizationId !== cur.organizationId) ensure(canEditComputer(p, c), `move ${cur.name} to that organization`);
       // Every save re-checks stores, groups and container as they would be stored (also after a move to another organization).
       await authorizeComputerStores(db, deps.stores, p, c);
+      const warnings = await checkCertPinning(deps.guacd, c, cur);
       let rows;
       try {
         rows = await db.query(
@@ -216,7 +219,7 @@ export function computerRoutes(deps: ApiDeps) {
       if (c.organizationId !== cur.organizationId) await db.query('DELETE FROM grants WHERE computer_id = $1', [cur.id]);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.changed', id: cur.id, organizationId: c.organizationId, fields: Object.keys(body) } });
       if (dropped) await auditUnpinned(audit, p.login, { id: cur.id, name: c.name, organizationId: c.organizationId }, dropped, 'address changed');
-      return view(toComputer(rows[0]));
+      return { ...view(toComputer(rows[0])), ...(warnings.length ? { warnings } : {}) };
     });
 
     app.delete<{ Params: { id: string } }>('/computers/:id', async (req, reply) => {

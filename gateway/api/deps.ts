@@ -3,6 +3,7 @@ import type { Database } from '../../core/db/database.js';
 import type { AccessService } from '../access-policy.js';
 import type { LiveSessions } from '../contracts.js';
 import type { StoreScope } from '../../provisioner/store-scope.js';
+import type { GuacdRdpArgsSource } from './guacd-pinning.js';
 
 /** An account store as the API shows it: never its credentials. Its scope says who may use it (provisioner/store-scope.ts). */
 export interface StoreInfo extends StoreScope {
@@ -46,4 +47,6 @@ export interface ApiDeps {
   revokeAuthSessions?: (personId: string) => Promise<void>;
   /** Move an active session's lease end later (engine + lease-expiry job). */
   extendSession: (sessionId: string, minutes: number, actor: string) => Promise<{ leaseExpiresAt: Date }>;
+  /** The configured guacd's RDP parameters (refuse a pinned certificate it cannot honour); absent → not checked. */
+  guacd?: GuacdRdpArgsSource;
 }

@@ -248,6 +248,31 @@ class Connection implements GuacdConnection {
   }
 }
 
+/** What guacd offers for RDP: its protocol version and the parameter names of its `args` instruction. */
+export interface GuacdRdpArgs {
+  /** e.g. VERSION_1_5_0; null for a guacd older than 1.1 (no version element). */
+  version: string | null;
+  names: readonly string[];
+}
+
+/**
+ * Ask guacd which RDP parameters it understands without starting a
+ * session: `select rdp`, read `args`, close (protocol reference,
+ * "Handshake phase": guacd sends `args` before anything is configured).
+ * Throws JIT_ERR_RDP_GUACD_UNREACHABLE / _HANDSHAKE / _ERROR.
+ */
+export async function probeRdpArgs(addr: GuacdAddress, timeoutMs = 3000): Promise<GuacdRdpArgs> {
+  const sock = await connectTcp(addr, timeoutMs);
+  try {
+    sock.write(encodeInstruction('select', 'rdp'));
+    const args = await readUntil(sock, new ByteStreamParser(), timeoutMs, (ins) => (ins[0] === 'args' ? ins.slice(1) : undefined), []);
+    const first = args[0] ?? '';
+    return first.startsWith('VERSION_') ? { version: first, names: args.slice(1) } : { version: null, names: args };
+  } finally {
+    sock.destroy();
+  }
+}
+
 export interface GuacdCheck {
   ok: boolean;
   address: string;

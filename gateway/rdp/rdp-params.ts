@@ -70,13 +70,52 @@ export interface RdpParams {
 
 const tf = (b: boolean): string => (b ? 'true' : 'false');
 
+/** Parameters every RDP session sends and guacd must understand (security-relevant or needed to log in). */
+const ALWAYS_REQUIRED = ['hostname', 'port', 'username', 'password', 'security', 'ignore-cert', 'disable-copy', 'disable-paste', 'enable-drive', 'enable-printing'];
+
+/**
+ * The guacd parameters a computer's policy needs (from its stored policy
+ * alone, so it can be checked before anything is provisioned, and by
+ * `jitgate check`): a pinned certificate needs `cert-fingerprints` (guacd
+ * 1.6.0+), an allowed drive `drive-path`, a recording `recording-path` and
+ * `recording-name`. `domain` comes from the credentials and every guacd has it.
+ */
+export function guacdParamsNeeded(storedPolicy: unknown, opts: { recording: boolean } = { recording: true }): Set<string> {
+  const policy = parseRdpPolicy(storedPolicy);
+  const needed = new Set(ALWAYS_REQUIRED);
+  if (policy.certFingerprint) needed.add('cert-fingerprints');
+  if (policy.drive) needed.add('drive-path');
+  if (opts.recording) {
+    needed.add('recording-path');
+    needed.add('recording-name');
+  }
+  return needed;
+}
+
+/**
+ * Who logs in. A domain account with a NetBIOS domain configured on its
+ * store goes as `domain=<NETBIOS>` + the plain sAMAccountName (FreeRDP
+ * builds `DOMAIN\name` itself). Without a NetBIOS domain but with a UPN
+ * (the LDAP store sets `userPrincipalName = name@upnSuffix` on every
+ * account it creates) it goes as `username=name@suffix`, domain empty:
+ * NTLM/CredSSP accept a UPN with no domain ([MS-NLMP] 3.1.5.1.2), while a
+ * bare name would be looked up among the computer's local accounts.
+ * A local account carries neither.
+ */
+export function rdpLogin(c: Credentials): { username: string; domain: string | null } {
+  if (c.domain) return { username: c.username, domain: c.domain };
+  if (c.upn) return { username: c.upn, domain: null };
+  return { username: c.username, domain: null };
+}
+
 export function buildRdpParams(input: RdpParamsInput): RdpParams {
   const policy = parseRdpPolicy(input.computer.policy);
   const c = input.credentials;
+  const login = rdpLogin(c);
   const params: Record<string, string> = {
     hostname: input.computer.address,
     port: String(input.computer.rdpPort),
-    username: c.username,
+    username: login.username,
     password: c.password.reveal(),
     security: policy.security,
     'ignore-cert': tf(policy.ignoreCert),
@@ -88,26 +127,20 @@ export function buildRdpParams(input: RdpParamsInput): RdpParams {
     // Never record keystrokes: they can contain secrets typed in the session.
     'recording-include-keys': 'false',
   };
-  const required = new Set(['hostname', 'port', 'username', 'password', 'security', 'ignore-cert', 'disable-copy', 'disable-paste', 'enable-drive', 'enable-printing']);
-  if (c.domain) {
-    params['domain'] = c.domain;
+  const required = guacdParamsNeeded(input.computer.policy, { recording: input.recording !== null });
+  if (login.domain) {
+    params['domain'] = login.domain;
     required.add('domain');
   }
-  if (policy.certFingerprint) {
-    params['cert-fingerprints'] = policy.certFingerprint;
-    required.add('cert-fingerprints');
-  }
+  if (policy.certFingerprint) params['cert-fingerprints'] = policy.certFingerprint;
   if (policy.drive) {
     params['drive-path'] = `${input.driveRoot.replace(/\/+$/, '')}/${input.sessionId}`;
     params['create-drive-path'] = 'true';
-    required.add('drive-path');
   }
   if (input.recording) {
     params['recording-path'] = input.recording.path;
     params['recording-name'] = input.recording.name;
     params['create-recording-path'] = 'true';
-    required.add('recording-path');
-    required.add('recording-name');
   }
   return { params, required, policy };
 }

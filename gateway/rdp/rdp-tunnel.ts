@@ -8,8 +8,10 @@ import type { RdpRecordingSlot, SessionRecorder } from '../../recorder/recorder.
 import type { OpenedSession, SessionBroker } from '../contracts.js';
 import { RdpErrors } from './errors.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
+import { GuacdCapabilities } from './guacd-capabilities.js';
 import { openGuacd, type GuacdConnection } from './guacd-client.js';
-import { buildRdpParams } from './rdp-params.js';
+import { guacdFailure, parseGuacStatus, statusLabel } from './guacd-status.js';
+import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy } from './rdp-params.js';
 
 /**
  * `GET /api/v1/rdp?computer=&accountType=&width=&height=&dpi=&csrf=`: a
@@ -35,6 +37,8 @@ export interface RdpDeps {
   checkCsrf: (req: FastifyRequest) => boolean;
   /** config.guacd */
   guacd: { host: string; port: number };
+  /** What that guacd supports (cached probe), shared with the computers API; default: one made for `guacd`. */
+  capabilities?: GuacdCapabilities;
   /** guacd's directory for redirected drives (when a computer's policy allows them); default /var/lib/guacd/drives. */
   driveRoot?: string;
   /** Time zone passed to the remote desktop (IANA name); default: the browser does not say, so none. */
@@ -106,16 +110,35 @@ function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
     case 'JIT_ERR_JIT_CHOOSE_ACCOUNT_TYPE':
     case 'JIT_ERR_JIT_ACCOUNT_TYPE_NOT_ALLOWED':
       return RDP_CLOSE.badRequest;
+    // guacd refused before provisioning (capability check): the remote side is what failed.
+    case RdpErrors.JIT_ERR_RDP_GUACD_UNREACHABLE.code:
+    case RdpErrors.JIT_ERR_RDP_GUACD_UNSUPPORTED.code:
+    case RdpErrors.JIT_ERR_RDP_GUACD_HANDSHAKE.code:
+    case RdpErrors.JIT_ERR_RDP_GUACD_ERROR.code:
+      return RDP_CLOSE.hostUnreachable;
     default:
       return phase === 'open' ? RDP_CLOSE.provisioningFailed : RDP_CLOSE.hostUnreachable;
   }
 }
 
+/**
+ * guacd ended the connection before the first frame: its `error` (status,
+ * message) or a bare close (null), in words with a hint for the person
+ * (gateway/rdp/guacd-status.ts), and the end reason audited with
+ * `session.ended`: the error code and guacd's status.
+ */
+function explainedFailure(computer: string, storedPolicy: unknown, status: number | null, message?: string): { error: JitgateError; reason: string } {
+  const error = guacdFailure({ computer, security: parseRdpPolicy(storedPolicy).security, status, ...(message !== undefined ? { message } : {}) });
+  return { error, reason: `connection failed (${error.code}, guacd ${status === null ? 'closed without a reason' : statusLabel(status)})` };
+}
+
 /** Fastify plugin (register under /api/v1 via apiPlugins): the RDP websocket tunnel. */
 export function rdpRoutes(deps: RdpDeps): (app: FastifyInstance) => Promise<void> {
+  const capabilities = deps.capabilities ?? new GuacdCapabilities(deps.guacd);
+  const full = { ...deps, capabilities };
   return async (app) => {
     app.get('/rdp', { websocket: true, schema: { hide: true } }, (ws, req) => {
-      void runTunnel(ws, req, deps).catch((err: unknown) => {
+      void runTunnel(ws, req, full).catch((err: unknown) => {
         deps.log.error({ err }, 'rdp tunnel failed');
         if (ws.readyState === ws.OPEN) ws.close(RDP_CLOSE.hostUnreachable, String(GUAC_STATUS[RDP_CLOSE.hostUnreachable]));
       });
@@ -123,7 +146,7 @@ export function rdpRoutes(deps: RdpDeps): (app: FastifyInstance) => Promise<void
   };
 }
 
-async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Promise<void> {
+async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { capabilities: GuacdCapabilities }): Promise<void> {
   const send = (opcode: string, ...args: string[]): void => {
     if (ws.readyState === ws.OPEN) ws.send(encodeInstructionUtf16(opcode, ...args));
   };
@@ -193,11 +216,17 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
     }),
   );
 
-  // 1. Access check and JIT provisioning.
+  // 1. Access check, guacd's capabilities, then JIT provisioning. guacd is
+  // asked in `admit`: after access is granted (the refusal names the
+  // computer's policy, and a denied person causes no guacd traffic), before
+  // anything is provisioned. Usually a cache hit (guacd-capabilities.ts).
   let opened: OpenedSession;
   try {
     opened = await deps.broker.open(
-      { principal, computerRef, protocol: 'rdp', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}) },
+      {
+        principal, computerRef, protocol: 'rdp', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}),
+        admit: (c) => deps.capabilities.assertSupports(guacdParamsNeeded(c.policy), c.name),
+      },
       (step) => send('jitgate', 'progress', `${step}…`),
     );
   } catch (err) {
@@ -270,6 +299,12 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
     conn = await opening;
     accepted = true;
   } catch (err) {
+    if (isJitgateError(err, RdpErrors.JIT_ERR_RDP_GUACD_ERROR)) {
+      // guacd refused during the handshake with a status: say why in words.
+      const f = explainedFailure(computer.name, computer.policy, parseGuacStatus(String(err.details.status ?? '')), String(err.details.reason ?? ''));
+      slog.warn({ code: f.error.code, guacdStatus: err.details.status }, 'guacd refused the connection');
+      return void end(f.reason, RDP_CLOSE.hostUnreachable, publicError(f.error));
+    }
     slog.warn({ code: isJitgateError(err) ? err.code : undefined }, 'guacd connection failed');
     return void end('connection failed', closeCodeFor(err, 'connect'), publicError(err));
   }
@@ -294,6 +329,15 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
             // The first frame drawn: the RDP login went through, the engine may forget the password.
             loggedIn = true;
             void opened.loggedIn().catch((err: unknown) => slog.warn({ err }, 'could not release credentials'));
+          }
+          if (opcode === 'error' && !loggedIn) {
+            // guacd 1.5 sends `ready` before FreeRDP connects, so a refused security negotiation or login arrives
+            // here. Guacamole.Client would show guacd's bare message and drop the tunnel before ours arrives:
+            // the person gets words and a hint instead, the end reason carries the code (audited).
+            const f = explainedFailure(computer.name, computer.policy, parseGuacStatus(args[1]), args[0]);
+            slog.warn({ code: f.error.code, guacdStatus: args[1] }, 'guacd ended the connection before the first frame');
+            void end(f.reason, RDP_CLOSE.hostUnreachable, publicError(f.error));
+            return;
           }
           if (opcode === 'required') {
             // guacd asks for credentials interactively (protocol 1.3+): ours were refused. Never ask the person.
@@ -322,6 +366,13 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps): Pro
       (err) => {
         resolve();
         if (err) slog.warn({ code: isJitgateError(err) ? err.code : undefined }, 'guacd connection error');
+        if (!loggedIn) {
+          // Closed before anything was drawn and without an `error`: still not "the session ended".
+          const f = explainedFailure(computer.name, computer.policy, null);
+          slog.warn({ code: f.error.code }, 'guacd closed before the first frame');
+          void end(f.reason, RDP_CLOSE.hostUnreachable, publicError(f.error));
+          return;
+        }
         void end('remote desktop closed', RDP_CLOSE.normal);
       },
     );

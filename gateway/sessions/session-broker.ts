@@ -183,7 +183,7 @@ export class JitSessionBroker implements SessionBroker {
   async open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<BrokeredSession> {
     const { principal } = req;
     const computer = await this.deps.access.computerForConnect(principal, req.computerRef, req.protocol);
-    req.admit?.(computer);
+    await req.admit?.(computer);
     try {
       req.onAccessGranted?.(computer);
     } catch (err) {

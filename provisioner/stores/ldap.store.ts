@@ -149,6 +149,8 @@ export class LdapAccountStore implements AccountStore {
   readonly kind = 'ldap' as const;
   readonly nameRules: NameRules = { maxLength: SAM_MAX_LENGTH };
   readonly domain?: string;
+  /** The suffix of the `userPrincipalName` set on every account created here. */
+  readonly upnSuffix: string;
 
   readonly #opts: LdapStoreOptions;
   readonly #log: Logger;
@@ -172,6 +174,7 @@ export class LdapAccountStore implements AccountStore {
     this.#opts = opts;
     this.#secure = url.protocol === 'ldaps:' || opts.startTls === true;
     this.#upnSuffix = opts.upnSuffix ?? upnSuffixFromBaseDn(opts.baseDn);
+    this.upnSuffix = this.#upnSuffix;
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#groupNamesByDn = new Map(Object.entries(opts.groups).map(([name, dn]) => [normalizeDn(dn), name]));
     this.#log = opts.logger.child({ component: 'ldap-store', store: opts.url });

@@ -10,6 +10,7 @@ import { silentLogger } from '../../core/logging.js';
 import type { Principal } from '../../gateway/auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn, SessionBroker } from '../../gateway/contracts.js';
 import { createMetrics } from '../../gateway/metrics.js';
+import type { GuacdCapabilities } from '../../gateway/rdp/guacd-capabilities.js';
 import { rdpRoutes } from '../../gateway/rdp/rdp-tunnel.js';
 import { buildServer } from '../../gateway/server.js';
 import type { Credentials } from '../../provisioner/jit-account.service.js';
@@ -34,7 +35,7 @@ import type { RdpRecordingSlot, RecordingMeta, SessionRecorder, StreamRecording,
  */
 
 /**
- * RDP argument names modelled on guacd 1.5's `GUAC_RDP_CLIENT_ARGS`
+ * RDP argument names modelled on guacd 1.6's `GUAC_RDP_CLIENT_ARGS`
  * (src/protocols/rdp/settings.c): same names, same kind of order; guacd
  * refuses a `connect` whose value count differs from this list.
  */
@@ -54,6 +55,12 @@ export const GUACD_RDP_ARGS: readonly string[] = [
   'gateway-password', 'load-balance-info', 'disable-copy', 'disable-paste', 'wol-send-packet', 'wol-mac-addr',
   'wol-broadcast-addr', 'wol-udp-port', 'wol-wait-time', 'force-lossless', 'normalize-clipboard',
 ];
+
+/**
+ * What guacd 1.5.x advertises: no certificate pinning (`cert-tofu` and
+ * `cert-fingerprints` arrived in 1.6.0, GUACAMOLE-1585), same protocol version.
+ */
+export const GUACD_1_5_RDP_ARGS: readonly string[] = GUACD_RDP_ARGS.filter((a) => a !== 'cert-tofu' && a !== 'cert-fingerprints');
 
 export interface PeerConnection {
   readonly id: string;
@@ -91,6 +98,12 @@ export interface GuacdPeerOptions {
   /** Answer `connect` with this error instead of `ready`. */
   failConnect?: { message: string; status: number };
   /**
+   * Like guacd 1.5 when FreeRDP cannot connect or log in: answer `ready`,
+   * then this `error` (no drawing, no `sync`) and close. `status: null`
+   * closes after `ready` without any error.
+   */
+  failAfterReady?: { message: string; status: number | null };
+  /**
    * Write a session recording like guacd: every instruction sent after
    * `ready` goes to `<recording-path>/<recording-name>` (directory created
    * when `create-recording-path` is "true"); the file is closed before the
@@ -102,7 +115,14 @@ export interface GuacdPeerOptions {
 export interface GuacdPeer {
   readonly host: string;
   readonly port: number;
+  /** Connections that went on after `args` (sessions), and any not yet known to be a probe. */
   readonly connections: PeerConnection[];
+  /**
+   * Capability probes: connections closed right after `select` → `args` (or
+   * after selecting a protocol this guacd does not offer), moved here from
+   * `connections` when they end, so `connections[0]` is the first session.
+   */
+  readonly probes: PeerConnection[];
   /** Poll until `fn` returns a value that is not undefined/false. */
   waitFor<T>(fn: () => T | undefined | false | null, timeoutMs?: number, what?: string): Promise<T>;
   close(): Promise<void>;
@@ -209,6 +229,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
   const rdpArgs = opts.rdpArgs ?? GUACD_RDP_ARGS;
   const image = opts.image ?? { width: 64, height: 48, rgb: [200, 30, 60] as [number, number, number] };
   const connections: PeerConnection[] = [];
+  const probes: PeerConnection[] = [];
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((sock) => {
@@ -248,6 +269,14 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
       backlog: () => sock.writableLength,
     };
     connections.push(conn);
+    let probeOnly = true;
+    const endedAsProbe = (): void => {
+      if (!probeOnly || !conn.selected) return;
+      probeOnly = false;
+      const i = connections.indexOf(conn);
+      if (i !== -1) connections.splice(i, 1);
+      probes.push(conn);
+    };
     const fail = (problem: string): void => {
       conn.problems.push(problem);
       write(peerEncode('error', problem, '768'));
@@ -263,6 +292,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
           if (!protocols.includes(conn.selected)) {
             // guacd logs "Protocol ... is not supported" and closes the connection.
             phase = 'done';
+            endedAsProbe();
             sock.end();
             return;
           }
@@ -272,6 +302,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
           return;
         }
         case 'handshake': {
+          probeOnly = false;
           if (opcode !== 'connect') {
             const expected = ['size', 'audio', 'video', 'image', 'timezone', 'name'];
             if (!expected.includes(opcode)) return fail(`unexpected ${opcode} during handshake`);
@@ -305,6 +336,13 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
           const recPath = conn.args['recording-path'];
           const recName = conn.args['recording-name'];
           write(peerEncode('ready', conn.id));
+          const late = opts.failAfterReady;
+          if (late) {
+            if (late.status !== null) write(peerEncode('error', late.message, String(late.status)));
+            phase = 'done';
+            void queue.then(() => sock.end());
+            return;
+          }
           if (opts.writeRecordings && recPath && recName) {
             if (conn.args['create-recording-path'] === 'true') mkdirSync(recPath, { recursive: true });
             conn.recordingFile = join(recPath, recName);
@@ -349,8 +387,14 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
       if (recordingFd !== null) closeSync(recordingFd);
       recordingFd = null;
     };
-    sock.on('error', () => undefined);
+    // The client hung up after `args` without a handshake instruction: a capability probe.
+    const maybeProbe = (): void => {
+      if (phase === 'handshake') endedAsProbe();
+    };
+    sock.on('end', maybeProbe);
+    sock.on('error', maybeProbe);
     sock.on('close', () => {
+      maybeProbe();
       closeRecording();
       conn.closed = true;
       sockets.delete(sock);
@@ -363,6 +407,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
     host: '127.0.0.1',
     port,
     connections,
+    probes,
     async waitFor<T>(fn: () => T | undefined | false | null, timeoutMs = 20_000, what = 'condition'): Promise<T> {
       const until = Date.now() + timeoutMs;
       for (;;) {
@@ -408,8 +453,16 @@ export class FixedBroker implements SessionBroker {
     readonly credentials: Credentials,
   ) {}
 
+  /** Credentials for `accountType: 'local'` sessions (default: `credentials`). */
+  localCredentials: Credentials | null = null;
+  /** Sessions provisioned (past `admit`), as the real broker would have created rows and accounts. */
+  provisioned = 0;
+
   async open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession> {
     this.requests.push(req);
+    // Like the real broker: `admit` after the access check, before anything is provisioned.
+    await req.admit?.(this.computer);
+    this.provisioned++;
     for (const s of this.steps) onProgress(s);
     if (this.gate) await this.gate;
     if (this.failWith) throw this.failWith;
@@ -423,8 +476,9 @@ export class FixedBroker implements SessionBroker {
     const cbs: ((reason: 'terminated' | 'lease-expired', by: string) => void)[] = [];
     const ended: string[] = [];
     let loggedInCalls = 0;
+    const credentials = req.accountType === 'local' && this.localCredentials ? this.localCredentials : this.credentials;
     const o: TestOpened = {
-      session, computer: this.computer, credentials: this.credentials, ended,
+      session, computer: this.computer, credentials, ended,
       get loggedInCalls() {
         return loggedInCalls;
       },
@@ -492,6 +546,8 @@ export async function startRdpTestApp(opts: {
   guacd: { host: string; port: number };
   staticDir?: string;
   guacdTimeoutMs?: number;
+  /** guacd's capabilities as the tunnel sees them (default: probed from `guacd`). */
+  capabilities?: GuacdCapabilities;
 }): Promise<{ app: FastifyInstance; url: string; wsUrl: string }> {
   const app = await buildServer({
     log: silentLogger(), metrics: createMetrics(), version: 'test', readiness: [],
@@ -517,6 +573,7 @@ export async function startRdpTestApp(opts: {
         log: silentLogger(), broker: opts.broker, recorder: opts.recorder, guacd: opts.guacd,
         checkCsrf: (req) => (req.query as Record<string, unknown>).csrf === 'good',
         ...(opts.guacdTimeoutMs ? { guacdTimeoutMs: opts.guacdTimeoutMs } : {}),
+        ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
       }),
     ],
   });

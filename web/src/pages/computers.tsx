@@ -439,7 +439,17 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
         ))}
         {f.protocols.includes('rdp') && (
           <div class="grid2">
-            <Field id="p-rdpsec" label="RDP security" error={fe('policy.rdpSecurity')}>
+            <Field
+              id="p-rdpsec"
+              label="RDP security"
+              error={fe('policy.rdpSecurity')}
+              // What the mode means for the injected JIT credentials (docs/rdp.md, "Security modes and credential injection").
+              hint={
+                (f.policy.rdpSecurity ?? 'nla') === 'nla'
+                  ? 'NLA (recommended): the computer checks the injected credentials before any desktop is shown.'
+                  : 'TLS/Any: the remote computer shows its own login screen if the injected credentials are refused; people could type other credentials there. Use NLA unless the computer cannot do it.'
+              }
+            >
               <select id="p-rdpsec" value={String(f.policy.rdpSecurity ?? 'nla')} onChange={(e) => set('policy', { ...f.policy, rdpSecurity: (e.currentTarget as HTMLSelectElement).value })}>
                 <option value="nla">NLA</option>
                 <option value="tls">TLS</option>
