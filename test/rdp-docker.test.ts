@@ -47,7 +47,7 @@ const mountOf = (s: Service, volume: string): string | undefined => s.volumes?.f
 describe('docker/compose.yaml', () => {
   it('runs gateway, worker, Redis, PostgreSQL and the official guacd image', () => {
     expect(Object.keys(compose.services).sort()).toEqual(['gateway', 'guacd', 'postgres', 'redis', 'worker']);
-    expect(svc('guacd').image).toMatch(/^guacamole\/guacd:1\.5\.\d+$/);
+    expect(svc('guacd').image).toMatch(/^guacamole\/guacd:1\.6\.\d+$/); // cert-fingerprints (certificate pinning) exists from guacd 1.6.0
     expect(svc('redis').image).toMatch(/^redis:/);
     expect(svc('postgres').image).toMatch(/^postgres:/);
     for (const s of ['gateway', 'worker']) {
