@@ -8,7 +8,7 @@ import type { Computer } from '../core/domain.js';
 import { CoreErrors, JitgateError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
 import { GuacdCapabilities } from '../gateway/rdp/guacd-capabilities.js';
-import { checkGuacd } from '../gateway/rdp/guacd-client.js';
+import { checkGuacd, preconnectGuacd } from '../gateway/rdp/guacd-client.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
 import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 
@@ -216,7 +216,7 @@ describe('RDP tunnel against the Guacamole test peer', () => {
   it('reports an access denial from the broker (4003) and never contacts guacd', async () => {
     const { broker, wsUrl } = await setup();
     broker.steps = [];
-    broker.failWith = new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: 'win01' });
+    broker.denyWith = new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: 'win01' });
     const b = await openBrowser(wsUrl, Q);
     expect((await b.closed).code).toBe(4003);
     expect(jitgate(b, 'error')[0]?.slice(2)).toEqual(['JIT_ERR_ACCESS_DENIED', 'you do not have access to win01']);
@@ -368,7 +368,7 @@ describe('RDP tunnel against the Guacamole test peer', () => {
     expect(broker.opened[0]?.ended).toEqual(['login refused']);
   });
 
-  it('a browser leaving during provisioning ends the session without contacting guacd', async () => {
+  it('a browser leaving during provisioning ends the session and drops the early guacd connection (only select was sent)', async () => {
     const { broker, wsUrl } = await setup();
     let release!: () => void;
     broker.gate = new Promise<void>((r) => (release = r));
@@ -378,7 +378,9 @@ describe('RDP tunnel against the Guacamole test peer', () => {
     await b.closed;
     release();
     await until(() => broker.opened[0]?.ended.length === 1, 'end()');
-    expect(peer.connections).toEqual([]);
+    // The early connection (select → args) is hung up without a handshake instruction: the peer files it with the probes.
+    await peer.waitFor(() => peer.connections.length === 0 && peer.probes.length === 2 && peer.probes.every((c) => c.closed), 5000, 'early connection dropped');
+    expect(peer.probes.map((c) => [c.selected, c.handshake, c.args])).toEqual([['rdp', [], {}], ['rdp', [], {}]]);
   });
 
   it('works when guacd writes one byte at a time (UTF-8 and instructions split across TCP chunks)', async () => {
@@ -451,6 +453,97 @@ describe('RDP tunnel against the Guacamole test peer', () => {
  * security), the end reason (audited with session.ended) carries the code,
  * and the JIT account is torn down.
  */
+describe('RDP tunnel: the guacd handshake overlaps provisioning', () => {
+  let recDir: string;
+  const cleanups: (() => Promise<unknown> | void)[] = [];
+  beforeAll(() => {
+    recDir = mkdtempSync(join(tmpdir(), 'jitgate-rdp-early-'));
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  afterAll(() => rmSync(recDir, { recursive: true, force: true }));
+
+  /** Provisioning held until `release()`; capabilities known (no probe connection), so every peer connection is the tunnel's. */
+  async function held() {
+    const peer = await startGuacdPeer();
+    cleanups.push(() => peer.close());
+    const broker = new FixedBroker(computer(), CREDS);
+    let release!: () => void;
+    broker.gate = new Promise<void>((r) => (release = r));
+    const recorder = new SlotRecorder(recDir);
+    const capabilities = new GuacdCapabilities({ host: peer.host, port: peer.port }, { probe: async () => ({ version: 'VERSION_1_5_0', names: GUACD_RDP_ARGS }) });
+    const t = await startRdpTestApp({ broker, recorder, guacd: { host: peer.host, port: peer.port }, capabilities });
+    cleanups.push(() => t.app.close());
+    const b = await openBrowser(t.wsUrl, Q);
+    // While provisioning is held: guacd already got `select` (and answered `args`, which the peer does on `select`).
+    const early = await peer.waitFor(() => peer.connections[0]?.selected === 'rdp' && peer.connections[0], 5000, 'select during provisioning');
+    expect(broker.provisioned).toBe(1);
+    expect(broker.opened).toEqual([]);
+    expect(recorder.slots).toEqual([]);
+    // Nothing that carries parameters yet: no size…connect, no credentials.
+    expect(early.handshake).toEqual([]);
+    expect(early.args).toEqual({});
+    return { peer, broker, recorder, b, early, release };
+  }
+
+  it('guacd has select → args before provisioning is released, and connect (with the credentials) only after, on that same connection', async () => {
+    const { peer, broker, b, early, release } = await held();
+    release();
+    await until(() => jitgate(b, 'ready').length > 0, 'ready');
+    expect(peer.connections).toEqual([early]);
+    expect(peer.probes).toEqual([]);
+    expect(early.problems).toEqual([]);
+    expect(early.handshake.map((h) => h[0])).toEqual(['size', 'audio', 'video', 'image']);
+    expect(early.args).toMatchObject({ username: 'alice_k3x9q2', password: PASSWORD, domain: 'CORP' });
+    await until(() => broker.opened[0]?.loggedInCalls === 1, 'first frame');
+    b.ws.close();
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+  });
+
+  it('a provisioning failure closes the early guacd connection, which never got more than select', async () => {
+    const { peer, broker, b, early, release } = await held();
+    broker.failWith = new Error('provisioning failed');
+    release();
+    expect((await b.closed).code).toBe(4010);
+    await peer.waitFor(() => early.closed, 5000, 'early connection closed');
+    expect(early.handshake).toEqual([]);
+    expect(early.args).toEqual({});
+    expect(peer.connections).toEqual([]);
+    expect(peer.probes).toEqual([early]);
+  });
+
+  it('guacd dropping the waiting connection (its handshake timeout) costs one fresh connection, not the session', async () => {
+    const { peer, broker, b, early, release } = await held();
+    early.hangUp();
+    await peer.waitFor(() => early.closed, 5000, 'early connection dropped by guacd');
+    release();
+    await until(() => jitgate(b, 'ready').length > 0 || jitgate(b, 'error').length > 0, 'ready or error');
+    expect(jitgate(b, 'error')).toEqual([]);
+    expect(peer.connections).toHaveLength(2);
+    expect(early.args).toEqual({});
+    expect(peer.connections[1]?.problems).toEqual([]);
+    expect(peer.connections[1]?.args).toMatchObject({ username: 'alice_k3x9q2', password: PASSWORD });
+    b.ws.close();
+    await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+  });
+
+  it('an early connection older than guacd\'s handshake timeout allows is replaced before connect, not used', async () => {
+    const peer = await startGuacdPeer();
+    cleanups.push(() => peer.close());
+    // staleMs 0: every early connection counts as about to be dropped (the default is 10 s, under guacd's 15 s).
+    const pending = preconnectGuacd({ host: peer.host, port: peer.port }, { protocol: 'rdp', staleMs: 0 });
+    expect(await pending.waiting()).toBe(true);
+    const conn = await pending.complete({ params: { username: 'u1' }, required: new Set(), computerName: 'win01', size: { width: 800, height: 600, dpi: 96 } });
+    conn.close();
+    expect(peer.connections.at(-1)?.args.username).toBe('u1');
+    // The replaced one was hung up after select → args, never sent a handshake instruction: the peer files it with the probes.
+    await peer.waitFor(() => peer.probes.length === 1, 5000, 'stale connection dropped');
+    expect(peer.probes.map((c) => [c.selected, c.handshake, c.args])).toEqual([['rdp', [], {}]]);
+    expect(peer.connections).toHaveLength(1);
+  });
+});
+
 describe('RDP tunnel: guacd gives up before the first frame', () => {
   let recDir: string;
   const cleanups: (() => Promise<unknown> | void)[] = [];

@@ -152,17 +152,90 @@ function agreeVersion(theirs: string): string {
  * name in `args` order (VERSION first), wait for `ready`.
  */
 export async function openGuacd(addr: GuacdAddress, opts: HandshakeOptions): Promise<GuacdConnection> {
-  const timeoutMs = opts.timeoutMs ?? 15_000;
+  return preconnectGuacd(addr, { protocol: opts.protocol, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }).complete(opts);
+}
+
+/** What `complete` needs: everything but the protocol (chosen by `select`) and the timeout (the preconnect's). */
+export type CompleteOptions = Omit<HandshakeOptions, 'protocol' | 'timeoutMs'>;
+
+/**
+ * A guacd connection opened while the JIT account is still being
+ * provisioned: TCP, `select` and guacd's `args` happen now; everything that
+ * carries parameters (credentials, recording path) waits for `complete`.
+ * Nothing names an account before then.
+ */
+export interface PendingGuacd {
+  /**
+   * Send `size`…`connect` with parameters built now, wait for `ready`. When
+   * guacd dropped the early connection meanwhile (its own handshake timeout,
+   * 15 s in guacd 1.5/1.6, can be shorter than provisioning), a fresh one is
+   * made once. A failure of the early connection itself is reported here.
+   */
+  complete(opts: CompleteOptions): Promise<GuacdConnection>;
+  /** Drop the early connection (provisioning failed, the person left). Idempotent; no-op once `complete` was called. */
+  abort(): void;
+  /** Resolves true once `args` is in and the connection waits for `complete`; false when it failed first. */
+  waiting(): Promise<boolean>;
+}
+
+interface Selected {
+  sock: net.Socket;
+  parser: ByteStreamParser;
+  leftovers: Instruction[];
+  argNames: string[];
+  /** guacd closed, errored or spoke while the connection waited for `complete`. */
+  lost(): boolean;
+  /** When `args` arrived (monotonic ms). */
+  readonly selectedAt: number;
+  /** Stop watching (the handshake goes on); the socket is left paused. */
+  take(): void;
+}
+
+/** TCP, `select`, read `args`; then watch the idle connection so a close by guacd is noticed. */
+async function selectProtocol(addr: GuacdAddress, protocol: string, timeoutMs: number): Promise<Selected> {
   const sock = await connectTcp(addr, timeoutMs);
   sock.setNoDelay(true);
   const parser = new ByteStreamParser();
   const leftovers: Instruction[] = [];
+  let argNames: string[];
+  try {
+    sock.write(encodeInstruction('select', protocol));
+    argNames = await readUntil(sock, parser, timeoutMs, (ins) => (ins[0] === 'args' ? ins.slice(1) : undefined), leftovers);
+  } catch (err) {
+    sock.destroy();
+    throw err;
+  }
+  // guacd sends nothing between `args` and `ready`: any data (its `error`), an end or an error means it gave up on us.
+  let lost = false;
+  const onLost = (): void => {
+    lost = true;
+    sock.destroy();
+  };
+  sock.on('data', onLost);
+  sock.on('end', onLost);
+  sock.on('close', onLost);
+  sock.on('error', onLost);
+  sock.resume();
+  return {
+    sock, parser, leftovers, argNames, selectedAt: performance.now(),
+    lost: () => lost || sock.destroyed,
+    take: () => {
+      sock.pause();
+      sock.off('data', onLost);
+      sock.off('end', onLost);
+      sock.off('close', onLost);
+      sock.off('error', onLost);
+    },
+  };
+}
+
+/** The rest of the handshake on a selected connection: check `required`, send size…connect, wait for `ready`. */
+async function finishHandshake(s: Selected, opts: CompleteOptions, timeoutMs: number): Promise<GuacdConnection> {
+  const { sock, parser, leftovers, argNames } = s;
   const write = (opcode: string, ...args: string[]): void => {
     sock.write(encodeInstruction(opcode, ...args));
   };
   try {
-    write('select', opts.protocol);
-    const argNames = await readUntil(sock, parser, timeoutMs, (ins) => (ins[0] === 'args' ? ins.slice(1) : undefined), leftovers);
     const first = argNames[0] ?? '';
     const versioned = first.startsWith('VERSION_');
     const version = versioned ? agreeVersion(first) : 'VERSION_1_0_0';
@@ -188,6 +261,48 @@ export async function openGuacd(addr: GuacdAddress, opts: HandshakeOptions): Pro
     sock.destroy();
     throw err;
   }
+}
+
+/**
+ * An early connection older than this is replaced rather than used: guacd
+ * (1.5/1.6) drops a connection that sends nothing for 15 s after `args`, and
+ * a drop already on its way when `connect` is written would fail the session.
+ */
+export const STALE_EARLY_MS = 10_000;
+
+/** Start `select` → `args` now; send the parameters once `complete` is called (see PendingGuacd). */
+export function preconnectGuacd(addr: GuacdAddress, opts: { protocol: 'rdp'; timeoutMs?: number; staleMs?: number }): PendingGuacd {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const staleMs = opts.staleMs ?? STALE_EARLY_MS;
+  const early = selectProtocol(addr, opts.protocol, timeoutMs);
+  // A failure before `complete` is kept for it (and must not go unhandled meanwhile).
+  early.catch(() => undefined);
+  let aborted = false;
+  let completing = false;
+  return {
+    async complete(h) {
+      if (completing) throw new Error('complete called twice');
+      completing = true;
+      if (aborted) throw handshakeError('connection aborted');
+      let s = await early;
+      s.take();
+      if (s.lost() || performance.now() - s.selectedAt > staleMs) {
+        // Lost (or about to be) while waiting (guacd's handshake timeout, a restart): nothing was sent but `select`; start over once.
+        s.sock.destroy();
+        s = await selectProtocol(addr, opts.protocol, timeoutMs);
+        s.take();
+      }
+      return finishHandshake(s, h, timeoutMs);
+    },
+    abort() {
+      if (aborted || completing) return;
+      aborted = true;
+      void early.then((s) => s.sock.destroy(), () => undefined);
+    },
+    waiting() {
+      return early.then(() => true, () => false);
+    },
+  };
 }
 
 class Connection implements GuacdConnection {

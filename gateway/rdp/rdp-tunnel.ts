@@ -9,7 +9,7 @@ import type { OpenedSession, SessionBroker } from '../contracts.js';
 import { RdpErrors } from './errors.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
 import { GuacdCapabilities } from './guacd-capabilities.js';
-import { openGuacd, type GuacdConnection } from './guacd-client.js';
+import { preconnectGuacd, type GuacdConnection, type PendingGuacd } from './guacd-client.js';
 import { guacdFailure, parseGuacStatus, statusLabel } from './guacd-status.js';
 import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy } from './rdp-params.js';
 
@@ -220,16 +220,28 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   // asked in `admit`: after access is granted (the refusal names the
   // computer's policy, and a denied person causes no guacd traffic), before
   // anything is provisioned. Usually a cache hit (guacd-capabilities.ts).
+  // Once admitted, the guacd connection starts (TCP, `select rdp`, `args`)
+  // while the account is provisioned, as the SSH path overlaps its key
+  // exchange: only `select` is sent, the parameters (credentials, recording
+  // path) go in `connect` once the account and the recording slot exist.
+  const timeouts = deps.guacdTimeoutMs ? { timeoutMs: deps.guacdTimeoutMs } : {};
+  let early: PendingGuacd | null = null;
+  // The person left during provisioning: drop the early connection now (guacd holds a process for it).
+  void closedByClient.then(() => (early as PendingGuacd | null)?.abort());
   let opened: OpenedSession;
   try {
     opened = await deps.broker.open(
       {
         principal, computerRef, protocol: 'rdp', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}),
         admit: (c) => deps.capabilities.assertSupports(guacdParamsNeeded(c.policy), c.name),
+        onAccessGranted: () => {
+          early = preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
+        },
       },
       (step) => send('jitgate', 'progress', `${step}…`),
     );
   } catch (err) {
+    (early as PendingGuacd | null)?.abort();
     log.info({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'session not opened');
     return close(closeCodeFor(err, 'open'), publicError(err));
   }
@@ -247,6 +259,8 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
     if (finished) return;
     finished = true;
     if (code !== undefined) close(code, error, reason);
+    // Never completed (recording failed, the person left): drop the early connection; a no-op once used.
+    (early as PendingGuacd | null)?.abort();
     if (guacd) guacd.close();
     // guacd finishes its recording file when the connection is gone.
     await guacdClosed;
@@ -289,11 +303,13 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
       recording: { path: slot.guacdPath, name: slot.guacdName },
       driveRoot: deps.driveRoot ?? DEFAULT_DRIVE_ROOT,
     });
-    const opening = openGuacd(deps.guacd, {
-      protocol: 'rdp', params: built.params, required: built.required, computerName: computer.name,
+    // A broker without the onAccessGranted hook: connect now (same handshake, no overlap).
+    const pending = (early as PendingGuacd | null) ?? preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
+    early = pending;
+    const opening = pending.complete({
+      params: built.params, required: built.required, computerName: computer.name,
       size: { width, height, dpi }, image: ['image/png', 'image/jpeg', 'image/webp'],
       ...(deps.timezone ? { timezone: deps.timezone } : {}),
-      ...(deps.guacdTimeoutMs ? { timeoutMs: deps.guacdTimeoutMs } : {}),
     });
     handshake = opening.then(() => (accepted = true), () => undefined);
     conn = await opening;

@@ -83,6 +83,8 @@ export interface PeerConnection {
   send(...elements: string[]): void;
   /** Bytes written by the peer that the gateway has not read yet (beyond the kernel buffers). */
   backlog(): number;
+  /** Give up on the connection and ignore anything that still arrives, like guacd when its handshake times out (15 s after `args`). */
+  hangUp(): void;
 }
 
 export interface GuacdPeerOptions {
@@ -267,6 +269,10 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
       closed: false,
       send: (...elements) => write(peerEncode(...elements)),
       backlog: () => sock.writableLength,
+      hangUp: () => {
+        phase = 'done';
+        sock.end();
+      },
     };
     connections.push(conn);
     let probeOnly = true;
@@ -443,6 +449,8 @@ export class FixedBroker implements SessionBroker {
   /** Steps reported through onProgress, as a real broker relays them from the provision job. */
   steps = ['creating account', 'adding to JIT Admins'];
   failWith: Error | null = null;
+  /** Thrown as the access check would: before `admit` and `onAccessGranted` (no guacd traffic at all). */
+  denyWith: Error | null = null;
   /** Resolve `open` only when this promise resolves (closing the browser mid-provisioning). */
   gate: Promise<void> | null = null;
   /** Called with the new session record (e.g. to insert its row for a real recorder). */
@@ -460,8 +468,10 @@ export class FixedBroker implements SessionBroker {
 
   async open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession> {
     this.requests.push(req);
-    // Like the real broker: `admit` after the access check, before anything is provisioned.
+    if (this.denyWith) throw this.denyWith;
+    // Like the real broker: `admit` after the access check, before anything is provisioned, then `onAccessGranted`.
     await req.admit?.(this.computer);
+    req.onAccessGranted?.(this.computer);
     this.provisioned++;
     for (const s of this.steps) onProgress(s);
     if (this.gate) await this.gate;
