@@ -249,7 +249,15 @@ describe.skipIf(skipReason !== undefined)(`gateway process SIGKILLed with an ope
     );
     expect(ended.end_reason).toBe('its gateway is gone');
     expect(ended.ended_at!.getTime()).toBeLessThan(ended.lease_expires_at.getTime() - 50 * 60_000);
-    const sweeps = await db.query<{ data: { sessionsEnded: number } }>("SELECT data FROM audit_events WHERE type = 'reconcile.completed' AND seq > $1", [seqBefore]);
+    // The sweep ends the session first, then compares the stores: its reconcile.completed event comes a little later.
+    const sweeps = await waitFor(
+      'the sweep at start to record reconcile.completed',
+      async () => {
+        const rows = await db.query<{ data: { sessionsEnded: number } }>("SELECT data FROM audit_events WHERE type = 'reconcile.completed' AND seq > $1", [seqBefore]);
+        return rows.length > 0 ? rows : undefined;
+      },
+      60_000,
+    );
     expect(sweeps.map((e) => e.data.sessionsEnded)).toContain(1);
     expect((await trail(s.id)).find((e) => e.type === 'session.ended')).toMatchObject({ actor: 'system:reconciler', data: { reason: 'its gateway is gone' } });
     await gw2.stop();
