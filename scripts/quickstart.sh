@@ -9,7 +9,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   else echo "redis-server is missing: sudo apt-get install -y redis-server" >&2; exit 1; fi
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then bash scripts/npm-install.sh; fi
-npx tsc -p tsconfig.build.json
+npx tsc -p tsconfig.build.json && node --import tsx scripts/build-cli.ts
 node --import tsx web/build.ts
 cmd=serve
 if [ "${1:-}" = demo ]; then cmd=demo; shift; fi

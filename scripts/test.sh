@@ -12,6 +12,6 @@ step "typecheck web"; npx tsc -p web/tsconfig.json --noEmit
 step "lint"; npx eslint .
 step "circular imports"; npx dpdm --no-warning --no-tree --exit-code circular:1 -T app/cli.ts app/main.ts
 step "layering"; bash scripts/check-layers.sh
-step "build"; npx tsc -p tsconfig.build.json
+step "build"; npx tsc -p tsconfig.build.json && node --import tsx scripts/build-cli.ts
 step "build web app"; node --import tsx web/build.ts
 step "tests"; npx vitest run "$@"
