@@ -121,16 +121,25 @@ function installExitHook(): void {
 export async function startSshHost(): Promise<SshHostHandle> {
   const avail = sshHostAvailable();
   if (!avail.ok) throw new Error(`ssh test hosts unavailable: ${avail.reason ?? ''}`);
+  return startHostWith<SshHostEnv>(SCRIPT);
+}
+
+/**
+ * Start a host with `script up <state-dir>` (scripts/ssh-host.sh or a script
+ * that wraps it, such as scripts/xrdp-host.sh, whose env.json adds fields).
+ * `down` always goes through scripts/ssh-host.sh, which removes any such host.
+ */
+export async function startHostWith<E extends SshHostEnv>(script: string): Promise<Omit<SshHostHandle, keyof SshHostEnv> & E> {
   installExitHook();
   const stateDir = mkdtempSync(join(tmpdir(), 'jgt-ssh-'));
   live.add(stateDir);
-  const up = await run('bash', [SCRIPT, 'up', stateDir], { timeoutMs: 30_000 });
+  const up = await run('bash', [script, 'up', stateDir], { timeoutMs: 60_000 });
   if (up.code !== 0) {
     await run('bash', [SCRIPT, 'down', stateDir]).catch(() => undefined);
     live.delete(stateDir);
-    throw new Error(`scripts/ssh-host.sh up failed (exit ${String(up.code)}): ${up.stderr.trim()}`);
+    throw new Error(`${script} up failed (exit ${String(up.code)}): ${up.stderr.trim()}`);
   }
-  const env = JSON.parse(readFileSync(join(stateDir, 'env.json'), 'utf8')) as SshHostEnv;
+  const env = JSON.parse(readFileSync(join(stateDir, 'env.json'), 'utf8')) as E;
   const adminPrivateKey = readFileSync(env.adminKeyPath);
   let stopped: Promise<void> | null = null;
 
