@@ -21,6 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
+import { demoPortProblem } from './port-check.js';
 import { demoDomainComputer, demoDomainLocalStoreConfig, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost, type DemoDomainHost } from './demo-ad-target.js';
 
 /**
@@ -155,7 +156,7 @@ program
   .option('--ssh-port <port>', 'SSH front door port', (v) => Number(v), 2222)
   .option('--host <host>', 'listen address', '127.0.0.1')
   .action(async (opts: { port: number; sshPort: number; host: string }, cmd: Command) => {
-    const why = demoUnavailable();
+    const why = demoUnavailable() ?? (await demoPortProblem(opts.host, opts));
     if (why) {
       process.stderr.write(`jitgate demo: ${why}.\n`);
       process.exit(1);
@@ -241,7 +242,12 @@ program
       if (stopping) process.exit(1);
       stopping = true;
       process.stdout.write('stopping the demo…\n');
-      cleanup().then(() => process.exit(0), () => process.exit(1));
+      cleanup().then(
+        () => {
+          process.stdout.write('stopped: the demo computers, their accounts and the data directory are gone.\n', () => process.exit(0));
+        },
+        () => process.exit(1),
+      );
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -107,6 +107,7 @@ export async function openCore(cfg: Config, log: Logger, opts: OpenCoreOptions =
       defaultSessionMinutes: cfg.jit.defaultSessionMinutes,
       provisioningTimeoutMs: cfg.jit.provisioningTimeoutSeconds * 1000,
       storeScopes: new Map(cfg.accountStores.map((sc) => [sc.name, storeScopeOf(sc)])),
+      elevation: new Map(cfg.accountStores.map((sc) => [sc.name, { accountName: sc.elevation.accountName }])),
       ...(opts.holders ? { holders: opts.holders } : {}),
     });
     const database = db;

@@ -202,7 +202,10 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     log,
   });
   // Signing out, revoking a sign-in or changing a password ends the live sessions it opened, on every gateway.
-  const auth = createAuth({ db, box: c.box, audit, log, cfg: cfg.auth, trustProxy: cfg.server.trustProxy, endLiveSessions: liveSessionEnder(ssh.live) });
+  const auth = createAuth({
+    db, box: c.box, audit, log, cfg: cfg.auth, trustProxy: cfg.server.trustProxy, endLiveSessions: liveSessionEnder(ssh.live),
+    identityProviders: cfg.identityProviders, publicUrl: cfg.server.publicUrl,
+  });
   // One cached view of guacd's RDP parameters: the tunnel checks it before provisioning, the API before accepting a pinned certificate.
   const guacd = new GuacdCapabilities({ host: cfg.guacd.host, port: cfg.guacd.port });
   const api = apiRoutes({
@@ -220,7 +223,7 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
       return r;
     },
   });
-  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, checkCsrf: checkCsrfQuery, guacd: guacd.address, capabilities: guacd });
+  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, audit, checkCsrf: checkCsrfQuery, guacd: guacd.address, capabilities: guacd });
   return {
     auth, access, ssh, recorder,
     rootPlugins: [auth.plugin, webStatic(webDistDir())],

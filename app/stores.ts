@@ -14,6 +14,7 @@ export async function buildStore(sc: AccountStoreConfig, log: Logger): Promise<A
       return new WinRmStore({
         endpoint: sc.endpoint, auth: sc.auth, username: sc.username, password: sc.password.reveal(), domain: sc.domain,
         caCert: sc.caCert?.reveal(), groups: sc.groups, logger, timeoutMs: sc.timeoutMs, allowInsecureTransport: sc.allowInsecureTransport,
+        protectedGroups: sc.elevation.protectedGroups,
       });
     }
     case 'ldap': {
@@ -21,7 +22,7 @@ export async function buildStore(sc: AccountStoreConfig, log: Logger): Promise<A
       return new LdapAccountStore({
         url: sc.url, startTls: sc.startTls, caCert: sc.caCert.reveal(), bindDn: sc.bindDn, bindPassword: sc.bindPassword.reveal(),
         baseDn: sc.baseDn, accountsContainer: sc.accountsContainer, groups: sc.groups, upnSuffix: sc.upnSuffix, logger, timeoutMs: sc.timeoutMs,
-        domain: sc.domain, allowInsecureTransport: sc.allowInsecureTransport,
+        domain: sc.domain, allowInsecureTransport: sc.allowInsecureTransport, protectedGroups: sc.elevation.protectedGroups,
       });
     }
     case 'ssh': {
@@ -29,7 +30,7 @@ export async function buildStore(sc: AccountStoreConfig, log: Logger): Promise<A
       return new SshAccountStore({
         host: sc.host, port: sc.port, username: sc.username, privateKey: sc.privateKey.reveal(), hostKeySha256: sc.hostKeySha256,
         markerGroup: sc.markerGroup, groups: sc.groups, logger, timeoutMs: sc.timeoutMs, passwordHash: sc.passwordHash,
-        winbindDomain: sc.winbindDomain,
+        winbindDomain: sc.winbindDomain, protectedGroups: sc.elevation.protectedGroups,
       });
     }
   }

@@ -143,6 +143,21 @@ export function buildConfigSchema(env: Env) {
     .optional()
     .describe('organizations whose admins may assign this store to their computers; absent → global admins only');
 
+  /** Elevation of existing accounts (computers with jit.mode elevate; docs/jit-engine.md "Create or elevate"). */
+  const elevation = (what: string) =>
+    z
+      .strictObject({
+        accountName: z
+          .string()
+          .min(1)
+          .max(256)
+          .regex(/^[^\u0000-\u001f\u007f]*\{login\}[^\u0000-\u001f\u007f]*$/, 'a name pattern containing {login}, e.g. "{login}" or "{login}@corp.example"')
+          .default('{login}')
+          .describe("a person's existing account when no admin mapped one: {login} is replaced by the person's login"),
+        protectedGroups: z.array(z.string().min(1).max(1024)).max(64).default([]).describe(`${what} whose members are never elevated`),
+      })
+      .default({ accountName: '{login}', protectedGroups: [] });
+
   const ldapStore = z.strictObject({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _'),
     type: z.literal('ldap'),
@@ -162,6 +177,7 @@ export function buildConfigSchema(env: Env) {
       .optional()
       .describe("DNs a computer's jit.container may equal or lie inside; absent → [accountsContainer]"),
     groups: z.record(z.string(), z.string().min(1)).default({}).describe('group name → group DN'),
+    elevation: elevation('group DNs (nested membership counts; adminCount=1 and RID 500 are refused anyway)'),
     upnSuffix: z.string().optional(),
     domain: z.string().optional().describe('NetBIOS domain name, for RDP'),
     timeoutMs: duration.default(10_000),
@@ -185,6 +201,7 @@ export function buildConfigSchema(env: Env) {
     hostKeySha256: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 fingerprint (SHA256:...)'),
     markerGroup: z.string().default('jitgate-managed'),
     groups: z.record(z.string(), z.string().min(1)).default({}),
+    elevation: elevation('Linux groups (root, uid 0 and system accounts are refused anyway)'),
     timeoutMs: duration.default(15_000),
     passwordHash: z
       .enum(['sha512', 'system'])
@@ -208,6 +225,7 @@ export function buildConfigSchema(env: Env) {
     domain: z.string().optional(),
     caCert: secretRef(env).optional(),
     groups: z.record(z.string(), z.string().min(1)).default({}),
+    elevation: elevation('Windows group names or SIDs (built-in accounts, RID below 1000, are refused anyway)'),
     timeoutMs: duration.default(30_000),
     allowInsecureTransport: z
       .boolean()
@@ -219,6 +237,73 @@ export function buildConfigSchema(env: Env) {
   });
 
   const accountStoreSchema = z.discriminatedUnion('type', [ldapStore, sshStore, winrmStore]);
+
+  // Sign-in through identity providers (gateway/auth, docs/auth.md). Provider names appear in URLs
+  // (/api/v1/auth/oidc/<name>/...) and in the audit trail.
+  const providerName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lower-case letters, digits and -');
+  const roleName = z.enum(['global_admin', 'org_admin', 'technician', 'auditor']);
+  const orgName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, 'an organization name');
+  /** Ordered: the first rule whose group the person has gives the role. No rule → no sign-in (deprovisioned). */
+  const roleRules = z
+    .array(z.strictObject({ group: z.string().min(1).max(512), role: roleName }))
+    .min(1, 'map at least one group to a role')
+    .describe('group (claim value, or group DN for LDAP) → role; the first matching rule wins');
+  const organizationRule = z
+    .strictObject({
+      claim: z.string().min(1).max(128).optional().describe('claim whose value names the organization (values → names with `values`)'),
+      values: z.record(z.string(), orgName).default({}).describe('claim value → organization name; absent → the value is the name'),
+      emailDomains: z.record(z.string().regex(/^[a-z0-9.-]+$/, 'a lower-case domain'), orgName).default({}).describe('verified e-mail domain → organization name'),
+      default: orgName.optional().describe('organization when nothing else matches'),
+    })
+    .prefault({});
+  const oidcProvider = z.strictObject({
+    name: providerName,
+    displayName: z.string().min(1).max(64).describe('shown on the sign-in button: "Sign in with <displayName>"'),
+    issuer: z.string().url().refine((u) => /^https:\/\//.test(u) || /^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:\d+)?(\/|$)/.test(u), 'https:// (http:// only on loopback, for tests)'),
+    clientId: z.string().min(1),
+    clientSecret: secretRef(env).describe('literal, env:NAME or file:/path'),
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).default(['openid', 'email', 'profile']).refine((a) => a.includes('openid'), 'must include openid'),
+    redirectUri: z.string().url().optional().describe('absent → <server.publicUrl>/api/v1/auth/oidc/<name>/callback'),
+    claims: z
+      .strictObject({
+        login: z.string().min(1).default('preferred_username'),
+        displayName: z.string().min(1).default('name'),
+        email: z.string().min(1).default('email'),
+        groups: z.string().min(1).default('groups'),
+      })
+      .prefault({}),
+    roles: roleRules,
+    organization: organizationRule,
+    trustProviderMfa: z.boolean().default(true).describe('skip jitgate TOTP when the ID token amr says mfa, otp or hwk'),
+  });
+  const ldapProvider = z.strictObject({
+    name: providerName,
+    displayName: z.string().min(1).max(64),
+    url: z.string().regex(/^ldaps?:\/\/.+/, 'must be an ldap:// or ldaps:// URL'),
+    startTls: z.boolean().default(false),
+    caCert: secretRef(env).describe('PEM of the CA that signed the directory certificate, or file:/path to it'),
+    bindDn: z.string().min(1).describe('service account that searches for the person'),
+    bindPassword: secretRef(env),
+    baseDn: z.string().min(1).describe('where people are searched'),
+    loginAttribute: z.enum(['sAMAccountName', 'userPrincipalName']).default('sAMAccountName'),
+    roles: roleRules,
+    organization: organizationRule,
+    timeoutMs: duration.default(10_000),
+  }).superRefine((s, ctx) => {
+    if (/^ldap:\/\//i.test(s.url) && !s.startTls) ctx.addIssue({ code: 'custom', path: ['url'], message: 'ldap:// without startTls would send passwords in clear: use ldaps:// or startTls: true' });
+  });
+  const identityProviders = z
+    .strictObject({
+      oidc: z.array(oidcProvider).default([]),
+      ldap: z.array(ldapProvider).default([]),
+    })
+    .prefault({})
+    .superRefine((p, ctx) => {
+      const names = [...p.oidc, ...p.ldap].map((x) => x.name);
+      names.forEach((n, i) => {
+        if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', message: `provider name ${n} is used twice` });
+      });
+    });
 
   const configSchema = z.strictObject({
     dataDir: z.string().min(1).default('./data'),
@@ -315,6 +400,7 @@ export function buildConfigSchema(env: Env) {
       })
       .prefault({}),
     accountStores: z.array(accountStoreSchema).default([]),
+    identityProviders: identityProviders.describe('sign-in through OIDC identity providers and LDAP/AD directories (docs/auth.md)'),
   });
   return { configSchema, accountStoreSchema };
 }
@@ -323,3 +409,6 @@ type Schemas = ReturnType<typeof buildConfigSchema>;
 export type ConfigInput = z.input<Schemas['configSchema']>;
 export type Config = Readonly<z.output<Schemas['configSchema']>>;
 export type AccountStoreConfig = z.output<Schemas['accountStoreSchema']>;
+export type IdentityProvidersConfig = Config['identityProviders'];
+export type OidcProviderConfig = IdentityProvidersConfig['oidc'][number];
+export type LdapProviderConfig = IdentityProvidersConfig['ldap'][number];

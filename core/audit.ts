@@ -49,12 +49,20 @@ export const AUDIT_TYPES = [
   'auth.bootstrap',
   'auth.ssh_key_added',
   'auth.ssh_key_removed',
+  // Sign-in through identity providers (issue 15): just-in-time creation, role/org changes from the provider, deprovisioning, back-channel logout.
+  'auth.person_provisioned',
+  'auth.person_updated',
+  'auth.deprovisioned',
+  'auth.backchannel_logout',
   'admin.changed',
   'access.denied',
   'recording.started',
   'recording.completed',
   'recording.viewed',
   'recording.verified',
+  // A file moved through an RDP session's redirected drive (gateway/rdp/rdp-streams.ts): name, bytes, outcome.
+  'rdp.file.upload',
+  'rdp.file.download',
 ] as const;
 
 export type AuditType = (typeof AUDIT_TYPES)[number];

@@ -11,7 +11,7 @@ import { checkComputerStores, withDetails, type StoreScope } from '../provisione
  * changes nothing.
  */
 const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
-const computerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, dot, dash and underscore; at most 63');
+const computerName = z.string().min(1, 'required').max(63, 'at most 63 characters').regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash and underscore, starting with a letter or digit');
 
 export const inventorySchema = z.strictObject({
   organizations: z

@@ -15,6 +15,12 @@
  * - `delete`, `removeFromGroup`, `addToGroup`, `disable`, `enable` are
  *   idempotent: repeating them is safe; deleting a missing account succeeds.
  * - Passwords are never logged, returned, or put into error details.
+ * - Elevation (`findExisting`, `isMember`, `addMember`, `removeMember`) works
+ *   on accounts jitgate did not create and so carries no marker check; what
+ *   guards them instead: `addMember` refuses a protected account
+ *   (JIT_ERR_STORE_PROTECTED_ACCOUNT) in the same operation that adds, and
+ *   the engine removes only memberships its database records as added by
+ *   jitgate (an LDAP `member` value has nowhere to hold a marker).
  */
 
 export type StoreKind = 'ldap' | 'winrm' | 'ssh' | 'memory';
@@ -58,6 +64,23 @@ export interface ManagedAccount {
   /** Groups the account is a direct member of, by the name the store was configured with. */
   readonly groups: readonly string[];
   readonly expiresAt: Date | null;
+}
+
+/** An account that exists independently of jitgate, read for elevation. */
+export interface ExistingAccount {
+  /** The account's name as the store knows it (AD: sAMAccountName, even when looked up by UPN). */
+  readonly name: string;
+  /** Where the backend keeps it (the LDAP DN); absent elsewhere. */
+  readonly location?: string;
+  readonly enabled: boolean;
+  /**
+   * Why jitgate must never elevate it (AD `adminCount=1`, the built-in
+   * Administrator RID 500, root / uid 0, a member of a configured protected
+   * group), in words; null when it may be elevated.
+   */
+  readonly protectedReason: string | null;
+  /** Configured groups it is a direct member of. */
+  readonly groups: readonly string[];
 }
 
 /** What `create` reports back: where the account was made (the LDAP DN), recorded so teardown and the reconciler find it there. */
@@ -107,6 +130,27 @@ export interface AccountStore {
    * answer). Searches everywhere the store may have created accounts.
    */
   get(name: string): Promise<ManagedAccount | null>;
+  /**
+   * Read an existing account for elevation, managed or not (AD also by UPN,
+   * `name@suffix`); null only on a positive "no such account".
+   */
+  findExisting(name: string): Promise<ExistingAccount | null>;
+  /** Whether the account is a direct member of the configured group now; false when the account is missing. */
+  isMember(name: string, group: string): Promise<boolean>;
+  /**
+   * Add an existing account to a configured group (elevation). Refuses a
+   * missing account (JIT_ERR_STORE_NO_SUCH_ACCOUNT) and a protected one
+   * (JIT_ERR_STORE_PROTECTED_ACCOUNT); succeeds when already a member.
+   */
+  addMember(name: string, group: string): Promise<void>;
+  /**
+   * Remove an existing account from a configured group; succeeds when not a
+   * member or the account is missing. Not refused for protected accounts:
+   * an account may become protected while elevated (AD's SDProp sets
+   * adminCount on members of protected groups), and taking rights back is
+   * always the safe direction. The caller decides whether jitgate added it.
+   */
+  removeMember(name: string, group: string): Promise<void>;
   /** Every account whose marker starts with `jitgate:`, wherever the store may have created it (every allowed container). */
   listManaged(): Promise<ManagedAccount[]>;
   /** Reach the backend and verify the service identity works (for `jitgate check`). */

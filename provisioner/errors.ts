@@ -16,4 +16,5 @@ export const StoreErrors = defineErrors({
   JIT_ERR_STORE_NOT_ALLOWED_FOR_ORG: { status: 403, message: 'account store {store} may not be used for computers of {organization}: {reason}' },
   JIT_ERR_STORE_GROUP_UNKNOWN: { status: 422, message: 'group {group} is not configured on account store {store}' },
   JIT_ERR_STORE_CONTAINER_NOT_ALLOWED: { status: 403, message: 'container {container} is not inside a container account store {store} allows' },
+  JIT_ERR_STORE_PROTECTED_ACCOUNT: { status: 403, message: 'account {name} is protected ({reason}); jitgate never adds it to a group' },
 });

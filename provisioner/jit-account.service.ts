@@ -11,7 +11,7 @@ import { StoreErrors } from './errors.js';
 import { JitErrors } from './jit-errors.js';
 import type { HolderLiveness } from './holder-liveness.js';
 import { checkStoreScope, type StoreScope } from './store-scope.js';
-import type { JitRepository } from './jit-repository.js';
+import type { ElevationRecord, JitRepository } from './jit-repository.js';
 import { jitSettingsSchema, usesPersistentAccount, type JitSettings } from './jit-settings.js';
 import { makeMarker, planReconcile, provablyOver, type ReconcileAction } from './reconcile-plan.js';
 
@@ -41,6 +41,13 @@ export interface JitServiceOptions {
    * API's back still cannot reach another customer's directory.
    */
   storeScopes?: ReadonlyMap<string, StoreScope>;
+  /**
+   * Per store, the default rule naming a person's existing account for
+   * elevation (`accountStores[].elevation.accountName`, `{login}` replaced by
+   * the person's login; AD also accepts a UPN such as `{login}@corp.example`).
+   * An admin's mapping (person_accounts) wins. Absent: `{login}`.
+   */
+  elevation?: ReadonlyMap<string, { accountName: string }>;
   now?: () => Date;
 }
 
@@ -64,6 +71,10 @@ export interface ProvisionResult {
   store: string | null;
   groups: string[];
   leaseExpiresAt: string;
+  /** The session raises the person's existing account (mode elevate); jitgate holds no password for it. */
+  elevated: boolean;
+  /** The person types their own password in the remote login (no credential injection). */
+  passwordTypedByPerson: boolean;
 }
 
 export interface Credentials {
@@ -84,6 +95,13 @@ export interface ReconcileReport {
   /** Accounts listed in a store but left alone: still in use, or created after the sweep began. */
   skipped: { store: string; name: string; reason: string }[];
   failures: { item: string; code: string }[];
+  /** Memberships of elevated accounts the sweep settled: `removed` (jitgate added it), `kept` (the account was a member before: only the record is closed). */
+  elevations: { store: string; name: string; group: string; sessionId: string; action: 'removed' | 'kept'; done: boolean }[];
+}
+
+/** An elevated session names an existing account but links no jit_accounts row (jitgate owns nothing of it). */
+export function isElevatedSession(s: Pick<SessionRecord, 'accountType' | 'accountId' | 'accountName'>): boolean {
+  return s.accountType !== 'existing' && s.accountId === null && s.accountName !== null;
 }
 
 const MAX_NAME_ATTEMPTS = 5;
@@ -97,7 +115,9 @@ const LOCK_TTL_MS = 60_000;
  * can be retried and repeated after a crash.
  */
 export class JitAccountService {
-  readonly #o: Required<Omit<JitServiceOptions, 'now' | 'holders' | 'storeScopes'>> & { now: () => Date; holders?: HolderLiveness; storeScopes?: ReadonlyMap<string, StoreScope> };
+  readonly #o: Required<Omit<JitServiceOptions, 'now' | 'holders' | 'storeScopes' | 'elevation'>> & {
+    now: () => Date; holders?: HolderLiveness; storeScopes?: ReadonlyMap<string, StoreScope>; elevation?: ReadonlyMap<string, { accountName: string }>;
+  };
   readonly #log: Logger;
 
   constructor(opts: JitServiceOptions) {
@@ -196,6 +216,7 @@ export class JitAccountService {
     const settings = this.settingsOf(computer);
     const { name: storeName, store } = this.#store(s.accountType === 'domain' ? computer.domainStore : computer.localStore, computer.name);
     await this.#checkScope(storeName, computer, settings, sessionId);
+    if (settings.mode === 'elevate') return this.#provisionElevated(s, computer, settings, storeName, store, onProgress);
     const actor = s.personLogin;
     const accountExpires = new Date(s.leaseExpiresAt.getTime() + this.#o.leaseGraceMs);
     let account: JitAccountRecord | null = s.accountId ? await repo.getAccount(s.accountId) : null;
@@ -251,7 +272,124 @@ export class JitAccountService {
   }
 
   #result(s: SessionRecord): ProvisionResult {
-    return { sessionId: s.id, state: 'active', accountType: s.accountType, account: s.accountName, store: s.store, groups: s.groups, leaseExpiresAt: s.leaseExpiresAt.toISOString() };
+    const elevated = isElevatedSession(s);
+    return {
+      sessionId: s.id, state: 'active', accountType: s.accountType, account: s.accountName, store: s.store, groups: s.groups, leaseExpiresAt: s.leaseExpiresAt.toISOString(),
+      elevated, passwordTypedByPerson: elevated,
+    };
+  }
+
+  // --- elevation: the person's existing account joins the groups for the lease ---
+
+  /** The existing account to elevate: the admin's mapping, else the store's rule (`{login}`). */
+  async #existingAccountName(s: SessionRecord, storeName: string): Promise<string> {
+    const mapped = s.personId ? await this.#o.repo.personAccount(s.personId, storeName) : null;
+    if (mapped) return mapped;
+    return (this.#o.elevation?.get(storeName)?.accountName ?? '{login}').replaceAll('{login}', s.personLogin);
+  }
+
+  /** Lock serialising every membership decision about one existing account on one store. */
+  #elevationLock(storeName: string, accountName: string): string {
+    return `elevate:${storeName}:${accountName.toLowerCase()}`;
+  }
+
+  async #provisionElevated(s: SessionRecord, computer: Computer, settings: JitSettings, storeName: string, store: AccountStore, onProgress?: (step: string) => void): Promise<ProvisionResult> {
+    const repo = this.#o.repo;
+    const actor = s.personLogin;
+    const log = this.#log.child({ sessionId: s.id, computer: computer.name });
+    let accountName: string | null = null;
+    try {
+      const wanted = await this.#existingAccountName(s, storeName);
+      onProgress?.(`looking up your account ${wanted}`);
+      const found = await store.findExisting(wanted);
+      const words = { person: s.personLogin, name: wanted, store: storeName };
+      if (!found) throw new JitgateError(JitErrors.JIT_ERR_JIT_ELEVATE_NO_ACCOUNT, words);
+      if (!found.enabled) throw new JitgateError(JitErrors.JIT_ERR_JIT_ELEVATE_DISABLED, words);
+      if (found.protectedReason) throw new JitgateError(JitErrors.JIT_ERR_JIT_ELEVATE_PROTECTED, { ...words, reason: found.protectedReason });
+      accountName = found.name;
+      await repo.setSessionElevated(s.id, found.name, storeName);
+      for (const group of settings.adminGroups) {
+        onProgress?.(`adding ${found.name} to ${group}`);
+        await this.#withLock(this.#elevationLock(storeName, found.name), () => this.#elevateOne(s, computer.name, storeName, store, found.name, group));
+      }
+    } catch (err) {
+      log.warn({ code: isJitgateError(err) ? err.code : undefined, err: isJitgateError(err) ? undefined : err }, 'elevation failed; rolling back');
+      await this.#rollback(s.id, err);
+      throw err;
+    }
+    const active = await repo.transitionSession(s.id, ['provisioning'], 'active');
+    if (!active) {
+      await this.#withLock(`session:${s.id}`, () => this.#release(s.id, 'closed during provisioning', 'system:provisioner'));
+      const now = await repo.getSession(s.id);
+      throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: s.id, state: now?.state ?? 'ended' });
+    }
+    await this.#audit({ type: 'session.started', actor, outcome: 'success', sessionId: s.id, computer: computer.name, account: accountName, data: { store: storeName, groups: settings.adminGroups, mode: 'elevate' } });
+    log.info({ account: accountName, store: storeName }, 'session elevated');
+    return this.#result(active);
+  }
+
+  /**
+   * One group, under the account's elevation lock: read the membership
+   * first. Already a member through nobody but its admins → recorded as not
+   * added by jitgate and never removed. Already a member because jitgate
+   * added it for another session (an open jitgate row) → shared, recorded
+   * as jitgate's. Not a member → the row is written (`adding`) before the add,
+   * so a crash mid-add leaves a record the reconciler acts on.
+   */
+  async #elevateOne(s: SessionRecord, computer: string, storeName: string, store: AccountStore, name: string, group: string): Promise<void> {
+    const repo = this.#o.repo;
+    const mine = (await repo.elevationsOfSession(s.id)).find((e) => e.group === group && e.state !== 'removed');
+    if (mine?.state === 'active') return;
+    const member = await store.isMember(name, group);
+    const ours = !member || mine?.addedByJitgate === true || (await repo.openJitgateElevations(storeName, name, group, mine?.id ?? null)).length > 0;
+    const row = mine ?? (await repo.insertElevation({ id: randomUUID(), sessionId: s.id, store: storeName, accountName: name, group, addedByJitgate: ours, state: member ? 'active' : 'adding' }));
+    await repo.addSessionGroup(s.id, group);
+    if (!member) {
+      await store.addMember(name, group);
+      await repo.setElevationState(row.id, 'active');
+    } else if (row.state !== 'active') {
+      await repo.setElevationState(row.id, 'active');
+    }
+    await this.#audit({
+      type: 'account.group_added', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer, account: name,
+      data: { group, store: storeName, mode: 'elevate', alreadyMember: member, addedByJitgate: row.addedByJitgate },
+    });
+  }
+
+  /**
+   * Close one elevation record under the account's lock: a membership
+   * jitgate added is removed unless another open record of jitgate for the
+   * same account and group belongs to a live session (it is shared; the last
+   * one removes it); a membership the account had before is never touched.
+   * Returns what happened, or null when the record was already closed.
+   */
+  async #releaseElevation(e: ElevationRecord, store: AccountStore, actor: string, reason: string): Promise<'removed' | 'kept' | null> {
+    const repo = this.#o.repo;
+    return this.#withLock(this.#elevationLock(e.store, e.accountName), async () => {
+      const row = await repo.getElevation(e.id);
+      if (!row || row.state === 'removed') return null;
+      let removed = false;
+      if (row.addedByJitgate) {
+        const others = await repo.openJitgateElevations(row.store, row.accountName, row.group, row.id);
+        const liveOthers = others.filter((o) => o.session.state !== 'ended' && o.session.state !== 'failed');
+        if (liveOthers.length === 0) {
+          try {
+            await store.removeMember(row.accountName, row.group);
+          } catch (err) {
+            if (!isJitgateError(err, StoreErrors.JIT_ERR_STORE_NO_SUCH_GROUP)) throw err;
+          }
+          removed = true;
+        }
+      }
+      await repo.setElevationState(row.id, 'removed');
+      await repo.removeSessionGroup(row.sessionId, row.group);
+      const s = await repo.getSession(row.sessionId);
+      await this.#audit({
+        type: 'account.group_removed', actor, outcome: 'success', sessionId: row.sessionId, computer: s?.computerName ?? null, account: row.accountName,
+        data: { group: row.group, store: row.store, reason, mode: 'elevate', removed, ...(row.addedByJitgate ? {} : { keptBecause: 'member before the session' }) },
+      });
+      return removed ? 'removed' : 'kept';
+    });
   }
 
   async #createEphemeral(s: SessionRecord, computer: Computer, settings: JitSettings, storeName: string, store: AccountStore, expiresAt: Date, groups: readonly string[]): Promise<JitAccountRecord> {
@@ -427,6 +565,16 @@ export class JitAccountService {
   async #release(sessionId: string, reason: string, actor: string): Promise<void> {
     const repo = this.#o.repo;
     const s = await repo.getSession(sessionId);
+    if (s && isElevatedSession(s)) {
+      // Elevated: jitgate owns no account, only the memberships its records say it added.
+      const open = (await repo.elevationsOfSession(sessionId)).filter((e) => e.state !== 'removed');
+      if (open.length === 0) return;
+      const store = this.#o.stores.get(open[0]!.store);
+      if (!store) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_STORE, { computer: s.computerName, store: open[0]!.store });
+      const who = actor.startsWith('system:') ? s.personLogin : actor;
+      for (const e of open) await this.#releaseElevation(e, store, who, reason);
+      return;
+    }
     if (!s?.accountId || !s.store) return;
     const account = await repo.getAccount(s.accountId);
     if (!account || account.state === 'deleted') return;
@@ -493,7 +641,8 @@ export class JitAccountService {
     if (until.getTime() <= from.getTime() + 1000) {
       throw new JitgateError(JitErrors.JIT_ERR_JIT_MAX_DURATION, { computer: computer.name, minutes: settings.maxSessionMinutes });
     }
-    if (s.accountName && s.store) {
+    if (s.accountName && s.store && !isElevatedSession(s)) {
+      // (An elevated account is not ours: its expiry is not jitgate's to move.)
       const { store } = this.#store(s.store, computer.name);
       // The account's own expiry is the backstop if every job is lost: it must not cut the session short.
       await store.enable(s.accountName, new Date(until.getTime() + this.#o.leaseGraceMs));
@@ -523,6 +672,10 @@ export class JitAccountService {
   /** The session's account credentials, for the gateway to inject. Never logged. */
   async credentials(sessionId: string): Promise<Credentials> {
     const s = await this.#o.repo.getSession(sessionId);
+    if (s?.state === 'active' && isElevatedSession(s)) {
+      // The person's own account: jitgate never knew its password; the remote login asks for it.
+      throw new JitgateError(JitErrors.JIT_ERR_JIT_PASSWORD_FROM_PERSON, { session: sessionId, name: s.accountName! });
+    }
     if (!s || s.state !== 'active' || !s.accountId) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_CREDENTIALS, { session: sessionId });
     const a = await this.#o.repo.getAccount(s.accountId);
     if (!a?.passwordEnc) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_CREDENTIALS, { session: sessionId });
@@ -611,8 +764,9 @@ export class JitAccountService {
     const sweepStartedAt = await repo.dbNow();
     const reaped = await this.reapSessions({ dryRun });
     const report: ReconcileReport = {
-      dryRun, expiredSessions: reaped.ended.length, sessions: reaped.ended, actions: [], skipped: [], failures: [...reaped.failures],
+      dryRun, expiredSessions: reaped.ended.length, sessions: reaped.ended, actions: [], skipped: [], failures: [...reaped.failures], elevations: [],
     };
+    await this.#settleElevations(report, sweepStartedAt, dryRun);
     // In a dry run the sessions above were not ended: their accounts show up below as what their teardown would remove.
     for (const [storeName, store] of this.#o.stores) {
       let listed;
@@ -644,7 +798,7 @@ export class JitAccountService {
         type: 'reconcile.completed', actor: 'system:reconciler', outcome: report.failures.length ? 'failure' : 'success',
         data: {
           sessionsEnded: report.sessions.filter((x) => x.done).length, expiredSessions: report.expiredSessions,
-          actions: report.actions.filter((x) => x.done).length, skipped: report.skipped.length, failures: report.failures.length,
+          actions: report.actions.filter((x) => x.done).length, elevationsClosed: report.elevations.filter((x) => x.done).length, skipped: report.skipped.length, failures: report.failures.length,
         },
       });
     }
@@ -704,6 +858,40 @@ export class JitAccountService {
       return { actions: out, failures };
     };
     return dryRun ? body() : this.#withLock(lockKey, body);
+  }
+
+  /**
+   * Elevation records still open: each is settled under its account's lock,
+   * with the record and its session re-read there, and only when the
+   * session's use is provably over (the same rule as accounts). The record
+   * is the proof: a membership jitgate did not record as its own is never
+   * removed, whatever the directory shows.
+   */
+  async #settleElevations(report: ReconcileReport, sweepStartedAt: Date, dryRun: boolean): Promise<void> {
+    const repo = this.#o.repo;
+    for (const e of await repo.openElevations()) {
+      const item = { store: e.store, name: e.accountName, group: e.group, sessionId: e.sessionId, action: e.addedByJitgate ? ('removed' as const) : ('kept' as const), done: false };
+      try {
+        const s = await repo.getSession(e.sessionId);
+        const over = !!s && provablyOver({ createdAt: e.createdAt, sessions: [s], sweepStartedAt, now: this.#o.now(), leaseGraceMs: this.#o.leaseGraceMs, provisioningTimeoutMs: this.#o.provisioningTimeoutMs });
+        if (!over) {
+          report.skipped.push({ store: e.store, name: e.accountName, reason: e.createdAt >= sweepStartedAt ? 'created after the sweep began' : 'in use by a live session' });
+          continue;
+        }
+        const store = this.#o.stores.get(e.store);
+        if (!store) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_STORE, { computer: s.computerName, store: e.store });
+        if (!dryRun) {
+          // Re-checked under the lock: the session may have been torn down meanwhile (then the record is closed: null).
+          const r = await this.#releaseElevation(e, store, 'system:reconciler', 'lease ended (reconciler)');
+          if (r === null) continue;
+          item.action = r;
+          item.done = true;
+        }
+        report.elevations.push(item);
+      } catch (err) {
+        report.failures.push({ item: `${e.store}/${e.accountName} ${e.group}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
+      }
+    }
   }
 
   async #apply(storeName: string, store: AccountStore, a: ReconcileAction, row: JitAccountRecord | null): Promise<void> {

@@ -11,4 +11,8 @@ export const JitErrors = defineErrors({
   JIT_ERR_JIT_NO_CREDENTIALS: { status: 409, message: 'session {session} has no credentials to inject' },
   JIT_ERR_JIT_LEASE_TOO_LONG: { status: 422, message: 'sessions on {computer} last at most {minutes} minutes; {asked} were asked for' },
   JIT_ERR_JIT_PROVISION_TIMEOUT: { status: 504, message: 'provisioning of session {session} did not finish in time', transient: true },
+  JIT_ERR_JIT_ELEVATE_NO_ACCOUNT: { status: 422, message: '{person} has no account {name} on {store} to elevate: map the person to their existing account (People) or create it first' },
+  JIT_ERR_JIT_ELEVATE_DISABLED: { status: 422, message: 'account {name} of {person} on {store} is disabled; jitgate does not elevate a disabled account' },
+  JIT_ERR_JIT_ELEVATE_PROTECTED: { status: 403, message: 'account {name} of {person} on {store} is protected ({reason}); jitgate never elevates it' },
+  JIT_ERR_JIT_PASSWORD_FROM_PERSON: { status: 409, message: 'session {session} elevates your own account {name}: jitgate does not hold its password, type it in the remote login' },
 });

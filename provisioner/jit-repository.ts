@@ -70,6 +70,26 @@ export function toComputer(r: R): Computer {
 
 const LIVE = "('pending','provisioning','active','ending')";
 
+/** One group an elevated session holds for an existing account (migration 011). */
+export interface ElevationRecord {
+  id: string;
+  sessionId: string;
+  store: string;
+  accountName: string;
+  group: string;
+  /** False: the account was a member before the session; jitgate never removes such a membership. */
+  addedByJitgate: boolean;
+  state: 'adding' | 'active' | 'removed';
+  createdAt: Date;
+}
+
+function toElevation(r: R): ElevationRecord {
+  return {
+    id: String(r.id), sessionId: String(r.session_id), store: String(r.store), accountName: String(r.account_name), group: String(r.grp),
+    addedByJitgate: Boolean(r.added_by_jitgate), state: r.state as ElevationRecord['state'], createdAt: d(r.created_at),
+  };
+}
+
 /** SQL for the JIT engine; the same on PostgreSQL and PGlite. */
 export class JitRepository {
   constructor(readonly db: Database) {}
@@ -263,6 +283,59 @@ export class JitRepository {
     return (
       await this.db.query(`SELECT * FROM sessions WHERE state IN ${LIVE} AND lease_expires_at + ($1::double precision * interval '1 millisecond') <= $2`, [graceMs, now])
     ).map(toSession);
+  }
+
+  // --- elevation (migration 011) ------------------------------------------
+
+  /** The existing account an admin mapped the person to on `store`; null: the store's default rule applies. */
+  async personAccount(personId: string, store: string): Promise<string | null> {
+    const rows = await this.db.query<{ account_name: string }>('SELECT account_name FROM person_accounts WHERE person_id = $1 AND store = $2', [personId, store]);
+    return rows[0]?.account_name ?? null;
+  }
+
+  /** An elevated session: the existing account and its store (no jit_accounts row: jitgate does not own it). */
+  async setSessionElevated(id: string, accountName: string, store: string): Promise<void> {
+    await this.db.query('UPDATE sessions SET account_id = NULL, account_name = $2, store = $3 WHERE id = $1', [id, accountName, store]);
+  }
+
+  async insertElevation(e: Omit<ElevationRecord, 'createdAt'>): Promise<ElevationRecord> {
+    const rows = await this.db.query(
+      'INSERT INTO elevations (id, session_id, store, account_name, grp, added_by_jitgate, state) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *',
+      [e.id, e.sessionId, e.store, e.accountName, e.group, e.addedByJitgate, e.state],
+    );
+    return toElevation(rows[0]!);
+  }
+
+  async getElevation(id: string): Promise<ElevationRecord | null> {
+    const rows = await this.db.query('SELECT * FROM elevations WHERE id = $1', [id]);
+    return rows[0] ? toElevation(rows[0]) : null;
+  }
+
+  async setElevationState(id: string, state: ElevationRecord['state']): Promise<void> {
+    await this.db.query("UPDATE elevations SET state = $2, removed_at = CASE WHEN $2 = 'removed' THEN now() ELSE removed_at END WHERE id = $1", [id, state]);
+  }
+
+  async elevationsOfSession(sessionId: string): Promise<ElevationRecord[]> {
+    return (await this.db.query('SELECT * FROM elevations WHERE session_id = $1 ORDER BY created_at', [sessionId])).map(toElevation);
+  }
+
+  /** Every elevation not yet removed (the reconciler's work list). */
+  async openElevations(): Promise<ElevationRecord[]> {
+    return (await this.db.query("SELECT * FROM elevations WHERE state <> 'removed' ORDER BY created_at")).map(toElevation);
+  }
+
+  /**
+   * Open memberships jitgate added for the same account and group (other
+   * than `exceptId`), with their session's state and lease: a membership
+   * jitgate added is shared by every session that found it there.
+   */
+  async openJitgateElevations(store: string, accountName: string, group: string, exceptId: string | null): Promise<(ElevationRecord & { session: { state: string; leaseExpiresAt: Date } })[]> {
+    const rows = await this.db.query(
+      `SELECT e.*, s.state AS session_state, s.lease_expires_at AS session_lease FROM elevations e JOIN sessions s ON s.id = e.session_id
+       WHERE e.store = $1 AND lower(e.account_name) = lower($2) AND e.grp = $3 AND e.added_by_jitgate AND e.state <> 'removed' AND e.id <> coalesce($4::uuid, '00000000-0000-0000-0000-000000000000'::uuid)`,
+      [store, accountName, group, exceptId],
+    );
+    return rows.map((r) => ({ ...toElevation(r), session: { state: String(r.session_state), leaseExpiresAt: d(r.session_lease) } }));
   }
 
   // --- leased locks -------------------------------------------------------

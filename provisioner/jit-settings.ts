@@ -9,6 +9,14 @@ export const jitSettingsSchema = z
   .strictObject({
     /** Off: people use an existing account; nothing is created. */
     enabled: z.boolean().default(true),
+    /**
+     * `create`: a JIT account is created for the session (or a kept one re-enabled).
+     * `elevate`: nothing is created; the person's existing account on the store
+     * (person_accounts, else the store's `elevation.accountName` rule) joins
+     * `adminGroups` for the lease and leaves them at teardown, unless it was
+     * a member before (docs/jit-engine.md "Create or elevate").
+     */
+    mode: z.enum(['create', 'elevate']).default('create'),
     /** Delete the JIT-created account when the session ends. */
     deleteOnCheckIn: z.boolean().default(true),
     /** When not deleting: reuse the same person's account next time (re-enabled, password rotated). */
@@ -28,6 +36,12 @@ export const jitSettingsSchema = z
     if (s.deleteOnCheckIn && s.reuseExistingAccount) {
       ctx.addIssue({ code: 'custom', path: ['reuseExistingAccount'], message: 'cannot reuse an account that is deleted on check-in' });
     }
+    if (s.mode === 'elevate' && s.accountMode === 'shared') {
+      ctx.addIssue({ code: 'custom', path: ['accountMode'], message: 'elevation raises each person\'s own account; a shared account is only for mode create' });
+    }
+    if (s.mode === 'elevate' && s.container !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['container'], message: 'elevation creates no account, so a container has no use; remove it' });
+    }
     if (s.accountMode === 'shared' && s.deleteOnCheckIn) {
       ctx.addIssue({ code: 'custom', path: ['deleteOnCheckIn'], message: 'a shared account is kept (disabled) between sessions; turn off delete on check-in' });
     }
@@ -46,5 +60,6 @@ export const JIT_PRESETS = {
 
 /** Whether sessions share a long-lived account (kept between sessions). */
 export function usesPersistentAccount(s: JitSettings): boolean {
+  if (s.mode === 'elevate') return false;
   return s.accountMode === 'shared' || (!s.deleteOnCheckIn && s.reuseExistingAccount);
 }

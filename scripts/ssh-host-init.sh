@@ -56,6 +56,10 @@ mount --bind /run/jgt/etc /etc
 
 read -r name </run/jgt/hostname
 printf '%s\n' "$name" >/proc/sys/kernel/hostname
+# sudo resolves the host's own name (sudoers Host_Alias matching): without an
+# entry it prints "unable to resolve host <name>" before every result.
+printf '%s\n' "$name" >/etc/hostname
+printf '127.0.1.1\t%s\n' "$name" >>/etc/hosts
 : >/var/log/lastlog
 : >/var/log/wtmp
 : >/run/utmp

@@ -190,13 +190,25 @@ for (const factory of databaseFactories()) {
       const c = created.json();
       expect(c).toMatchObject({ organizationId: a.id, name: 'web01', sshPort: 22, rdpPort: 3389, restricted: false, localStore: null });
       expect(c.jit).toMatchObject({ enabled: true, maxSessionMinutes: 480, accountMode: 'named' });
-      expect(c.policy).toEqual({ recordInput: false, sftp: true, portForwarding: false, clipboard: false, drive: false, printing: false, rdpSecurity: 'nla', rdpIgnoreCert: false });
+      expect(c.policy).toEqual({
+        recordInput: false, sftp: true, portForwarding: false, clipboard: 'off', clipboardMaxBytes: 262144, drive: 'off', fileMaxBytes: 104857600, printing: false,
+        rdpSecurity: 'nla', rdpIgnoreCert: false, rdpResizeMethod: 'display-update',
+      });
 
-      const patched = await me.patch(`/computers/${c.id}`, { jit: { maxSessionMinutes: 30 }, policy: { rdpSecurity: 'tls' }, restricted: true });
+      const patched = await me.patch(`/computers/${c.id}`, { jit: { maxSessionMinutes: 30 }, policy: { rdpSecurity: 'tls', clipboard: 'remote-to-local', rdpTimezone: 'Europe/Berlin' }, restricted: true });
       expect(patched.statusCode).toBe(200);
       expect(patched.json().jit).toMatchObject({ maxSessionMinutes: 30, adminGroups: ['admins'] });
-      expect(patched.json().policy).toMatchObject({ sftp: true, rdpSecurity: 'tls' });
+      expect(patched.json().policy).toMatchObject({ sftp: true, rdpSecurity: 'tls', clipboard: 'remote-to-local', rdpTimezone: 'Europe/Berlin' });
       expect(patched.json().restricted).toBe(true);
+      // The audit says which policy settings changed, from what to what.
+      const changedEv = await db.query<{ data: { action: string; policy: string[] } }>(
+        "SELECT data FROM audit_events WHERE type = 'admin.changed' AND computer = 'web01' AND data->>'action' = 'computer.changed' ORDER BY seq DESC LIMIT 1",
+      );
+      expect(changedEv[0]?.data.policy).toEqual(['clipboard: off → remote-to-local', 'rdpSecurity: nla → tls', 'rdpTimezone: (none) → Europe/Berlin']);
+      const badRdp = await me.patch(`/computers/${c.id}`, { policy: { clipboard: 'sideways', rdpColorDepth: 12, rdpTimezone: 'Mars/Base' } });
+      expect(badRdp.json().details.fields).toEqual({
+        'policy.clipboard': 'off, remote-to-local, local-to-remote or both', 'policy.rdpColorDepth': '8, 16, 24 or 32', 'policy.rdpTimezone': 'an IANA time zone name such as Europe/Berlin or UTC',
+      });
 
       const bad = await me.post('/computers', {
         name: '-bad', address: 'a b', protocols: ['telnet'], sshPort: 0, domainStore: 'nosuch',

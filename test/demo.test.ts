@@ -116,6 +116,8 @@ describe.skipIf(!redis.ok || !ssh.ok)(`jitgate demo${ssh.ok ? '' : ` (skipped: $
     expect(run.stdout).toMatch(/\(sudo\)/);
     // The admin group really is admin: passwordless sudo on the demo computer (the person never knows the password).
     expect(run.stdout.split('\n')).toContain('root');
+    // The demo computer's own name resolves inside its namespace: sudo prints no "unable to resolve host".
+    expect(run.stderr).not.toMatch(/unable to resolve host/);
     // Checked in: the account is gone from the demo computer.
     const hostPid = (JSON.parse(readFileSync(join(dataDir!, 'demo-host', 'env.json'), 'utf8')) as { pid: number }).pid;
     await waitFor(
@@ -125,8 +127,31 @@ describe.skipIf(!redis.ok || !ssh.ok)(`jitgate demo${ssh.ok ? '' : ` (skipped: $
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);
+    // Ctrl-C ends with a final line saying it is done, not at "stopping the demo…".
+    expect(out.trimEnd().split('\n').at(-1)).toMatch(/^stopped: /);
     expect(existsSync(`/run/netns/${env.netns}`)).toBe(false);
     expect(existsSync(dataDir!)).toBe(false);
     await waitFor(() => processesMentioning(dataDir!).length === 0, 10_000, 'demo children to exit');
   }, 240_000);
+
+  it('refuses at once, before starting any demo computer, when the web port is taken, and says how to pick another', async () => {
+    const { createServer } = await import('node:net');
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const child = spawnCli(['demo', '--port', String(port), '--ssh-port', '0'], { JITGATE_LOG__LEVEL: 'warn' });
+      let out = '';
+      let err = '';
+      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      expect(code).toBe(1);
+      expect(err).toContain(`port ${port} on 127.0.0.1 is already in use`);
+      expect(err).toMatch(/--port/);
+      expect(out).not.toMatch(/starting the demo computer/);
+    } finally {
+      busy.close();
+    }
+  }, 60_000);
 });

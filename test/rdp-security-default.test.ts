@@ -49,7 +49,7 @@ for (const factory of databaseFactories()) {
 
       const partial = await me.post('/computers', { name: 'win-partial', address: '10.0.0.22', protocols: ['rdp'], domainStore: 'ad', jit, policy: { clipboard: true } });
       expect(partial.statusCode).toBe(201);
-      expect(await storedAndParams(partial.json().id)).toEqual({ stored: expect.objectContaining({ rdpSecurity: 'nla', clipboard: true }), security: 'nla' });
+      expect(await storedAndParams(partial.json().id)).toEqual({ stored: expect.objectContaining({ rdpSecurity: 'nla', clipboard: 'both' }), security: 'nla' });
 
       // An admin's explicit choice stands.
       const tls = await me.post('/computers', { name: 'win-tls', address: '10.0.0.23', protocols: ['rdp'], domainStore: 'ad', jit, policy: { rdpSecurity: 'tls' } });

@@ -10,6 +10,10 @@ import { Secret } from '../core/secret.js';
 import { GuacdCapabilities } from '../gateway/rdp/guacd-capabilities.js';
 import { checkGuacd, preconnectGuacd } from '../gateway/rdp/guacd-client.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
+import { pino } from 'pino';
+import { generatePassword } from '../provisioner/account-names.js';
+import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
+import { startXrdpHost, xrdpHostAvailable, type XrdpHostHandle } from './harness/xrdp-host.js';
 import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 
 /**
@@ -666,6 +670,53 @@ describe.skipIf(!GUACD_HOST)('against a real guacd (GUACD_HOST)', () => {
     expect(r.version).toMatch(/^VERSION_1_\d+_\d+$/);
     expect(r.protocols).toContain('rdp');
   });
+  // The namespace xrdp target (scripts/xrdp-host.sh): sshd + xrdp, so the JIT
+  // account is a real Linux account created over sshd by the SSH store.
+  // guacd must be able to route to the namespace address (guacd on this
+  // machine, or a container whose traffic this machine forwards).
+  const xrdp = xrdpHostAvailable();
+  it.skipIf(!xrdp.ok)(`reaches a real desktop on the namespace xrdp target: first sync and img after the JIT account logs in${xrdp.ok ? '' : ` (skipped: ${xrdp.reason ?? ''})`}`, async () => {
+    const host: XrdpHostHandle = await startXrdpHost();
+    const store = new SshAccountStore({
+      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey,
+      hostKeySha256: host.hostKeySha256, groups: {}, logger: pino({ level: 'silent' }),
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'jitgate-rdp-xrdp-'));
+    try {
+      const name = `jgx${String(Date.now() % 1e8)}`;
+      const password = generatePassword(name);
+      await store.create({ name, password, marker: `jitgate:rdp-tunnel-test:${name}`, expiresAt: new Date(Date.now() + 3_600_000) });
+      // xrdp 0.9 speaks TLS, not NLA. Pin its certificate where guacd can (cert-fingerprints: guacd 1.6+).
+      const caps = await checkGuacd(addr);
+      const pin = /^VERSION_1_[6-9]_|^VERSION_[2-9]_/.test(caps.version ?? '');
+      const policy = pin ? { rdpSecurity: 'tls', rdpCertFingerprint: host.rdpCertSha256 } : { rdpSecurity: 'tls', rdpIgnoreCert: true };
+      const broker = new FixedBroker({ ...computer(policy), address: host.address, rdpPort: host.rdpPort }, { username: name, password: new Secret(password) });
+      const t = await startRdpTestApp({ broker, recorder: new SlotRecorder(dir), guacd: addr });
+      try {
+        const b = await openBrowser(t.wsUrl, Q);
+        await until(() => b.instructions.some((i) => i[0] === 'img') && b.instructions.some((i) => i[0] === 'sync'), 'first img and sync from the xrdp desktop', 60_000);
+        expect(jitgate(b, 'error')).toEqual([]);
+        // The first frame alone is no proof of login (xrdp may draw its login screen):
+        // the session exists on the host, as the JIT account.
+        let ps = '';
+        for (const end = Date.now() + 20_000; Date.now() < end && !(/Xorg :\d+/.test(ps) && ps.includes('sleep infinity'));) {
+          ps = (await host.exec(`pgrep -u ${name} -a . || true`)).stdout;
+          if (!ps.includes('sleep infinity')) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(ps).toMatch(/Xorg :\d+/);
+        expect(ps).toContain('sleep infinity');
+        expect(b.frames.join('')).not.toContain(password);
+        b.ws.close();
+        await until(() => broker.opened[0]?.ended.length === 1, 'end()');
+      } finally {
+        await t.app.close();
+      }
+    } finally {
+      await store.close().catch(() => undefined);
+      await host.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
   it('the tunnel completes the handshake (ready) with server-built parameters', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'jitgate-rdp-real-'));
     const broker = new FixedBroker({ ...computer(), address: '127.0.0.1', rdpPort: 1 }, CREDS);

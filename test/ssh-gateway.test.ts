@@ -296,7 +296,7 @@ describe.skipIf(!avail.ok || !redisSocket)(
       const lease = (await fx.repo.getSession(String(ready.sessionId)))!.leaseExpiresAt;
       expect(ready.leaseExpiresAt).toBe(lease.toISOString());
       const steps = term.messages.filter((m) => m.type === 'progress').map((m) => m.step);
-      expect(steps).toEqual(['creating account…', `account ${account} ready…`, 'added to admins…']);
+      expect(steps).toEqual(['creating account…', `account ${account} ready…`, 'added to admins…', `connecting to ${pc.name}…`]);
       expect(await accountExists(account)).toBe(true);
 
       const mark = term.text.length;

@@ -6,6 +6,8 @@ import { leasesMigration } from './migrations/005-leases.js';
 import { auditKeyedMigration } from './migrations/008-audit-keyed.js';
 import { computerNamesNocaseMigration } from './migrations/009-computer-names-nocase.js';
 import { recordingNeverStartedMigration } from './migrations/010-recording-never-started.js';
+import { signInSourcesMigration } from './migrations/012-sign-in-sources.js';
+import { elevationMigration } from './migrations/011-elevation.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -182,6 +184,8 @@ CREATE TABLE settings (
   auditKeyedMigration,
   computerNamesNocaseMigration,
   recordingNeverStartedMigration,
+  elevationMigration,
+  signInSourcesMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

@@ -6,7 +6,7 @@ import { JIT_PRESETS, jitSettingsSchema } from '../../provisioner/jit-settings.j
 import { toComputer } from '../../provisioner/jit-repository.js';
 import { canConnect, canEditComputer, canSeeComputer, canSeePerson, isUuid, readScope } from '../access-policy.js';
 import type { Principal, Role } from '../auth/principal.js';
-import { computerPolicySchema, effectivePolicy } from './computer-policy.js';
+import { computerPolicySchema, effectivePolicy, policyChanges } from './computer-policy.js';
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, fieldsOf, isForeignKeyViolation, isUniqueViolation, iso, notFound, principalOf } from './http.js';
 import { authorizeComputerStores } from './store-access.js';
@@ -14,7 +14,8 @@ import { checkCertPinning } from './guacd-pinning.js';
 import { auditUnpinned, pinAcrossEdit } from './host-keys.js';
 
 const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
-const computerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'letters, digits, dot, dash and underscore; at most 63');
+// Checked in this order; the form shows the first failing one ("required" for an empty name, the unit with the limit).
+const computerName = z.string().min(1, 'required').max(63, 'at most 63 characters').regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash and underscore, starting with a letter or digit');
 const port = z.number().int().min(1).max(65535);
 
 /** A whole computer as stored; PATCH merges onto the stored one and validates the result. */
@@ -167,7 +168,7 @@ export function computerRoutes(deps: ApiDeps) {
       } catch (err) {
         throw dbError(err);
       }
-      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.created', id, organizationId: c.organizationId } });
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.created', id, organizationId: c.organizationId, policy: policyChanges({}, c.policy) } });
       const stated = typeof c.policy.sshHostKeySha256 === 'string' ? c.policy.sshHostKeySha256 : null;
       if (stated) {
         // A pin stated at creation (read from the host's console) is a trust decision like a scan + confirm: on the record.
@@ -217,7 +218,7 @@ export function computerRoutes(deps: ApiDeps) {
       if (!rows[0]) throw notFound('computer');
       // Grants name technicians of the old organization: they do not travel with the computer.
       if (c.organizationId !== cur.organizationId) await db.query('DELETE FROM grants WHERE computer_id = $1', [cur.id]);
-      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.changed', id: cur.id, organizationId: c.organizationId, fields: Object.keys(body) } });
+      await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', computer: c.name, data: { action: 'computer.changed', id: cur.id, organizationId: c.organizationId, fields: Object.keys(body), policy: policyChanges(cur.policy, c.policy) } });
       if (dropped) await auditUnpinned(audit, p.login, { id: cur.id, name: c.name, organizationId: c.organizationId }, dropped, 'address changed');
       return { ...view(toComputer(rows[0])), ...(warnings.length ? { warnings } : {}) };
     });

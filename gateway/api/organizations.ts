@@ -5,7 +5,7 @@ import { canSeeOrganization, canWriteOrganizations, isUuid, readScope } from '..
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, isForeignKeyViolation, isUniqueViolation, notFound, parseBody, principalOf } from './http.js';
 
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, 'letters, digits, space, dot, dash, underscore; at most 63');
+const name = z.string().min(1, 'required').max(63, 'at most 63 characters').regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, dot, dash, underscore, starting with a letter or digit');
 const sharedCode = z.string().regex(/^[0-9]{4,8}$/, '4-8 digits');
 const createBody = z.strictObject({ name, sharedCode: sharedCode.optional() });
 const patchBody = z.strictObject({ name: name.optional(), sharedCode: sharedCode.optional() });

@@ -7,6 +7,9 @@ import { IdentityService, safeEqual, type AuthSession, type ClientInfo, type Ide
 import type { Principal, Role } from './principal.js';
 import { RateLimiter } from './rate-limit.js';
 import { proxyTrust, type ProxyTrust } from '../trusted-proxies.js';
+import type { LdapSignIn } from './ldap-sign-in.js';
+import type { OidcSignIn } from './oidc.service.js';
+import { ssoRoutes } from './sso.routes.js';
 
 export const SESSION_COOKIE = 'jitgate_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -85,6 +88,10 @@ export interface AuthPluginDeps extends IdentityDeps {
   identity?: IdentityService;
   /** `server.trustProxy`, the same list buildServer gets (for the cookie's Secure flag). */
   trustProxy?: false | readonly string[];
+  /** Sign-in through OIDC providers (identityProviders.oidc); absent → none. */
+  oidc?: OidcSignIn | null;
+  /** Sign-in against LDAP/AD directories (identityProviders.ldap). */
+  ldap?: readonly LdapSignIn[];
 }
 
 /**
@@ -280,6 +287,18 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
     });
 
     await app.register(routes, { prefix: '/api/v1' });
+    await app.register(
+      ssoRoutes({
+        identity,
+        oidc: deps.oidc ?? null,
+        ldap: deps.ldap ?? [],
+        limit,
+        clientOf,
+        setSessionCookie,
+        secure: (req) => cookieSecure(cfg.cookieSecure, req, trust),
+      }),
+      { prefix: '/api/v1' },
+    );
   }
 
   return async (app) => {

@@ -11,4 +11,11 @@ export const AuthErrors = defineErrors({
   JIT_ERR_AUTH_BOOTSTRAP_INVALID: { status: 410, message: 'the setup link is invalid, expired or already used' },
   JIT_ERR_AUTH_WEAK_PASSWORD: { status: 400, message: 'password too weak: {reason}' },
   JIT_ERR_AUTH_SSH_KEY_INVALID: { status: 400, message: 'not an OpenSSH public key: {reason}' },
+  JIT_ERR_AUTH_SSO_FAILED: { status: 401, message: 'sign-in through {provider} failed: {reason}' },
+  JIT_ERR_AUTH_SSO_NOT_MAPPED: { status: 403, message: 'the identity provider {provider} gives this person no role or organization in jitgate ({reason})' },
+  JIT_ERR_AUTH_SSO_DISABLED: { status: 403, message: 'this person is disabled in jitgate' },
+  JIT_ERR_AUTH_SSO_UNKNOWN_PROVIDER: { status: 404, message: 'no identity provider named {provider}' },
+  JIT_ERR_AUTH_SSO_UNAVAILABLE: { status: 503, message: 'identity provider {provider} cannot be reached', transient: true },
+  JIT_ERR_AUTH_LOCAL_PASSWORD_FORBIDDEN: { status: 403, message: 'your organization signs in through its identity provider, not with a jitgate password' },
+  JIT_ERR_AUTH_LOGOUT_TOKEN_INVALID: { status: 400, message: 'invalid logout token: {reason}' },
 });

@@ -9,6 +9,7 @@ import { canManagePerson } from '../access-policy.js';
 import type { FrontDoorIdentity } from '../contracts.js';
 import type { EndLiveSessions, LiveSessionMatch } from '../sessions/end-live-sessions.js';
 import { AuthErrors } from './errors.js';
+import type { MappingResult } from './claim-mapping.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword, warmUpPasswordHashing } from './password.js';
 import { createPerson, normalizeLogin, sha256hex, LOGIN_PATTERN } from './people.js';
 import type { Principal, Role } from './principal.js';
@@ -51,6 +52,29 @@ export interface ClientInfo {
 }
 
 export type SignInNext = 'totp' | 'totp-enrollment' | 'done';
+
+/**
+ * A person the identity provider (OIDC or LDAP) vouched for, with what the
+ * mapping rules made of them. The provider's word is checked before this:
+ * the ID token's signature, issuer, audience, nonce (oidc.service.ts) or the
+ * directory bind as the person (ldap-sign-in.ts).
+ */
+export interface ExternalSignIn {
+  /** Configured provider name (audited, stored on the sign-in). */
+  provider: string;
+  /** With `subject`, the only link to a person (never the e-mail). */
+  issuer: string;
+  subject: string;
+  /** Wanted login for a new person (preferred_username, sAMAccountName); made unique. */
+  loginHint: string;
+  displayName: string;
+  email: string | null;
+  mapping: MappingResult;
+  /** The provider asserted a second factor (amr mfa/otp/hwk): no jitgate TOTP. */
+  mfaDone: boolean;
+  /** OIDC session id (`sid`), for back-channel logout. */
+  idpSid: string | null;
+}
 
 /** Minutes a half-done sign-in (password accepted, second factor pending) stays usable. */
 export const PENDING_SIGN_IN_MINUTES = 10;
@@ -302,25 +326,26 @@ export class IdentityService implements FrontDoorIdentity {
 
   // ---- sign-in sessions -----------------------------------------------
 
-  async #newSession(personId: string, client: ClientInfo, q: Queryable = this.#db): Promise<{ token: string; id: string }> {
+  async #newSession(personId: string, client: ClientInfo, q: Queryable = this.#db, idp: { provider: string; sid: string | null } | null = null): Promise<{ token: string; id: string }> {
     const token = randomBytes(32).toString('base64url');
     const id = randomUUID();
     const now = this.now();
     await q.query(
-      "INSERT INTO auth_sessions (id, person_id, token_hash, stage, created_at, last_seen_at, expires_at, ip, user_agent) VALUES ($1,$2,$3,'password',$4,$4,$5,$6,$7)",
-      [id, personId, tokenHash(token), now, new Date(now.getTime() + PENDING_SIGN_IN_MINUTES * 60_000), client.ip, client.userAgent.slice(0, 256)],
+      "INSERT INTO auth_sessions (id, person_id, token_hash, stage, created_at, last_seen_at, expires_at, ip, user_agent, idp, idp_sid) VALUES ($1,$2,$3,'password',$4,$4,$5,$6,$7,$8,$9)",
+      [id, personId, tokenHash(token), now, new Date(now.getTime() + PENDING_SIGN_IN_MINUTES * 60_000), client.ip, client.userAgent.slice(0, 256), idp?.provider ?? null, idp?.sid ?? null],
     );
     return { token, id };
   }
 
   async #completeSession(sessionId: string, p: PersonRow, client: ClientInfo, factor: string, q: Queryable = this.#db): Promise<void> {
     const now = this.now();
-    await q.query("UPDATE auth_sessions SET stage = 'done', pending_totp_enc = NULL, last_seen_at = $2, expires_at = $3 WHERE id = $1", [
+    const rows = await q.query<{ idp: string | null }>("UPDATE auth_sessions SET stage = 'done', pending_totp_enc = NULL, last_seen_at = $2, expires_at = $3 WHERE id = $1 RETURNING idp", [
       sessionId,
       now,
       new Date(now.getTime() + this.cfg.sessionHours * 3_600_000),
     ]);
-    await this.#audit.record({ type: 'auth.signed_in', actor: p.login, outcome: 'success', data: { via: 'web', factor, ip: client.ip, authSession: sessionId } }, q);
+    const provider = rows[0]?.idp ?? 'local';
+    await this.#audit.record({ type: 'auth.signed_in', actor: p.login, outcome: 'success', data: { via: 'web', provider, factor, ip: client.ip, authSession: sessionId } }, q);
   }
 
   /**
@@ -381,10 +406,155 @@ export class IdentityService implements FrontDoorIdentity {
     }
     const ok = await verifyPassword(p.password_hash, password);
     if (!ok || p.disabled) return this.#failed(p, 'password', client, 'web');
+    // After the password check, so the organization's policy is told only to whoever knows the password.
+    if (!(await this.#localPasswordAllowed(p.id))) {
+      await this.#audit.record({ type: 'auth.sign_in_failed', actor: p.login, outcome: 'denied', data: { factor: 'password', via: 'web', ip: client.ip, reason: 'local-password-forbidden' } });
+      throw new JitgateError(AuthErrors.JIT_ERR_AUTH_LOCAL_PASSWORD_FORBIDDEN);
+    }
     // The failure counter is reset only when both factors succeed: a known
     // password must not buy unlimited TOTP guesses.
     const { token } = await this.#newSession(p.id, client);
     return { token, next: p.totp_enabled ? 'totp' : 'totp-enrollment' };
+  }
+
+  /**
+   * Whether the person may sign in with a jitgate password: always, unless
+   * their organization forbids local passwords and they are not a
+   * break-glass admin (people.break_glass, set explicitly).
+   */
+  async #localPasswordAllowed(personId: string): Promise<boolean> {
+    const rows = await this.#db.query<{ break_glass: boolean; allowed: boolean | null }>(
+      'SELECT p.break_glass, o.local_passwords_allowed AS allowed FROM people p LEFT JOIN organizations o ON o.id = p.organization_id WHERE p.id = $1',
+      [personId],
+    );
+    const r = rows[0];
+    return !r || r.break_glass || r.allowed !== false;
+  }
+
+  /** A free login from the provider's hint: LOGIN_PATTERN, then `-2`, `-3`… when taken. */
+  async #freeLogin(hint: string, q: Queryable): Promise<string> {
+    let base = normalizeLogin(hint.split('@')[0] ?? '').replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z]+/, '').slice(0, 28);
+    if (!LOGIN_PATTERN.test(base)) base = 'user';
+    for (let i = 1; i < 1000; i++) {
+      const login = i === 1 ? base : `${base}-${i}`;
+      if ((await q.query('SELECT 1 FROM people WHERE login = $1', [login])).length === 0) return login;
+    }
+    throw new JitgateError(CoreErrors.JIT_ERR_CONFLICT, { reason: `no free login for ${base}` });
+  }
+
+  /**
+   * Sign in a person the identity provider vouched for. Linked by (issuer,
+   * subject) only; created just in time at their first sign-in; their role
+   * and organization follow the provider's claims at every sign-in; when the
+   * claims no longer map, they are disabled and everything they had open
+   * ends (deprovisioning). MFA: done when the provider asserted it,
+   * otherwise jitgate's TOTP follows as for passwords (docs/auth.md).
+   */
+  async signInExternal(x: ExternalSignIn, client: ClientInfo): Promise<{ token: string; next: SignInNext }> {
+    const actor = 'system:auth';
+    const refused = (reason: string) => new JitgateError(AuthErrors.JIT_ERR_AUTH_SSO_NOT_MAPPED, { provider: x.provider, reason });
+    const r = await this.#db.transaction(async (tx) => {
+      const linked = await tx.query<{ person_id: string }>('SELECT person_id FROM person_identities WHERE issuer = $1 AND subject = $2 FOR UPDATE', [x.issuer, x.subject]);
+      const existing = linked[0] ? await this.#personById(linked[0].person_id, tx, true) : null;
+      if (!x.mapping.ok) {
+        if (existing && !existing.disabled) {
+          await tx.query('UPDATE people SET disabled = true WHERE id = $1', [existing.id]);
+          await tx.query("UPDATE auth_sessions SET revoked_at = $2, revoked_by = 'deprovisioned' WHERE person_id = $1 AND revoked_at IS NULL", [existing.id, this.now()]);
+          await this.#audit.record({ type: 'auth.deprovisioned', actor, outcome: 'success', data: { person: existing.login, provider: x.provider, reason: x.mapping.reason, ip: client.ip } }, tx);
+          return { deprovisioned: existing, error: refused(x.mapping.reason) } as const;
+        }
+        await this.#audit.record({ type: 'auth.sign_in_failed', actor: existing?.login ?? 'anonymous', outcome: 'denied', data: { factor: 'idp', via: 'web', provider: x.provider, reason: x.mapping.reason, ip: client.ip } }, tx);
+        return { error: refused(x.mapping.reason) } as const;
+      }
+      let orgId: string | null = null;
+      if (x.mapping.organizationName !== null) {
+        const orgs = await tx.query<{ id: string }>('SELECT id FROM organizations WHERE name = $1', [x.mapping.organizationName]);
+        if (!orgs[0]) {
+          await this.#audit.record({ type: 'auth.sign_in_failed', actor: existing?.login ?? 'anonymous', outcome: 'denied', data: { factor: 'idp', via: 'web', provider: x.provider, reason: 'unknown-organization', organization: x.mapping.organizationName, ip: client.ip } }, tx);
+          return { error: refused(`no organization named ${x.mapping.organizationName}`) } as const;
+        }
+        orgId = orgs[0].id;
+      }
+      let person: PersonRow;
+      let changed = false;
+      if (existing) {
+        if (existing.disabled) {
+          await this.#audit.record({ type: 'auth.sign_in_failed', actor: existing.login, outcome: 'denied', data: { factor: 'idp', via: 'web', provider: x.provider, reason: 'disabled', ip: client.ip } }, tx);
+          return { error: new JitgateError(AuthErrors.JIT_ERR_AUTH_SSO_DISABLED) } as const;
+        }
+        changed = existing.role !== x.mapping.role || existing.organization_id !== orgId;
+        if (changed) {
+          // As when an admin changes role or organization (gateway/api/people.ts): grants and every open sign-in end.
+          await tx.query('UPDATE people SET role = $2, organization_id = $3 WHERE id = $1', [existing.id, x.mapping.role, orgId]);
+          await tx.query('DELETE FROM grants WHERE person_id = $1', [existing.id]);
+          await tx.query("UPDATE auth_sessions SET revoked_at = $2, revoked_by = 'provider-claims' WHERE person_id = $1 AND revoked_at IS NULL", [existing.id, this.now()]);
+          await this.#audit.record({ type: 'auth.person_updated', actor, outcome: 'success', data: { person: existing.login, provider: x.provider, from: `${existing.role}@${existing.organization_id ?? '-'}`, role: x.mapping.role, organizationId: orgId } }, tx);
+        }
+        person = { ...existing, role: x.mapping.role, organization_id: orgId };
+      } else {
+        const login = await this.#freeLogin(x.loginHint, tx);
+        const created = await createPerson(tx, { login, displayName: x.displayName || login, role: x.mapping.role, organizationId: orgId, email: x.email, password: null });
+        await tx.query('INSERT INTO person_identities (issuer, subject, person_id, provider, created_at) VALUES ($1,$2,$3,$4,$5)', [x.issuer, x.subject, created.id, x.provider, this.now()]);
+        await this.#audit.record({ type: 'auth.person_provisioned', actor, outcome: 'success', data: { person: created.login, provider: x.provider, role: x.mapping.role, organizationId: orgId, ip: client.ip } }, tx);
+        person = (await this.#personById(created.id, tx))!;
+      }
+      await tx.query('UPDATE person_identities SET last_sign_in_at = $3 WHERE issuer = $1 AND subject = $2', [x.issuer, x.subject, this.now()]);
+      const session = await this.#newSession(person.id, client, tx, { provider: x.provider, sid: x.idpSid });
+      if (x.mfaDone) await this.#completeSession(session.id, person, client, 'idp-mfa', tx);
+      return { person, session, changed } as const;
+    });
+    if ('error' in r) {
+      if ('deprovisioned' in r && r.deprovisioned) {
+        this.#log.warn({ personId: r.deprovisioned.id, provider: x.provider }, 'person deprovisioned: the identity provider no longer maps them');
+        await this.#endLiveSessions({ personId: r.deprovisioned.id, login: r.deprovisioned.login }, actor);
+      }
+      throw r.error;
+    }
+    if (r.changed) await this.#endLiveSessions({ personId: r.person.id, login: r.person.login, exceptAuthSessionId: r.session.id }, actor);
+    return { token: r.session.token, next: x.mfaDone ? 'done' : r.person.totp_enabled ? 'totp' : 'totp-enrollment' };
+  }
+
+  /** A directory refused the typed login/password (counted by the directory's own lockout, audited here). */
+  async auditDirectoryFailure(provider: string, login: string, client: ClientInfo): Promise<void> {
+    await this.#audit.record({ type: 'auth.sign_in_failed', actor: actorFor(normalizeLogin(login)), outcome: 'failure', data: { factor: 'password', via: 'web', provider, ip: client.ip } });
+  }
+
+  /**
+   * Back-channel logout (OIDC Back-Channel Logout 1.0 section 2.7): end the
+   * sign-ins of `provider` with this `sid`, or, with only `sub`, every
+   * sign-in through that provider of the person linked to (issuer, sub),
+   * and the live sessions they opened. Returns how many sign-ins ended.
+   */
+  async endProviderSessions(provider: string, issuer: string, ref: { sid?: string | undefined; sub?: string | undefined }): Promise<number> {
+    const rows = await this.#db.transaction(async (tx) => {
+      const params: unknown[] = [provider, this.now()];
+      const cond: string[] = [];
+      if (ref.sid !== undefined) {
+        params.push(ref.sid);
+        cond.push(`s.idp_sid = $${params.length}`);
+      }
+      if (ref.sub !== undefined) {
+        params.push(issuer, ref.sub);
+        cond.push(`s.person_id = (SELECT person_id FROM person_identities WHERE issuer = $${params.length - 1} AND subject = $${params.length})`);
+      }
+      if (cond.length === 0) return [];
+      const ended = await tx.query<{ id: string; person_id: string; login: string }>(
+        `UPDATE auth_sessions s SET revoked_at = $2, revoked_by = 'backchannel-logout' FROM people p
+          WHERE p.id = s.person_id AND s.idp = $1 AND s.revoked_at IS NULL AND ${cond.join(' AND ')}
+          RETURNING s.id, s.person_id, p.login`,
+        params,
+      );
+      await this.#audit.record({ type: 'auth.backchannel_logout', actor: `system:${provider}`, outcome: 'success', data: { provider, sid: ref.sid ?? null, people: [...new Set(ended.map((e) => e.login))], sessions: ended.length } }, tx);
+      return ended;
+    });
+    const byPerson = new Map<string, { login: string; ids: string[] }>();
+    for (const e of rows) {
+      const v = byPerson.get(e.person_id) ?? { login: e.login, ids: [] };
+      v.ids.push(e.id);
+      byPerson.set(e.person_id, v);
+    }
+    for (const [personId, v] of byPerson) await this.#endLiveSessions({ personId, login: v.login, authSessionIds: v.ids }, `system:${provider}`);
+    return rows.length;
   }
 
   /** Second factor on a session in stage 'password' (TOTP or a recovery code). */

@@ -4,12 +4,17 @@ import { authPlugin, type AuthPluginDeps } from './auth.plugin.js';
 import { IdentityService } from './identity.service.js';
 import { ensureBootstrap } from './people.js';
 import { hashPassword } from './password.js';
+import { LdapSignIn } from './ldap-sign-in.js';
+import { OidcSignIn, type OidcDeps } from './oidc.service.js';
+import type { IdentityProvidersConfig } from '../../config/schema.js';
 
 export { authPlugin, requirePrincipal, requireRole, checkCsrfQuery, authSessionOf, SESSION_COOKIE, CSRF_HEADER } from './auth.plugin.js';
 export { IdentityService } from './identity.service.js';
 export { createPerson, ensureBootstrap } from './people.js';
 export { hashPassword, checkPasswordPolicy } from './password.js';
 export { AuthErrors } from './errors.js';
+export { OidcSignIn } from './oidc.service.js';
+export { LdapSignIn } from './ldap-sign-in.js';
 
 export interface Auth {
   /** Root plugin for buildServer({ rootPlugins: [auth.plugin] }). */
@@ -29,10 +34,17 @@ export interface Auth {
  * Wiring for main.ts: one IdentityService shared by the HTTP plugin and the
  * SSH front door. deps: { db, box, audit, log, cfg: config.auth }.
  */
-export function createAuth(deps: AuthPluginDeps): Auth {
+export function createAuth(
+  deps: AuthPluginDeps & { identityProviders?: IdentityProvidersConfig; publicUrl?: string | undefined; oidcFetch?: OidcDeps['fetch'] },
+): Auth {
   const identity = deps.identity ?? new IdentityService(deps);
+  const ip = deps.identityProviders;
+  const oidc = ip && ip.oidc.length > 0
+    ? new OidcSignIn({ providers: ip.oidc, identity, box: deps.box, log: deps.log, publicUrl: deps.publicUrl, ...(deps.now ? { now: deps.now } : {}), ...(deps.oidcFetch ? { fetch: deps.oidcFetch } : {}) })
+    : null;
+  const ldap = (ip?.ldap ?? []).map((c) => new LdapSignIn(c, deps.log));
   return {
-    plugin: authPlugin({ ...deps, identity }),
+    plugin: authPlugin({ ...deps, identity, oidc, ldap }),
     frontDoor: identity,
     identity,
     bootstrapPath: () => ensureBootstrap(deps.db, deps.now ? { now: deps.now } : {}),

@@ -17,7 +17,8 @@ export class RateLimiter {
     const t = this.now();
     const rate = this.capacity / this.perMs;
     const b = this.#buckets.get(key) ?? { tokens: this.capacity, at: t };
-    b.tokens = Math.min(this.capacity, b.tokens + (t - b.at) * rate);
+    // A clock stepped back (NTP) must not drain the bucket for as long as it stepped.
+    b.tokens = Math.min(this.capacity, b.tokens + Math.max(0, t - b.at) * rate);
     b.at = t;
     if (this.#buckets.size > 10_000) this.#prune(t);
     this.#buckets.set(key, b);

@@ -17,9 +17,24 @@ export interface RdpPolicy {
   ignoreCert: boolean;
   /** Pinned SHA-256 fingerprint in FreeRDP's `CertificateAcceptedFingerprints` form (`sha256:aa:bb:…`). */
   certFingerprint: string | null;
-  clipboard: boolean;
+  /** Clipboard from the remote desktop to the person's computer (guacd → browser `clipboard` streams). */
+  copy: boolean;
+  /** Clipboard from the person's computer into the remote desktop (browser → guacd `clipboard` streams). */
+  paste: boolean;
+  clipboardMaxBytes: number;
+  /** Drive redirection at all (guacd `enable-drive`). */
   drive: boolean;
+  /** Files from the person's computer to the redirected drive (browser `file`/`put` streams). */
+  upload: boolean;
+  /** Files from the redirected drive to the person's computer (guacd `file`/`body` streams). */
+  download: boolean;
+  fileMaxBytes: number;
   printing: boolean;
+  /** Typed keys in the recording (guacd `recording-include-keys`). */
+  recordKeys: boolean;
+  resizeMethod: ComputerPolicy['rdpResizeMethod'];
+  colorDepth: number | null;
+  timezone: string | null;
 }
 
 /**
@@ -34,19 +49,29 @@ export function freerdpFingerprint(fp: string): string {
 /**
  * The effective policy (a stored value that does not validate falls back to
  * the safe default field by field): NLA, certificate verified, clipboard,
- * drive and printing off unless allowed.
+ * drive and printing off, keys not recorded unless allowed.
  */
 export function parseRdpPolicy(stored: unknown): RdpPolicy {
   const p = effectivePolicy(stored);
   const fp = p.rdpCertFingerprint ? freerdpFingerprint(p.rdpCertFingerprint) : null;
+  const drive = p.drive !== 'off';
   return {
     security: p.rdpSecurity,
     // A pinned certificate wins over "ignore": never weaker than what the admin pinned.
     ignoreCert: fp ? false : p.rdpIgnoreCert,
     certFingerprint: fp,
-    clipboard: p.clipboard,
-    drive: p.drive,
+    copy: p.clipboard === 'both' || p.clipboard === 'remote-to-local',
+    paste: p.clipboard === 'both' || p.clipboard === 'local-to-remote',
+    clipboardMaxBytes: p.clipboardMaxBytes,
+    drive,
+    upload: p.drive === 'both' || p.drive === 'upload',
+    download: p.drive === 'both' || p.drive === 'download',
+    fileMaxBytes: p.fileMaxBytes,
     printing: p.printing,
+    recordKeys: p.recordInput,
+    resizeMethod: p.rdpResizeMethod,
+    colorDepth: p.rdpColorDepth ?? null,
+    timezone: p.rdpTimezone ?? null,
   };
 }
 
@@ -58,7 +83,6 @@ export interface RdpParamsInput {
   /** guacd's directory for per-session redirected drives (when the policy allows drives). */
   driveRoot: string;
   sessionId: string;
-  resizeMethod?: 'display-update' | 'reconnect';
 }
 
 export interface RdpParams {
@@ -77,17 +101,27 @@ const ALWAYS_REQUIRED = ['hostname', 'port', 'username', 'password', 'security',
  * The guacd parameters a computer's policy needs (from its stored policy
  * alone, so it can be checked before anything is provisioned, and by
  * `jitgate check`): a pinned certificate needs `cert-fingerprints` (guacd
- * 1.6.0+), an allowed drive `drive-path`, a recording `recording-path` and
- * `recording-name`. `domain` comes from the credentials and every guacd has it.
+ * 1.6.0+), an allowed drive `drive-path`, a one-way drive the switch that
+ * closes the other way (`disable-upload`/`disable-download`, 1.5.0+),
+ * recorded keys `recording-include-keys`, a chosen colour depth or time zone
+ * their parameter, a recording `recording-path` and `recording-name`.
+ * `domain` comes from the credentials and every guacd has it.
+ * `clipboard-buffer-size` (1.6.0+) is sent when guacd has it and never
+ * required: the relay enforces the clipboard limit itself (rdp-streams.ts).
  */
 export function guacdParamsNeeded(storedPolicy: unknown, opts: { recording: boolean } = { recording: true }): Set<string> {
   const policy = parseRdpPolicy(storedPolicy);
   const needed = new Set(ALWAYS_REQUIRED);
   if (policy.certFingerprint) needed.add('cert-fingerprints');
   if (policy.drive) needed.add('drive-path');
+  if (policy.drive && !policy.upload) needed.add('disable-upload');
+  if (policy.drive && !policy.download) needed.add('disable-download');
+  if (policy.colorDepth !== null) needed.add('color-depth');
+  if (policy.timezone !== null) needed.add('timezone');
   if (opts.recording) {
     needed.add('recording-path');
     needed.add('recording-name');
+    if (policy.recordKeys) needed.add('recording-include-keys');
   }
   return needed;
 }
@@ -119,14 +153,21 @@ export function buildRdpParams(input: RdpParamsInput): RdpParams {
     password: c.password.reveal(),
     security: policy.security,
     'ignore-cert': tf(policy.ignoreCert),
-    'resize-method': input.resizeMethod ?? 'display-update',
-    'disable-copy': tf(!policy.clipboard),
-    'disable-paste': tf(!policy.clipboard),
+    // guacd's default (an empty value) is no resizing at all.
+    'resize-method': policy.resizeMethod === 'none' ? '' : policy.resizeMethod,
+    'disable-copy': tf(!policy.copy),
+    'disable-paste': tf(!policy.paste),
+    // guacd clamps to 256 KiB … 50 MiB (1.6.0+ only); the relay cuts at the exact limit.
+    'clipboard-buffer-size': String(policy.clipboardMaxBytes),
     'enable-drive': tf(policy.drive),
+    'disable-upload': tf(!policy.upload),
+    'disable-download': tf(!policy.download),
     'enable-printing': tf(policy.printing),
-    // Never record keystrokes: they can contain secrets typed in the session.
-    'recording-include-keys': 'false',
+    // Keystrokes only when the policy says so: they can contain secrets typed in the session.
+    'recording-include-keys': tf(policy.recordKeys),
   };
+  if (policy.colorDepth !== null) params['color-depth'] = String(policy.colorDepth);
+  if (policy.timezone !== null) params['timezone'] = policy.timezone;
   const required = guacdParamsNeeded(input.computer.policy, { recording: input.recording !== null });
   if (login.domain) {
     params['domain'] = login.domain;

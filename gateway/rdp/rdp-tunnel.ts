@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
+import type { AuditEventInput } from '../../core/audit.js';
 import type { AccountType } from '../../core/domain.js';
 import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
@@ -12,6 +13,7 @@ import { GuacdCapabilities } from './guacd-capabilities.js';
 import { preconnectGuacd, type GuacdConnection, type PendingGuacd } from './guacd-client.js';
 import { guacdFailure, parseGuacStatus, statusLabel } from './guacd-status.js';
 import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy } from './rdp-params.js';
+import { StreamGuard, type TransferEvent } from './rdp-streams.js';
 
 /**
  * `GET /api/v1/rdp?computer=&accountType=&width=&height=&dpi=&csrf=`: a
@@ -23,7 +25,7 @@ import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy } from './rdp-params.
  * guacd is connected the browser gets `jitgate` instructions (ignored by
  * Guacamole.Client, which looks handlers up by opcode; rdp-view.ts reads
  * them by wrapping `tunnel.oninstruction`):
- *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>,<lease end, ISO 8601>
+ *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>,<lease end, ISO 8601>,<clipboard mode>
  *   jitgate,error,<code>,<message>   jitgate,closed,<reason>
  * There is no idle timeout: the browser's 500 ms pings (`0.,4.ping,<ts>;`)
  * are echoed, its `nop`/`sync` go to guacd, and guacd's own timeouts apply.
@@ -47,6 +49,8 @@ export interface RdpDeps {
   guacdTimeoutMs?: number;
   /** Pause reading guacd while this many bytes wait to go to the browser; default 1 MiB. */
   highWaterBytes?: number;
+  /** Where file transfers are audited (rdp.file.upload / rdp.file.download); absent: logged only. */
+  audit?: { record(e: AuditEventInput): Promise<unknown> };
 }
 
 /** guacd's directory for redirected drives unless configured (docker/compose.yaml mounts a volume there). */
@@ -179,7 +183,9 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   // Browser side: echo pings always; forward to guacd only once it is ready.
   const fromBrowser = new InstructionParser('utf16');
   let guacd: GuacdConnection | null = null;
-  let blocked = new Set(ALWAYS_BLOCKED);
+  const blocked = ALWAYS_BLOCKED;
+  /** The clipboard and file-transfer policy on the streams (rdp-streams.ts); set once guacd is connected. */
+  let guard: StreamGuard | null = null;
   let clientGone = false;
   let finish: ((reason: string, code?: number, error?: { code: string; message: string }) => Promise<void>) | null = null;
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
@@ -206,7 +212,9 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
         return;
       }
       if (!guacd || blocked.has(opcode)) continue;
-      guacd.send(opcode, ...args);
+      const v = guard ? guard.fromBrowser(ins) : { forward: [ins], reply: [] };
+      for (const f of v.forward) guacd.send(...f);
+      for (const r of v.reply) send(...r);
     }
   });
   const closedByClient = new Promise<void>((resolve) =>
@@ -262,6 +270,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
     // Never completed (recording failed, the person left): drop the early connection; a no-op once used.
     (early as PendingGuacd | null)?.abort();
     if (guacd) guacd.close();
+    guard?.close();
     // guacd finishes its recording file when the connection is gone.
     await guacdClosed;
     await handshake;
@@ -325,10 +334,22 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
     return void end('connection failed', closeCodeFor(err, 'connect'), publicError(err));
   }
   if (finished) return void conn.close();
+  const pol = built.policy;
+  const audited = (e: TransferEvent): void => {
+    slog.info({ direction: e.direction, bytes: e.bytes, outcome: e.outcome, reason: e.reason }, 'rdp file transfer');
+    void deps.audit
+      ?.record({
+        type: e.direction === 'upload' ? 'rdp.file.upload' : 'rdp.file.download', actor: principal.login, outcome: e.outcome,
+        sessionId: session.id, computer: computer.name, account: credentials.username,
+        data: { name: e.name, bytes: e.bytes, mimetype: e.mimetype, limit: pol.fileMaxBytes, ...(e.reason ? { reason: e.reason } : {}) },
+      })
+      .catch((err: unknown) => slog.error({ err }, 'file transfer could not be audited'));
+  };
+  guard = new StreamGuard(pol, audited);
   guacd = conn;
-  blocked = new Set([...ALWAYS_BLOCKED, ...(built.policy.clipboard ? [] : ['clipboard']), ...(built.policy.drive ? [] : ['file', 'put'])]);
   slog.info({ connectionId: conn.connectionId, version: conn.version }, 'guacd connected');
-  send('jitgate', 'ready', session.id, computer.name, built.policy.clipboard ? '1' : '0', session.leaseExpiresAt.toISOString());
+  const clipboardMode = pol.copy && pol.paste ? 'both' : pol.copy ? 'remote-to-local' : pol.paste ? 'local-to-remote' : 'off';
+  send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode);
 
   // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
   const highWater = deps.highWaterBytes ?? 1 << 20;
@@ -362,7 +383,9 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
             void end('login refused', RDP_CLOSE.hostUnreachable, publicError(e));
             return;
           }
-          frame += encodeInstructionUtf16(opcode, ...args);
+          const v = guard ? guard.fromGuacd(ins) : { forward: [ins], reply: [] };
+          for (const f of v.forward) frame += encodeInstructionUtf16(...f);
+          for (const r of v.reply) conn.send(...r);
         }
         if (!frame || ws.readyState !== ws.OPEN) return;
         const bytes = Buffer.byteLength(frame);

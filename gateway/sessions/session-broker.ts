@@ -24,6 +24,7 @@ import type { Computer, SessionRecord } from '../../core/domain.js';
 import { JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { Credentials, JitAccountService } from '../../provisioner/jit-account.service.js';
+import type { ProvisionProgress } from '../../provisioner/job-handlers.js';
 import { JitErrors } from '../../provisioner/jit-errors.js';
 import { QUEUE_NAME, type JitQueue, type QueueOptions } from '../../provisioner/jobs.js';
 import type { AccessChecker, OpenSessionRequest, OpenedSession, ProgressFn, SessionBroker } from '../contracts.js';
@@ -124,7 +125,8 @@ export class JitSessionBroker implements SessionBroker {
   readonly #events: QueueEvents;
   readonly #log: Logger;
   readonly #open = new Map<string, Opened>();
-  readonly #progress = new Map<string, ProgressFn>();
+  /** Per provision job: where its steps go, and how far that has got (attempt, last seq shown). */
+  readonly #progress = new Map<string, StepRelay>();
 
   constructor(readonly deps: SessionBrokerDeps) {
     this.#log = deps.log.child({ component: 'session-broker' });
@@ -132,9 +134,8 @@ export class JitSessionBroker implements SessionBroker {
     this.#events = new QueueEvents(q.queueName ?? QUEUE_NAME, { connection: q.connection, prefix: q.prefix });
     this.#events.on('error', (err) => this.#log.warn({ err }, 'queue events error'));
     this.#events.on('progress', ({ jobId, data }) => {
-      const fn = this.#progress.get(jobId);
-      const step = typeof data === 'object' && data !== null ? (data as { step?: unknown }).step : undefined;
-      if (fn && typeof step === 'string') fn(step);
+      const relay = this.#progress.get(jobId);
+      if (relay && typeof data === 'object' && data !== null) relay.offer(data as Partial<ProvisionProgress>);
     });
     this.#events.on('completed', ({ jobId, returnvalue }) => {
       if (jobId.startsWith('lease-')) {
@@ -206,11 +207,14 @@ export class JitSessionBroker implements SessionBroker {
       throw new JitgateError(SshGatewayErrors.JIT_ERR_SSH_EXISTING_ACCOUNT, { computer: computer.name });
     }
     const jobId = `provision-${session.id}`;
-    this.#progress.set(jobId, onProgress);
+    const relay = new StepRelay(onProgress);
+    this.#progress.set(jobId, relay);
     try {
       await this.#events.waitUntilReady();
       const job = await this.deps.queue.provision(session.id);
-      await this.#waitProvisioned(job, session.id, computer.name);
+      const result = await this.#waitProvisioned(job, session.id, computer.name);
+      // Completion can be read before the last progress events: the result holds every step of the attempt that succeeded.
+      relay.finish(result);
     } catch (err) {
       log.warn({ code: isJitgateError(err) ? err.code : undefined }, 'provisioning failed');
       await this.enqueueTeardown(session.id, 'provisioning failed');
@@ -258,14 +262,14 @@ export class JitSessionBroker implements SessionBroker {
     return opened;
   }
 
-  async #waitProvisioned(job: Awaited<ReturnType<JitQueue['provision']>>, sessionId: string, computer: string): Promise<void> {
+  async #waitProvisioned(job: Awaited<ReturnType<JitQueue['provision']>>, sessionId: string, computer: string): Promise<unknown> {
     const timeoutMs = this.deps.provisionTimeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new JitgateError(JitErrors.JIT_ERR_JIT_PROVISION_TIMEOUT, { session: sessionId })), timeoutMs);
     });
     try {
-      await Promise.race([this.deps.queue.waitFor(job, 0), timeout]);
+      return await Promise.race([this.deps.queue.waitFor(job, 0), timeout]);
     } catch (err) {
       if (isJitgateError(err)) throw err;
       // A failed job carries "<code>: <message>" for typed (permanent) failures; anything else stays in the worker log.
@@ -274,6 +278,46 @@ export class JitSessionBroker implements SessionBroker {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+/**
+ * Relays a provision job's steps to the person exactly once each and in
+ * order. Progress events carry (attempt, seq); a retried attempt starts its
+ * count again. The job's result lists the final attempt's steps, so whatever
+ * the event stream had not delivered by completion is delivered then.
+ */
+export class StepRelay {
+  #attempt = -1;
+  #shown = 0;
+  constructor(private readonly fn: ProgressFn) {}
+
+  offer(p: Partial<ProvisionProgress>): void {
+    if (typeof p.step !== 'string' || !Number.isInteger(p.seq) || !Number.isInteger(p.attempt)) return;
+    if (p.attempt! > this.#attempt) {
+      this.#attempt = p.attempt!;
+      this.#shown = 0;
+    }
+    if (p.attempt! < this.#attempt || p.seq! <= this.#shown) return;
+    // A step arriving ahead of a lost one waits for the result (finish) rather than jump the queue.
+    if (p.seq! !== this.#shown + 1) return;
+    this.#shown = p.seq!;
+    this.fn(p.step);
+  }
+
+  finish(result: unknown): void {
+    const r = typeof result === 'object' && result !== null ? (result as { steps?: unknown; attempt?: unknown }) : {};
+    const steps = r.steps;
+    if (!Array.isArray(steps)) return;
+    if (typeof r.attempt === 'number' && r.attempt > this.#attempt) {
+      this.#attempt = r.attempt;
+      this.#shown = 0;
+    }
+    for (let i = this.#shown; i < steps.length; i++) {
+      const step: unknown = steps[i];
+      if (typeof step === 'string') this.fn(step);
+    }
+    this.#shown = Math.max(this.#shown, steps.length);
   }
 }
 

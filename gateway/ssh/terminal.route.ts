@@ -32,6 +32,7 @@ import type { LiveEntry, LiveTap, RedisLiveSessions } from '../sessions/live-ses
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
 import { preconnectUpstream, type PendingUpstream, type UpstreamTarget } from './upstream.js';
+import { leaseMaxAt } from '../sessions/lease-cap.js';
 
 /** Websocket close codes (docs/api.md). */
 export const CLOSE = {
@@ -275,6 +276,7 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   }
 
   // 2. Log in to the computer with the injected credentials.
+  sendJson(ws, { type: 'progress', step: `connecting to ${computer.name}…` });
   const pinned = typeof computer.policy.sshHostKeySha256 === 'string' ? computer.policy.sshHostKeySha256 : null;
   try {
     // No pin (removed meanwhile, or a broker without the hook): upstreamTarget throws; nothing is sent.
@@ -309,7 +311,12 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   }
   if (finished) return void rec.close();
   tap?.resize(cols, rows);
-  sendJson(ws, { type: 'ready', sessionId: session.id, account: credentials.username, computer: computer.name, leaseExpiresAt: session.leaseExpiresAt.toISOString() });
+  const leaseMax = leaseMaxAt(session, computer);
+  sendJson(ws, {
+    type: 'ready', sessionId: session.id, account: credentials.username, computer: computer.name, leaseExpiresAt: session.leaseExpiresAt.toISOString(),
+    // how far Extend can go (the computer's maximum session length): the page offers only what fits
+    ...(leaseMax ? { leaseMaxAt: leaseMax.toISOString() } : {}),
+  });
 
   const sh = shell;
   const recording = rec;

@@ -25,6 +25,7 @@ import {
   type AccountStore,
   type CreateAccountSpec,
   type CreatedAccount,
+  type ExistingAccount,
   type ManagedAccount,
   type NameRules,
 } from '../account-store.js';
@@ -60,6 +61,12 @@ export interface LdapStoreOptions {
    * password travels in clear). Default false: such a store refuses to bind.
    */
   readonly allowInsecureTransport?: boolean;
+  /**
+   * DNs of groups whose members (directly or nested) jitgate never elevates,
+   * on top of what AD marks itself (`adminCount=1`, the built-in
+   * Administrator RID 500).
+   */
+  readonly protectedGroups?: readonly string[];
 }
 
 /** userAccountControl flags ([MS-ADTS] 2.2.16). */
@@ -89,6 +96,19 @@ const FILETIME_UNIX_OFFSET = 116_444_736_000_000_000n;
 const NEVER_EXPIRES = new Set(['0', '9223372036854775807']);
 
 const ACCOUNT_ATTRIBUTES = ['sAMAccountName', 'description', 'userAccountControl', 'memberOf', 'accountExpires'];
+const EXISTING_ATTRIBUTES = ['sAMAccountName', 'userAccountControl', 'memberOf', 'adminCount', 'objectSid'];
+/** LDAP_MATCHING_RULE_IN_CHAIN ([MS-ADTS] 3.1.1.3.4.4.3): membership through nested groups too. */
+const IN_CHAIN = '1.2.840.113556.1.4.1941';
+/** The built-in Administrator's relative identifier ([MS-DTYP] 2.4.2.4). */
+const RID_ADMINISTRATOR = 500;
+/** A UPN handed to findExisting: a plain local part and a DNS suffix. */
+const UPN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$/;
+
+/** The RID of a binary objectSid (its last sub-authority, little-endian; [MS-DTYP] 2.4.2.2). */
+export function ridOfSid(sid: Buffer): number | null {
+  if (sid.length < 12 || sid.length !== 8 + 4 * sid[1]!) return null;
+  return sid.readUInt32LE(sid.length - 4);
+}
 
 /** Date → AD FILETIME (100-ns intervals since 1601-01-01 UTC) as a decimal string. */
 export function toFileTime(date: Date): string {
@@ -369,6 +389,89 @@ export class LdapAccountStore implements AccountStore {
       }
       return out;
     });
+  }
+
+  // --- elevation: existing accounts ---------------------------------------------
+
+  /** Why an existing account must never be elevated, in words; null when it may be. */
+  async #protection(c: Client, entry: Entry): Promise<string | null> {
+    if (first(entry, 'adminCount') === '1') return 'adminCount=1: a member, now or once, of a protected AD group';
+    const sid = entry.objectSid;
+    const raw = Array.isArray(sid) ? sid[0] : sid;
+    if (Buffer.isBuffer(raw) && ridOfSid(raw) === RID_ADMINISTRATOR) return 'the built-in Administrator (RID 500)';
+    const groups = this.#opts.protectedGroups ?? [];
+    if (groups.length > 0) {
+      const any = groups.map((dn) => `(memberOf:${IN_CHAIN}:=${escapeFilterValue(dn)})`).join('');
+      const filter = `(&(objectCategory=person)(objectClass=user)(sAMAccountName=${escapeFilterValue(first(entry, 'sAMAccountName') ?? '')})(|${any}))`;
+      const { searchEntries } = await this.#searchBase(c, { scope: 'sub', filter, attributes: ['dn'] });
+      if (searchEntries.length > 0) return 'a member of a protected group';
+    }
+    return null;
+  }
+
+  async #findExisting(c: Client, name: string): Promise<Entry | null> {
+    const byUpn = name.includes('@');
+    if (byUpn) {
+      if (!UPN.test(name)) throw new JitgateError(StoreErrors.JIT_ERR_STORE_INVALID_NAME, { what: 'account', reason: 'not a user principal name (name@dns.suffix)' });
+    } else assertValidSamAccountName(name);
+    const filter = `(&(objectCategory=person)(objectClass=user)(${byUpn ? 'userPrincipalName' : 'sAMAccountName'}=${escapeFilterValue(name)}))`;
+    const { searchEntries } = await this.#searchBase(c, { scope: 'sub', filter, attributes: EXISTING_ATTRIBUTES, explicitBufferAttributes: ['objectSid'] });
+    return searchEntries[0] ?? null;
+  }
+
+  async findExisting(name: string): Promise<ExistingAccount | null> {
+    return this.#run({ store: this.#opts.url, operation: 'findExisting', name }, async (c) => {
+      const entry = await this.#findExisting(c, name);
+      if (!entry) return null;
+      const { account } = this.#toAccount(entry);
+      return { name: account.name, location: entry.dn, enabled: account.enabled, protectedReason: await this.#protection(c, entry), groups: account.groups };
+    });
+  }
+
+  async isMember(name: string, group: string): Promise<boolean> {
+    assertValidSamAccountName(name);
+    this.#groupDn(group);
+    return this.#run({ store: this.#opts.url, operation: 'isMember', name, group }, async (c) => {
+      const entry = await this.#findExisting(c, name);
+      return entry !== null && this.#toAccount(entry).account.groups.includes(group);
+    });
+  }
+
+  async addMember(name: string, group: string): Promise<void> {
+    assertValidSamAccountName(name);
+    const groupDn = this.#groupDn(group);
+    await this.#run({ store: this.#opts.url, operation: 'addMember', name, group }, async (c) => {
+      const entry = await this.#findExisting(c, name);
+      if (!entry) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+      // Checked again in the operation that adds: the engine's earlier read may be stale.
+      const reason = await this.#protection(c, entry);
+      if (reason) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PROTECTED_ACCOUNT, { name, reason });
+      try {
+        await c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [entry.dn] }) }));
+      } catch (err) {
+        const code = ldapResultCode(err);
+        if (code === LdapResult.attributeOrValueExists || code === LdapResult.entryAlreadyExists) return;
+        throw err;
+      }
+    });
+    this.#log.info({ account: name, group }, 'ldap existing account added to group (elevation)');
+  }
+
+  async removeMember(name: string, group: string): Promise<void> {
+    assertValidSamAccountName(name);
+    const groupDn = this.#groupDn(group);
+    await this.#run({ store: this.#opts.url, operation: 'removeMember', name, group }, async (c) => {
+      const entry = await this.#findExisting(c, name);
+      if (!entry) return;
+      try {
+        await c.modify(groupDn, new Change({ operation: 'delete', modification: new Attribute({ type: 'member', values: [entry.dn] }) }));
+      } catch (err) {
+        const code = ldapResultCode(err);
+        if (code === LdapResult.noSuchAttribute || code === LdapResult.unwillingToPerform) return;
+        throw err;
+      }
+    });
+    this.#log.info({ account: name, group }, 'ldap existing account removed from group (elevation)');
   }
 
   // --- mutations --------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { JitgateError } from '../../core/errors.js';
-import { MARKER_PREFIX, type AccountStore, type CreateAccountSpec, type ManagedAccount, type NameRules } from '../account-store.js';
+import { MARKER_PREFIX, type AccountStore, type CreateAccountSpec, type ExistingAccount, type ManagedAccount, type NameRules } from '../account-store.js';
 import { StoreErrors } from '../errors.js';
 
 interface MemAccount {
@@ -8,9 +8,11 @@ interface MemAccount {
   marker: string;
   enabled: boolean;
   expiresAt: Date | null;
+  /** Why it must never be elevated (a built-in administrator, root); null otherwise. */
+  protectedReason?: string | null;
 }
 
-export type MemoryOp = 'create' | 'addToGroup' | 'removeFromGroup' | 'disable' | 'enable' | 'setPassword' | 'setMarker' | 'delete' | 'get' | 'listManaged' | 'logOff';
+export type MemoryOp = 'create' | 'addToGroup' | 'removeFromGroup' | 'disable' | 'enable' | 'setPassword' | 'setMarker' | 'delete' | 'get' | 'listManaged' | 'logOff' | 'findExisting' | 'isMember' | 'addMember' | 'removeMember';
 
 /**
  * An AccountStore that keeps users and groups in maps: real state, real
@@ -85,6 +87,17 @@ export class MemoryAccountStore implements AccountStore {
   /** Test seam: an account someone else created (no marker). */
   seedUnmanaged(name: string): void {
     this.accounts.set(name.toLowerCase(), { name, password: 'x', marker: '', enabled: true, expiresAt: null });
+  }
+
+  /** Test seam: a person's own account, made outside jitgate (no marker), optionally disabled or protected. */
+  seedExisting(name: string, opts: { enabled?: boolean; protectedReason?: string; groups?: string[] } = {}): void {
+    this.accounts.set(name.toLowerCase(), { name, password: 'x', marker: '', enabled: opts.enabled ?? true, expiresAt: null, protectedReason: opts.protectedReason ?? null });
+    for (const g of opts.groups ?? []) this.#group(g).add(name.toLowerCase());
+  }
+
+  /** Test seam: whether `name` is a member of `group` now. */
+  memberOf(name: string, group: string): boolean {
+    return this.groups.get(group)?.has(name.toLowerCase()) ?? false;
   }
 
   /** Test seam: whether a password would log on (enabled, not expired, matches). */
@@ -206,6 +219,40 @@ export class MemoryAccountStore implements AccountStore {
     await this.#wait('listManaged');
     this.#enter('listManaged', '');
     return [...this.accounts.values()].filter((a) => a.marker.startsWith(MARKER_PREFIX) && !this.hiddenFromList.has(a.name.toLowerCase())).map((a) => this.#view(a));
+  }
+
+  async findExisting(name: string): Promise<ExistingAccount | null> {
+    await this.#wait('findExisting');
+    this.#enter('findExisting', name);
+    this.#validate(name);
+    const a = this.accounts.get(name.toLowerCase());
+    if (!a) return null;
+    return { name: a.name, enabled: a.enabled, protectedReason: a.protectedReason ?? null, groups: this.#view(a).groups };
+  }
+
+  async isMember(name: string, group: string): Promise<boolean> {
+    await this.#wait('isMember');
+    this.#enter('isMember', name);
+    this.#validate(name);
+    return this.#group(group).has(name.toLowerCase());
+  }
+
+  async addMember(name: string, group: string): Promise<void> {
+    await this.#wait('addMember');
+    this.#enter('addMember', name);
+    this.#validate(name);
+    const g = this.#group(group);
+    const a = this.accounts.get(name.toLowerCase());
+    if (!a) throw new JitgateError(StoreErrors.JIT_ERR_STORE_NO_SUCH_ACCOUNT, { name });
+    if (a.protectedReason) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PROTECTED_ACCOUNT, { name, reason: a.protectedReason });
+    g.add(a.name.toLowerCase());
+  }
+
+  async removeMember(name: string, group: string): Promise<void> {
+    await this.#wait('removeMember');
+    this.#enter('removeMember', name);
+    this.#validate(name);
+    this.#group(group).delete(name.toLowerCase());
   }
 
   async check(): Promise<void> {}

@@ -18,7 +18,7 @@
  */
 import type { Logger } from 'pino';
 import { CoreErrors, JitgateError } from '../../core/errors.js';
-import type { AccountStore, CreateAccountSpec, ManagedAccount, NameRules } from '../account-store.js';
+import type { AccountStore, CreateAccountSpec, ExistingAccount, ManagedAccount, NameRules } from '../account-store.js';
 import { StoreErrors } from '../errors.js';
 import {
   assertValidLinuxName,
@@ -64,6 +64,8 @@ export interface SshStoreOptions {
    * is tried (a local account, or a domain account under its short name).
    */
   readonly winbindDomain?: string;
+  /** Linux groups whose members jitgate never elevates (root, uid 0, and system accounts below UID_MIN are refused anyway). */
+  readonly protectedGroups?: readonly string[];
 }
 
 /** Exit statuses of our own checks in the scripts below (shadow tools use 0..14). */
@@ -76,6 +78,7 @@ const Rc = {
   CHPASSWD_FAILED: 205,
   NOT_ROOT: 206,
   MISSING_TOOL: 207,
+  PROTECTED: 208,
 } as const;
 
 /** NetBIOS domain names (at most 15 characters; no `\`, `/`, `:`, `*`, ... and nothing the shell would see). */
@@ -249,6 +252,59 @@ done
 const GET = `jgt_describe "$N"
 `;
 
+// Elevation of existing accounts. jgt_protected NAME prints why NAME must never
+// be elevated (root, a system account, a member of a protected group $PG) and
+// returns 0, or returns 1. Membership as id(1) sees it: primary and supplementary.
+const PROTECTED_FN = `jgt_protected() {
+  jgt_ent=$(getent passwd "$1") || return 1
+  jgt_rest=\${jgt_ent#*:*:}
+  jgt_uid=\${jgt_rest%%:*}
+  case "$jgt_uid" in ''|*[!0-9]*) printf 'no numeric uid\\n'; return 0 ;; esac
+  [ "$jgt_uid" -ne 0 ] || { printf 'root (uid 0)\\n'; return 0; }
+  jgt_min=1000
+  if [ -r /etc/login.defs ]; then
+    while read -r jgt_k jgt_v _; do [ "$jgt_k" = UID_MIN ] && jgt_min=$jgt_v; done </etc/login.defs
+  fi
+  case "$jgt_min" in ''|*[!0-9]*) jgt_min=1000 ;; esac
+  if [ "$jgt_uid" -lt "$jgt_min" ] || [ "$jgt_uid" -eq 65534 ]; then printf 'a system account (uid below UID_MIN)\\n'; return 0; fi
+  jgt_all=" $(id -nG "$1" 2>/dev/null) "
+  set -f
+  for g in $PG; do case "$jgt_all" in *" $g "*) printf 'member of protected group %s\\n' "$g"; return 0 ;; esac; done
+  return 1
+}
+`;
+
+const FIND_EXISTING = `${PROTECTED_FN}jgt_account "$N" || exit 0
+jgt_describe "$N"
+jgt_why=$(jgt_protected "$N") && printf 'P\\t%s\\n' "$jgt_why"
+exit 0
+`;
+
+const IS_MEMBER = `getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
+jgt_account "$N" || { printf 'N\\n'; exit 0; }
+case " $(id -nG "$N" 2>/dev/null) " in *" $G "*) printf 'Y\\n' ;; *) printf 'N\\n' ;; esac
+`;
+
+// The protection check runs in the same command as the add.
+const ADD_MEMBER = `${PROTECTED_FN}jgt_account "$N" || exit ${Rc.NO_ACCOUNT}
+getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
+jgt_protected "$N" && exit ${Rc.PROTECTED}
+case " $(id -nG "$N" 2>/dev/null) " in *" $G "*) exit 0 ;; esac
+gpasswd -a "$N" "$G" </dev/null >/dev/null
+`;
+
+const REMOVE_MEMBER = `jgt_account "$N" || exit 0
+getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
+jgt_in_group "$N" "$G" || exit 0
+gpasswd -d "$N" "$G" </dev/null >/dev/null
+`;
+
+/** A protection reason printed by jgt_protected, or a generic one if it is not what the script prints. */
+function protectionReason(line: string): string {
+  const t = line.trim();
+  return /^[A-Za-z0-9 ()_.,-]{1,120}$/.test(t) ? t : 'protected';
+}
+
 const LIST_MANAGED = `set -f
 jgt_grp=$(getent group "$MG") || exit 0
 IFS=,
@@ -326,6 +382,7 @@ export class SshAccountStore implements AccountStore {
   readonly #groupsByLinuxName: ReadonlyMap<string, string>;
   readonly #passwordHash: 'sha512' | 'system';
   readonly #winbindDomain: string | undefined;
+  readonly #protectedGroups: string;
 
   constructor(opts: SshStoreOptions) {
     const markerGroup = opts.markerGroup ?? 'jitgate-managed';
@@ -344,6 +401,8 @@ export class SshAccountStore implements AccountStore {
       throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: 'winbindDomain must be a NetBIOS domain name' });
     }
     this.#winbindDomain = opts.winbindDomain;
+    for (const g of opts.protectedGroups ?? []) assertValidLinuxName(g, 'group');
+    this.#protectedGroups = (opts.protectedGroups ?? []).join(' ');
     this.#markerGroup = markerGroup;
     this.#passwordHash = opts.passwordHash ?? 'sha512';
     this.#groups = groups;
@@ -420,6 +479,47 @@ export class SshAccountStore implements AccountStore {
     const res = await this.#run('listManaged', {}, LIST_MANAGED);
     if (res.code !== 0) throw this.#failed('listManaged', res);
     return parseDescribe(res.stdout, this.#groupsByLinuxName).filter((a) => a.marker.startsWith('jitgate:'));
+  }
+
+  // --- elevation: existing accounts --------------------------------------------
+
+  async findExisting(name: string): Promise<ExistingAccount | null> {
+    assertValidLinuxName(name, 'user');
+    const res = await this.#run('findExisting', { N: name, PG: this.#protectedGroups }, FIND_EXISTING);
+    if (res.code !== 0) throw this.#failed('findExisting', res, name);
+    const a = parseDescribe(res.stdout, this.#groupsByLinuxName).find((x) => x.name === name);
+    if (!a) return null;
+    const p = res.stdout.split('\n').find((l) => l.startsWith('P\t'));
+    return { name: a.name, enabled: a.enabled, protectedReason: p === undefined ? null : protectionReason(p.slice(2)), groups: a.groups };
+  }
+
+  async isMember(name: string, group: string): Promise<boolean> {
+    assertValidLinuxName(name, 'user');
+    const linux = this.#linuxGroup(group);
+    const res = await this.#run('isMember', { N: name, G: linux }, IS_MEMBER);
+    if (res.code !== 0) throw this.#mapRc('isMember', res, name, group) ?? this.#failed('isMember', res, name);
+    return res.stdout.trim() === 'Y';
+  }
+
+  async addMember(name: string, group: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const linux = this.#linuxGroup(group);
+    const res = await this.#run('addMember', { N: name, G: linux, PG: this.#protectedGroups }, ADD_MEMBER);
+    if (res.code === Rc.PROTECTED) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PROTECTED_ACCOUNT, { name, reason: protectionReason(res.stdout) });
+    if (res.code !== 0) throw this.#mapRc('addMember', res, name, group) ?? this.#failed('addMember', res, name);
+    this.#log.info({ account: name, group, linuxGroup: linux }, 'linux existing account added to group (elevation)');
+  }
+
+  async removeMember(name: string, group: string): Promise<void> {
+    assertValidLinuxName(name, 'user');
+    const linux = this.#linuxGroup(group);
+    const res = await this.#run('removeMember', { N: name, G: linux }, REMOVE_MEMBER);
+    if (res.code === Rc.NO_GROUP) {
+      this.#log.warn({ account: name, group, linuxGroup: linux }, 'linux group missing on target; nothing to remove');
+      return;
+    }
+    if (res.code !== 0) throw this.#mapRc('removeMember', res, name, group) ?? this.#failed('removeMember', res, name);
+    this.#log.info({ account: name, group, linuxGroup: linux }, 'linux existing account removed from group (elevation)');
   }
 
   // --- mutations ----------------------------------------------------------------

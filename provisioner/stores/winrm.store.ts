@@ -13,6 +13,7 @@ import {
   MARKER_PREFIX,
   type AccountStore,
   type CreateAccountSpec,
+  type ExistingAccount,
   type ManagedAccount,
   type NameRules,
 } from '../account-store.js';
@@ -53,6 +54,8 @@ export interface WinRmStoreOptions {
    * relayed. Default false: `http://` is refused at construction.
    */
   allowInsecureTransport?: boolean;
+  /** Windows group names or SIDs whose members jitgate never elevates (built-in accounts, RID below 1000, are refused anyway). */
+  protectedGroups?: string[];
 }
 
 /** Windows local account names: at most 20 characters (SAM), none of `"/\[]:;|=,+*?<>@`, no control characters, not ending in a period. */
@@ -159,6 +162,9 @@ export class WinRmStore implements AccountStore {
         throw new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'rejected by the local password policy' });
       case 'invalid_name':
         throw new JitgateError(StoreErrors.JIT_ERR_STORE_INVALID_NAME, { what: 'account', reason: 'rejected by Windows' });
+      case 'protected':
+        // The script's own words (a fixed set of phrases); anything else is not echoed.
+        throw new JitgateError(StoreErrors.JIT_ERR_STORE_PROTECTED_ACCOUNT, { name: subject, reason: /^[A-Za-z0-9 ()-]{1,80}$/.test(detail) ? detail : 'protected' });
       case 'access_denied':
         throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNWILLING, { reason: 'access denied' });
       default:
@@ -286,6 +292,32 @@ export class WinRmStore implements AccountStore {
   async listManaged(): Promise<ManagedAccount[]> {
     const out = await this.exec('list', {}, '*');
     return (out.accounts ?? []).map((a) => this.toManaged(a)).filter((a) => a.marker.startsWith(MARKER_PREFIX));
+  }
+
+  async findExisting(name: string): Promise<ExistingAccount | null> {
+    checkWindowsName(name);
+    const out = await this.exec('findExisting', { name, protectedGroups: this.opts.protectedGroups ?? [] }, name);
+    const e = out.existing;
+    if (!e) return null;
+    return { name: e.name, enabled: e.enabled, groups: e.groups, protectedReason: e.protected && /^[A-Za-z0-9 ()-]{1,80}$/.test(e.protected) ? e.protected : e.protected ? 'protected' : null };
+  }
+
+  async isMember(name: string, group: string): Promise<boolean> {
+    checkWindowsName(name);
+    const out = await this.exec('isMember', { name, group: this.groupTarget(group) }, name);
+    return out.member === true;
+  }
+
+  async addMember(name: string, group: string): Promise<void> {
+    checkWindowsName(name);
+    await this.exec('addMember', { name, group: this.groupTarget(group), protectedGroups: this.opts.protectedGroups ?? [] }, name);
+    this.log.info({ account: name, group }, 'windows existing account added to group (elevation)');
+  }
+
+  async removeMember(name: string, group: string): Promise<void> {
+    checkWindowsName(name);
+    await this.exec('removeMember', { name, group: this.groupTarget(group) }, name);
+    this.log.info({ account: name, group }, 'windows existing account removed from group (elevation)');
   }
 
   async check(): Promise<void> {

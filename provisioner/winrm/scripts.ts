@@ -62,6 +62,23 @@ function Account-Info($u) {
   if ($u.AccountExpires) { $exp = [long]([DateTimeOffset]$u.AccountExpires).ToUnixTimeMilliseconds() }
   return @{ name = [string]$u.Name; description = [string]$u.Description; enabled = [bool]$u.Enabled; expiresMs = $exp; groups = $groups }
 }
+function User-Sid($u) {
+  if ($useAdsi) { return (New-Object Security.Principal.SecurityIdentifier($u.Adsi.objectSid.Value, 0)).Value }
+  return $u.SID.Value
+}
+# Why an existing account must never be elevated (built-in accounts, RID below 1000:
+# Administrator is 500; members of the protected groups), or $null.
+function Protection($u) {
+  $rid = [long]((User-Sid $u).Split('-')[-1])
+  if ($rid -eq 500) { return 'the built-in Administrator (RID 500)' }
+  if ($rid -lt 1000) { return 'a built-in account (RID below 1000)' }
+  foreach ($pg in @($p.protectedGroups)) {
+    if (-not $pg) { continue }
+    $g = Find-Group $pg
+    if ($g -and (Is-Member $g $u.Name)) { return 'a member of a protected group' }
+  }
+  return $null
+}
 function Expiry() { return [DateTimeOffset]::FromUnixTimeMilliseconds([long]$p.expiresMs).LocalDateTime }
 try {
   switch ([string]$p.op) {
@@ -90,6 +107,35 @@ try {
     'removeFromGroup' {
       $u = Find-User $p.name; if (-not $u) { Out-Result @{ ok = $true }; break }
       Require-Managed $u
+      $g = Find-Group $p.group; if (-not $g) { Fail 'no_such_group' $p.group }
+      if (Is-Member $g $u.Name) {
+        if ($useAdsi) { $g.Remove("WinNT://" + $env:COMPUTERNAME + "/" + $u.Name) } else { Remove-LocalGroupMember -Group $g -Member $u.Name }
+      }
+      Out-Result @{ ok = $true }
+    }
+    'findExisting' {
+      $u = Find-User $p.name
+      if (-not $u) { Out-Result @{ ok = $true; existing = $null }; break }
+      $i = Account-Info $u
+      Out-Result @{ ok = $true; existing = @{ name = $i.name; enabled = $i.enabled; groups = $i.groups; protected = (Protection $u) } }
+    }
+    'isMember' {
+      $g = Find-Group $p.group; if (-not $g) { Fail 'no_such_group' $p.group }
+      $u = Find-User $p.name
+      Out-Result @{ ok = $true; member = [bool]($u -and (Is-Member $g $u.Name)) }
+    }
+    'addMember' {
+      # An existing account (no marker): refused when protected, checked here, in the call that adds.
+      $u = Find-User $p.name; if (-not $u) { Fail 'no_such_account' $p.name }
+      $why = Protection $u; if ($why) { Fail 'protected' $why }
+      $g = Find-Group $p.group; if (-not $g) { Fail 'no_such_group' $p.group }
+      if (-not (Is-Member $g $u.Name)) {
+        if ($useAdsi) { $g.Add("WinNT://" + $env:COMPUTERNAME + "/" + $u.Name) } else { Add-LocalGroupMember -Group $g -Member $u.Name }
+      }
+      Out-Result @{ ok = $true }
+    }
+    'removeMember' {
+      $u = Find-User $p.name; if (-not $u) { Out-Result @{ ok = $true }; break }
       $g = Find-Group $p.group; if (-not $g) { Fail 'no_such_group' $p.group }
       if (Is-Member $g $u.Name) {
         if ($useAdsi) { $g.Remove("WinNT://" + $env:COMPUTERNAME + "/" + $u.Name) } else { Remove-LocalGroupMember -Group $g -Member $u.Name }
@@ -226,6 +272,10 @@ export type ScriptOp =
   | 'get'
   | 'list'
   | 'logOff'
+  | 'findExisting'
+  | 'isMember'
+  | 'addMember'
+  | 'removeMember'
   | 'check';
 
 /** What travels on stdin (base64 of this as JSON). */
@@ -241,6 +291,8 @@ export interface ScriptInput {
   expiresMs?: number;
   /** Windows group name or SID. */
   group?: string;
+  /** Windows group names or SIDs whose members are never elevated (findExisting, addMember). */
+  protectedGroups?: string[];
 }
 
 export type ScriptErrorCode =
@@ -251,6 +303,7 @@ export type ScriptErrorCode =
   | 'password_policy'
   | 'invalid_name'
   | 'access_denied'
+  | 'protected'
   | 'bad_input'
   | 'failed';
 
@@ -262,8 +315,19 @@ export interface ScriptAccount {
   groups: string[];
 }
 
+/** An existing account as findExisting reports it; `protected` is why it must never be elevated, or null. */
+export interface ScriptExisting {
+  name: string;
+  enabled: boolean;
+  groups: string[];
+  protected: string | null;
+}
+
 export type ScriptOutput =
-  | { ok: true; account?: ScriptAccount | null; accounts?: ScriptAccount[]; computer?: string; loggedOff?: { sessions: number; processes: number } }
+  | {
+      ok: true; account?: ScriptAccount | null; accounts?: ScriptAccount[]; computer?: string; loggedOff?: { sessions: number; processes: number };
+      existing?: ScriptExisting | null; member?: boolean;
+    }
   | { ok: false; error: ScriptErrorCode; detail?: string };
 
 export function encodeScriptInput(input: ScriptInput): Buffer {

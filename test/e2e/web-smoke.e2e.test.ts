@@ -12,8 +12,9 @@ import { chromiumAvailable, launchBrowser, screenshot } from './browser.js';
 
 /**
  * The built web app served by webStatic on a bare buildServer — no identity
- * routes yet, so the one API call the sign-in page makes (GET /auth/me) is
- * answered by a stub with the documented "not signed in" shape.
+ * routes yet, so the two API calls the sign-in page makes (GET /auth/me and
+ * GET /auth/providers) are answered by stubs with the documented shapes
+ * ("not signed in"; no identity provider configured).
  */
 async function serve(distDir: string): Promise<{ app: FastifyInstance; url: string }> {
   const app = await buildServer({
@@ -25,6 +26,7 @@ async function serve(distDir: string): Promise<{ app: FastifyInstance; url: stri
     apiPlugins: [
       async (a) => {
         a.get('/auth/me', async () => ({ person: null, pending: null, csrfToken: 'stub-csrf' }));
+        a.get('/auth/providers', async () => []);
       },
     ],
   });

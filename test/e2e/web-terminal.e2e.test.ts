@@ -161,9 +161,9 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     const clock = term.getByTestId('lease-clock');
     expect(await clock.getAttribute('class')).toBe('lease-warning');
     expect(await clock.textContent()).toMatch(/session ends at .+ \((\d minutes|less than a minute) left\): save your work/);
-    // extending it (30 minutes, capped at the computer's 5-minute maximum here) is refused in words
-    await term.getByTestId('extend').click();
-    await term.getByRole('alert').getByText(/last at most 5 minutes/).waitFor({ timeout: 30_000 });
+    // the lease already equals the computer's 5-minute maximum: Extend is not offered (issue 17, defect 4)
+    await term.getByTestId('extend-max').waitFor();
+    expect(await term.getByTestId('extend').count()).toBe(0);
     // the provisioning steps were shown as they happened
     expect(await terminalText(term)).toContain('creating account');
     expect((await host.exec(`id -nG ${account}`)).stdout.split(/\s+/)).toContain('sudo');
@@ -205,9 +205,7 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     await adminPage.getByText('Nobody is connected right now.').waitFor({ timeout: 30_000 });
     await waitFor('the JIT account to be deleted', 120_000, async () => ((await host.exec(`id ${account}`)).code !== 0 ? true : undefined));
     console.log(`browser terminal: ready ${readyMs} ms after the click`);
-    // The refused extension above is the one failed request the page made on purpose.
-    expect(b.errors.filter((e) => !/status of 409 \(Conflict\)/.test(e))).toEqual([]);
-    expect(b.errors.filter((e) => /status of 409/.test(e))).toHaveLength(1);
+    expect(b.errors).toEqual([]);
     expect(b2.errors).toEqual([]);
    }, 420_000);
 });

@@ -11,7 +11,7 @@ import type { Principal } from '../../gateway/auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn, SessionBroker } from '../../gateway/contracts.js';
 import { createMetrics } from '../../gateway/metrics.js';
 import type { GuacdCapabilities } from '../../gateway/rdp/guacd-capabilities.js';
-import { rdpRoutes } from '../../gateway/rdp/rdp-tunnel.js';
+import { rdpRoutes, type RdpDeps } from '../../gateway/rdp/rdp-tunnel.js';
 import { buildServer } from '../../gateway/server.js';
 import type { Credentials } from '../../provisioner/jit-account.service.js';
 import type { RdpRecordingSlot, RecordingMeta, SessionRecorder, StreamRecording, TerminalRecording } from '../../recorder/recorder.js';
@@ -53,14 +53,14 @@ export const GUACD_RDP_ARGS: readonly string[] = [
   'recording-exclude-touch', 'recording-include-keys', 'create-recording-path', 'resize-method', 'enable-audio-input',
   'enable-touch', 'read-only', 'gateway-hostname', 'gateway-port', 'gateway-domain', 'gateway-username',
   'gateway-password', 'load-balance-info', 'disable-copy', 'disable-paste', 'wol-send-packet', 'wol-mac-addr',
-  'wol-broadcast-addr', 'wol-udp-port', 'wol-wait-time', 'force-lossless', 'normalize-clipboard',
+  'wol-broadcast-addr', 'wol-udp-port', 'wol-wait-time', 'force-lossless', 'normalize-clipboard', 'clipboard-buffer-size',
 ];
 
 /**
  * What guacd 1.5.x advertises: no certificate pinning (`cert-tofu` and
  * `cert-fingerprints` arrived in 1.6.0, GUACAMOLE-1585), same protocol version.
  */
-export const GUACD_1_5_RDP_ARGS: readonly string[] = GUACD_RDP_ARGS.filter((a) => a !== 'cert-tofu' && a !== 'cert-fingerprints');
+export const GUACD_1_5_RDP_ARGS: readonly string[] = GUACD_RDP_ARGS.filter((a) => a !== 'cert-tofu' && a !== 'cert-fingerprints' && a !== 'clipboard-buffer-size');
 
 export interface PeerConnection {
   readonly id: string;
@@ -558,6 +558,8 @@ export async function startRdpTestApp(opts: {
   guacdTimeoutMs?: number;
   /** guacd's capabilities as the tunnel sees them (default: probed from `guacd`). */
   capabilities?: GuacdCapabilities;
+  /** Receives the tunnel's audit events (file transfers). */
+  audit?: RdpDeps['audit'];
 }): Promise<{ app: FastifyInstance; url: string; wsUrl: string }> {
   const app = await buildServer({
     log: silentLogger(), metrics: createMetrics(), version: 'test', readiness: [],
@@ -584,6 +586,7 @@ export async function startRdpTestApp(opts: {
         checkCsrf: (req) => (req.query as Record<string, unknown>).csrf === 'good',
         ...(opts.guacdTimeoutMs ? { guacdTimeoutMs: opts.guacdTimeoutMs } : {}),
         ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
+        ...(opts.audit ? { audit: opts.audit } : {}),
       }),
     ],
   });

@@ -78,7 +78,7 @@ export class WindowsModel {
       this.groups.set(name.toLowerCase(), { name, sid, members: new Set() });
     }
     // A pre-existing account jitgate did not create.
-    this.addUser({ name: 'Administrator', description: 'Built-in account for administering the computer', password: 'Adm1n!Passw0rd' });
+    this.addUser({ name: 'Administrator', description: 'Built-in account for administering the computer', password: 'Adm1n!Passw0rd', rid: 500 });
     this.groupBy('S-1-5-32-544')?.members.add(this.userBy('Administrator')?.sid ?? '');
   }
 
@@ -92,7 +92,7 @@ export class WindowsModel {
   }
 
   /** New-LocalUser's checks (SAM rules), then the account. */
-  addUser(u: { name: string; description: string; password: string; accountExpires?: Date | null }): ModelUser {
+  addUser(u: { name: string; description: string; password: string; accountExpires?: Date | null; rid?: number }): ModelUser {
     const n = u.name;
     const control = [...n].some((c) => c.charCodeAt(0) < 0x20);
     if (n.length === 0 || n.length > 20 || /["/\\[\]:;|=,+*?<>@]/.test(n) || control || n.endsWith('.')) {
@@ -104,7 +104,7 @@ export class WindowsModel {
     this.checkPassword(n, u.password);
     const user: ModelUser = {
       name: n,
-      sid: `${this.machineSid}-${ridCounter++}`,
+      sid: `${this.machineSid}-${u.rid ?? ridCounter++}`,
       description: u.description,
       password: u.password,
       enabled: true,
@@ -270,6 +270,40 @@ export function interpretAccountScript(model: WindowsModel, p: ScriptInput): Scr
           const procs = model.processes.filter(ours);
           for (const pr of procs) model.stopProcess(pr.pid);
           return { ok: true, loggedOff: { sessions: sessions.length, processes: procs.length } };
+        }
+        case 'findExisting':
+        case 'addMember': {
+          const u = model.userBy(name);
+          const rid = u ? Number(u.sid.split('-').pop()) : 0;
+          const why = !u
+            ? null
+            : rid === 500
+              ? 'the built-in Administrator (RID 500)'
+              : rid < 1000
+                ? 'a built-in account (RID below 1000)'
+                : (p.protectedGroups ?? []).some((g) => model.groupBy(g)?.members.has(u.sid))
+                  ? 'a member of a protected group'
+                  : null;
+          if (p.op === 'findExisting') {
+            if (!u) return { ok: true, existing: null };
+            const i = info(u);
+            return { ok: true, existing: { name: i.name, enabled: i.enabled, groups: i.groups, protected: why } };
+          }
+          if (!u) return fail({ ok: false, error: 'no_such_account', detail: name });
+          if (why) return fail({ ok: false, error: 'protected', detail: why });
+          const g = model.groupBy(p.group ?? '');
+          if (!g) return fail({ ok: false, error: 'no_such_group', detail: p.group });
+          g.members.add(u.sid);
+          return { ok: true };
+        }
+        case 'isMember':
+        case 'removeMember': {
+          const g = model.groupBy(p.group ?? '');
+          if (!g) return fail({ ok: false, error: 'no_such_group', detail: p.group });
+          const u = model.userBy(name);
+          if (p.op === 'isMember') return { ok: true, member: !!u && g.members.has(u.sid) };
+          if (u) g.members.delete(u.sid);
+          return { ok: true };
         }
         case 'check':
           return { ok: true, computer: model.computerName };

@@ -3,8 +3,8 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import './styles.css';
 import { get, post, setCsrf, type Me } from './api.js';
 import { navigate, useLocation } from './router.js';
-import { Session, can } from './session.js';
-import { Link } from './ui.js';
+import { Session, can, routeNeeds } from './session.js';
+import { Link, Page, ROLE_LABEL } from './ui.js';
 import { SignInPage, SetupPage } from './pages/sign-in.js';
 import { SessionsPage } from './pages/sessions.js';
 import { TerminalPage } from './pages/terminal.js';
@@ -63,9 +63,23 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   );
 }
 
+/** A typed or bookmarked address the person's role cannot use: said in words, with the way home. */
+function NotAvailable({ role }: { role: string }) {
+  return (
+    <Page title="Not available for your role">
+      <p data-testid="not-available">
+        This page is for other roles: as {/^[AEIOU]/.test(role) ? 'an' : 'a'} {role.toLowerCase()} you cannot use it. Ask an administrator if you need it.{' '}
+        <Link href="/">Go to your home page</Link>.
+      </p>
+    </Page>
+  );
+}
+
 function Routes({ me }: { me: Me }) {
   const { path } = useLocation();
   const p = me.person;
+  const needs = routeNeeds(path);
+  if (needs && !can(p, needs)) return <NotAvailable role={ROLE_LABEL[p?.role ?? ''] ?? p?.role ?? ''} />;
   let m: RegExpExecArray | null;
   if ((m = /^\/terminal\/([^/]+)$/.exec(path))) return <TerminalPage computerId={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/rdp\/([^/]+)$/.exec(path))) return <RdpPage computerId={decodeURIComponent(m[1]!)} />;
@@ -167,10 +181,12 @@ function App() {
     const next = new URLSearchParams(location.search).get('next');
     history.replaceState(null, '', next && next.startsWith('/') && !next.startsWith('//') ? next : '/');
   }
+  // Session pages are focused: no main navigation to click away from a live session by accident.
+  const focused = /^\/(terminal|rdp)\//.test(path);
   return (
     <Session.Provider value={ctx}>
-      <Nav me={me} onSignOut={() => void signOut()} />
-      <main id="main">
+      {!focused && <Nav me={me} onSignOut={() => void signOut()} />}
+      <main id="main" class={focused ? 'focused' : undefined}>
         <Routes me={me} />
       </main>
     </Session.Provider>

@@ -11,7 +11,7 @@ export interface RdpOptions {
   accountType?: 'domain' | 'local';
   csrf: string;
   onStatus: (status: string) => void;
-  onClosed: (reason: string) => void;
+  onClosed: (reason: string, retry: boolean) => void;
   onReady?: (info: { sessionId: string; computer: string; leaseExpiresAt: number | null }) => void;
 }
 export interface RdpReplayHandle {

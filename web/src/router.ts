@@ -3,7 +3,20 @@ import { useEffect, useState } from 'preact/hooks';
 /** History routing: paths like /admin/computers; the gateway answers index.html for every non-/api path. */
 const listeners = new Set<() => void>();
 
+/** A page that must not be left silently (a live session): asked before in-app navigation and Back/Forward. */
+let leaveGuard: { ask: () => boolean; url: string } | null = null;
+
+/** Install `ask` (true = may leave) for the current address; returns its remover. */
+export function guardLeaving(ask: () => boolean): () => void {
+  const g = { ask, url: location.pathname + location.search };
+  leaveGuard = g;
+  return () => {
+    if (leaveGuard === g) leaveGuard = null;
+  };
+}
+
 export function navigate(to: string, replace = false): void {
+  if (leaveGuard && !leaveGuard.ask()) return;
   if (replace) history.replaceState(null, '', to);
   else history.pushState(null, '', to);
   for (const l of listeners) l();
@@ -11,6 +24,11 @@ export function navigate(to: string, replace = false): void {
 }
 
 window.addEventListener('popstate', () => {
+  // Back/Forward already moved the address: staying means putting the guarded page back.
+  if (leaveGuard && location.pathname + location.search !== leaveGuard.url && !leaveGuard.ask()) {
+    history.pushState(history.state, '', leaveGuard.url);
+    return;
+  }
   for (const l of listeners) l();
 });
 

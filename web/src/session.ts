@@ -35,3 +35,18 @@ export function can(person: Person | null, what: 'connect' | 'admin' | 'globalAd
       return r === 'global_admin' || r === 'org_admin' || r === 'auditor';
   }
 }
+
+export type Capability = Parameters<typeof can>[1];
+
+/**
+ * What a page needs, by address: the route guard shows "not available for
+ * your role" instead of a page whose every button the gateway would refuse.
+ * Same table as the navigation (main.tsx), so what is linked is what opens.
+ */
+export function routeNeeds(path: string): Capability | null {
+  if (path.startsWith('/admin/')) return 'admin';
+  if (path === '/live' || path.startsWith('/live/')) return 'live';
+  if (path === '/recordings' || path.startsWith('/recordings/') || path === '/audit') return 'audit';
+  if (path.startsWith('/terminal/') || path.startsWith('/rdp/')) return 'connect';
+  return null;
+}

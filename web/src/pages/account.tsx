@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
-import { ApiError, del, get, listOf, post } from '../api.js';
+import { del, get, listOf, post } from '../api.js';
 import { useSession } from '../session.js';
-import { ErrorBox, Field, Page, ROLE_LABEL, TextInput, fmtTime, useLoad } from '../ui.js';
+import { ErrorBox, Field, FormErrors, Page, ROLE_LABEL, TextInput, fmtTime, useForm, useLoad, type FormSpec } from '../ui.js';
 import { TotpEnrollment } from './enroll.js';
 
 interface SshKey {
@@ -12,29 +12,37 @@ interface SshKey {
   createdAt: string;
 }
 
+const PASSWORD_FIELDS: FormSpec = {
+  current: { label: 'Current password', id: 'pw-current' },
+  next: { label: 'New password', id: 'pw-next' },
+  again: { label: 'New password again', id: 'pw-again' },
+};
+
+const KEY_FIELDS: FormSpec = {
+  label: { label: 'Label', id: 'k-label' },
+  publicKey: { label: 'Public key', id: 'k-key' },
+};
+
 function Password() {
   const [f, setF] = useState({ current: '', next: '', again: '' });
-  const [fields, setFields] = useState<Record<string, string>>({});
-  const [err, setErr] = useState<unknown>(null);
+  const form = useForm(PASSWORD_FIELDS);
+  const fields = form.fields;
   const [done, setDone] = useState(false);
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setErr(null);
-    setDone(false);
-    setFields({});
-    if (f.next !== f.again) return setFields({ again: 'the new passwords differ' });
-    try {
+  const submit = form.submit(
+    async () => {
       await post('/me/password', { current: f.current, next: f.next });
       setF({ current: '', next: '', again: '' });
       setDone(true);
-    } catch (x) {
-      if (x instanceof ApiError) setFields(x.fields);
-      setErr(x);
-    }
-  };
+    },
+    (): Record<string, string> => {
+      setDone(false);
+      return f.next !== f.again ? { again: 'the new passwords differ' } : {};
+    },
+  );
   return (
-    <form class="editor" onSubmit={submit}>
-      <h2>Password</h2>
+    <form class="editor" onSubmit={(e) => void submit(e)} ref={form.ref} noValidate aria-labelledby="pw-title">
+      <h2 id="pw-title">Password</h2>
+      <FormErrors form={form} />
       <Field id="pw-current" label="Current password" error={fields.current}>
         <TextInput id="pw-current" type="password" value={f.current} onValue={(v) => setF({ ...f, current: v })} autoComplete="current-password" required />
       </Field>
@@ -44,7 +52,6 @@ function Password() {
       <Field id="pw-again" label="New password again" error={fields.again}>
         <TextInput id="pw-again" type="password" value={f.again} onValue={(v) => setF({ ...f, again: v })} autoComplete="new-password" required />
       </Field>
-      <ErrorBox error={Object.keys(fields).length ? null : err} />
       {done && (
         <p class="notice" role="status">
           Password changed.
@@ -61,22 +68,15 @@ function SshKeys() {
   const { data, error, reload } = useLoad(async () => listOf<SshKey>(await get('/me/ssh-keys'), 'keys'));
   const [label, setLabel] = useState('');
   const [key, setKey] = useState('');
-  const [fields, setFields] = useState<Record<string, string>>({});
+  const form = useForm(KEY_FIELDS);
+  const fields = form.fields;
   const [err, setErr] = useState<unknown>(null);
-  const add = async (e: Event) => {
-    e.preventDefault();
-    setErr(null);
-    setFields({});
-    try {
-      await post('/me/ssh-keys', { publicKey: key.trim(), label: label.trim() });
-      setKey('');
-      setLabel('');
-      reload();
-    } catch (x) {
-      if (x instanceof ApiError) setFields(x.fields);
-      setErr(x);
-    }
-  };
+  const add = form.submit(async () => {
+    await post('/me/ssh-keys', { publicKey: key.trim(), label: label.trim() });
+    setKey('');
+    setLabel('');
+    reload();
+  });
   const remove = async (k: SshKey) => {
     try {
       await del(`/me/ssh-keys/${k.id}`);
@@ -86,10 +86,11 @@ function SshKeys() {
     }
   };
   return (
-    <form class="editor" onSubmit={add}>
-      <h2>SSH keys</h2>
+    <form class="editor" onSubmit={(e) => void add(e)} ref={form.ref} noValidate aria-labelledby="keys-title">
+      <h2 id="keys-title">SSH keys</h2>
+      <FormErrors form={form} />
       <p class="muted">Keys for the SSH front door (ssh to jitgate directly, then a TOTP code).</p>
-      <ErrorBox error={error} />
+      <ErrorBox error={error ?? err} />
       <ul class="keys">
         {(data ?? []).map((k) => (
           <li key={k.id}>
@@ -107,8 +108,9 @@ function SshKeys() {
       <Field id="k-key" label="Public key (ssh-ed25519 AAAA…)" error={fields.publicKey}>
         <textarea id="k-key" rows={3} value={key} onInput={(e) => setKey((e.currentTarget as HTMLTextAreaElement).value)} required spellcheck={false} />
       </Field>
-      <ErrorBox error={Object.keys(fields).length ? null : err} />
-      <button type="submit">Add key</button>
+      <button type="submit" disabled={form.busy}>
+        Add key
+      </button>
     </form>
   );
 }

@@ -1,8 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, del, get, listOf, patch, post, put, type AccountStore, type Computer, type JitSettings, type Organization, type PersonRow } from '../api.js';
+import { del, get, listOf, patch, post, put, type AccountStore, type Computer, type JitSettings, type Organization, type PersonRow } from '../api.js';
 import { InventoryActions } from '../inventory.js';
 import { can, useSession } from '../session.js';
-import { Checkbox, ErrorBox, Field, Page, TextInput, useLoad } from '../ui.js';
+import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 
 interface Preset {
   settings: Partial<JitSettings>;
@@ -41,13 +41,26 @@ function normalizePresets(raw: unknown): Record<'maximumSecurity' | 'balanced', 
 
 /** Session policy switches kept in `computer.policy` (gateway/api/computer-policy.ts); everything that widens a session is off by default. */
 const POLICY_TOGGLES: [string, string][] = [
-  ['recordInput', 'Record keystrokes too (they can capture typed secrets)'],
+  ['recordInput', 'Record typed keys too, SSH and RDP (they can capture typed secrets)'],
   ['sftp', 'Allow SFTP / file transfer (SSH)'],
   ['portForwarding', 'Allow port forwarding (SSH)'],
-  ['clipboard', 'Allow clipboard (RDP)'],
-  ['drive', 'Allow drive redirection (RDP)'],
   ['printing', 'Allow printing (RDP)'],
   ['rdpIgnoreCert', 'Accept any RDP server certificate (prefer a pinned fingerprint)'],
+];
+
+/** RDP controls chosen from a list (gateway/api/computer-policy.ts); the gateway enforces each, whatever guacd does. */
+const RDP_CHOICES: { key: string; label: string; dflt: string; options: [string, string][]; hint?: string }[] = [
+  {
+    key: 'clipboard', label: 'Clipboard (RDP)', dflt: 'off',
+    options: [['off', 'Off'], ['remote-to-local', 'Remote → local only (copy out)'], ['local-to-remote', 'Local → remote only (paste in)'], ['both', 'Both ways']],
+  },
+  {
+    key: 'drive', label: 'File transfer, redirected drive (RDP)', dflt: 'off',
+    options: [['off', 'Off'], ['upload', 'Upload only'], ['download', 'Download only'], ['both', 'Upload and download']],
+    hint: 'Every transfer is audited with its file name and size.',
+  },
+  { key: 'rdpResizeMethod', label: 'Resize method', dflt: 'display-update', options: [['display-update', 'Display update'], ['reconnect', 'Reconnect'], ['none', 'None (fixed size)']] },
+  { key: 'rdpColorDepth', label: 'Colour depth', dflt: '', options: [['', "guacd's choice"], ['8', '8 bit'], ['16', '16 bit'], ['24', '24 bit'], ['32', '32 bit']] },
 ];
 
 interface Form {
@@ -257,11 +270,34 @@ function Grants({ computer, people }: { computer: Computer; people: PersonRow[] 
   );
 }
 
+/** The editor's fields by API path (gateway/api/computers.ts), for the error summary and focus. */
+const COMPUTER_FIELDS: FormSpec = {
+  organizationId: { label: 'Organization', id: 'c-org' },
+  name: { label: 'Name', id: 'c-name' },
+  address: { label: 'Address', id: 'c-address' },
+  protocols: { label: 'Protocols', id: 'c-proto-ssh' },
+  sshPort: { label: 'SSH port', id: 'c-sshport' },
+  rdpPort: { label: 'RDP port', id: 'c-rdpport' },
+  domainStore: { label: 'Domain account store', id: 'c-domainstore' },
+  localStore: { label: 'Local account store', id: 'c-localstore' },
+  'jit.deleteOnCheckIn': { label: 'Delete the account when the session ends', id: 'j-delete' },
+  'jit.reuseExistingAccount': { label: 'Reuse the same person\'s account', id: 'j-reuse' },
+  'jit.accountType': { label: 'Account type', id: 'j-type' },
+  'jit.adminGroups': { label: 'Admin groups', id: 'j-groups' },
+  'jit.container': { label: 'Container for accounts', id: 'j-container' },
+  'jit.maxSessionMinutes': { label: 'Maximum session (minutes)', id: 'j-max' },
+  'policy.rdpSecurity': { label: 'RDP security', id: 'p-rdpsec' },
+  'policy.rdpCertFingerprint': { label: 'RDP certificate SHA-256 fingerprint', id: 'p-rdpfp' },
+  ...Object.fromEntries(RDP_CHOICES.map((c) => [`policy.${c.key}`, { label: c.label, id: `p-${c.key}` }])),
+  'policy.clipboardMaxBytes': { label: 'Clipboard limit (bytes)', id: 'p-clipboardMaxBytes' },
+  'policy.fileMaxBytes': { label: 'File size limit (bytes)', id: 'p-fileMaxBytes' },
+  'policy.rdpTimezone': { label: 'Time zone (IANA name)', id: 'p-rdpTimezone' },
+};
+
 function Editor(props: { computer: Computer | null; orgs: Organization[]; stores: AccountStore[]; people: PersonRow[]; presets: Record<'maximumSecurity' | 'balanced', Preset>; onDone: () => void; onCancel: () => void }) {
   const [f, setF] = useState<Form>(() => toForm(props.computer, props.orgs));
-  const [fields, setFields] = useState<Record<string, string>>({});
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const form = useForm(COMPUTER_FIELDS);
+  const { fields, busy } = form;
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setF((x) => ({ ...x, [k]: v }));
   const setJit = <K extends keyof JitSettings>(k: K, v: JitSettings[K]) => setF((x) => ({ ...x, jit: { ...x.jit, [k]: v } }));
   const fe = (path: string) => fields[path] ?? fields[path.replace(/^jit\./, 'jit/')];
@@ -283,30 +319,16 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
   const presetActive = (k: 'maximumSecurity' | 'balanced') =>
     Object.entries(props.presets[k].settings).every(([key, v]) => (f.jit as unknown as Record<string, unknown>)[key] === v);
 
-  const save = async (e: Event) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    setFields({});
-    try {
-      if (f.id) await patch(`/computers/${f.id}`, toBody(f));
-      else await post('/computers', toBody(f));
-      props.onDone();
-    } catch (err) {
-      if (err instanceof ApiError) setFields(err.fields);
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  const unknownFieldErrors = Object.entries(fields).filter(
-    ([k]) => !['organizationId', 'name', 'address', 'protocols', 'sshPort', 'rdpPort', 'domainStore', 'localStore', 'jit.adminGroups', 'jit.maxSessionMinutes', 'jit.deleteOnCheckIn', 'jit.reuseExistingAccount', 'jit.accountType', 'jit.container', 'policy.rdpSecurity', 'policy.rdpCertFingerprint'].includes(k),
-  );
+  const save = form.submit(async () => {
+    if (f.id) await patch(`/computers/${f.id}`, toBody(f));
+    else await post('/computers', toBody(f));
+    props.onDone();
+  });
 
   return (
-    <form class="editor" onSubmit={save} aria-labelledby="editor-title" noValidate>
+    <form class="editor" onSubmit={(e) => void save(e)} ref={form.ref} aria-labelledby="editor-title" noValidate>
       <h2 id="editor-title">{f.id ? `Edit ${props.computer?.name}` : 'New computer'}</h2>
+      <FormErrors form={form} />
       <div class="grid2">
         <Field id="c-org" label="Organization" error={fe('organizationId')}>
           <select id="c-org" value={f.organizationId} onChange={(e) => set('organizationId', (e.currentTarget as HTMLSelectElement).value)}>
@@ -453,8 +475,50 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
               <select id="p-rdpsec" value={String(f.policy.rdpSecurity ?? 'nla')} onChange={(e) => set('policy', { ...f.policy, rdpSecurity: (e.currentTarget as HTMLSelectElement).value })}>
                 <option value="nla">NLA</option>
                 <option value="tls">TLS</option>
+                <option value="rdp">RDP (legacy encryption)</option>
                 <option value="any">Any</option>
               </select>
+            </Field>
+            {RDP_CHOICES.map((c) => (
+              <Field key={c.key} id={`p-${c.key}`} label={c.label} error={fe(`policy.${c.key}`)} {...(c.hint ? { hint: c.hint } : {})}>
+                <select
+                  id={`p-${c.key}`}
+                  value={f.policy[c.key] === true ? 'both' : f.policy[c.key] === false ? 'off' : String(f.policy[c.key] ?? c.dflt)}
+                  onChange={(e) => {
+                    const v = (e.currentTarget as HTMLSelectElement).value;
+                    const { [c.key]: _old, ...rest } = f.policy;
+                    // Colour depth is a number in the policy; empty leaves it to guacd.
+                    set('policy', v === '' ? rest : { ...rest, [c.key]: c.key === 'rdpColorDepth' ? Number(v) : v });
+                  }}
+                >
+                  {c.options.map(([v, l]) => (
+                    <option key={v} value={v}>
+                      {l}
+                    </option>
+                  ))}
+                </select>
+              </Field>
+            ))}
+            {(['clipboardMaxBytes', 'fileMaxBytes'] as const).map((k) => (
+              <Field key={k} id={`p-${k}`} label={k === 'clipboardMaxBytes' ? 'Clipboard limit (bytes)' : 'File size limit (bytes)'} error={fe(`policy.${k}`)}>
+                <TextInput
+                  id={`p-${k}`}
+                  value={String(f.policy[k] ?? (k === 'clipboardMaxBytes' ? 262144 : 104857600))}
+                  onValue={(v) => set('policy', { ...f.policy, [k]: /^\d+$/.test(v.trim()) ? Number(v.trim()) : v })}
+                  error={fe(`policy.${k}`)}
+                />
+              </Field>
+            ))}
+            <Field id="p-rdpTimezone" label="Time zone (IANA name)" error={fe('policy.rdpTimezone')} hint="For example Europe/Berlin; empty: the remote computer's own.">
+              <TextInput
+                id="p-rdpTimezone"
+                value={String(f.policy.rdpTimezone ?? '')}
+                onValue={(v) => {
+                  const { rdpTimezone: _old, ...rest } = f.policy;
+                  set('policy', v.trim() ? { ...rest, rdpTimezone: v.trim() } : rest);
+                }}
+                error={fe('policy.rdpTimezone')}
+              />
             </Field>
             <Field id="p-rdpfp" label="RDP certificate SHA-256 fingerprint" error={fe('policy.rdpCertFingerprint')}>
               <TextInput
@@ -472,16 +536,6 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
         <Checkbox id="c-restricted" label="Restricted: only technicians it is shared with may connect" checked={f.restricted} onChange={(v) => set('restricted', v)} />
       </fieldset>
 
-      {unknownFieldErrors.length > 0 && (
-        <ul class="error" role="alert">
-          {unknownFieldErrors.map(([k, v]) => (
-            <li key={k}>
-              {k}: {v}
-            </li>
-          ))}
-        </ul>
-      )}
-      <ErrorBox error={Object.keys(fields).length ? null : error} />
       <div class="row">
         <button type="submit" class="primary" disabled={busy}>
           Save

@@ -1,32 +1,34 @@
 import { useState } from 'preact/hooks';
-import { ApiError, del, get, listOf, patch, post, type Organization } from '../api.js';
+import { del, get, listOf, patch, post, type Organization } from '../api.js';
 import { can, useSession } from '../session.js';
-import { ErrorBox, Field, Page, TextInput, useLoad } from '../ui.js';
+import { ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
+
+const ORGANIZATION_FIELDS: FormSpec = {
+  name: { label: 'Name', id: 'o-name' },
+  sharedCode: { label: 'Shared account code', id: 'o-code' },
+};
 
 export function OrganizationsPage() {
   const { me } = useSession();
   const writable = can(me.person, 'globalAdmin');
   const { data, error, reload } = useLoad(async () => listOf<Organization>(await get('/organizations'), 'organizations'));
   const [form, setForm] = useState<{ id?: string; name: string; sharedCode: string } | null>(null);
-  const [fields, setFields] = useState<Record<string, string>>({});
+  const editor = useForm(ORGANIZATION_FIELDS);
+  const fields = editor.fields;
   const [err, setErr] = useState<unknown>(null);
-
-  const save = async (e: Event) => {
-    e.preventDefault();
-    if (!form) return;
-    setErr(null);
-    setFields({});
-    try {
-      const body = { name: form.name.trim(), sharedCode: form.sharedCode.trim() };
-      if (form.id) await patch(`/organizations/${form.id}`, body);
-      else await post('/organizations', body);
-      setForm(null);
-      reload();
-    } catch (x) {
-      if (x instanceof ApiError) setFields(x.fields);
-      setErr(x);
-    }
+  const edit = (v: { id?: string; name: string; sharedCode: string }) => {
+    editor.reset();
+    setForm(v);
   };
+
+  const save = editor.submit(async () => {
+    if (!form) return;
+    const body = { name: form.name.trim(), sharedCode: form.sharedCode.trim() };
+    if (form.id) await patch(`/organizations/${form.id}`, body);
+    else await post('/organizations', body);
+    setForm(null);
+    reload();
+  });
   const remove = async (o: Organization) => {
     if (!confirm(`Delete organization ${o.name}?`)) return;
     try {
@@ -42,16 +44,17 @@ export function OrganizationsPage() {
       title="Organizations"
       actions={
         writable && (
-          <button type="button" class="primary" onClick={() => setForm({ name: '', sharedCode: '' })}>
+          <button type="button" class="primary" onClick={() => edit({ name: '', sharedCode: '' })}>
             Add organization
           </button>
         )
       }
     >
-      <ErrorBox error={error ?? (form ? null : err)} />
+      <ErrorBox error={error ?? err} />
       {form && (
-        <form class="editor" onSubmit={save}>
-          <h2>{form.id ? 'Edit organization' : 'New organization'}</h2>
+        <form class="editor" onSubmit={(e) => void save(e)} ref={editor.ref} noValidate aria-labelledby="org-editor-title">
+          <h2 id="org-editor-title">{form.id ? 'Edit organization' : 'New organization'}</h2>
+          <FormErrors form={editor} />
           <div class="grid2">
             <Field id="o-name" label="Name" error={fields.name}>
               <TextInput id="o-name" value={form.name} onValue={(v) => setForm({ ...form, name: v })} error={fields.name} required />
@@ -60,9 +63,8 @@ export function OrganizationsPage() {
               <TextInput id="o-code" value={form.sharedCode} onValue={(v) => setForm({ ...form, sharedCode: v })} error={fields.sharedCode} required />
             </Field>
           </div>
-          <ErrorBox error={Object.keys(fields).length ? null : err} />
           <div class="row">
-            <button type="submit" class="primary">
+            <button type="submit" class="primary" disabled={editor.busy}>
               Save
             </button>
             <button type="button" onClick={() => setForm(null)}>
@@ -90,7 +92,7 @@ export function OrganizationsPage() {
               <td data-label="Shared code">{o.sharedCode}</td>
               {writable && (
                 <td class="row-actions">
-                  <button type="button" onClick={() => setForm({ id: o.id, name: o.name, sharedCode: o.sharedCode })}>
+                  <button type="button" onClick={() => edit({ id: o.id, name: o.name, sharedCode: o.sharedCode })}>
                     Edit
                   </button>
                   <button type="button" class="danger" onClick={() => void remove(o)}>

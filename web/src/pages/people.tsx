@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
-import { ApiError, get, listOf, patch, post, type Organization, type PersonRow, type Role } from '../api.js';
+import { get, listOf, patch, post, type Organization, type PersonRow, type Role } from '../api.js';
 import { useSession } from '../session.js';
-import { ErrorBox, Field, Page, ROLE_LABEL, TextInput, useLoad } from '../ui.js';
+import { ErrorBox, Field, FormErrors, Page, ROLE_LABEL, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 
 interface NewPerson {
   login: string;
@@ -12,32 +12,34 @@ interface NewPerson {
   password: string;
 }
 
+const PERSON_FIELDS: FormSpec = {
+  login: { label: 'Login', id: 'p-login' },
+  displayName: { label: 'Display name', id: 'p-name' },
+  email: { label: 'Email', id: 'p-email' },
+  role: { label: 'Role', id: 'p-role' },
+  organizationId: { label: 'Organization', id: 'p-org' },
+  password: { label: 'Initial password', id: 'p-password' },
+};
+
 export function PeoplePage() {
   const { me } = useSession();
   const isGlobal = me.person?.role === 'global_admin';
   const people = useLoad(async () => listOf<PersonRow>(await get('/people'), 'people'));
   const orgs = useLoad(async () => listOf<Organization>(await get('/organizations'), 'organizations'));
   const [form, setForm] = useState<NewPerson | null>(null);
-  const [fields, setFields] = useState<Record<string, string>>({});
+  const editor = useForm(PERSON_FIELDS);
+  const fields = editor.fields;
   const [err, setErr] = useState<unknown>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const roles: Role[] = isGlobal ? ['technician', 'auditor', 'org_admin', 'global_admin'] : ['technician', 'auditor', 'org_admin'];
 
-  const create = async (e: Event) => {
-    e.preventDefault();
+  const create = editor.submit(async () => {
     if (!form) return;
-    setErr(null);
-    setFields({});
-    try {
-      await post('/people', { ...form, login: form.login.trim(), email: form.email.trim() || undefined, organizationId: form.organizationId || null });
-      setNotice(`${form.login} was created. They set up two-factor sign-in when they first sign in with the initial password.`);
-      setForm(null);
-      people.reload();
-    } catch (x) {
-      if (x instanceof ApiError) setFields(x.fields);
-      setErr(x);
-    }
-  };
+    await post('/people', { ...form, login: form.login.trim(), email: form.email.trim() || undefined, organizationId: form.organizationId || null });
+    setNotice(`${form.login} was created. They set up two-factor sign-in when they first sign in with the initial password.`);
+    setForm(null);
+    people.reload();
+  });
   const act = async (fn: () => Promise<unknown>, done: string) => {
     setErr(null);
     setNotice(null);
@@ -58,7 +60,10 @@ export function PeoplePage() {
         <button
           type="button"
           class="primary"
-          onClick={() => setForm({ login: '', displayName: '', email: '', role: 'technician', organizationId: me.person?.organizationId ?? orgs.data?.[0]?.id ?? '', password: '' })}
+          onClick={() => {
+            editor.reset();
+            setForm({ login: '', displayName: '', email: '', role: 'technician', organizationId: me.person?.organizationId ?? orgs.data?.[0]?.id ?? '', password: '' });
+          }}
         >
           Add person
         </button>
@@ -69,10 +74,11 @@ export function PeoplePage() {
           {notice}
         </p>
       )}
-      <ErrorBox error={people.error ?? (form ? null : err)} />
+      <ErrorBox error={people.error ?? err} />
       {form && (
-        <form class="editor" onSubmit={create}>
-          <h2>New person</h2>
+        <form class="editor" onSubmit={(e) => void create(e)} ref={editor.ref} noValidate aria-labelledby="person-editor-title">
+          <h2 id="person-editor-title">New person</h2>
+          <FormErrors form={editor} />
           <div class="grid2">
             <Field id="p-login" label="Login" error={fields.login}>
               <TextInput id="p-login" value={form.login} onValue={(v) => setForm({ ...form, login: v })} error={fields.login} required autoComplete="off" />
@@ -106,9 +112,8 @@ export function PeoplePage() {
               <TextInput id="p-password" type="password" value={form.password} onValue={(v) => setForm({ ...form, password: v })} error={fields.password} required autoComplete="new-password" />
             </Field>
           </div>
-          <ErrorBox error={Object.keys(fields).length ? null : err} />
           <div class="row">
-            <button type="submit" class="primary">
+            <button type="submit" class="primary" disabled={editor.busy}>
               Create
             </button>
             <button type="button" onClick={() => setForm(null)}>

@@ -2,20 +2,31 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { csrf } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { loadRdpView } from '../rdp-loader.js';
+import { SessionEnded, SessionFrame, markEntryUsed, useEntryUsed, useLeaveGuard } from '../session-page.js';
 
 /** Remote desktop in the browser (the view itself is src/rdp/rdp-view.ts). */
 export function RdpPage({ computerId }: { computerId: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [status, setStatus] = useState('Preparing session…');
   const [closed, setClosed] = useState<string | null>(null);
+  // false after a close that connecting again cannot fix (no access): no button that only repeats the refusal
+  const [retry, setRetry] = useState(true);
   const [attempt, setAttempt] = useState(0);
   const [lease, setLease] = useState<{ sessionId: string; leaseExpiresAt: number } | null>(null);
 
+  const endRef = useRef<(() => void) | null>(null);
+  // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
+  const used = useEntryUsed();
+  const idle = used && attempt === 0;
+  useLeaveGuard(!idle && closed === null);
   useEffect(() => {
     document.title = 'Remote desktop · jitgate';
+    if (idle) return;
+    markEntryUsed();
     let handle: { disconnect(): void } | null = null;
     let cancelled = false;
     setClosed(null);
+    setRetry(true);
     setLease(null);
     setStatus('Preparing session…');
     const asked = new URLSearchParams(location.search).get('accountType');
@@ -24,27 +35,46 @@ export function RdpPage({ computerId }: { computerId: string }) {
       (mod) => {
         if (cancelled) return;
         if (!mod) return setClosed('Remote desktop is not available in this build.');
-        handle = mod.mountRdp(host.current!, { computerId, accountType, csrf: csrf(), onStatus: setStatus, onClosed: (r) => setClosed(r || 'The session ended.'),
+        handle = mod.mountRdp(host.current!, { computerId, accountType, csrf: csrf(), onStatus: setStatus, onClosed: (r, again) => {
+            setRetry(again);
+            setClosed(r || 'The session ended.');
+          },
           onReady: (i) => setLease(i.leaseExpiresAt !== null ? { sessionId: i.sessionId, leaseExpiresAt: i.leaseExpiresAt } : null),
         });
+        endRef.current = () => {
+          handle?.disconnect();
+          setClosed('You ended the session.');
+        };
       },
       (err: unknown) => setClosed(`Remote desktop could not load: ${String(err)}`),
     );
     return () => {
       cancelled = true;
+      endRef.current = null;
       handle?.disconnect();
     };
   }, [computerId, attempt]);
 
+  const end = () => {
+    if (confirm('End this session? The just-in-time account is removed.')) endRef.current?.();
+  };
+  if (idle)
+    return (
+      <SessionFrame title="Remote desktop" live={false} onEnd={end}>
+        <SessionEnded onStart={() => setAttempt((n) => n + 1)} />
+      </SessionFrame>
+    );
   return (
-    <section class="session-page">
+    <SessionFrame title="Remote desktop" live={closed === null} onEnd={end}>
       <div class="session-bar" role="status" aria-live="polite">
         {closed ? (
           <>
-            <span>{closed}</span>
-            <button type="button" onClick={() => setAttempt((n) => n + 1)}>
-              Reconnect
-            </button>
+            <span data-testid="close-reason">{closed}</span>
+            {retry && (
+              <button type="button" onClick={() => setAttempt((n) => n + 1)}>
+                Start a new session
+              </button>
+            )}
           </>
         ) : (
           <span>
@@ -54,6 +84,6 @@ export function RdpPage({ computerId }: { computerId: string }) {
         )}
       </div>
       <div class="rdp-host" ref={host} />
-    </section>
+    </SessionFrame>
   );
 }

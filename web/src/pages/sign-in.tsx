@@ -12,24 +12,51 @@ function afterSignIn(): void {
   navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', true);
 }
 
+/** A provider people may sign in with (GET /auth/providers: names only). */
+interface IdentityProvider {
+  name: string;
+  displayName: string;
+  type: 'oidc' | 'ldap';
+}
+
+const SSO_ERRORS: Record<string, string> = {
+  JIT_ERR_AUTH_SSO_NOT_MAPPED: 'Your identity provider does not give you access to jitgate. Ask an administrator.',
+  JIT_ERR_AUTH_SSO_DISABLED: 'Your jitgate account is disabled. Ask an administrator.',
+  JIT_ERR_AUTH_SSO_UNAVAILABLE: 'The identity provider cannot be reached. Try again later.',
+};
+
+function ssoError(): Error | null {
+  const code = new URLSearchParams(location.search).get('error');
+  if (!code) return null;
+  return new Error(SSO_ERRORS[code] ?? 'Single sign-on failed. Try again.');
+}
+
 function signInError(err: unknown): unknown {
+  if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_LOCAL_PASSWORD_FORBIDDEN') return new Error('Your organization signs in through its identity provider: use the button below.');
   if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_LOCKED') return new Error('This account is locked after too many failed attempts. Try again later or ask an administrator.');
   if (err instanceof ApiError && err.status === 429) return new Error('Too many attempts. Wait a minute and try again.');
   return err;
 }
 
+const SIGNING_IN = 'jitgate.signing-in';
+
 export function SignInPage() {
   const { me, refresh } = useSession();
   const [step, setStep] = useState<Step>(me.pending ?? 'password');
-  const [login, setLogin] = useState('');
+  // Remembered for this tab so the code step can say who is signing in, even after a reload.
+  const [login, setLogin] = useState(() => (me.pending ? (sessionStorage.getItem(SIGNING_IN) ?? '') : ''));
   const [password, setPassword] = useState('');
   const [code, setCode] = useState('');
-  const [error, setError] = useState<unknown>(null);
+  const [error, setError] = useState<unknown>(ssoError);
   const [busy, setBusy] = useState(false);
+  const [providers, setProviders] = useState<IdentityProvider[]>([]);
+  const [directory, setDirectory] = useState('');
 
   useEffect(() => {
     document.title = 'Sign in · jitgate';
+    get<IdentityProvider[]>('/auth/providers').then(setProviders, () => setProviders([]));
   }, []);
+  const next = new URLSearchParams(location.search).get('next') ?? '/';
 
   const finish = async () => {
     await refresh();
@@ -41,8 +68,10 @@ export function SignInPage() {
     setBusy(true);
     setError(null);
     try {
-      const r = await post<{ next: 'totp' | 'totp-enrollment' | 'done' }>('/auth/sign-in', { login: login.trim(), password });
+      const url = directory ? `/auth/ldap/${encodeURIComponent(directory)}/sign-in` : '/auth/sign-in';
+      const r = await post<{ next: 'totp' | 'totp-enrollment' | 'done' }>(url, { login: login.trim(), password });
       setPassword('');
+      sessionStorage.setItem(SIGNING_IN, login.trim());
       const m = await refresh();
       if (r.next === 'done' || m.person) return afterSignIn();
       setStep(r.next);
@@ -50,6 +79,22 @@ export function SignInPage() {
       setError(signInError(err));
     } finally {
       setBusy(false);
+    }
+  };
+
+  /** Back to the password step: the half-done sign-in is ended on the gateway, not just hidden. */
+  const back = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await post('/auth/sign-out');
+      await refresh();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setCode('');
+      setBusy(false);
+      setStep('password');
     }
   };
 
@@ -74,11 +119,21 @@ export function SignInPage() {
         <h1>Sign in to jitgate</h1>
         {step === 'password' && (
           <form onSubmit={submitPassword}>
+            {providers.some((p) => p.type === 'ldap') && (
+              <Field id="directory" label="Sign in with">
+                <select id="directory" value={directory} onChange={(e) => setDirectory((e.target as HTMLSelectElement).value)}>
+                  <option value="">jitgate password</option>
+                  {providers.filter((p) => p.type === 'ldap').map((p) => (
+                    <option key={p.name} value={p.name}>{p.displayName}</option>
+                  ))}
+                </select>
+              </Field>
+            )}
             <Field id="login" label="Login">
-              <TextInput id="login" name="username" value={login} onValue={setLogin} autoComplete="username" required autoFocus />
+              <TextInput id="login" name="username" value={login} onValue={setLogin} autoComplete="username" required autoFocus={!login} />
             </Field>
             <Field id="password" label="Password">
-              <TextInput id="password" name="password" type="password" value={password} onValue={setPassword} autoComplete="current-password" required />
+              <TextInput id="password" name="password" type="password" value={password} onValue={setPassword} autoComplete="current-password" required autoFocus={!!login} />
             </Field>
             <ErrorBox error={error} />
             <button type="submit" class="primary" disabled={busy}>
@@ -86,8 +141,30 @@ export function SignInPage() {
             </button>
           </form>
         )}
+        {step === 'password' && providers.some((p) => p.type === 'oidc') && (
+          <div class="sso">
+            {providers.filter((p) => p.type === 'oidc').map((p) => (
+              // A full-page navigation: the provider's page, then back to the callback (no fetch, no token in the browser's script).
+              <a key={p.name} class="button" href={`/api/v1/auth/oidc/${encodeURIComponent(p.name)}/start?next=${encodeURIComponent(next)}`}>
+                Sign in with {p.displayName}
+              </a>
+            ))}
+          </div>
+        )}
         {step === 'totp' && (
           <form onSubmit={submitCode}>
+            <p data-testid="signing-in-as">
+              {login ? (
+                <>
+                  Signing in as <strong>{login}</strong>.
+                </>
+              ) : (
+                'Finish signing in.'
+              )}{' '}
+              <button type="button" class="link" onClick={() => void back()} disabled={busy}>
+                Back to password
+              </button>
+            </p>
             <Field id="totp" label="Authentication code" hint="The 6-digit code from your authenticator app, or one of your recovery codes.">
               <TextInput id="totp" value={code} onValue={setCode} autoComplete="one-time-code" required autoFocus />
             </Field>

@@ -1,9 +1,12 @@
 import { useState } from 'preact/hooks';
 import { get, listOf, post, type AccountStore } from '../api.js';
 import { ErrorBox, Page, useLoad } from '../ui.js';
+import { can, useSession } from '../session.js';
 
 /** Configured account stores (from the config file; never secrets) with "test connection". */
 export function StoresPage() {
+  // Testing a store is for global admins (gateway canTestStores); others are not offered a button that fails.
+  const mayTest = can(useSession().me.person, 'globalAdmin');
   const { data, error } = useLoad(async () => listOf<AccountStore>(await get('/account-stores'), 'stores'));
   const [results, setResults] = useState<Record<string, { ok: boolean; error?: string } | 'testing'>>({});
   const test = async (name: string) => {
@@ -39,9 +42,13 @@ export function StoresPage() {
                 <td data-label="Type">{s.type === 'ldap' ? 'Active Directory (LDAP)' : s.type === 'ssh' ? 'Linux (SSH)' : 'Windows (WinRM)'}</td>
                 <td data-label="Where">{s.url ?? ''}</td>
                 <td data-label="Connection" aria-live="polite">
-                  <button type="button" onClick={() => void test(s.name)} disabled={r === 'testing'}>
-                    Test connection
-                  </button>{' '}
+                  {mayTest ? (
+                    <button type="button" onClick={() => void test(s.name)} disabled={r === 'testing'}>
+                      Test connection
+                    </button>
+                  ) : (
+                    <span class="muted">tested by global admins</span>
+                  )}{' '}
                   {r === 'testing' && <span>testing…</span>}
                   {r && r !== 'testing' && (r.ok ? <span class="badge ok">reachable</span> : <span class="badge bad">{r.error ?? 'failed'}</span>)}
                 </td>

@@ -1,13 +1,14 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { wsUrl } from '../api.js';
 import { LeaseBar } from '../lease.js';
-import { CLOSE_REASONS } from '../close-reasons.js';
+import { closeOutcome } from '../close-reasons.js';
+import { SessionEnded, SessionFrame, markEntryUsed, useEntryUsed, useLeaveGuard } from '../session-page.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
-  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null }
+  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null }
   | { kind: 'error'; message: string }
-  | { kind: 'closed'; message: string };
+  | { kind: 'closed'; message: string; retry: boolean };
 
 /** Browser SSH terminal over the /terminal websocket: live provisioning progress, resize, errors in words. */
 export function TerminalPage({ computerId }: { computerId: string }) {
@@ -15,8 +16,17 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const [status, setStatus] = useState<Status>({ kind: 'connecting', step: 'connecting to the gateway…' });
   const [progress, setProgress] = useState<string[]>([]);
   const [attempt, setAttempt] = useState(0);
+  const [watched, setWatched] = useState<string | null>(null);
+  const endRef = useRef<(() => void) | null>(null);
+  // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
+  const used = useEntryUsed();
+  const live = status.kind === 'connecting' || status.kind === 'ready';
+  const idle = used && attempt === 0;
+  useLeaveGuard(live && !idle);
   useEffect(() => {
     document.title = `Terminal · jitgate`;
+    if (idle) return;
+    markEntryUsed();
     let cleanup: (() => void) | null = null;
     let cancelled = false;
     // xterm.js is loaded with this page only, keeping the sign-in page small
@@ -38,14 +48,20 @@ export function TerminalPage({ computerId }: { computerId: string }) {
     const ws = new WebSocket(wsUrl('/terminal', { computer: computerId, accountType, cols: term.cols, rows: term.rows }));
     ws.binaryType = 'arraybuffer';
     let lastError: string | null = null;
+    let endedByPerson = false;
     const enc = new TextEncoder();
+    endRef.current = () => {
+      endedByPerson = true;
+      ws.close(1000);
+    };
+    setWatched(null);
 
     ws.onmessage = (ev) => {
       if (typeof ev.data !== 'string') {
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string };
+      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -58,23 +74,25 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         term.write(`\x1b[2m› ${step}\x1b[0m\r\n`);
       } else if (msg.type === 'ready') {
         const lease = msg.leaseExpiresAt ? Date.parse(msg.leaseExpiresAt) : NaN;
-        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null });
+        const max = msg.leaseMaxAt ? Date.parse(msg.leaseMaxAt) : NaN;
+        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null });
         document.title = `${msg.computer ?? 'Terminal'} · jitgate`;
         term.focus();
       } else if (msg.type === 'error') {
         lastError = msg.message ?? msg.code ?? 'error';
+        // shown once, in the status bar, when the socket closes (closeOutcome); not echoed into the terminal
         setStatus({ kind: 'error', message: lastError });
-        term.write(`\r\n\x1b[31m${lastError}\x1b[0m\r\n`);
+      } else if (msg.type === 'watchers' && typeof msg.watchers === 'number') {
+        // The person is told whenever somebody starts or stops watching their session live.
+        setWatched(msg.watchers > 0 ? `${msg.event === 'left' ? 'A watcher left; ' : ''}${msg.watchers === 1 ? 'someone is' : `${msg.watchers} people are`} watching this session live (read-only).` : msg.event === 'left' ? 'Nobody is watching this session any more.' : null);
       } else if (msg.type === 'closed') {
         lastError = lastError ?? (msg.reason ? `The session ended: ${msg.reason}.` : null);
       }
     };
     ws.onclose = (ev) => {
-      const words = CLOSE_REASONS[ev.code] ?? `The connection closed (code ${ev.code}).`;
-      const message = ev.code === 1000 ? (lastError ?? words) : lastError && ev.code >= 4000 ? `${words} ${lastError}` : words;
-      setStatus({ kind: 'closed', message });
+      const outcome = endedByPerson ? { message: 'You ended the session.', retry: true } : closeOutcome(ev.code, lastError);
+      setStatus({ kind: 'closed', ...outcome });
       term.options.disableStdin = true;
-      term.write(`\r\n\x1b[33m[${message}]\x1b[0m\r\n`);
     };
     const onData = term.onData((d) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
@@ -83,6 +101,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols, rows }));
     });
     return () => {
+      endRef.current = null;
       onData.dispose();
       onResize.dispose();
       ws.onclose = null;
@@ -91,29 +110,51 @@ export function TerminalPage({ computerId }: { computerId: string }) {
     };
   }
 
+  const end = () => {
+    if (confirm('End this session? The just-in-time account is removed.')) endRef.current?.();
+  };
+  const title = status.kind === 'ready' ? `SSH · ${status.computer}` : 'SSH terminal';
+  if (idle)
+    return (
+      <SessionFrame title={title} live={false} onEnd={end}>
+        <SessionEnded onStart={() => setAttempt((n) => n + 1)} />
+      </SessionFrame>
+    );
   return (
-    <section class="session-page">
+    <SessionFrame title={title} live={live} onEnd={end}>
       <div class="session-bar" role="status" aria-live="polite" data-testid="terminal-status">
         {status.kind === 'connecting' && <span>Preparing session: {status.step}</span>}
         {status.kind === 'ready' && (
           <span>
             Connected to <strong>{status.computer}</strong> as <strong data-testid="jit-account">{status.account}</strong>
-            {status.leaseExpiresAt !== null && <LeaseBar sessionId={status.sessionId} leaseExpiresAt={status.leaseExpiresAt} />}
+            {status.leaseExpiresAt !== null && <LeaseBar sessionId={status.sessionId} leaseExpiresAt={status.leaseExpiresAt} maxAt={status.leaseMaxAt} />}
           </span>
         )}
         {status.kind === 'error' && <span class="error-text">{status.message}</span>}
         {status.kind === 'closed' && (
           <>
-            <span>{status.message}</span>
-            <button type="button" onClick={() => setAttempt((n) => n + 1)}>
-              Reconnect
-            </button>
+            <span data-testid="close-reason">{status.message}</span>
+            {status.retry && (
+              <button type="button" onClick={() => setAttempt((n) => n + 1)}>
+                Start a new session
+              </button>
+            )}
           </>
         )}
         {progress.length > 0 && status.kind === 'connecting' && <span class="muted"> ({progress.length} steps)</span>}
       </div>
+      {watched && (
+        <p class="watch-banner" role="alert" data-testid="watch-banner">
+          {watched}
+        </p>
+      )}
+      {/* every provisioning step, in order, as the gateway reported it (also kept for screen readers after connecting) */}
+      <ol class="progress-steps sr-only" aria-label="Connection steps" data-testid="progress-steps">
+        {progress.map((p, i) => (
+          <li key={i}>{p}</li>
+        ))}
+      </ol>
       <div class="terminal-host" ref={host} data-testid="terminal" />
-    </section>
+    </SessionFrame>
   );
 }
-

@@ -16,7 +16,8 @@ export interface RdpViewOptions {
   accountType?: 'domain' | 'local';
   csrf: string;
   onStatus(text: string): void;
-  onClosed(reason: string): void;
+  /** `retry`: false when connecting again cannot help (no access, bad request, not signed in). */
+  onClosed(reason: string, retry: boolean): void;
   /** The session is up: its id and lease end (for the lease bar). */
   onReady?(info: { sessionId: string; computer: string; leaseExpiresAt: number | null }): void;
   /** Tunnel endpoint; default `/api/v1/rdp` on this origin. */
@@ -34,6 +35,9 @@ const CLOSE_WORDS: Record<number, string> = {
   0x0300: 'The remote desktop request was not valid.',
   0x0202: 'The connection to the gateway timed out.',
 };
+
+/** Close statuses after which connecting again gives the same answer; their words say it all (no server text echoed). */
+const FINAL = new Set([0x0301, 0x0303, 0x0300]);
 
 export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect(): void } {
   const root = document.createElement('div');
@@ -54,6 +58,7 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
   let errorText: string | null = null;
   let guacdError: string | null = null;
   let statusText: string | null = null;
+  let finalCode: number | null = null;
   let closedText: string | null = null;
   let userClosed = false;
   let clipboardAllowed = false;
@@ -63,7 +68,8 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
     if (closed) return;
     closed = true;
     keyboard.reset();
-    opts.onClosed(userClosed ? 'You closed the session.' : (errorText ?? guacdError ?? statusText ?? closedText ?? fallback));
+    if (finalCode !== null && !userClosed) return opts.onClosed(CLOSE_WORDS[finalCode]!, false);
+    opts.onClosed(userClosed ? 'You closed the session.' : (errorText ?? guacdError ?? statusText ?? closedText ?? fallback), true);
   };
 
   // jitgate instructions before (and around) the remote desktop.
@@ -84,6 +90,7 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
   };
   tunnel.onerror = (status) => {
     statusText = CLOSE_WORDS[status.code] ?? status.message ?? 'The connection was lost.';
+    if (FINAL.has(status.code)) finalCode = status.code;
   };
   tunnel.onstatechange = (state) => {
     if (state === Guacamole.Tunnel.State.CLOSED) finish('The session ended.');
