@@ -87,7 +87,9 @@ for (const factory of databaseFactories()) {
       expect(created.statusCode).toBe(201);
       expect(created.json()).toEqual({
         id: expect.any(String), login: body.login, displayName: 'New Tech', email: null, role: 'technician', organizationId: a.id,
-        totpEnabled: false, disabled: false, locked: false,
+        totpEnabled: false, disabled: false, locked: false, lockedUntil: null,
+        // An admin typed the password: the person must change it at first sign-in.
+        mustChangePassword: true,
       });
       const hashRow = await db.query<{ password_hash: string }>('SELECT password_hash FROM people WHERE id = $1', [created.json().id]);
       expect(hashRow[0]!.password_hash).toBe('test-hash:21');
@@ -409,7 +411,7 @@ for (const factory of databaseFactories()) {
       expect((await f.as(adminA).post('/inventory/import', yaml, { 'content-type': 'application/yaml' })).statusCode).toBe(403);
       const imported = await f.as(ga).post('/inventory/import', yaml, { 'content-type': 'application/yaml' });
       expect(imported.statusCode).toBe(200);
-      expect(imported.json()).toEqual({ organizations: 1, computers: 1, unpinned: [], pinned: [] });
+      expect(imported.json()).toEqual({ organizations: 1, computers: 1, accountMappings: 0, unpinned: [], pinned: [] });
       const out = await f.as(ga).get('/inventory/export');
       expect(out.headers['content-type']).toContain('yaml');
       expect(out.body).toContain(`name: ${name}`);

@@ -1,22 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { AuditLog } from '../../core/audit.js';
+import { readFileSync } from 'node:fs';
 import type { Database } from '../../core/db/database.js';
-import { silentLogger } from '../../core/logging.js';
-import { SecretBox } from '../../core/secret-box.js';
-import { AccessService } from '../../gateway/access-policy.js';
-import { apiRoutes } from '../../gateway/api/index.js';
-import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
-import { createAuth } from '../../gateway/auth/index.js';
-import { createMetrics } from '../../gateway/metrics.js';
-import { buildServer } from '../../gateway/server.js';
-import { webStatic } from '../../gateway/web-static.js';
-import { buildWeb } from '../../web/build.js';
-import { databaseFactories } from '../harness/databases.js';
+import type { DirRecordingFiles } from '../fixtures/api-fixture.js';
+import { startWebRig, type WebRig } from './web-rig.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
 import { addComputer, addOrganization, addPerson, go, firstRunSetup, restrictAndShare, signIn, signOut, type Person } from './web-steps.js';
 
@@ -32,55 +19,26 @@ import { addComputer, addOrganization, addPerson, go, firstRunSetup, restrictAnd
  * `jitgate serve`.
  */
 const browserOk = chromiumAvailable();
-const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
 
 describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${browserOk.ok ? '' : ` (skipped: ${browserOk.reason})`}`, () => {
-  let dist = '';
+  let rig: WebRig;
   let db: Database;
-  let app: FastifyInstance;
+  let files: DirRecordingFiles;
   let base = '';
   let setupPath = '';
   let b: BrowserHandle;
-  const files = new DirRecordingFiles();
   const tag = randomBytes(3).toString('hex');
 
   beforeAll(async () => {
-    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
-    await buildWeb(dist);
-    db = await pglite.open();
-    const audit = new AuditLog(db);
-    const log = silentLogger();
-    const auth = createAuth({
-      db, box: new SecretBox(randomBytes(32)), audit, log,
-      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
-    });
-    const access = new AccessService(db, audit);
-    app = await buildServer({
-      log, metrics: createMetrics(), version: 'e2e', readiness: [],
-      rootPlugins: [auth.plugin, webStatic(dist)],
-      apiPlugins: [
-        apiRoutes({
-          db, audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: files,
-          stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }],
-          checkStore: async () => ({ ok: true }),
-          extendSession: () => Promise.reject(new Error('no sessions in the admin pages test')),
-        }),
-      ],
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    if (!addr || typeof addr === 'string') throw new Error('no address');
-    base = `http://127.0.0.1:${addr.port}`;
-    setupPath = (await auth.bootstrapPath())!;
+    rig = await startWebRig({ stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }] });
+    ({ db, files, base } = rig);
+    setupPath = await rig.setupPath();
     b = await launchBrowser();
   }, 240_000);
 
   afterAll(async () => {
     await b?.close();
-    await app?.close();
-    await db?.close();
-    if (dist) rmSync(dist, { recursive: true, force: true });
-    rmSync(files.dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('admin sets up, configures a computer and shares it; the technician sees it; recordings replay; audit lists it all', async () => {

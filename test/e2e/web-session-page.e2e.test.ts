@@ -1,32 +1,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { ConnectionOptions, Worker } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
 import type { Database } from '../../core/db/database.js';
-import { silentLogger } from '../../core/logging.js';
-import { redisOptions } from '../../core/redis.js';
-import { SecretBox } from '../../core/secret-box.js';
-import { AccessService } from '../../gateway/access-policy.js';
-import { apiRoutes } from '../../gateway/api/index.js';
-import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
-import { createMetrics } from '../../gateway/metrics.js';
-import { buildServer } from '../../gateway/server.js';
-import { startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
-import { webStatic } from '../../gateway/web-static.js';
-import { buildJobHandlers } from '../../provisioner/job-handlers.js';
-import { JitQueue, startJitWorker } from '../../provisioner/jobs.js';
-import { JitAccountService } from '../../provisioner/jit-account.service.js';
+import { createPerson } from '../../gateway/auth/index.js';
 import { JIT_PRESETS } from '../../provisioner/jit-settings.js';
-import { SshAccountStore } from '../../provisioner/stores/ssh.store.js';
-import { createRecorder } from '../../recorder/session-recorder.js';
-import { buildWeb } from '../../web/build.js';
 import { JitFixture } from '../fixtures/jit-fixture.js';
-import { databaseFactories } from '../harness/databases.js';
-import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
+import { sshHostAvailable, type SshHostHandle } from '../harness/ssh-host.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { startSshWebRig, waitFor, type SshWebRig } from './web-rig.js';
 import { signIn, type Person } from './web-steps.js';
 
 /**
@@ -49,80 +29,18 @@ const redisSocket = inject('redisSocket');
 const why = [chromiumAvailable(), sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
 const STORE = 'e2e-ssh';
 
-async function waitFor<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe.skipIf(why !== undefined)(`session pages on the real gateway pieces${why ? ` (skipped: ${why})` : ''}`, () => {
-  let dist = '';
-  let recDir = '';
+  let rig: SshWebRig;
   let host: SshHostHandle;
   let db: Database;
-  let store: SshAccountStore;
-  let queue: JitQueue;
-  let worker: Worker;
-  let gw: SshGateway;
-  let app: FastifyInstance;
+  let fx: JitFixture;
   let b: BrowserHandle;
   let b2: BrowserHandle;
   let base = '';
-  let fx: JitFixture;
-  const prefix = `jg-sp-${randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
-    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
-    recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
-    const built = buildWeb(dist);
-    host = await startSshHost();
-    db = await databaseFactories().find((f) => f.label === 'pglite')!.open();
-    const log = silentLogger();
-    store = new SshAccountStore({
-      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
-      groups: { admins: 'sudo' }, logger: log, timeoutMs: 20_000,
-    });
-    const stores = new Map([[STORE, store]]);
-    fx = new JitFixture(db, stores);
-    const engine = new JitAccountService({ repo: fx.repo, audit: fx.audit, box: new SecretBox(randomBytes(32)), stores, log, installationId: fx.installationId, leaseGraceMs: 1000 });
-    const connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
-    queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
-    await queue.ready();
-    worker = startJitWorker({ connection, prefix, concurrency: 2, log, handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
-    const auth = createAuth({
-      db, box: new SecretBox(randomBytes(32)), audit: fx.audit, log,
-      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
-    });
-    const access = new AccessService(db, fx.audit);
-    const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32) });
-    gw = await startSshGateway({
-      redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder, audit: fx.audit,
-      checkCsrf: checkCsrfQuery,
-      mayWatch: (p) => p.role !== 'technician', livePrefix: `${prefix}:live`, log,
-    });
-    app = await buildServer({
-      log, metrics: createMetrics(), version: 'e2e', readiness: [],
-      rootPlugins: [auth.plugin, webStatic(await built)],
-      apiPlugins: [
-        apiRoutes({
-          db, audit: fx.audit, access, liveSessions: gw.live, recordingFiles: recorder,
-          stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}`, organizations: null, groups: ['admins'], allowedContainers: null }], checkStore: async () => ({ ok: true }),
-          extendSession: async (id, minutes, actor) => {
-            const r = await engine.extendLease(id, minutes, actor);
-            await queue.scheduleLeaseExpiry(id, r.leaseExpiresAt);
-            return r;
-          },
-        }),
-        ...gw.apiPlugins,
-      ],
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`;
+    rig = await startSshWebRig({ redisSocket: redisSocket!, prefix: `jg-sp-${randomBytes(4).toString('hex')}`, store: STORE });
+    ({ host, db, fx, base } = rig);
     b = await launchBrowser();
     b2 = await launchBrowser();
   }, 300_000);
@@ -130,14 +48,7 @@ describe.skipIf(why !== undefined)(`session pages on the real gateway pieces${wh
   afterAll(async () => {
     await b?.close();
     await b2?.close();
-    await app?.close();
-    await gw?.close();
-    await worker?.close();
-    await queue?.close();
-    await store?.close();
-    await db?.close();
-    await host?.stop();
-    for (const d of [dist, recDir]) if (d) rmSync(d, { recursive: true, force: true });
+    await rig?.close();
   }, 60_000);
 
   it('shows every provisioning step in order on each connect; Extend fits the maximum; focused page; Back/Forward offers a new session instead of opening one', async () => {
@@ -168,7 +79,7 @@ describe.skipIf(why !== undefined)(`session pages on the real gateway pieces${wh
 
       const account = await waitFor('the JIT account', 120_000, async () => (await page.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
       const steps = await page.getByTestId('progress-steps').locator('li').allTextContents();
-      const groupSteps = store.groupsOnCreate ? ['added to admins…'] : ['adding to admins…'];
+      const groupSteps = rig.store.groupsOnCreate ? ['added to admins…'] : ['adding to admins…'];
       expect(steps).toEqual(['creating account…', `account ${account} ready…`, ...groupSteps, `connecting to ${pc.name}…`]);
       // Defect 5: a focused page, no main navigation, an explicit End session
       expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
