@@ -10,3 +10,4 @@ import '../gateway/ssh/front-door-errors.js';
 import '../gateway/sessions/errors.js';
 import '../recorder/errors.js';
 import '../gateway/rdp/errors.js';
+import '../gateway/access-requests/errors.js';

@@ -15,6 +15,7 @@ import { storeScopeOf } from '../provisioner/store-scope.js';
 import type { Core, OpenCoreOptions } from './core.js';
 import type { Runtime } from './main.js';
 import { VERSION } from './version.js';
+import type { AccountStore } from '../provisioner/account-store.js';
 import type { JitQueue } from '../provisioner/jobs.js';
 import type { ConnectionOptions } from 'bullmq';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -309,7 +310,7 @@ program
       for (const [name, store] of stores) {
         try {
           await store.check();
-          report(true, `account store ${name}`, `${store.kind} reachable`);
+          report(true, `account store ${name}`, `${store.kind} reachable${await timeBoundWords(store)}`);
         } catch (err) {
           report(false, `account store ${name}`, isJitgateError(err) ? `${err.code}: ${err.message}` : String(err));
         }
@@ -368,7 +369,8 @@ program
   .action(async (opts: { file: string }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)])));
+      const scopes = new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)]));
+      const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), scopes);
       // The same policy rules as the API's import: a bad value is refused in words, nothing is stored.
       const { computerPolicySchema } = await import('../gateway/api/computer-policy.js');
       const problems: string[] = [];
@@ -380,9 +382,9 @@ program
       if (problems.length) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: problems.join('; ') });
       const core = await openCore(cfg, quietLogger(cfg));
       try {
-        const r = await applyInventory(core.db, inv);
-        await core.audit.record({ type: 'admin.changed', actor: 'system:cli', outcome: 'success', data: { action: 'apply', organizations: r.organizations, computers: r.computers } });
-        process.stdout.write(`applied ${r.organizations} organization(s), ${r.computers} computer(s)\n`);
+        const r = await applyInventory(core.db, inv, scopes);
+        await core.audit.record({ type: 'admin.changed', actor: 'system:cli', outcome: 'success', data: { action: 'apply', organizations: r.organizations, computers: r.computers, accountMappings: r.accountMappings } });
+        process.stdout.write(`applied ${r.organizations} organization(s), ${r.computers} computer(s)${r.accountMappings ? `, ${r.accountMappings} account mapping(s)` : ''}\n`);
         for (const u of r.unpinned) {
           await core.audit.record({ type: 'computer.host_key_unpinned', actor: 'system:cli', outcome: 'success', computer: u.name, data: { id: u.id, organizationId: u.organizationId, previous: u.previous, reason: 'address changed' } });
           process.stdout.write(`${u.name}: address changed, host key unpinned: confirm it with \`jitgate computers pin-host-key ${u.name}\`\n`);
@@ -419,14 +421,22 @@ program
   .addOption(new Option('--protocol <p>', 'session protocol').choices(['ssh', 'rdp']).default('ssh'))
   .option('--json', 'print JSON')
   .option('--show-password', 'print the password (audited)')
-  .action(async (ref: string, opts: { for: string; accountType?: 'domain' | 'local'; minutes?: number; protocol: 'ssh' | 'rdp'; json?: boolean; showPassword?: boolean }, cmd: Command) => {
+  .option('--elevate', "require the computer's JIT mode to be elevate (the person's own account joins the admin groups); refuse otherwise")
+  .action(async (ref: string, opts: { for: string; accountType?: 'domain' | 'local'; minutes?: number; protocol: 'ssh' | 'rdp'; json?: boolean; showPassword?: boolean; elevate?: boolean }, cmd: Command) => {
     try {
       const cfg = config(cmd);
       const core = await openCore(cfg, quietLogger(cfg));
       try {
         const found = await core.repo.findComputers(ref);
         if (found.length !== 1) throw new Error(found.length === 0 ? `no computer named ${ref}` : `${ref} is ambiguous: use organization/name`);
-        const session = await core.engine.requestSession({ personLogin: opts.for, computer: found[0]!, protocol: opts.protocol, accountType: opts.accountType, minutes: opts.minutes });
+        if (opts.elevate) {
+          const jit = core.engine.settingsOf(found[0]!);
+          // The mode is the computer's, set by its admins: the flag states what the operator expects, it does not change it.
+          if (!jit.enabled || jit.mode !== 'elevate') throw new Error(`${found[0]!.name} does not elevate existing accounts (JIT ${jit.enabled ? `mode ${jit.mode}` : 'off'}); drop --elevate or set jit.mode: elevate on the computer`);
+        }
+        // The person's row, when they have one: their account mappings (elevation) and history hang on it.
+        const personId = (await core.db.query<{ id: string }>('SELECT id FROM people WHERE lower(login) = lower($1)', [opts.for]))[0]?.id;
+        const session = await core.engine.requestSession({ personLogin: opts.for, ...(personId ? { personId } : {}), computer: found[0]!, protocol: opts.protocol, accountType: opts.accountType, minutes: opts.minutes });
         // Said before anything is created: if this process dies mid-way, the operator can check the session in.
         process.stderr.write(`session ${session.id} requested on ${found[0]!.name}; provisioning…\n`);
         await withQueue(cfg, (q) => (q ? q.scheduleLeaseExpiry(session.id, session.leaseExpiresAt) : Promise.resolve()));
@@ -437,8 +447,10 @@ program
           process.stderr.write(await checkoutFailureNote(core, session.id, cfg.jit.provisioningTimeoutSeconds));
           throw err;
         }
-        const out: Record<string, unknown> = { sessionId: r.sessionId, computer: found[0]!.name, account: r.account, store: r.store, groups: r.groups, expiresAt: r.leaseExpiresAt };
-        if (opts.showPassword && r.account) {
+        const out: Record<string, unknown> = { sessionId: r.sessionId, computer: found[0]!.name, account: r.account, store: r.store, groups: r.groups, expiresAt: r.leaseExpiresAt, elevated: r.elevated };
+        if (opts.showPassword && r.account && r.elevated) {
+          process.stderr.write(`${r.account} is ${opts.for}'s own account: jitgate holds no password for it; they type their own\n`);
+        } else if (opts.showPassword && r.account) {
           const creds = await core.engine.credentials(r.sessionId);
           await core.audit.record({ type: 'account.password_revealed', actor: opts.for, outcome: 'success', sessionId: r.sessionId, computer: found[0]!.name, account: r.account, data: { via: 'cli' } });
           out.password = creds.password.reveal();
@@ -446,7 +458,7 @@ program
         if (opts.json) process.stdout.write(JSON.stringify(out) + '\n');
         else {
           process.stdout.write(
-            `session   ${r.sessionId}\ncomputer  ${found[0]!.name}\naccount   ${r.account ?? '(existing account, JIT off)'}\nstore     ${r.store ?? '-'}\ngroups    ${r.groups.join(', ') || '-'}\nexpires   ${r.leaseExpiresAt}\n` +
+            `session   ${r.sessionId}\ncomputer  ${found[0]!.name}\naccount   ${r.account ?? '(existing account, JIT off)'}${r.elevated ? ` (elevated: ${opts.for}'s own account, own password)` : ''}\nstore     ${r.store ?? '-'}\ngroups    ${r.groups.join(', ') || '-'}\nexpires   ${r.leaseExpiresAt}\n` +
               (out.password ? `password  ${String(out.password)}\n` : ''),
           );
         }
@@ -457,6 +469,18 @@ program
       fail(err);
     }
   });
+
+/** For `jitgate check`: whether the directory itself removes memberships at lease end (docs/jit-engine.md "What the directory enforces by itself"). */
+async function timeBoundWords(store: AccountStore): Promise<string> {
+  if (!store.timeBoundMembership) return '';
+  try {
+    return (await store.timeBoundMembership())
+      ? '; time-bound membership on (Privileged Access Management: the domain controller removes memberships at lease end + grace by itself)'
+      : '; time-bound membership off (no Privileged Access Management feature in the forest: jitgate removes memberships)';
+  } catch (err) {
+    return `; time-bound membership unknown (${isJitgateError(err) ? err.code : String(err)})`;
+  }
+}
 
 /** After a failed checkout: what was left behind, in words, and who removes it. */
 async function checkoutFailureNote(core: Core, sessionId: string, timeoutSeconds: number): Promise<string> {
@@ -518,6 +542,11 @@ program
           );
           for (const x of r.sessions) process.stdout.write(`  ${x.done ? 'ended' : r.dryRun ? 'would end' : 'FAILED to end'} session ${x.sessionId} on ${x.computer}${x.account ? ` (account ${x.account})` : ''}: ${x.reason}\n`);
           for (const a of r.actions) process.stdout.write(`  ${a.done ? 'done' : r.dryRun ? 'would' : 'FAILED'} ${a.kind} ${a.store}/${a.name}${'group' in a ? ` from ${a.group}` : ''} (${a.reason})\n`);
+          // Elevated sessions: a membership jitgate added is removed; one the account had before is kept (only its record is closed).
+          for (const e of r.elevations) {
+            const what = e.action === 'removed' ? `remove ${e.store}/${e.name} from ${e.group} (added by jitgate)` : `keep ${e.store}/${e.name} in ${e.group} (member before the session)`;
+            process.stdout.write(`  ${e.done ? 'done' : 'would'} elevation: ${what}, session ${e.sessionId}\n`);
+          }
           for (const k of r.skipped) process.stdout.write(`  left ${k.store}/${k.name}: ${k.reason}\n`);
           for (const f of r.failures) process.stdout.write(`  failure ${f.item}: ${f.code}\n`);
         }

@@ -9,14 +9,16 @@ import { buildServer } from '../gateway/server.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { buildJobHandlers } from '../provisioner/job-handlers.js';
 import { JitQueue, startJitWorker } from '../provisioner/jobs.js';
+import { restoreSchedules } from '../provisioner/schedule-restore.js';
 import { openCore, type Core } from './core.js';
 import { VERSION } from './version.js';
-import { createAuth, checkCsrfQuery, type Auth } from '../gateway/auth/index.js';
+import { createAuth, checkCsrfQuery, stepUpCheck, type Auth } from '../gateway/auth/index.js';
 import { AccessService, canConnect, canSeeSession } from '../gateway/access-policy.js';
 import { apiRoutes, storeInfos } from '../gateway/api/index.js';
 import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
 import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { rdpRoutes } from '../gateway/rdp/rdp-tunnel.js';
+import { rdpWatchRoutes } from '../gateway/rdp/rdp-watch.js';
 import { GuacdCapabilities } from '../gateway/rdp/guacd-capabilities.js';
 import { liveSessionEnder } from '../gateway/sessions/end-live-sessions.js';
 import { RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
@@ -24,6 +26,7 @@ import { webStatic } from '../gateway/web-static.js';
 import { forwardAudit, type AuditForwarder } from '../core/audit-forward.js';
 import { recorderFromConfig } from '../recorder/wiring.js';
 import type { Principal } from '../gateway/auth/principal.js';
+import { AccessRequestService, ChannelNotifier, accessRequestRoutes, computerSessionEnder, smtpSender } from '../gateway/access-requests/index.js';
 
 export { VERSION } from './version.js';
 export { openCore, buildStores, secretBoxFor, type Core } from './core.js';
@@ -66,8 +69,10 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   let recoverTimer: NodeJS.Timeout | undefined;
   let reapTimer: NodeJS.Timeout | undefined;
   let liveness: RedisGatewayLiveness | undefined;
+  let requestSweepTimer: NodeJS.Timeout | undefined;
   const close = async () => {
     clearInterval(recoverTimer);
+    clearInterval(requestSweepTimer);
     clearInterval(reapTimer);
     await frontDoor?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
@@ -105,14 +110,24 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
           metrics.jobDuration.observe({ name }, seconds);
         },
       });
-      await queue.scheduleReconcile(cfg.jit.reconcileIntervalSeconds);
+      // Timers live in Redis, leases in the database: rebuild the sweep and the lease-expiry jobs from it.
+      const q = queue;
+      const restore = async (why: string) => {
+        const r = await restoreSchedules(c.repo, q, cfg.jit.reconcileIntervalSeconds);
+        if (why !== 'start' || r.leaseJobsAdded > 0) log.warn({ why, leaseJobsAdded: r.leaseJobsAdded }, 'restored job schedules from the database');
+      };
+      await restore('start');
       await queue.reconcileNow(false);
-      // Between full sweeps: end sessions whose gateway is gone or whose provisioning timed out (no store listing).
+      // Between full sweeps: end sessions whose gateway is gone or whose provisioning timed out (no store listing),
+      // and notice a Redis that came back without its data (the sweep's schedule is gone).
       let reaping = false;
       reapTimer = setInterval(() => {
         if (reaping) return;
         reaping = true;
-        void c.engine.reapSessions().catch((err: unknown) => log.error({ err }, 'ending orphaned sessions failed')).finally(() => (reaping = false));
+        void (async () => {
+          if (!(await q.reconcileScheduled())) await restore('redis lost its data');
+          await c.engine.reapSessions();
+        })().catch((err: unknown) => log.error({ err }, 'ending orphaned sessions failed')).finally(() => (reaping = false));
       }, cfg.jit.orphanCheckSeconds * 1000);
       reapTimer.unref();
     }
@@ -124,6 +139,9 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       c.checkpoints.onCheckpoint((cp) => fwd.checkpoint(cp));
       const gw = await buildGateway(cfg, c, q, connection, redis);
       ssh = gw.ssh;
+      // Access-request windows expire and sessions are linked to the window they ran in (safe on every gateway at once).
+      requestSweepTimer = setInterval(() => void gw.requests.sweep().catch((err: unknown) => log.error({ err }, 'access request sweep failed')), cfg.accessRequests.sweepSeconds * 1000);
+      requestSweepTimer.unref();
       // Recordings whose writer died with a gateway (this one before a restart, or one sharing the directory).
       const recover = () =>
         void gw.recorder
@@ -185,6 +203,7 @@ interface GatewayParts {
   access: AccessService;
   ssh: SshGateway;
   recorder: ReturnType<typeof recorderFromConfig>;
+  requests: AccessRequestService;
   rootPlugins: ((app: FastifyInstance) => Promise<void>)[];
   apiPlugins: ((app: FastifyInstance) => Promise<void>)[];
 }
@@ -194,10 +213,13 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
   const { db, audit, log, engine } = c;
   const access = new AccessService(db, audit);
   const recorder = recorderFromConfig(cfg, { db, audit, log });
+  // Who may watch a live session (SSH or RDP): admins and auditors who can see it.
+  const mayWatch = async (p: Principal, live: { sessionId: string }): Promise<boolean> => p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId));
   const ssh = await startSshGateway({
     redis: redisOptions(redis), queueEvents: { connection, prefix: cfg.redis.prefix }, queue, engine, access, recorder, audit,
     checkCsrf: checkCsrfQuery,
-    mayWatch: async (p, live) => p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId)),
+    stepUp: stepUpCheck(db),
+    mayWatch,
     livePrefix: `${cfg.redis.prefix}:live`,
     log,
   });
@@ -212,6 +234,11 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     db, audit, access, guacd,
     stores: storeInfos(cfg.accountStores),
     checkStore: async (name) => (await engine.checkStores()).find((s) => s.store === name) ?? { ok: false, error: 'no such account store' },
+    findExistingAccount: async (name, account) => {
+      const store = c.stores.get(name);
+      if (!store) throw new Error(`no account store ${name}`);
+      return store.findExisting(account);
+    },
     liveSessions: ssh.live,
     endSession: async (id, reason) => void (await queue.teardown(id, reason)),
     recordingFiles: recorder,
@@ -223,11 +250,24 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
       return r;
     },
   });
-  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, audit, checkCsrf: checkCsrfQuery, guacd: guacd.address, capabilities: guacd });
+  // Access requests with approval (docs/access-requests.md): approvers confirm with a fresh second factor; revoking ends live sessions.
+  const smtp = cfg.notifications.smtp;
+  const requests = new AccessRequestService({
+    db, audit, log, publicUrl: cfg.server.publicUrl, pendingMinutes: cfg.accessRequests.pendingMinutes,
+    secondFactor: { confirm: async (personId, proof, purpose) => (proof.code ? auth.identity.confirmSecondFactor(personId, proof.code, purpose) : null) },
+    endSessions: computerSessionEnder(db, ssh.live),
+    notifier: new ChannelNotifier({
+      log,
+      mail: smtp ? smtpSender({ host: smtp.host, port: smtp.port, tls: smtp.tls, user: smtp.user, password: smtp.password?.reveal(), from: smtp.from }) : undefined,
+      webhooks: cfg.notifications.webhooks.map((w) => ({ name: w.name, url: w.url, format: w.format, secret: w.secret.reveal(), organizations: w.organizations })),
+    }),
+  });
+  const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, audit, checkCsrf: checkCsrfQuery, stepUp: stepUpCheck(db), guacd: guacd.address, capabilities: guacd });
+  const rdpWatch = rdpWatchRoutes({ log, live: ssh.live, checkCsrf: checkCsrfQuery, mayWatch, audit, guacd: guacd.address });
   return {
-    auth, access, ssh, recorder,
+    auth, access, ssh, recorder, requests,
     rootPlugins: [auth.plugin, webStatic(webDistDir())],
-    apiPlugins: [api, ...ssh.apiPlugins, rdp],
+    apiPlugins: [api, ...ssh.apiPlugins, rdp, rdpWatch, accessRequestRoutes(requests)],
   };
 }
 

@@ -12,6 +12,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { BrokeredSession } from '../gateway/sessions/session-broker.js';
 import type { ConnectionOptions, Worker } from 'bullmq';
 import { generateSecret, generate, verify } from 'otplib';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
@@ -85,6 +86,7 @@ export class RigBroker implements SessionBroker {
   readonly opened: string[] = [];
   readonly ended: string[] = [];
   readonly #terminators = new Map<string, ((reason: 'terminated' | 'lease-expired', by: string) => void)[]>();
+  readonly #watchers = new Map<string, ((change: { count: number; event: 'joined' | 'left'; by: string }) => void)[]>();
   /** Milliseconds each open() spent provisioning (request → job done → credentials). */
   readonly provisionMs: number[] = [];
   /** Milliseconds from open() to the proxy reporting the upstream login (provision + connect). */
@@ -112,7 +114,14 @@ export class RigBroker implements SessionBroker {
     return cbs.length;
   }
 
-  async open(req: Parameters<SessionBroker['open']>[0], onProgress: Parameters<SessionBroker['open']>[1]): Promise<OpenedSession> {
+  /** What the live-session registry does when somebody starts or stops watching the session. */
+  watch(sessionId: string, change: { count: number; event: 'joined' | 'left'; by: string }): number {
+    const cbs = this.#watchers.get(sessionId) ?? [];
+    for (const cb of cbs) cb(change);
+    return cbs.length;
+  }
+
+  async open(req: Parameters<SessionBroker['open']>[0], onProgress: Parameters<SessionBroker['open']>[1]): Promise<OpenedSession & Pick<BrokeredSession, 'onWatchers'>> {
     const rows = await this.fx.db.query('SELECT * FROM computers WHERE name = $1 OR id::text = $1', [req.computerRef]);
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
@@ -135,6 +144,10 @@ export class RigBroker implements SessionBroker {
       credentials,
       onTerminate: (cb) => {
         this.#terminators.set(s.id, [...(this.#terminators.get(s.id) ?? []), cb]);
+      },
+      // as BrokeredSession.onWatchers (gateway/sessions/session-broker.ts)
+      onWatchers: (cb: (change: { count: number; event: 'joined' | 'left'; by: string }) => void) => {
+        this.#watchers.set(s.id, [...(this.#watchers.get(s.id) ?? []), cb]);
       },
       loggedIn: () => {
         this.loginMs.push(performance.now() - t0);

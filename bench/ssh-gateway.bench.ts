@@ -204,18 +204,54 @@ async function main(): Promise<void> {
     const memDoor = await r.frontDoor({ broker: staticBroker(template) });
     await client.call({ op: 'idle-open', target: gw(memDoor.port), count: 5, parallel: 5 });
     await client.call({ op: 'idle-close' });
-    await new Promise((res) => setTimeout(res, 500));
-    gc();
-    const m0 = process.memoryUsage();
-    const opened = await client.call<{ opened: number }>({ op: 'idle-open', target: gw(memDoor.port), count: IDLE, parallel: 8 }, 600_000);
-    await new Promise((res) => setTimeout(res, 1000));
-    gc();
-    const m1 = process.memoryUsage();
+    // RSS does not shrink when earlier phases free memory (the allocator keeps it), so "after minus before"
+    // can come out negative. Instead: open the sessions in STEPS batches, held open, and after each batch take
+    // the median of several samples after a forced GC; the per-session figure is the least-squares slope of
+    // memory over sessions held. Freed memory of earlier phases is reused by the first batch, before any
+    // point of the fit; past it, only held sessions make memory grow.
+    const STEPS = 5;
+    const sample = async (): Promise<NodeJS.MemoryUsage> => {
+      const got: NodeJS.MemoryUsage[] = [];
+      for (let i = 0; i < 5; i++) {
+        gc();
+        gc();
+        await new Promise((res) => setTimeout(res, 200));
+        got.push(process.memoryUsage());
+      }
+      const med = (k: keyof NodeJS.MemoryUsage) => pct(got.map((m) => m[k]), 50);
+      return { rss: med('rss'), heapUsed: med('heapUsed'), heapTotal: med('heapTotal'), external: med('external'), arrayBuffers: med('arrayBuffers') };
+    };
+    // Earlier phases (throughput) freed a lot; V8 and malloc hand those pages back over seconds. Start the ramp
+    // once RSS has settled (two medians 2 s apart within 512 KiB, at most 60 s), or the give-back is counted.
+    for (let prev = (await sample()).rss, t0 = Date.now(); Date.now() - t0 < 60_000; ) {
+      await new Promise((res) => setTimeout(res, 2000));
+      const cur = (await sample()).rss;
+      if (Math.abs(cur - prev) < 512 * 1024) break;
+      prev = cur;
+    }
+    const points: { n: number; m: NodeJS.MemoryUsage }[] = [{ n: 0, m: await sample() }];
+    let opened = { opened: 0 };
+    await client.call({ op: 'idle-close' });
+    for (let step = 1; step <= STEPS; step++) {
+      opened = await client.call<{ opened: number }>({ op: 'idle-open', target: gw(memDoor.port), count: Math.ceil(IDLE / STEPS), parallel: 8 }, 600_000);
+      await new Promise((res) => setTimeout(res, 1000));
+      points.push({ n: opened.opened, m: await sample() });
+    }
     const live = memDoor.connections();
     await client.call({ op: 'idle-close' }, 120_000);
     await template.end('bench done');
-    const per = (a: number, b: number): string => `${((b - a) / opened.opened / 1024).toFixed(1)} KiB`;
-    row(`memory per idle session (${opened.opened} sessions, ${live} live)`, `rss ${per(m0.rss, m1.rss)}, heap ${per(m0.heapUsed, m1.heapUsed)}, external+buffers ${per(m0.external + m0.arrayBuffers, m1.external + m1.arrayBuffers)}`);
+    const slope = (f: (m: NodeJS.MemoryUsage) => number): number => {
+      const xs = points.map((p) => p.n);
+      const ys = points.map((p) => f(p.m));
+      const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+      const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+      const num = xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0);
+      const den = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+      return den > 0 ? num / den : Number.NaN;
+    };
+    const per = (f: (m: NodeJS.MemoryUsage) => number): string => `${(slope(f) / 1024).toFixed(1)} KiB`;
+    row(`memory per idle session (slope over ${points.map((p) => p.n).join('/')} held, ${live} live; median of 5 samples after GC)`,
+      `rss ${per((m) => m.rss)}, heap ${per((m) => m.heapUsed)}, external+buffers ${per((m) => m.external + m.arrayBuffers)}`);
 
     await r.fx.service.teardown(direct.sessionId, 'bench done');
   } finally {

@@ -367,6 +367,16 @@ export function buildConfigSchema(env: Env) {
         lockoutMinutes: z.number().int().min(1).max(24 * 60).default(15),
         totpIssuer: z.string().min(1).max(64).default('jitgate'),
         cookieSecure: z.enum(['auto', 'always', 'never']).default('auto').describe('auto: Secure cookie unless served on loopback over http'),
+        webauthn: z
+          .strictObject({
+            rpId: z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i, 'a host name (no scheme, no port)').optional()
+              .describe('passkeys are bound to this domain; absent → the host name of server.publicUrl, else of each request'),
+            origins: z.array(z.string().url()).min(1).optional()
+              .describe('origins the browser may use (https://jitgate.example.com); absent → the origin of server.publicUrl, else of each request'),
+            rpName: z.string().min(1).max(64).default('jitgate').describe('name the browser shows when creating a passkey'),
+          })
+          .optional()
+          .describe('passkeys (WebAuthn, docs/auth.md)'),
       })
       .prefault({}),
     sshFrontDoor: z
@@ -401,6 +411,39 @@ export function buildConfigSchema(env: Env) {
       .prefault({}),
     accountStores: z.array(accountStoreSchema).default([]),
     identityProviders: identityProviders.describe('sign-in through OIDC identity providers and LDAP/AD directories (docs/auth.md)'),
+    notifications: z
+      .strictObject({
+        smtp: z
+          .strictObject({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535).default(587),
+            tls: z.enum(['starttls', 'implicit', 'none']).default('starttls').describe('starttls: upgrade required; implicit: TLS from the first byte (465); none: plain text, for a relay on loopback only'),
+            user: z.string().min(1).optional(),
+            password: secretRef(env).optional(),
+            from: z.string().min(3).max(320).describe('sender, e.g. "jitgate <jitgate@example.com>"'),
+          })
+          .optional()
+          .describe('email to approvers of access requests (docs/access-requests.md); absent → no email'),
+        webhooks: z
+          .array(
+            z.strictObject({
+              name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -'),
+              url: z.string().url(),
+              format: z.enum(['slack', 'teams']),
+              secret: secretRef(env).describe('HMAC-SHA256 key of the x-jitgate-signature header'),
+              organizations: z.array(z.string().min(1)).optional().describe('organization names whose requests go here; absent → all'),
+            }),
+          )
+          .default([])
+          .describe('outgoing webhooks for access requests, Slack- or Teams-compatible, signed'),
+      })
+      .prefault({}),
+    accessRequests: z
+      .strictObject({
+        pendingMinutes: z.number().int().min(1).max(7 * 24 * 60).default(60).describe('a request not approved within this time expires'),
+        sweepSeconds: z.number().int().min(1).max(3600).default(15).describe('how often gateways expire windows and record which sessions used them'),
+      })
+      .prefault({}),
   });
   return { configSchema, accountStoreSchema };
 }

@@ -34,6 +34,8 @@ export const AUDIT_TYPES = [
   'reconcile.completed',
   'session.terminated',
   'session.extended',
+  // An admin or auditor started (data.phase 'started') or stopped ('stopped') watching a live session, read-only (SSH or RDP).
+  'session.watch',
   // Trust on first use is gone (issue 12); kept so older trails still read.
   'session.host_key_recorded',
   'computer.host_key_pinned',
@@ -54,6 +56,16 @@ export const AUDIT_TYPES = [
   'auth.person_updated',
   'auth.deprovisioned',
   'auth.backchannel_logout',
+  // Passkeys (issue 15): enrolled, renamed, revoked (by the person); a step-up confirmation before connecting. Sign-ins with one are auth.signed_in with factor passkey.
+  'auth.passkey_enrolled',
+  'auth.passkey_renamed',
+  'auth.passkey_revoked',
+  'auth.step_up',
+  // Invitations (issue 15): an admin made a one-time link, the invitee used it, a used/expired/withdrawn link was refused, an admin withdrew one.
+  'auth.invitation_created',
+  'auth.invitation_used',
+  'auth.invitation_refused',
+  'auth.invitation_revoked',
   'admin.changed',
   'access.denied',
   'recording.started',
@@ -63,6 +75,19 @@ export const AUDIT_TYPES = [
   // A file moved through an RDP session's redirected drive (gateway/rdp/rdp-streams.ts): name, bytes, outcome.
   'rdp.file.upload',
   'rdp.file.download',
+  // Access requests with approval (issue 16, docs/access-requests.md): the whole life of a request and its window.
+  'access_request.requested',
+  'access_request.notified',
+  'access_request.decided',
+  'access_request.approved',
+  'access_request.denied',
+  'access_request.expired',
+  'access_request.revoked',
+  'access_request.cancelled',
+  'access_request.used',
+  'access_request.break_glass',
+  'access_request.granted',
+  'access_request.settings_changed',
 ] as const;
 
 export type AuditType = (typeof AUDIT_TYPES)[number];

@@ -5,6 +5,9 @@ import { CoreErrors, JitgateError } from '../core/errors.js';
 import { toComputer } from '../provisioner/jit-repository.js';
 import type { Principal, Role } from './auth/principal.js';
 import type { AccessChecker } from './contracts.js';
+import { openWindowFor } from './access-requests/access-window.js';
+import { approvalPolicyOf } from './access-requests/approval-rules.js';
+import { AccessRequestErrors } from './access-requests/errors.js';
 
 /**
  * Who may see and do what. Pure functions over (principal, resource), so
@@ -193,7 +196,8 @@ export class AccessService implements AccessChecker {
           await this.db.query('SELECT * FROM computers WHERE lower(name) = lower($1)', [ref]);
     const out: Computer[] = [];
     for (const c of rows.map(toComputer)) {
-      const granted = c.restricted && principal.role === 'technician' ? await this.hasGrant(c.id, principal.personId) : false;
+      // A computer not shared with a technician is theirs while an approved access request's window is open (docs/access-requests.md).
+      const granted = c.restricted && principal.role === 'technician' ? (await this.hasGrant(c.id, principal.personId)) || (await openWindowFor(this.db, c.id, principal.personId)) !== null : false;
       if (canSeeComputer(principal, c, granted)) out.push(c);
     }
     return out;
@@ -209,8 +213,17 @@ export class AccessService implements AccessChecker {
       if (principal.role === 'global_admin') throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `computer ${ref}` });
       return this.deny(principal, ref, protocol, 'not-visible');
     }
-    const granted = c.restricted ? await this.hasGrant(c.id, principal.personId) : false;
+    // Read now, not from a list made earlier: a revocation committed a moment ago closes the window.
+    const window = await openWindowFor(this.db, c.id, principal.personId);
+    const granted = c.restricted ? (await this.hasGrant(c.id, principal.personId)) || window !== null : false;
     if (!canConnect(principal, c, granted)) return this.deny(principal, c.name, protocol, c.restricted && principal.role === 'technician' ? 'restricted' : 'role', c.organizationId);
+    if (approvalPolicyOf(c.policy).requireApproval && !window) {
+      await this.audit.record({
+        type: 'access.denied', actor: principal.login, outcome: 'denied', computer: c.name,
+        data: { protocol, reason: 'approval-required', organizationId: c.organizationId },
+      });
+      throw new JitgateError(AccessRequestErrors.JIT_ERR_APPROVAL_REQUIRED, { computer: c.name });
+    }
     if (!c.protocols.includes(protocol)) {
       throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `${c.name} does not accept ${protocol} sessions` });
     }

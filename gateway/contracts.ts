@@ -58,6 +58,8 @@ export interface OpenedSession {
   loggedIn(): Promise<void>;
   /** End the session: enqueue teardown (idempotent), close live watchers. */
   end(reason: string): Promise<void>;
+  /** RDP: guacd's connection id, published in the live list so an admin can join it read-only (gateway/rdp/rdp-watch.ts). */
+  setGuacdConnection?(id: string): Promise<void>;
 }
 
 /** Provisioning progress shown to the person ("creating account…", "adding to JIT Admins…"). */

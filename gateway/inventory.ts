@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Database } from '../core/db/database.js';
+import type { Database, Queryable } from '../core/db/database.js';
 import { CoreErrors, JitgateError } from '../core/errors.js';
 import { jitSettingsSchema } from '../provisioner/jit-settings.js';
 import { checkComputerStores, withDetails, type StoreScope } from '../provisioner/store-scope.js';
@@ -12,6 +12,14 @@ import { checkComputerStores, withDetails, type StoreScope } from '../provisione
  */
 const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
 const computerName = z.string().min(1, 'required').max(63, 'at most 63 characters').regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash and underscore, starting with a letter or digit');
+
+/** A person's existing account as typed into a directory: no control characters, no blanks at the ends. */
+export const existingAccountName = z
+  .string()
+  .trim()
+  .min(1, 'required')
+  .max(256, 'at most 256 characters')
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'no control characters');
 
 export const inventorySchema = z.strictObject({
   organizations: z
@@ -39,6 +47,16 @@ export const inventorySchema = z.strictObject({
       }),
     )
     .default([]),
+  /** A person's existing account on a store, for computers in elevation mode (`jit.mode: elevate`); null account: the store's rule applies. */
+  accountMappings: z
+    .array(
+      z.strictObject({
+        person: z.string().min(1).max(64),
+        store: z.string().min(1),
+        account: existingAccountName.nullable(),
+      }),
+    )
+    .default([]),
 });
 
 export type Inventory = z.output<typeof inventorySchema>;
@@ -59,6 +77,9 @@ export function parseInventory(doc: unknown, stores: ReadonlyMap<string, StoreSc
     for (const [k, v] of [['domainStore', c.domainStore], ['localStore', c.localStore]] as const) {
       if (v !== null && !stores.has(v)) problems.push(`computers.${i}.${k}: no account store named ${v} in the configuration`);
     }
+  });
+  r.data.accountMappings.forEach((m, i) => {
+    if (!stores.has(m.store)) problems.push(`accountMappings.${i}.store: no account store named ${m.store} in the configuration`);
   });
   if (problems.length) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: problems.join('; ') });
   r.data.computers.forEach((c, i) => {
@@ -84,8 +105,8 @@ export interface PinnedByImport {
 }
 
 export async function applyInventory(
-  db: Database, inv: Inventory,
-): Promise<{ organizations: number; computers: number; unpinned: UnpinnedByImport[]; pinned: PinnedByImport[] }> {
+  db: Database, inv: Omit<Inventory, 'accountMappings'> & Partial<Pick<Inventory, 'accountMappings'>>, stores?: ReadonlyMap<string, StoreScope>,
+): Promise<{ organizations: number; computers: number; accountMappings: number; unpinned: UnpinnedByImport[]; pinned: PinnedByImport[] }> {
   const unpinned: UnpinnedByImport[] = [];
   const pinned: PinnedByImport[] = [];
   return db.transaction(async (tx) => {
@@ -120,6 +141,36 @@ export async function applyInventory(
         [randomUUID(), org[0].id, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
       );
     }
-    return { organizations: inv.organizations.length, computers: inv.computers.length, unpinned, pinned };
+    const mappings = inv.accountMappings ?? [];
+    await applyAccountMappings(tx, mappings, stores);
+    return { organizations: inv.organizations.length, computers: inv.computers.length, accountMappings: mappings.length, unpinned, pinned };
   });
+}
+
+/**
+ * Person → existing account per store (after organizations, in the same
+ * transaction). A store a person's organization may not use is refused,
+ * as in the API: a mapping onto another customer's directory has no use
+ * and would name their accounts.
+ */
+async function applyAccountMappings(tx: Queryable, mappings: Inventory['accountMappings'], stores?: ReadonlyMap<string, StoreScope>): Promise<void> {
+  for (const [i, m] of mappings.entries()) {
+    const person = (await tx.query<{ id: string; org: string | null }>(
+      'SELECT p.id, o.name AS org FROM people p LEFT JOIN organizations o ON o.id = p.organization_id WHERE lower(p.login) = lower($1)',
+      [m.person],
+    ))[0];
+    if (!person) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `accountMappings.${i}.person: no person with login ${m.person}` });
+    const owners = stores?.get(m.store)?.organizations;
+    if (owners && person.org !== null && !owners.includes(person.org)) {
+      throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `accountMappings.${i}.store: ${m.store} is not a store of ${m.person}'s organization` });
+    }
+    if (m.account === null) await tx.query('DELETE FROM person_accounts WHERE person_id = $1 AND store = $2', [person.id, m.store]);
+    else {
+      await tx.query(
+        `INSERT INTO person_accounts (person_id, store, account_name) VALUES ($1,$2,$3)
+         ON CONFLICT (person_id, store) DO UPDATE SET account_name = EXCLUDED.account_name, updated_at = now()`,
+        [person.id, m.store, m.account],
+      );
+    }
+  }
 }

@@ -29,7 +29,31 @@ export interface ContractFixture {
   hasLogon?(name: string): Promise<boolean>;
   /** Expiry precision of the backend in ms (Linux keeps days). */
   expiryPrecisionMs?: number;
+  /** Elevation of existing accounts; the elevation cases are skipped without it. */
+  elevation?: ElevationFixture;
   teardown?(): Promise<void>;
+}
+
+/**
+ * What the elevation cases need besides the store. Every check of the
+ * directory goes out of band (the backend's own tools or an administrator
+ * connection), never through the store under test.
+ */
+export interface ElevationFixture {
+  /** An existing account the backend itself marks as never to be elevated (root; the built-in Administrator). */
+  builtInProtected: string;
+  /** Put `name` (seeded with `seedUnmanaged`) in a group the store is configured to protect (its `protectedGroups`). */
+  makeProtectedByGroup(name: string): Promise<void>;
+  /** Mark `name` protected the way the directory itself does (AD: adminCount=1); absent where the backend has no such mark. */
+  makeProtectedByDirectory?(name: string): Promise<void>;
+  /** Disable `name` out of band (AD: userAccountControl; Linux: lock and expire; Windows: Disable-LocalUser). */
+  disableOutOfBand(name: string): Promise<void>;
+  /** Make `name` a member of the configured group `group` out of band: a membership jitgate did not add. */
+  addMemberOutOfBand(name: string, group: string): Promise<void>;
+  /** Whether `name` is a direct member of the configured group `group`, read out of band. */
+  memberOutOfBand(name: string, group: string): Promise<boolean>;
+  /** Another name the store finds the same account by (AD: the UPN); absent elsewhere. */
+  alias?(name: string): Promise<string>;
 }
 
 export const HOSTILE_NAMES = [
@@ -234,6 +258,133 @@ export function describeAccountStoreContract(label: string, setup: () => Promise
       for (const hostile of HOSTILE_NAMES) {
         expect({ hostile, code: await codeOf(fx.store.logOff!(hostile)) }).toEqual({ hostile, code: 'JIT_ERR_STORE_INVALID_NAME' });
       }
+    });
+
+    describe('elevation of existing accounts', () => {
+      const el = (ctx: { skip: () => void }): ElevationFixture => {
+        if (!fx.elevation) ctx.skip();
+        return fx.elevation!;
+      };
+      /** Seed an existing account jitgate did not create; removed after the suite. */
+      const seeded: string[] = [];
+      async function existing(): Promise<string> {
+        const name = fresh();
+        await fx.seedUnmanaged(name);
+        seeded.push(name);
+        return name;
+      }
+      afterAll(async () => {
+        for (const name of seeded) await fx.removeUnmanaged(name).catch(() => undefined);
+      });
+
+      it('findExisting reads an existing account it did not create, and null for a missing one', async (ctx) => {
+        el(ctx);
+        const name = await existing();
+        const found = await fx.store.findExisting(name);
+        expect(found).not.toBeNull();
+        expect(found!.name.toLowerCase()).toBe(name);
+        expect(found!.enabled).toBe(true);
+        expect(found!.protectedReason).toBeNull();
+        expect(found!.groups).toEqual([]);
+        expect(await fx.store.findExisting(fresh())).toBeNull();
+        const alias = fx.elevation!.alias;
+        if (alias) expect((await fx.store.findExisting(await alias(name)))?.name.toLowerCase()).toBe(name);
+      });
+
+      it('findExisting reports a disabled account as not enabled', async (ctx) => {
+        const e = el(ctx);
+        const name = await existing();
+        await e.disableOutOfBand(name);
+        const found = await fx.store.findExisting(name);
+        expect(found?.enabled).toBe(false);
+      });
+
+      it('refuses the backend\'s built-in protected account: reported by findExisting, addMember adds nothing', async (ctx) => {
+        const e = el(ctx);
+        const [, g] = fx.groups;
+        const found = await fx.store.findExisting(e.builtInProtected);
+        expect(found).not.toBeNull();
+        expect(found!.protectedReason).toMatch(/\w/);
+        const before = await e.memberOutOfBand(e.builtInProtected, g);
+        expect(await codeOf(fx.store.addMember(e.builtInProtected, g))).toBe('JIT_ERR_STORE_PROTECTED_ACCOUNT');
+        expect(await e.memberOutOfBand(e.builtInProtected, g)).toBe(before);
+      });
+
+      it('refuses an account in a configured protected group', async (ctx) => {
+        const e = el(ctx);
+        const name = await existing();
+        await e.makeProtectedByGroup(name);
+        expect((await fx.store.findExisting(name))?.protectedReason).toMatch(/protected group/);
+        expect(await codeOf(fx.store.addMember(name, fx.groups[0]))).toBe('JIT_ERR_STORE_PROTECTED_ACCOUNT');
+        expect(await e.memberOutOfBand(name, fx.groups[0])).toBe(false);
+      });
+
+      it('refuses an account the directory itself marks protected', async (ctx) => {
+        const e = el(ctx);
+        if (!e.makeProtectedByDirectory) ctx.skip();
+        const name = await existing();
+        await e.makeProtectedByDirectory!(name);
+        expect((await fx.store.findExisting(name))?.protectedReason).toMatch(/\w/);
+        expect(await codeOf(fx.store.addMember(name, fx.groups[0]))).toBe('JIT_ERR_STORE_PROTECTED_ACCOUNT');
+        expect(await e.memberOutOfBand(name, fx.groups[0])).toBe(false);
+      });
+
+      it('addMember then removeMember, idempotently, as the directory sees it', async (ctx) => {
+        const e = el(ctx);
+        const name = await existing();
+        const [g1, g2] = fx.groups;
+        expect(await fx.store.isMember(name, g1)).toBe(false);
+        await fx.store.addMember(name, g1);
+        await fx.store.addMember(name, g1);
+        expect(await fx.store.isMember(name, g1)).toBe(true);
+        expect(await fx.store.isMember(name, g2)).toBe(false);
+        expect(await e.memberOutOfBand(name, g1)).toBe(true);
+        expect((await fx.store.findExisting(name))?.groups).toEqual([g1]);
+        await fx.store.removeMember(name, g1);
+        await fx.store.removeMember(name, g1);
+        expect(await fx.store.isMember(name, g1)).toBe(false);
+        expect(await e.memberOutOfBand(name, g1)).toBe(false);
+        expect((await fx.store.findExisting(name))?.groups).toEqual([]);
+        // The account itself is untouched: still there, still enabled, carrying no jitgate marker.
+        expect((await fx.store.findExisting(name))?.enabled).toBe(true);
+        const after = await fx.store.get(name);
+        expect(after).not.toBeNull();
+        expect(after!.marker.startsWith('jitgate:')).toBe(false);
+      });
+
+      it('a membership the account had before is reported as such, and addMember leaves it as it was', async (ctx) => {
+        const e = el(ctx);
+        const name = await existing();
+        const [g1] = fx.groups;
+        await e.addMemberOutOfBand(name, g1);
+        expect(await fx.store.isMember(name, g1)).toBe(true);
+        expect((await fx.store.findExisting(name))?.groups).toEqual([g1]);
+        await fx.store.addMember(name, g1);
+        expect(await e.memberOutOfBand(name, g1)).toBe(true);
+      });
+
+      it('a missing account: isMember false, removeMember a no-op, addMember refused', async (ctx) => {
+        el(ctx);
+        const name = fresh();
+        expect(await fx.store.isMember(name, fx.groups[0])).toBe(false);
+        await fx.store.removeMember(name, fx.groups[0]);
+        expect(await codeOf(fx.store.addMember(name, fx.groups[0]))).toBe('JIT_ERR_STORE_NO_SUCH_ACCOUNT');
+      });
+
+      it('rejects hostile names in every elevation call with a typed error', async (ctx) => {
+        el(ctx);
+        const g = fx.groups[0];
+        for (const hostile of HOSTILE_NAMES) {
+          const codes = {
+            findExisting: await codeOf(fx.store.findExisting(hostile)),
+            isMember: await codeOf(fx.store.isMember(hostile, g)),
+            addMember: await codeOf(fx.store.addMember(hostile, g)),
+            removeMember: await codeOf(fx.store.removeMember(hostile, g)),
+          };
+          const want = 'JIT_ERR_STORE_INVALID_NAME';
+          expect({ hostile, codes }).toEqual({ hostile, codes: { findExisting: want, isMember: want, addMember: want, removeMember: want } });
+        }
+      });
     });
 
     it('rejects hostile names with a typed error and creates nothing', async () => {

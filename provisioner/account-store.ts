@@ -88,6 +88,12 @@ export interface CreatedAccount {
   readonly location: string | null;
 }
 
+/** How a membership is added. */
+export interface MembershipOptions {
+  /** When the directory should drop the membership by itself (lease end + grace), where it can. */
+  readonly until?: Date;
+}
+
 export interface AccountStore {
   readonly kind: StoreKind;
   readonly nameRules: NameRules;
@@ -100,8 +106,13 @@ export interface AccountStore {
 
   /** Create an enabled account; JIT_ERR_STORE_ACCOUNT_EXISTS on collision. */
   create(spec: CreateAccountSpec): Promise<CreatedAccount | void>;
-  /** Add a direct membership; succeeds when already a member. */
-  addToGroup(name: string, group: string): Promise<void>;
+  /**
+   * Add a direct membership; succeeds when already a member. `until`: the
+   * directory may remove the membership by itself at that time (AD with
+   * Privileged Access Management: a `member` value with a TTL; re-adding
+   * moves it); stores without such a feature ignore it.
+   */
+  addToGroup(name: string, group: string, opts?: MembershipOptions): Promise<void>;
   /** Remove a direct membership; succeeds when not a member or account missing. */
   removeFromGroup(name: string, group: string): Promise<void>;
   /** Disable logon; succeeds when already disabled. */
@@ -142,7 +153,13 @@ export interface AccountStore {
    * missing account (JIT_ERR_STORE_NO_SUCH_ACCOUNT) and a protected one
    * (JIT_ERR_STORE_PROTECTED_ACCOUNT); succeeds when already a member.
    */
-  addMember(name: string, group: string): Promise<void>;
+  addMember(name: string, group: string, opts?: MembershipOptions): Promise<void>;
+  /**
+   * Whether the directory removes memberships by itself at `until`
+   * (AD: the Privileged Access Management optional feature is enabled in
+   * the forest). Absent: never.
+   */
+  timeBoundMembership?(): Promise<boolean>;
   /**
    * Remove an existing account from a configured group; succeeds when not a
    * member or the account is missing. Not refused for protected accounts:

@@ -99,6 +99,8 @@ export interface ReconcileReport {
   elevations: { store: string; name: string; group: string; sessionId: string; action: 'removed' | 'kept'; done: boolean }[];
 }
 
+type ElevationItem = ReconcileReport['elevations'][number];
+
 /** An elevated session names an existing account but links no jit_accounts row (jitgate owns nothing of it). */
 export function isElevatedSession(s: Pick<SessionRecord, 'accountType' | 'accountId' | 'accountName'>): boolean {
   return s.accountType !== 'existing' && s.accountId === null && s.accountName !== null;
@@ -238,7 +240,8 @@ export class JitAccountService {
         if (joined.includes(group)) continue;
         onProgress?.(`adding to ${group}`);
         await repo.addSessionGroup(sessionId, group);
-        await store.addToGroup(account.name, group);
+        // With AD Privileged Access Management the DC drops the membership itself at the account's expiry.
+        await store.addToGroup(account.name, group, { until: accountExpires });
         await this.#audit({ type: 'account.group_added', actor, outcome: 'success', sessionId, computer: computer.name, account: account.name, data: { group, store: storeName } });
       }
     } catch (err) {
@@ -254,7 +257,7 @@ export class JitAccountService {
       const now = await repo.getSession(sessionId);
       throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: sessionId, state: now?.state ?? 'ended' });
     }
-    await this.#audit({ type: 'session.started', actor, outcome: 'success', sessionId, computer: computer.name, account: account.name, data: { store: storeName, groups: settings.adminGroups } });
+    await this.#audit({ type: 'session.started', actor, outcome: 'success', sessionId, computer: computer.name, account: account.name, data: { protocol: s.protocol, store: storeName, groups: settings.adminGroups } });
     log.info({ account: account.name, store: storeName }, 'session provisioned');
     return this.#result(active);
   }
@@ -323,7 +326,7 @@ export class JitAccountService {
       const now = await repo.getSession(s.id);
       throw new JitgateError(JitErrors.JIT_ERR_JIT_SESSION_CLOSED, { session: s.id, state: now?.state ?? 'ended' });
     }
-    await this.#audit({ type: 'session.started', actor, outcome: 'success', sessionId: s.id, computer: computer.name, account: accountName, data: { store: storeName, groups: settings.adminGroups, mode: 'elevate' } });
+    await this.#audit({ type: 'session.started', actor, outcome: 'success', sessionId: s.id, computer: computer.name, account: accountName, data: { protocol: s.protocol, store: storeName, groups: settings.adminGroups, mode: 'elevate' } });
     log.info({ account: accountName, store: storeName }, 'session elevated');
     return this.#result(active);
   }
@@ -336,6 +339,13 @@ export class JitAccountService {
    * as jitgate's. Not a member → the row is written (`adding`) before the add,
    * so a crash mid-add leaves a record the reconciler acts on.
    */
+  /** When a membership jitgate added should end by itself: the latest lease among the sessions sharing it, plus grace. */
+  async #membershipUntil(lease: Date, storeName: string, name: string, group: string, rowId: string): Promise<Date> {
+    const others = await this.#o.repo.openJitgateElevations(storeName, name, group, rowId);
+    const live = others.filter((o) => o.session.state !== 'ended' && o.session.state !== 'failed');
+    return new Date(Math.max(lease.getTime(), ...live.map((o) => o.session.leaseExpiresAt.getTime())) + this.#o.leaseGraceMs);
+  }
+
   async #elevateOne(s: SessionRecord, computer: string, storeName: string, store: AccountStore, name: string, group: string): Promise<void> {
     const repo = this.#o.repo;
     const mine = (await repo.elevationsOfSession(s.id)).find((e) => e.group === group && e.state !== 'removed');
@@ -345,10 +355,14 @@ export class JitAccountService {
     const row = mine ?? (await repo.insertElevation({ id: randomUUID(), sessionId: s.id, store: storeName, accountName: name, group, addedByJitgate: ours, state: member ? 'active' : 'adding' }));
     await repo.addSessionGroup(s.id, group);
     if (!member) {
-      await store.addMember(name, group);
+      await store.addMember(name, group, { until: await this.#membershipUntil(s.leaseExpiresAt, storeName, name, group, row.id) });
       await repo.setElevationState(row.id, 'active');
-    } else if (row.state !== 'active') {
-      await repo.setElevationState(row.id, 'active');
+    } else {
+      // Shared with another session of jitgate: where the directory holds a time-to-live, it must cover this lease too.
+      if (row.addedByJitgate && (await store.timeBoundMembership?.())) {
+        await store.addMember(name, group, { until: await this.#membershipUntil(s.leaseExpiresAt, storeName, name, group, row.id) });
+      }
+      if (row.state !== 'active') await repo.setElevationState(row.id, 'active');
     }
     await this.#audit({
       type: 'account.group_added', actor: s.personLogin, outcome: 'success', sessionId: s.id, computer, account: name,
@@ -363,9 +377,9 @@ export class JitAccountService {
    * one removes it); a membership the account had before is never touched.
    * Returns what happened, or null when the record was already closed.
    */
-  async #releaseElevation(e: ElevationRecord, store: AccountStore, actor: string, reason: string): Promise<'removed' | 'kept' | null> {
+  async #releaseElevation(e: ElevationRecord, store: AccountStore, actor: string, reason: string, sink?: ElevationItem[]): Promise<'removed' | 'kept' | null> {
     const repo = this.#o.repo;
-    return this.#withLock(this.#elevationLock(e.store, e.accountName), async () => {
+    const r = await this.#withLock(this.#elevationLock(e.store, e.accountName), async () => {
       const row = await repo.getElevation(e.id);
       if (!row || row.state === 'removed') return null;
       let removed = false;
@@ -388,8 +402,10 @@ export class JitAccountService {
         type: 'account.group_removed', actor, outcome: 'success', sessionId: row.sessionId, computer: s?.computerName ?? null, account: row.accountName,
         data: { group: row.group, store: row.store, reason, mode: 'elevate', removed, ...(row.addedByJitgate ? {} : { keptBecause: 'member before the session' }) },
       });
-      return removed ? 'removed' : 'kept';
+      return removed ? ('removed' as const) : ('kept' as const);
     });
+    if (r !== null) sink?.push({ store: e.store, name: e.accountName, group: e.group, sessionId: e.sessionId, action: r, done: true });
+    return r;
   }
 
   async #createEphemeral(s: SessionRecord, computer: Computer, settings: JitSettings, storeName: string, store: AccountStore, expiresAt: Date, groups: readonly string[]): Promise<JitAccountRecord> {
@@ -539,6 +555,11 @@ export class JitAccountService {
    * computer's settings say. Idempotent; safe after a crash at any point.
    */
   async teardown(sessionId: string, reason: string, actor = 'system:provisioner'): Promise<{ state: string }> {
+    return this.#teardown(sessionId, reason, actor);
+  }
+
+  /** teardown; `sink` collects the elevations it settles (the reconciler's report). */
+  async #teardown(sessionId: string, reason: string, actor: string, sink?: ElevationItem[]): Promise<{ state: string }> {
     const repo = this.#o.repo;
     const first = await repo.getSession(sessionId);
     if (!first) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `session ${sessionId}` });
@@ -550,7 +571,7 @@ export class JitAccountService {
       const s0 = await repo.getSession(sessionId);
       if (!s0 || s0.state === 'ended' || s0.state === 'failed') return { state: s0?.state ?? 'ended' };
       await repo.transitionSession(sessionId, ['pending', 'provisioning', 'active', 'ending'], 'ending', { endReason: reason });
-      await this.#release(sessionId, reason, actor);
+      await this.#release(sessionId, reason, actor, sink);
       // The state and its audit event commit together: no ended session without its session.ended event.
       await repo.db.transaction(async (tx) => {
         const done = await repo.transitionSession(sessionId, ['ending'], 'ended', { endReason: reason }, tx);
@@ -562,7 +583,7 @@ export class JitAccountService {
     });
   }
 
-  async #release(sessionId: string, reason: string, actor: string): Promise<void> {
+  async #release(sessionId: string, reason: string, actor: string, sink?: ElevationItem[]): Promise<void> {
     const repo = this.#o.repo;
     const s = await repo.getSession(sessionId);
     if (s && isElevatedSession(s)) {
@@ -572,7 +593,7 @@ export class JitAccountService {
       const store = this.#o.stores.get(open[0]!.store);
       if (!store) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_STORE, { computer: s.computerName, store: open[0]!.store });
       const who = actor.startsWith('system:') ? s.personLogin : actor;
-      for (const e of open) await this.#releaseElevation(e, store, who, reason);
+      for (const e of open) await this.#releaseElevation(e, store, who, reason, sink);
       return;
     }
     if (!s?.accountId || !s.store) return;
@@ -616,6 +637,29 @@ export class JitAccountService {
     else await body();
   }
 
+  /**
+   * Where the directory removes memberships by itself (AD with Privileged
+   * Access Management), move their time-to-live with the lease, before the
+   * new lease is recorded: a membership must not vanish mid-session, nor
+   * outlast the session by more than the grace. Pre-existing memberships of
+   * an elevated account are never touched.
+   */
+  async #extendTimeBoundMemberships(s: SessionRecord, computerName: string, until: Date): Promise<void> {
+    if (!s.store || !s.accountName) return;
+    const { store } = this.#store(s.store, computerName);
+    if (!(await store.timeBoundMembership?.())) return;
+    if (!isElevatedSession(s)) {
+      for (const group of s.groups) await store.addToGroup(s.accountName, group, { until: new Date(until.getTime() + this.#o.leaseGraceMs) });
+      return;
+    }
+    const rows = (await this.#o.repo.elevationsOfSession(s.id)).filter((e) => e.addedByJitgate && e.state === 'active');
+    for (const e of rows) {
+      await this.#withLock(this.#elevationLock(e.store, e.accountName), async () => {
+        await store.addMember(e.accountName, e.group, { until: await this.#membershipUntil(until, e.store, e.accountName, e.group, e.id) });
+      });
+    }
+  }
+
   /** Lease-expiry job: tear the session down if its lease really ended. */
   /**
    * Move an active session's lease end `minutes` later, capped at the
@@ -647,6 +691,7 @@ export class JitAccountService {
       // The account's own expiry is the backstop if every job is lost: it must not cut the session short.
       await store.enable(s.accountName, new Date(until.getTime() + this.#o.leaseGraceMs));
     }
+    await this.#extendTimeBoundMemberships(s, computer.name, until);
     await repo.extendLease(sessionId, until);
     await this.#audit({
       type: 'session.extended', actor, outcome: 'success', sessionId, computer: computer.name, ...(s.accountName ? { account: s.accountName } : {}),
@@ -728,16 +773,17 @@ export class JitAccountService {
    * End the sessions that must end now (see #sessionsToEnd) without
    * comparing stores: cheap enough to run every few seconds, and at start.
    */
-  async reapSessions(opts: { dryRun?: boolean } = {}): Promise<{ ended: ReconcileReport['sessions']; failures: ReconcileReport['failures'] }> {
+  async reapSessions(opts: { dryRun?: boolean } = {}): Promise<{ ended: ReconcileReport['sessions']; failures: ReconcileReport['failures']; elevations: ReconcileReport['elevations'] }> {
     const dryRun = opts.dryRun ?? false;
     const ended: ReconcileReport['sessions'] = [];
     const failures: ReconcileReport['failures'] = [];
+    const elevations: ElevationItem[] = [];
     for (const { session: s, reason, expired } of await this.#sessionsToEnd(this.#o.now())) {
       const item = { sessionId: s.id, computer: s.computerName, account: s.accountName, reason, done: false };
       if (!dryRun) {
         try {
           if (expired) await this.#audit({ type: 'lease.expired', actor: 'system:reconciler', outcome: 'success', sessionId: s.id, computer: s.computerName, account: s.accountName });
-          const r = await this.teardown(s.id, reason, 'system:reconciler');
+          const r = await this.#teardown(s.id, reason, 'system:reconciler', elevations);
           item.done = r.state === 'ended';
         } catch (err) {
           failures.push({ item: `session ${s.id}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
@@ -746,7 +792,7 @@ export class JitAccountService {
       ended.push(item);
     }
     if (ended.length > 0 && !dryRun) this.#log.warn({ sessions: ended.map((e) => ({ sessionId: e.sessionId, reason: e.reason })) }, 'reconciler ended sessions');
-    return { ended, failures };
+    return { ended, failures, elevations };
   }
 
   /**
@@ -764,9 +810,9 @@ export class JitAccountService {
     const sweepStartedAt = await repo.dbNow();
     const reaped = await this.reapSessions({ dryRun });
     const report: ReconcileReport = {
-      dryRun, expiredSessions: reaped.ended.length, sessions: reaped.ended, actions: [], skipped: [], failures: [...reaped.failures], elevations: [],
+      dryRun, expiredSessions: reaped.ended.length, sessions: reaped.ended, actions: [], skipped: [], failures: [...reaped.failures], elevations: [...reaped.elevations],
     };
-    await this.#settleElevations(report, sweepStartedAt, dryRun);
+    await this.#settleElevations(report, sweepStartedAt, dryRun, new Set(reaped.ended.map((x) => x.sessionId)));
     // In a dry run the sessions above were not ended: their accounts show up below as what their teardown would remove.
     for (const [storeName, store] of this.#o.stores) {
       let listed;
@@ -861,35 +907,57 @@ export class JitAccountService {
   }
 
   /**
-   * Elevation records still open: each is settled under its account's lock,
-   * with the record and its session re-read there, and only when the
-   * session's use is provably over (the same rule as accounts). The record
-   * is the proof: a membership jitgate did not record as its own is never
-   * removed, whatever the directory shows.
+   * Elevation records still open after the sessions were reaped (a teardown
+   * that crashed or failed mid-remove, a session ended elsewhere without its
+   * memberships): settled per session under the session's lock, the lock
+   * every teardown takes, with the session and each record re-read there and
+   * acted on only when the session's use is provably over (the same rule as
+   * accounts). The record is the proof: a membership jitgate did not record
+   * as its own is never removed, whatever the directory shows. A dry run
+   * lists what would happen, including the elevations of sessions the reaper
+   * would end (`reaping`).
    */
-  async #settleElevations(report: ReconcileReport, sweepStartedAt: Date, dryRun: boolean): Promise<void> {
+  async #settleElevations(report: ReconcileReport, sweepStartedAt: Date, dryRun: boolean, reaping: ReadonlySet<string>): Promise<void> {
     const repo = this.#o.repo;
-    for (const e of await repo.openElevations()) {
-      const item = { store: e.store, name: e.accountName, group: e.group, sessionId: e.sessionId, action: e.addedByJitgate ? ('removed' as const) : ('kept' as const), done: false };
+    const bySession = new Map<string, ElevationRecord[]>();
+    for (const e of await repo.openElevations()) bySession.set(e.sessionId, [...(bySession.get(e.sessionId) ?? []), e]);
+    const overNow = (e: ElevationRecord, s: SessionRecord | null) =>
+      !!s && provablyOver({ createdAt: e.createdAt, sessions: [s], sweepStartedAt, now: this.#o.now(), leaseGraceMs: this.#o.leaseGraceMs, provisioningTimeoutMs: this.#o.provisioningTimeoutMs });
+    const skip = (e: ElevationRecord) =>
+      report.skipped.push({ store: e.store, name: e.accountName, reason: e.createdAt >= sweepStartedAt ? 'created after the sweep began' : 'in use by a live session' });
+    for (const [sessionId, rows] of bySession) {
+      if (dryRun) {
+        const s = await repo.getSession(sessionId);
+        for (const e of rows) {
+          if (!reaping.has(sessionId) && !overNow(e, s)) {
+            skip(e);
+            continue;
+          }
+          report.elevations.push({ store: e.store, name: e.accountName, group: e.group, sessionId, action: e.addedByJitgate ? 'removed' : 'kept', done: false });
+        }
+        continue;
+      }
       try {
-        const s = await repo.getSession(e.sessionId);
-        const over = !!s && provablyOver({ createdAt: e.createdAt, sessions: [s], sweepStartedAt, now: this.#o.now(), leaseGraceMs: this.#o.leaseGraceMs, provisioningTimeoutMs: this.#o.provisioningTimeoutMs });
-        if (!over) {
-          report.skipped.push({ store: e.store, name: e.accountName, reason: e.createdAt >= sweepStartedAt ? 'created after the sweep began' : 'in use by a live session' });
-          continue;
-        }
-        const store = this.#o.stores.get(e.store);
-        if (!store) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_STORE, { computer: s.computerName, store: e.store });
-        if (!dryRun) {
-          // Re-checked under the lock: the session may have been torn down meanwhile (then the record is closed: null).
-          const r = await this.#releaseElevation(e, store, 'system:reconciler', 'lease ended (reconciler)');
-          if (r === null) continue;
-          item.action = r;
-          item.done = true;
-        }
-        report.elevations.push(item);
+        await this.#withLock(`session:${sessionId}`, async () => {
+          const s = await repo.getSession(sessionId);
+          for (const listed of rows) {
+            try {
+              const e = await repo.getElevation(listed.id);
+              if (!e || e.state === 'removed') continue;
+              if (!overNow(e, s)) {
+                skip(e);
+                continue;
+              }
+              const store = this.#o.stores.get(e.store);
+              if (!store) throw new JitgateError(JitErrors.JIT_ERR_JIT_NO_STORE, { computer: s?.computerName ?? '', store: e.store });
+              await this.#releaseElevation(e, store, 'system:reconciler', 'lease ended (reconciler)', report.elevations);
+            } catch (err) {
+              report.failures.push({ item: `${listed.store}/${listed.accountName} ${listed.group}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
+            }
+          }
+        });
       } catch (err) {
-        report.failures.push({ item: `${e.store}/${e.accountName} ${e.group}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
+        report.failures.push({ item: `session ${sessionId} elevations`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
       }
     }
   }
@@ -958,12 +1026,14 @@ export class JitAccountService {
   }
 
   /** Collect per-store reachability for `jitgate check`. */
-  async checkStores(): Promise<{ store: string; ok: boolean; error?: string }[]> {
+  async checkStores(): Promise<{ store: string; ok: boolean; error?: string; timeBoundMembership?: boolean }[]> {
     const out = [];
     for (const [name, store] of this.#o.stores) {
       try {
         await store.check();
-        out.push({ store: name, ok: true });
+        // Whether the directory itself removes memberships at lease end (AD Privileged Access Management); absent where no store can.
+        const timeBound = store.timeBoundMembership ? await store.timeBoundMembership() : undefined;
+        out.push({ store: name, ok: true, ...(timeBound === undefined ? {} : { timeBoundMembership: timeBound }) });
       } catch (err) {
         out.push({ store: name, ok: false, error: isJitgateError(err) ? `${err.code}: ${err.message}` : String(err) });
       }

@@ -90,6 +90,22 @@ export class JitQueue {
     });
   }
 
+  /**
+   * Add the lease-expiry job unless one exists: after Redis lost its data the
+   * database still knows every lease. Never moves an existing job (an
+   * extension replaced it already). true when it added one.
+   */
+  async ensureLeaseExpiry(sessionId: string, at: Date): Promise<boolean> {
+    if (await this.queue.getJob(`lease-${sessionId}`)) return false;
+    await this.scheduleLeaseExpiry(sessionId, at);
+    return true;
+  }
+
+  /** Whether the repeatable reconcile sweep is scheduled (it is gone when Redis lost its data). */
+  async reconcileScheduled(): Promise<boolean> {
+    return (await this.queue.getJobScheduler('reconcile-sweep')) !== undefined;
+  }
+
   async reconcileNow(dryRun = false): Promise<Job> {
     return this.queue.add('reconcile', { dryRun, trigger: 'manual' } satisfies JobPayloads['reconcile'], {
       removeOnComplete: { count: 100 },

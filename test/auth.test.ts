@@ -202,7 +202,7 @@ for (const f of factories) {
       const me = await client.me();
       expect(me.pending).toBeNull();
       expect(me.person).toMatchObject({ login: 'alice', displayName: 'ALICE', role: 'technician', totpEnabled: true });
-      expect(Object.keys(me.person!).sort()).toEqual(['displayName', 'id', 'login', 'organizationId', 'role', 'totpEnabled']);
+      expect(Object.keys(me.person!).sort()).toEqual(['displayName', 'id', 'login', 'mustChangePassword', 'organizationId', 'role', 'totpEnabled']);
       expect((await client.req('GET', '/probe/whoami')).json()).toEqual({ login: 'alice', role: 'technician' });
 
       // A second device: the code of the step used for enrollment is spent.

@@ -37,7 +37,7 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 15_000): Pro
 
 describe.skipIf(!redisSocket)('gateway liveness on real Redis', () => {
   const prefix = `jgt-live-${randomBytes(4).toString('hex')}:live`;
-  const liveness = new RedisGatewayLiveness({ path: redisSocket }, prefix);
+  const liveness = new RedisGatewayLiveness({ path: redisSocket }, prefix, 4 * HEARTBEAT_MS);
   const children: ChildProcess[] = [];
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
@@ -62,6 +62,19 @@ describe.skipIf(!redisSocket)('gateway liveness on real Redis', () => {
     b.child.kill('SIGTERM');
     await new Promise((r) => b.child.once('exit', r));
     expect([...(await liveness.deadHolders([hb]))]).toEqual([hb]);
+  });
+
+  it('a Redis that lost its data (no key at all yet): nobody is reported gone before one stale window has passed', async () => {
+    const fresh = new RedisGatewayLiveness({ path: redisSocket }, `jgt-live-${randomBytes(4).toString('hex')}:live`, 1500);
+    try {
+      const t0 = Date.now();
+      expect([...(await fresh.deadHolders([gatewayHolder('gw-lost')]))]).toEqual([]);
+      const took = await until('the holder to be reported gone once the window passed', async () => (await fresh.deadHolders([gatewayHolder('gw-lost')])).size === 1);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+      expect(took).toBeLessThan(10_000);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('a holder that never heart-beat is gone; a holder that is not a gateway is never reported', async () => {

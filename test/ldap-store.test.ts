@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { Attribute, Client, ResultCodeError } from 'ldapts';
+import { Attribute, Change, Client, ResultCodeError } from 'ldapts';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -556,16 +556,6 @@ describeAccountStoreContract(
   'ldap on Samba AD',
   async () => {
     const ad = await startSambaAd();
-    const store = new LdapAccountStore({
-      url: ad.url,
-      caCert: ad.caCert,
-      bindDn: ad.bindDn,
-      bindPassword: ad.bindPassword,
-      baseDn: ad.baseDn,
-      accountsContainer: ad.jitOu,
-      groups: ad.adminGroupDns,
-      logger,
-    });
     const withClient = async <T>(dn: string, pw: string, fn: (c: Client) => Promise<T>): Promise<T> => {
       const c = new Client({ url: ad.url, tlsOptions: { ca: [ad.caCert] }, timeout: 10_000, connectTimeout: 10_000 });
       try {
@@ -575,9 +565,55 @@ describeAccountStoreContract(
         await c.unbind().catch(() => undefined);
       }
     };
+    const asAdmin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(ad.adminDn, ad.adminPassword, fn);
+    // A protected group of this installation, nested: membership of the inner group counts too.
+    const protectedDn = `CN=JIT Never Elevate,${ad.jitOu}`;
+    const innerDn = `CN=JIT Never Elevate Inner,${ad.jitOu}`;
+    await asAdmin(async (c) => {
+      for (const dn of [protectedDn, innerDn]) {
+        await c.add(dn, [
+          new Attribute({ type: 'objectClass', values: ['group'] }),
+          new Attribute({ type: 'sAMAccountName', values: [dn.slice(3, dn.indexOf(',')).replaceAll(' ', '')] }),
+        ]);
+      }
+      await c.modify(protectedDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [innerDn] }) }));
+    });
+    const store = new LdapAccountStore({
+      url: ad.url,
+      caCert: ad.caCert,
+      bindDn: ad.bindDn,
+      bindPassword: ad.bindPassword,
+      baseDn: ad.baseDn,
+      accountsContainer: ad.jitOu,
+      groups: ad.adminGroupDns,
+      protectedGroups: [protectedDn],
+      logger,
+    });
+    const userDn = (name: string) => `CN=${name},${ad.jitOu}`;
+    const groupDn = (g: string) => ad.adminGroupDns[g]!;
+    const modify = (dn: string, operation: 'add' | 'replace', type: string, value: string) =>
+      asAdmin((c) => c.modify(dn, new Change({ operation, modification: new Attribute({ type, values: [value] }) })));
     return {
       store,
       groups: ['JIT Admins', 'Helpdesk'],
+      elevation: {
+        builtInProtected: 'Administrator',
+        makeProtectedByGroup: (name: string) => modify(innerDn, 'add', 'member', userDn(name)),
+        makeProtectedByDirectory: (name: string) => modify(userDn(name), 'replace', 'adminCount', '1'),
+        disableOutOfBand: (name: string) => modify(userDn(name), 'replace', 'userAccountControl', '514'),
+        addMemberOutOfBand: (name: string, g: string) => modify(groupDn(g), 'add', 'member', userDn(name)),
+        memberOutOfBand: (name: string, g: string) =>
+          asAdmin(async (c) => {
+            const { searchEntries } = await c.search(groupDn(g), { scope: 'base', attributes: ['member'] });
+            const m = searchEntries[0]?.member;
+            return (m === undefined ? [] : Array.isArray(m) ? m : [m]).map((v) => String(v).toLowerCase()).includes(userDn(name).toLowerCase());
+          }),
+        alias: async (name: string) => {
+          const upn = `${name}@${ad.upnSuffix}`;
+          await modify(userDn(name), 'replace', 'userPrincipalName', upn);
+          return upn;
+        },
+      },
       seedUnmanaged: (name: string) =>
         withClient(ad.adminDn, ad.adminPassword, (c) =>
           c.add(`CN=${name},${ad.jitOu}`, [

@@ -123,8 +123,12 @@ describe('RDP policy controls, enforced by the gateway', () => {
       'recording-include-keys': 'true', security: 'rdp', 'ignore-cert': 'true',
       'resize-method': 'reconnect', 'color-depth': '16', timezone: 'Europe/Berlin',
     });
-    // The browser learns the direction (for its own UI only; the relay enforces it).
-    expect(b.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'ready')?.slice(4)).toEqual(['1', expect.any(String), 'remote-to-local']);
+    // The browser learns the direction and the effective policy (for its side menu only; the relay enforces it).
+    const ready = b.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'ready');
+    expect(ready?.slice(4, 7)).toEqual(['1', expect.any(String), 'remote-to-local']);
+    expect(JSON.parse(ready?.[7] ?? '')).toEqual({
+      clipboard: 'remote-to-local', clipboardMaxBytes: 4096, upload: true, download: false, fileMaxBytes: expect.any(Number), printing: expect.any(Boolean), recordKeys: true,
+    });
   });
 
   it('the defaults: clipboard and drive off both ways, keys not recorded, display-update; "none" sends no resize method', async () => {

@@ -300,6 +300,39 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
     }
   });
 
+  it('a terminal is told when somebody starts and stops watching it live (issue 17)', async () => {
+    const pc = await rig.computer();
+    const c = await frontDoorClient(door.port, `${alice.principal.login}+${pc.name}`, alice, totpNow(alice.totpSecret));
+    try {
+      const errText = await new Promise<string>((resolve, reject) => {
+        c.shell({ term: 'xterm', cols: 80, rows: 24 }, (err, ch: ClientChannel) => {
+          if (err) return reject(err);
+          let out = '';
+          let errs = '';
+          let told = false;
+          ch.stderr.on('data', (d: Buffer) => {
+            errs += d.toString();
+            if (errs.includes('stopped watching')) ch.end('exit\n');
+          });
+          ch.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (!told && /\$ $/.test(out)) {
+              told = true;
+              const id = rig.broker.opened.at(-1)!;
+              rig.broker.watch(id, { count: 1, event: 'joined', by: 'secops' });
+              rig.broker.watch(id, { count: 0, event: 'left', by: 'secops' });
+            }
+          });
+          ch.on('close', () => resolve(errs));
+        });
+      });
+      expect(errText).toContain('jitgate: secops started watching this session live (1 watching now)');
+      expect(errText).toContain('jitgate: secops stopped watching this session live (0 watching now)');
+    } finally {
+      c.end();
+    }
+  });
+
   it('an admin terminate closes the connection with a message and the account is removed', async () => {
     const pc = await rig.computer();
     const c = await frontDoorClient(door.port, `${alice.principal.login}+${pc.name}`, alice, totpNow(alice.totpSecret));

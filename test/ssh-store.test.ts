@@ -543,10 +543,25 @@ describeAccountStoreContract(
   'ssh on an sshd test host',
   async () => {
     const host = await sharedHost();
-    const store = markRejectionsHandled(newStore(host));
+    const must = async (cmd: string) => {
+      const r = await host.exec(cmd);
+      if (r.code !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    await must('groupadd -f jgtprot');
+    const store = markRejectionsHandled(newStore(host, { protectedGroups: ['jgtprot'] }));
+    const linux = (g: string) => GROUPS[g as keyof typeof GROUPS];
     return {
       store,
       groups: ['admins', 'operators'],
+      elevation: {
+        builtInProtected: 'root',
+        makeProtectedByGroup: async (name: string) => void (await must(`gpasswd -a ${name} jgtprot`)),
+        disableOutOfBand: async (name: string) => void (await must(`usermod -e 1 ${name}`)),
+        addMemberOutOfBand: async (name: string, g: string) => void (await must(`gpasswd -a ${name} ${linux(g)}`)),
+        // The group's own member list in /etc/group, not what the store reads.
+        memberOutOfBand: async (name: string, g: string) => (await must(`getent group ${linux(g)}`)).trim().split(':')[3]!.split(',').includes(name),
+      },
       seedUnmanaged: async (name: string) => {
         const r = await host.exec(`useradd -m -c 'Seeded' ${name}`);
         if (r.code !== 0) throw new Error(`useradd failed: ${r.stderr}`);

@@ -8,6 +8,9 @@ import { computerNamesNocaseMigration } from './migrations/009-computer-names-no
 import { recordingNeverStartedMigration } from './migrations/010-recording-never-started.js';
 import { signInSourcesMigration } from './migrations/012-sign-in-sources.js';
 import { elevationMigration } from './migrations/011-elevation.js';
+import { passkeysMigration } from './migrations/015-passkeys.js';
+import { accessRequestsMigration } from './migrations/017-access-requests.js';
+import { invitationsMigration } from './migrations/016-invitations.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -186,6 +189,9 @@ CREATE TABLE settings (
   recordingNeverStartedMigration,
   elevationMigration,
   signInSourcesMigration,
+  passkeysMigration,
+  invitationsMigration,
+  accessRequestsMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

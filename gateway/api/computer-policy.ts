@@ -68,6 +68,19 @@ export const computerPolicySchema = z.strictObject({
   rdpColorDepth: z.union([z.literal(8), z.literal(16), z.literal(24), z.literal(32)], { error: '8, 16, 24 or 32' }).optional(),
   /** Time zone of the remote session (guacd `timezone`), an IANA name; absent: the browser's. */
   rdpTimezone: z.string().refine(isIanaTimeZone, 'an IANA time zone name such as Europe/Berlin or UTC').optional(),
+  /** Step-up: connecting needs a passkey or TOTP confirmation this recent, in minutes (gateway/auth/step-up.ts); absent: the sign-in suffices. */
+  stepUpMinutes: z.number({ error: 'a number of minutes' }).int('a whole number of minutes').min(1, 'at least 1 minute').max(1440, 'at most 1440 minutes (a day)').optional(),
+  // Access requests (docs/access-requests.md); absent reads as the defaults of gateway/access-requests/approval-rules.ts.
+  /** Sessions start only inside the window of an approved access request. */
+  requireApproval: z.boolean().optional(),
+  /** Roles of the computer's organization whose people approve (never the requester); default org_admin. */
+  approverRoles: z.array(z.enum(['org_admin', 'technician', 'auditor'], { error: 'org_admin, technician or auditor' })).max(3).refine((a) => new Set(a).size === a.length, 'each role once').optional(),
+  /** Named approvers: logins of people of the computer's organization. */
+  approverLogins: z.array(z.string().regex(/^[a-z][a-z0-9._-]{0,31}$/, 'a login')).max(50).optional(),
+  /** Approvals needed ("2 of 3"); default 1. */
+  approvalsRequired: z.number({ error: 'a number' }).int('a whole number').min(1, 'at least 1').max(10, 'at most 10').optional(),
+  /** Break-glass: a person may open a window without approval, with a reason; every approver is alerted. */
+  breakGlass: z.boolean().optional(),
 });
 
 export type ComputerPolicy = z.output<typeof computerPolicySchema>;
@@ -99,8 +112,9 @@ export function effectivePolicy(stored: unknown): ComputerPolicy {
 export function policyChanges(before: unknown, after: unknown): string[] {
   const a = effectivePolicy(before) as Record<string, unknown>;
   const b = effectivePolicy(after) as Record<string, unknown>;
-  const show = (v: unknown): string => (v === undefined ? '(none)' : String(v));
+  const show = (v: unknown): string => (v === undefined ? '(none)' : Array.isArray(v) ? `[${v.join(', ')}]` : String(v));
   return Object.keys(computerPolicySchema.shape)
-    .filter((k) => k !== 'sshHostKeySha256' && a[k] !== b[k])
+    // JSON: list settings (approvers) compare by content.
+    .filter((k) => k !== 'sshHostKeySha256' && JSON.stringify(a[k]) !== JSON.stringify(b[k]))
     .map((k) => `${k}: ${show(a[k])} → ${show(b[k])}`);
 }

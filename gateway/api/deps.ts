@@ -2,6 +2,7 @@ import type { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
 import type { AccessService } from '../access-policy.js';
 import type { LiveSessions } from '../contracts.js';
+import type { ExistingAccount } from '../../provisioner/account-store.js';
 import type { StoreScope } from '../../provisioner/store-scope.js';
 import type { GuacdRdpArgsSource } from './guacd-pinning.js';
 
@@ -10,6 +11,8 @@ export interface StoreInfo extends StoreScope {
   type: 'ldap' | 'ssh' | 'winrm';
   /** ldap(s):// URL, ssh://host:port or the WS-Management endpoint. */
   url: string;
+  /** The store's rule for a person's existing account (`elevation.accountName`, `{login}` replaced); absent → `{login}`. */
+  elevationAccountName?: string;
 }
 
 /** A recording's bytes, opened for download (implemented by recorder/). */
@@ -35,8 +38,14 @@ export interface ApiDeps {
   access: AccessService;
   /** Configured account stores (see `storeInfos` for turning config into these); read per request, never copied. */
   stores: readonly StoreInfo[];
+  /**
+   * Read an existing account on a store, as elevation would (null: no such
+   * account); absent → person-account mappings are saved unchecked and the
+   * engine refuses a bad one at session start.
+   */
+  findExistingAccount?: (store: string, name: string) => Promise<ExistingAccount | null>;
   /** Reach one store (the engine's `checkStores()` filtered to `name`). */
-  checkStore(name: string): Promise<{ ok: boolean; error?: string }>;
+  checkStore(name: string): Promise<{ ok: boolean; error?: string; timeBoundMembership?: boolean }>;
   liveSessions: LiveSessions;
   /** Enqueue the teardown of a session no gateway holds (terminate after a gateway died). */
   endSession?: (sessionId: string, reason: string) => Promise<void>;

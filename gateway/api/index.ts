@@ -4,8 +4,10 @@ import { computerRoutes } from './computers.js';
 import { hostKeyRoutes } from './host-keys.js';
 import type { ApiDeps } from './deps.js';
 import { inventoryRoutes } from './inventory.js';
+import { invitationRoutes } from './invitations.js';
 import { organizationRoutes } from './organizations.js';
 import { peopleRoutes } from './people.js';
+import { personAccountRoutes } from './person-accounts.js';
 import { recordingRoutes } from './recordings.js';
 import { sessionRoutes } from './sessions.js';
 import { storeRoutes } from './stores.js';
@@ -23,6 +25,8 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
   return async (app) => {
     await app.register(organizationRoutes(deps));
     await app.register(peopleRoutes(deps));
+    await app.register(invitationRoutes(deps));
+    await app.register(personAccountRoutes(deps));
     await app.register(computerRoutes(deps));
     await app.register(hostKeyRoutes(deps));
     await app.register(storeRoutes(deps));

@@ -30,6 +30,9 @@ export function inventoryRoutes(deps: ApiDeps) {
           name: c.name, address: c.address, protocols: c.protocols, sshPort: Number(c.ssh_port), rdpPort: Number(c.rdp_port),
           domainStore: c.domain_store ?? null, localStore: c.local_store ?? null, jit: json(c.jit), policy: effectivePolicy(json(c.policy)), restricted: Boolean(c.restricted),
         })),
+        accountMappings: (await db.query<{ person: string; store: string; account: string }>(
+          'SELECT p.login AS person, m.store, m.account_name AS account FROM person_accounts m JOIN people p ON p.id = m.person_id ORDER BY p.login, m.store',
+        )).map((m) => ({ person: m.person, store: m.store, account: m.account })),
       };
       reply.header('content-type', 'application/yaml; charset=utf-8').header('content-disposition', 'attachment; filename="jitgate-inventory.yaml"');
       return YAML.stringify(doc);
@@ -53,7 +56,7 @@ export function inventoryRoutes(deps: ApiDeps) {
         else c.policy = r.data;
       });
       if (Object.keys(fields).length) throw new FieldValidationError(fields);
-      const { unpinned, pinned, ...result } = await applyInventory(db, inv);
+      const { unpinned, pinned, ...result } = await applyInventory(db, inv, new Map(deps.stores.map((s) => [s.name, s])));
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'inventory.imported', ...result } });
       for (const u of unpinned) await auditUnpinned(audit, p.login, u, u.previous, 'address changed');
       // A pin stated in the document is a trust decision like a scan + confirm: on the record.

@@ -7,11 +7,14 @@ import { conflict, ensure, FieldValidationError, isForeignKeyViolation, isUnique
 
 const name = z.string().min(1, 'required').max(63, 'at most 63 characters').regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'letters, digits, space, dot, dash, underscore, starting with a letter or digit');
 const sharedCode = z.string().regex(/^[0-9]{4,8}$/, '4-8 digits');
-const createBody = z.strictObject({ name, sharedCode: sharedCode.optional() });
-const patchBody = z.strictObject({ name: name.optional(), sharedCode: sharedCode.optional() });
+/** requirePasskeys: its people complete a sign-in with a passkey only (phishing-resistant MFA, docs/auth.md). */
+const requirePasskeys = z.boolean({ error: 'true or false' });
+const createBody = z.strictObject({ name, sharedCode: sharedCode.optional(), requirePasskeys: requirePasskeys.optional() });
+const patchBody = z.strictObject({ name: name.optional(), sharedCode: sharedCode.optional(), requirePasskeys: requirePasskeys.optional() });
 
-type OrgRow = { id: string; name: string; shared_code: string };
-const out = (r: OrgRow) => ({ id: r.id, name: r.name, sharedCode: r.shared_code });
+type OrgRow = { id: string; name: string; shared_code: string; require_passkeys: boolean };
+const out = (r: OrgRow) => ({ id: r.id, name: r.name, sharedCode: r.shared_code, requirePasskeys: r.require_passkeys });
+const COLS = 'id, name, shared_code, require_passkeys';
 
 export function organizationRoutes(deps: ApiDeps) {
   const { db, audit } = deps;
@@ -22,8 +25,8 @@ export function organizationRoutes(deps: ApiDeps) {
       if (scope.kind === 'none') return [];
       const rows =
         scope.kind === 'all'
-          ? await db.query<OrgRow>('SELECT id, name, shared_code FROM organizations ORDER BY name')
-          : await db.query<OrgRow>('SELECT id, name, shared_code FROM organizations WHERE id = $1', [scope.organizationId]);
+          ? await db.query<OrgRow>(`SELECT ${COLS} FROM organizations ORDER BY name`)
+          : await db.query<OrgRow>(`SELECT ${COLS} FROM organizations WHERE id = $1`, [scope.organizationId]);
       return rows.map(out);
     });
 
@@ -33,8 +36,8 @@ export function organizationRoutes(deps: ApiDeps) {
       const b = parseBody(createBody, req.body);
       const id = randomUUID();
       try {
-        const rows = await db.query<OrgRow>('INSERT INTO organizations (id, name, shared_code) VALUES ($1,$2,$3) RETURNING id, name, shared_code', [
-          id, b.name, b.sharedCode ?? String(randomInt(10_000_000, 100_000_000)),
+        const rows = await db.query<OrgRow>(`INSERT INTO organizations (id, name, shared_code, require_passkeys) VALUES ($1,$2,$3,$4) RETURNING ${COLS}`, [
+          id, b.name, b.sharedCode ?? String(randomInt(10_000_000, 100_000_000)), b.requirePasskeys ?? false,
         ]);
         await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'organization.created', id, name: b.name, organizationId: id } });
         return reply.status(201).send(out(rows[0]!));
@@ -50,11 +53,11 @@ export function organizationRoutes(deps: ApiDeps) {
       if (!isUuid(id) || !canSeeOrganization(p, id)) throw notFound('organization');
       ensure(canWriteOrganizations(p), 'change organizations');
       const b = parseBody(patchBody, req.body);
-      if (b.name === undefined && b.sharedCode === undefined) throw new FieldValidationError({ '': 'nothing to change' });
+      if (b.name === undefined && b.sharedCode === undefined && b.requirePasskeys === undefined) throw new FieldValidationError({ '': 'nothing to change' });
       try {
         const rows = await db.query<OrgRow>(
-          'UPDATE organizations SET name = coalesce($2, name), shared_code = coalesce($3, shared_code) WHERE id = $1 RETURNING id, name, shared_code',
-          [id, b.name ?? null, b.sharedCode ?? null],
+          `UPDATE organizations SET name = coalesce($2, name), shared_code = coalesce($3, shared_code), require_passkeys = coalesce($4, require_passkeys) WHERE id = $1 RETURNING ${COLS}`,
+          [id, b.name ?? null, b.sharedCode ?? null, b.requirePasskeys ?? null],
         );
         if (!rows[0]) throw notFound('organization');
         await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'organization.changed', id, organizationId: id, fields: Object.keys(b) } });
@@ -71,7 +74,7 @@ export function organizationRoutes(deps: ApiDeps) {
       if (!isUuid(id) || !canSeeOrganization(p, id)) throw notFound('organization');
       ensure(canWriteOrganizations(p), 'delete organizations');
       try {
-        const rows = await db.query<OrgRow>('DELETE FROM organizations WHERE id = $1 RETURNING id, name, shared_code', [id]);
+        const rows = await db.query<OrgRow>(`DELETE FROM organizations WHERE id = $1 RETURNING ${COLS}`, [id]);
         if (!rows[0]) throw notFound('organization');
         await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'organization.deleted', id, name: rows[0].name, organizationId: id } });
         return reply.status(204).send();

@@ -3,9 +3,10 @@ import { hash } from '@node-rs/argon2';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { canAssignRole, canManagePerson, canSeePerson, isUuid, readScope, roleNeedsOrganization } from '../access-policy.js';
+import { accessOverview } from '../access-overview.js';
 import { ROLES, type Principal, type Role } from '../auth/principal.js';
 import type { ApiDeps } from './deps.js';
-import { conflict, ensure, FieldValidationError, isForeignKeyViolation, isUniqueViolation, iso, notFound, parseBody, principalOf } from './http.js';
+import { conflict, ensure, FieldValidationError, isForeignKeyViolation, isUniqueViolation, iso, json, notFound, parseBody, principalOf } from './http.js';
 
 const login = z.string().regex(/^[a-z][a-z0-9._-]{1,63}$/, 'lower-case letters, digits, dot, dash, underscore; 2-64, starting with a letter');
 const displayName = z.string().trim().min(1).max(200);
@@ -29,14 +30,21 @@ const patchBody = z.strictObject({
 
 type PersonRow = {
   id: string; login: string; display_name: string; email: string | null; role: Role; organization_id: string | null;
-  totp_enabled: boolean; disabled: boolean; locked_until: Date | string | null;
+  totp_enabled: boolean; disabled: boolean; locked_until: Date | string | null; must_change_password: boolean;
 };
-const COLS = 'id, login, display_name, email, role, organization_id, totp_enabled, disabled, locked_until';
-const out = (r: PersonRow) => ({
-  id: r.id, login: r.login, displayName: r.display_name, email: r.email, role: r.role, organizationId: r.organization_id,
-  totpEnabled: Boolean(r.totp_enabled), disabled: Boolean(r.disabled),
-  locked: r.locked_until !== null && new Date(iso(r.locked_until)!).getTime() > Date.now(),
-});
+const COLS = 'id, login, display_name, email, role, organization_id, totp_enabled, disabled, locked_until, must_change_password';
+const out = (r: PersonRow) => {
+  const locked = r.locked_until !== null && new Date(iso(r.locked_until)!).getTime() > Date.now();
+  return {
+    id: r.id, login: r.login, displayName: r.display_name, email: r.email, role: r.role, organizationId: r.organization_id,
+    totpEnabled: Boolean(r.totp_enabled), disabled: Boolean(r.disabled),
+    locked,
+    /** When the lockout after failed sign-ins ends (null: not locked). */
+    lockedUntil: locked ? iso(r.locked_until) : null,
+    /** An admin set the password; the person must change it before anything else. */
+    mustChangePassword: Boolean(r.must_change_password),
+  };
+};
 
 function checkShape(r: Role, org: string | null): void {
   if (roleNeedsOrganization(r) && org === null) throw new FieldValidationError({ organizationId: `a ${r} belongs to an organization` });
@@ -88,7 +96,8 @@ export function peopleRoutes(deps: ApiDeps) {
       const pwHash = await hashPassword(b.password);
       try {
         const rows = await db.query<PersonRow>(
-          `INSERT INTO people (id, login, display_name, email, role, organization_id, password_hash) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING ${COLS}`,
+          // An admin chose this password: the person changes it at first sign-in (enforced by gateway/auth).
+          `INSERT INTO people (id, login, display_name, email, role, organization_id, password_hash, must_change_password) VALUES ($1,$2,$3,$4,$5,$6,$7,true) RETURNING ${COLS}`,
           [id, b.login, b.displayName, b.email, b.role, b.organizationId, pwHash],
         );
         await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', account: null, data: { action: 'person.created', id, login: b.login, role: b.role, organizationId: b.organizationId } });
@@ -120,7 +129,8 @@ export function peopleRoutes(deps: ApiDeps) {
         rows = await db.query<PersonRow>(
           `UPDATE people SET display_name = coalesce($2, display_name), email = CASE WHEN $3 THEN $4 ELSE email END, role = $5, organization_id = $6,
              disabled = coalesce($7, disabled), locked_until = CASE WHEN $8 THEN NULL ELSE locked_until END,
-             failed_logins = CASE WHEN $8 THEN 0 ELSE failed_logins END, password_hash = coalesce($9, password_hash)
+             failed_logins = CASE WHEN $8 THEN 0 ELSE failed_logins END, password_hash = coalesce($9, password_hash),
+             must_change_password = (must_change_password OR $9::text IS NOT NULL)
            WHERE id = $1 RETURNING ${COLS}`,
           [cur.id, b.displayName ?? null, b.email !== undefined, b.email ?? null, nextRole, nextOrg, b.disabled ?? null, b.locked === false, pwHash],
         );
@@ -132,6 +142,12 @@ export function peopleRoutes(deps: ApiDeps) {
       if (nextRole !== cur.role || nextOrg !== cur.organization_id) await db.query('DELETE FROM grants WHERE person_id = $1', [cur.id]);
       const fields = Object.keys(b);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.changed', id: cur.id, login: cur.login, fields, role: nextRole, organizationId: nextOrg } });
+      if (b.locked === false && cur.locked_until !== null) {
+        await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.unlocked', id: cur.id, login: cur.login, lockedUntil: iso(cur.locked_until), organizationId: nextOrg } });
+      }
+      if (b.password !== undefined) {
+        await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.password_reset', id: cur.id, login: cur.login, organizationId: nextOrg, mustChange: true } });
+      }
       if (b.disabled === true || nextRole !== cur.role || nextOrg !== cur.organization_id || b.password !== undefined) {
         // What they were allowed yesterday ends now: sign-ins and every live session, on every gateway.
         if (deps.revokeAuthSessions) await deps.revokeAuthSessions(cur.id);
@@ -155,6 +171,37 @@ export function peopleRoutes(deps: ApiDeps) {
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.deleted', id: cur.id, login: cur.login, organizationId: cur.organization_id } });
       await endLiveSessionsOf(cur.login, p.login);
       return reply.status(204).send();
+    });
+
+    /**
+     * Which computers the person reaches, through what (gateway/access-overview.ts), with
+     * each computer's JIT settings: for admins and auditors who see the person, and for the person.
+     */
+    app.get<{ Params: { id: string } }>('/people/:id/access', async (req) => {
+      const p = principalOf(req);
+      const cur = await load(p, req.params.id);
+      const computers = await db.query<{ id: string; name: string; organization_id: string; organization_name: string; restricted: boolean; protocols: string[]; jit: unknown; address: string }>(
+        `SELECT c.id, c.name, c.organization_id, o.name AS organization_name, c.restricted, c.protocols, c.jit, c.address
+           FROM computers c JOIN organizations o ON o.id = c.organization_id
+          WHERE $1::uuid IS NULL OR c.organization_id = $1 ORDER BY o.name, lower(c.name)`,
+        [cur.role === 'global_admin' ? null : cur.organization_id],
+      );
+      const grants = await db.query<{ computer_id: string; created_at: Date | string }>('SELECT computer_id, created_at FROM grants WHERE person_id = $1', [cur.id]);
+      const grantedAt = new Map(grants.map((g) => [g.computer_id, iso(g.created_at)]));
+      // A technician without an organization reaches nothing; the query above would list every computer for them.
+      const candidates = cur.organization_id === null && cur.role !== 'global_admin' ? [] : computers;
+      const reach = accessOverview(ref(cur), candidates.map((c) => ({ ...c, organizationId: c.organization_id })), new Set(grantedAt.keys()));
+      const lockedUntil = cur.locked_until !== null && new Date(iso(cur.locked_until)!).getTime() > Date.now() ? iso(cur.locked_until) : null;
+      return {
+        person: { id: cur.id, login: cur.login, role: cur.role, organizationId: cur.organization_id },
+        // What stops them right now, whatever the list says.
+        blocked: cur.disabled ? 'disabled' : lockedUntil ? 'locked' : cur.must_change_password ? 'must-change-password' : null,
+        lockedUntil,
+        computers: reach.map(({ computer: c, via }) => ({
+          id: c.id, name: c.name, address: c.address, organizationId: c.organization_id, organizationName: c.organization_name,
+          protocols: c.protocols, restricted: Boolean(c.restricted), via, grantedAt: grantedAt.get(c.id) ?? null, jit: json(c.jit),
+        })),
+      };
     });
 
     app.post<{ Params: { id: string } }>('/people/:id/reset-mfa', async (req, reply) => {

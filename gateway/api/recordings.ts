@@ -8,6 +8,8 @@ import { iso, notFound, parseQuery, principalOf } from './http.js';
 const query = z.strictObject({
   computer: z.string().min(1).optional(),
   person: z.string().min(1).optional(),
+  /** Only this session's recordings (the audit trail links a session's events to its replay). */
+  session: z.uuid().optional(),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -19,9 +21,10 @@ type RecRow = {
   id: string; session_id: string; kind: string; path: string; size_bytes: string | number | null; sha256: string | null; started_at: Date | string; ended_at: Date | string | null;
   never_started: boolean;
   person_id: string | null; person_login: string; computer_name: string; account_name: string | null; organization_id: string | null;
+  end_reason: string | null;
 };
 const SELECT = `SELECT r.id, r.session_id, r.kind, r.path, r.size_bytes, r.sha256, r.started_at, r.ended_at, r.never_started,
-  s.person_id, s.person_login, s.computer_name, s.account_name, s.organization_id
+  s.person_id, s.person_login, s.computer_name, s.account_name, s.organization_id, s.end_reason
   FROM recordings r JOIN sessions s ON s.id = r.session_id`;
 
 /** WHERE clauses limiting rows to what `p` may see (same rules as canSeeRecording). */
@@ -56,6 +59,8 @@ export function recordingRoutes(deps: Pick<ApiDeps, 'db' | 'audit' | 'recordingF
     startedAt: iso(r.started_at), endedAt: iso(r.ended_at), state: stateOf(r),
     sizeBytes: r.size_bytes === null || r.never_started ? null : Number(r.size_bytes), sha256: r.sha256,
     integrity: await integrityOf(r),
+    // why the session ended, as the gateway or the provisioner wrote it ("terminated by ada", "lease expired", "its gateway is gone")
+    endReason: r.end_reason,
   });
 
   async function load(p: Principal, id: string): Promise<RecRow> {
@@ -78,6 +83,7 @@ export function recordingRoutes(deps: Pick<ApiDeps, 'db' | 'audit' | 'recordingF
       };
       if (q.computer) add('s.computer_name = ?', q.computer);
       if (q.person) add('s.person_login = ?', q.person);
+      if (q.session) add('r.session_id = ?', q.session);
       if (q.from) add('r.started_at >= ?', new Date(q.from));
       if (q.to) add('r.started_at < ?', new Date(q.to));
       if (q.before) {

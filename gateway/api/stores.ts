@@ -9,7 +9,7 @@ import { storesFor } from './store-access.js';
 /** The configured account stores as the API shows them: name, type, where and who may use them; never credentials. */
 export function storeInfos(stores: readonly AccountStoreConfig[]): StoreInfo[] {
   return stores.map((s) => {
-    const scope = storeScopeOf(s);
+    const scope = { ...storeScopeOf(s), elevationAccountName: s.elevation.accountName };
     if (s.type === 'ldap') return { ...scope, type: s.type, url: s.url };
     if (s.type === 'ssh') return { ...scope, type: s.type, url: `ssh://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}` };
     return { ...scope, type: s.type, url: s.endpoint };
@@ -32,7 +32,9 @@ export function storeRoutes(deps: ApiDeps) {
       ensure(canTestStores(p), 'test account stores');
       if (!deps.stores.some((s) => s.name === req.params.name)) throw notFound(`account store ${req.params.name}`);
       const r = await deps.checkStore(req.params.name);
-      return r.ok ? { ok: true } : { ok: false, error: r.error ?? 'unreachable' };
+      // timeBoundMembership: the directory removes memberships by itself at lease end (AD Privileged Access Management); absent where no store can.
+      if (r.ok) return r.timeBoundMembership === undefined ? { ok: true } : { ok: true, timeBoundMembership: r.timeBoundMembership };
+      return { ok: false, error: r.error ?? 'unreachable' };
     });
   };
 }

@@ -10,6 +10,9 @@ import { proxyTrust, type ProxyTrust } from '../trusted-proxies.js';
 import type { LdapSignIn } from './ldap-sign-in.js';
 import type { OidcSignIn } from './oidc.service.js';
 import { ssoRoutes } from './sso.routes.js';
+import { passkeyRoutes } from './passkey.routes.js';
+import { PasskeyService } from './passkey.service.js';
+import { Invitations } from './invitations.js';
 
 export const SESSION_COOKIE = 'jitgate_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -81,6 +84,16 @@ function clientOf(req: FastifyRequest): ClientInfo {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** What a person whose password an admin set may still call (migration 16, docs/auth.md): the rest answers JIT_ERR_AUTH_PASSWORD_CHANGE_REQUIRED. */
+const BEFORE_PASSWORD_CHANGE = new Set(['GET /api/v1/auth/me', 'POST /api/v1/me/password', 'POST /api/v1/auth/sign-out', 'GET /api/v1/auth/providers']);
+
+/** Whether a request is held back until the person changes an admin-set password: every API call but BEFORE_PASSWORD_CHANGE. */
+export function heldForPasswordChange(method: string, url: string): boolean {
+  const path = url.split('?')[0] ?? '';
+  if (!path.startsWith('/api/')) return false;
+  return !BEFORE_PASSWORD_CHANGE.has(`${method} ${path.replace(/\/+$/, '')}`);
+}
+
 export interface AuthPluginDeps extends IdentityDeps {
   /** Sign-in and code attempts per IP and login per minute (docs/api.md: 10). */
   attemptsPerMinute?: number;
@@ -92,6 +105,8 @@ export interface AuthPluginDeps extends IdentityDeps {
   oidc?: OidcSignIn | null;
   /** Sign-in against LDAP/AD directories (identityProviders.ldap). */
   ldap?: readonly LdapSignIn[];
+  /** `server.publicUrl`: passkeys' RP ID and origin when auth.webauthn does not name them (passkey.service.ts). */
+  publicUrl?: string | undefined;
 }
 
 /**
@@ -142,6 +157,7 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
   });
   const str = (max: number, min = 1) => ({ type: 'string', minLength: min, maxLength: max });
   const tags = ['identity'];
+  const invitations = new Invitations({ db: deps.db, audit: deps.audit, now: () => identity.now() });
 
   async function routes(api: FastifyInstance): Promise<void> {
     api.get('/auth/me', { schema: { tags, description: 'Who is signed in; never 401. `csrfToken` is "" without a session.' } }, async (req) => {
@@ -171,8 +187,7 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
       async (req) => {
         const s = needSession(req);
         limit(`totp:${req.ip}:${s.person.id}`);
-        await identity.signInSecondFactor(s, (req.body as { code: string }).code, clientOf(req));
-        return { next: 'done' as const };
+        return { next: await identity.signInSecondFactor(s, (req.body as { code: string }).code, clientOf(req)) };
       },
     );
 
@@ -220,6 +235,28 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
         const r = await identity.bootstrap(b.token, { login: b.login, displayName: b.displayName ?? b.login, password: b.password }, clientOf(req));
         setSessionCookie(req, reply, r.token);
         return { next: 'totp-enrollment' as const };
+      },
+    );
+
+    // Invitation links (docs/auth.md "Invitations"): the token travels in the body, never in a URL a log line keeps.
+    api.post(
+      '/auth/invitation',
+      { schema: { tags, description: 'What an invitation link invites as (login, role, organization, expiry); refused when unknown, used, expired or withdrawn.', body: body({ token: str(128) }, ['token']) } },
+      async (req) => {
+        limit(`invitation:${req.ip}`);
+        return invitations.preview((req.body as { token: string }).token, clientOf(req));
+      },
+    );
+
+    api.post(
+      '/auth/invitation/accept',
+      { schema: { tags, description: 'Use an invitation link once: creates the person with the password they chose; TOTP enrollment follows.', body: body({ token: str(128), password: str(1024) }, ['token', 'password']) } },
+      async (req, reply) => {
+        limit(`invitation:${req.ip}`);
+        const b = req.body as { token: string; password: string };
+        const r = await invitations.accept(b.token, b.password, clientOf(req), (personId, client, q) => identity.openSignIn(personId, client, q));
+        setSessionCookie(req, reply, r.token);
+        return { next: 'totp-enrollment' as const, login: r.login };
       },
     );
 
@@ -284,6 +321,10 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
         const h = req.headers[CSRF_HEADER];
         if (typeof h !== 'string' || !safeEqual(h, s.csrfToken)) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_CSRF);
       }
+      // An admin chose this password: nothing but changing it until it is changed (websocket upgrades included).
+      if (req.principal && s.person.mustChangePassword && heldForPasswordChange(req.method, req.url)) {
+        throw new JitgateError(AuthErrors.JIT_ERR_AUTH_PASSWORD_CHANGE_REQUIRED);
+      }
     });
 
     await app.register(routes, { prefix: '/api/v1' });
@@ -296,6 +337,19 @@ export function authPlugin(deps: AuthPluginDeps): (app: FastifyInstance) => Prom
         clientOf,
         setSessionCookie,
         secure: (req) => cookieSecure(cfg.cookieSecure, req, trust),
+      }),
+      { prefix: '/api/v1' },
+    );
+    await app.register(
+      passkeyRoutes({
+        identity,
+        passkeys: new PasskeyService({ db: deps.db, audit: deps.audit, log: deps.log, identity }),
+        cfg,
+        publicUrl: deps.publicUrl,
+        limit,
+        clientOf,
+        setSessionCookie,
+        sessionOf: authSessionOf,
       }),
       { prefix: '/api/v1' },
     );

@@ -18,4 +18,12 @@ export const AuthErrors = defineErrors({
   JIT_ERR_AUTH_SSO_UNAVAILABLE: { status: 503, message: 'identity provider {provider} cannot be reached', transient: true },
   JIT_ERR_AUTH_LOCAL_PASSWORD_FORBIDDEN: { status: 403, message: 'your organization signs in through its identity provider, not with a jitgate password' },
   JIT_ERR_AUTH_LOGOUT_TOKEN_INVALID: { status: 400, message: 'invalid logout token: {reason}' },
+  JIT_ERR_AUTH_PASSKEY_INVALID: { status: 401, message: 'the passkey was not accepted: {reason}' },
+  JIT_ERR_AUTH_PASSKEY_REQUIRED: { status: 403, message: 'your organization requires a passkey to sign in (phishing-resistant MFA)' },
+  JIT_ERR_AUTH_STEP_UP_REQUIRED: { status: 403, message: '{computer} asks you to confirm it is you (passkey or authentication code) within {minutes} min before connecting' },
+  JIT_ERR_AUTH_INVITATION_UNKNOWN: { status: 404, message: 'this invitation link is not valid: check that it was copied whole, or ask an administrator for a new one' },
+  JIT_ERR_AUTH_INVITATION_USED: { status: 410, message: 'this invitation link was already used: sign in instead' },
+  JIT_ERR_AUTH_INVITATION_EXPIRED: { status: 410, message: 'this invitation link expired at {expiredAt}: ask an administrator for a new one' },
+  JIT_ERR_AUTH_INVITATION_REVOKED: { status: 410, message: 'this invitation was withdrawn by an administrator' },
+  JIT_ERR_AUTH_PASSWORD_CHANGE_REQUIRED: { status: 403, message: 'an administrator set your password: change it before anything else (POST /me/password)' },
 });

@@ -51,7 +51,12 @@ export interface ClientInfo {
   userAgent: string;
 }
 
-export type SignInNext = 'totp' | 'totp-enrollment' | 'done';
+export type SignInNext = 'totp' | 'totp-enrollment' | 'passkey' | 'passkey-enrollment' | 'done';
+/** What a half-done sign-in still needs (GET /auth/me `pending`, docs/auth.md). */
+export type PendingStep = Exclude<SignInNext, 'done'>;
+
+/** Second factors proved by jitgate itself: they make a sign-in fresh for step-up (step_up_at). */
+const STEP_UP_FACTORS = new Set(['totp', 'recovery-code', 'totp-enrollment', 'passkey', 'passkey-enrollment']);
 
 /**
  * A person the identity provider (OIDC or LDAP) vouched for, with what the
@@ -93,6 +98,7 @@ interface PersonRow {
   failed_logins: number;
   locked_until: Date | string | null;
   disabled: boolean;
+  must_change_password: boolean;
 }
 
 interface SessionRow {
@@ -111,6 +117,12 @@ export interface AuthSession {
   stage: 'password' | 'done';
   person: PersonView;
   hasPendingEnrollment: boolean;
+  /** The person has at least one passkey (migration 15). */
+  hasPasskey: boolean;
+  /** Their organization requires a passkey to complete a sign-in (organizations.require_passkeys). */
+  passkeyRequired: boolean;
+  /** Half-done: what is still needed (null when done). */
+  pending: PendingStep | null;
   lastSeenAt: Date;
   /** The derived CSRF token for this session. */
   csrfToken: string;
@@ -124,6 +136,8 @@ export interface PersonView {
   role: Role;
   organizationId: string | null;
   totpEnabled: boolean;
+  /** An admin set the password: every API call but POST /me/password is refused until it is changed. */
+  mustChangePassword: boolean;
 }
 
 export interface AuthSessionListItem {
@@ -147,7 +161,7 @@ export interface SshKeyView {
 }
 
 const PERSON_COLS =
-  'p.id, p.login, p.display_name, p.role, p.organization_id, p.password_hash, p.totp_secret_enc, p.totp_enabled, p.totp_last_step, p.recovery_codes, p.failed_logins, p.locked_until, p.disabled';
+  'p.id, p.login, p.display_name, p.role, p.organization_id, p.password_hash, p.totp_secret_enc, p.totp_enabled, p.totp_last_step, p.recovery_codes, p.failed_logins, p.locked_until, p.disabled, p.must_change_password';
 
 const toDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 const iso = (v: Date | string): string => toDate(v).toISOString();
@@ -173,12 +187,32 @@ export function safeEqual(a: string, b: string): boolean {
 }
 
 function personView(p: PersonRow): PersonView {
-  return { id: p.id, login: p.login, displayName: p.display_name, role: p.role, organizationId: p.organization_id, totpEnabled: p.totp_enabled };
+  return {
+    id: p.id, login: p.login, displayName: p.display_name, role: p.role, organizationId: p.organization_id, totpEnabled: p.totp_enabled,
+    mustChangePassword: Boolean(p.must_change_password),
+  };
 }
 
 function recoveryHashes(p: PersonRow): string[] {
   const v = typeof p.recovery_codes === 'string' ? (JSON.parse(p.recovery_codes) as unknown) : p.recovery_codes;
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/**
+ * What a half-done sign-in needs next (docs/auth.md, Passkeys). Where the
+ * organization requires passkeys: a passkey when the person has one
+ * (a recovery code still lets them enroll a new one); otherwise their TOTP
+ * first, then enrolling a passkey. Elsewhere: TOTP when enrolled, else a
+ * passkey when they have one, else enrolling TOTP (or a passkey).
+ */
+export function pendingStep(x: { totpEnabled: boolean; hasPasskey: boolean; passkeyRequired: boolean; secondFactorPassed: boolean }): PendingStep {
+  if (x.passkeyRequired) {
+    if (x.secondFactorPassed) return 'passkey-enrollment';
+    if (x.hasPasskey) return 'passkey';
+    return x.totpEnabled ? 'totp' : 'passkey-enrollment';
+  }
+  if (x.totpEnabled) return 'totp';
+  return x.hasPasskey ? 'passkey' : 'totp-enrollment';
 }
 
 /** Audit actor for an attempted login: the login itself only when it looks like one (never a mistyped password). */
@@ -339,11 +373,10 @@ export class IdentityService implements FrontDoorIdentity {
 
   async #completeSession(sessionId: string, p: PersonRow, client: ClientInfo, factor: string, q: Queryable = this.#db): Promise<void> {
     const now = this.now();
-    const rows = await q.query<{ idp: string | null }>("UPDATE auth_sessions SET stage = 'done', pending_totp_enc = NULL, last_seen_at = $2, expires_at = $3 WHERE id = $1 RETURNING idp", [
-      sessionId,
-      now,
-      new Date(now.getTime() + this.cfg.sessionHours * 3_600_000),
-    ]);
+    const rows = await q.query<{ idp: string | null }>(
+      "UPDATE auth_sessions SET stage = 'done', pending_totp_enc = NULL, last_seen_at = $2, expires_at = $3, step_up_at = $4 WHERE id = $1 RETURNING idp",
+      [sessionId, now, new Date(now.getTime() + this.cfg.sessionHours * 3_600_000), STEP_UP_FACTORS.has(factor) ? now : null],
+    );
     const provider = rows[0]?.idp ?? 'local';
     await this.#audit.record({ type: 'auth.signed_in', actor: p.login, outcome: 'success', data: { via: 'web', provider, factor, ip: client.ip, authSession: sessionId } }, q);
   }
@@ -355,9 +388,10 @@ export class IdentityService implements FrontDoorIdentity {
    */
   async session(token: string): Promise<AuthSession | null> {
     if (token.length < 16 || token.length > 128) return null;
-    const rows = await this.#db.query<SessionRow & PersonRow & { session_id: string } & Record<string, unknown>>(
-      `SELECT s.id AS session_id, s.stage, s.pending_totp_enc, s.created_at, s.last_seen_at, s.expires_at, ${PERSON_COLS}
-         FROM auth_sessions s JOIN people p ON p.id = s.person_id
+    const rows = await this.#db.query<SessionRow & PersonRow & { session_id: string; second_factor_passed: boolean; require_passkeys: boolean; has_passkey: boolean } & Record<string, unknown>>(
+      `SELECT s.id AS session_id, s.stage, s.pending_totp_enc, s.created_at, s.last_seen_at, s.expires_at, s.second_factor_passed, ${PERSON_COLS},
+              coalesce(o.require_passkeys, false) AS require_passkeys, EXISTS (SELECT 1 FROM passkeys k WHERE k.person_id = p.id) AS has_passkey
+         FROM auth_sessions s JOIN people p ON p.id = s.person_id LEFT JOIN organizations o ON o.id = p.organization_id
         WHERE s.token_hash = $1 AND s.revoked_at IS NULL`,
       [tokenHash(token)],
     );
@@ -375,6 +409,9 @@ export class IdentityService implements FrontDoorIdentity {
       stage: r.stage,
       person: personView(r),
       hasPendingEnrollment: r.pending_totp_enc !== null,
+      hasPasskey: Boolean(r.has_passkey),
+      passkeyRequired: Boolean(r.require_passkeys),
+      pending: r.stage === 'done' ? null : pendingStep({ totpEnabled: r.totp_enabled, hasPasskey: Boolean(r.has_passkey), passkeyRequired: Boolean(r.require_passkeys), secondFactorPassed: Boolean(r.second_factor_passed) }),
       lastSeenAt: lastSeen,
       csrfToken: csrfTokenFor(token),
     };
@@ -386,9 +423,9 @@ export class IdentityService implements FrontDoorIdentity {
     return { personId: p.id, login: p.login, displayName: p.displayName, role: p.role, organizationId: p.organizationId, authSessionId: s.id };
   }
 
-  static pendingOf(s: AuthSession | null): 'totp' | 'totp-enrollment' | null {
+  static pendingOf(s: AuthSession | null): PendingStep | null {
     if (!s || s.stage === 'done') return null;
-    return s.person.totpEnabled ? 'totp' : 'totp-enrollment';
+    return s.pending;
   }
 
   /** First factor. Returns the new session's cookie token and what comes next. */
@@ -414,7 +451,16 @@ export class IdentityService implements FrontDoorIdentity {
     // The failure counter is reset only when both factors succeed: a known
     // password must not buy unlimited TOTP guesses.
     const { token } = await this.#newSession(p.id, client);
-    return { token, next: p.totp_enabled ? 'totp' : 'totp-enrollment' };
+    return { token, next: pendingStep({ totpEnabled: p.totp_enabled, ...(await this.#passkeyState(p.id)), secondFactorPassed: false }) };
+  }
+
+  /** Whether the person's organization requires passkeys, and whether they have one (migration 15). */
+  async #passkeyState(personId: string, q: Queryable = this.#db): Promise<{ passkeyRequired: boolean; hasPasskey: boolean }> {
+    const rows = await q.query<{ required: boolean | null; has: boolean }>(
+      'SELECT o.require_passkeys AS required, EXISTS (SELECT 1 FROM passkeys k WHERE k.person_id = p.id) AS has FROM people p LEFT JOIN organizations o ON o.id = p.organization_id WHERE p.id = $1',
+      [personId],
+    );
+    return { passkeyRequired: rows[0]?.required === true, hasPasskey: Boolean(rows[0]?.has) };
   }
 
   /**
@@ -500,8 +546,13 @@ export class IdentityService implements FrontDoorIdentity {
       }
       await tx.query('UPDATE person_identities SET last_sign_in_at = $3 WHERE issuer = $1 AND subject = $2', [x.issuer, x.subject, this.now()]);
       const session = await this.#newSession(person.id, client, tx, { provider: x.provider, sid: x.idpSid });
-      if (x.mfaDone) await this.#completeSession(session.id, person, client, 'idp-mfa', tx);
-      return { person, session, changed } as const;
+      // The provider's MFA is not a passkey: where the organization requires one, it only lets the person enroll one.
+      const pk = await this.#passkeyState(person.id, tx);
+      const done = x.mfaDone && !pk.passkeyRequired;
+      if (done) await this.#completeSession(session.id, person, client, 'idp-mfa', tx);
+      else if (x.mfaDone) await tx.query('UPDATE auth_sessions SET second_factor_passed = true WHERE id = $1', [session.id]);
+      const next: SignInNext = done ? 'done' : pendingStep({ totpEnabled: person.totp_enabled, ...pk, secondFactorPassed: x.mfaDone });
+      return { person, session, changed, next } as const;
     });
     if ('error' in r) {
       if ('deprovisioned' in r && r.deprovisioned) {
@@ -511,7 +562,7 @@ export class IdentityService implements FrontDoorIdentity {
       throw r.error;
     }
     if (r.changed) await this.#endLiveSessions({ personId: r.person.id, login: r.person.login, exceptAuthSessionId: r.session.id }, actor);
-    return { token: r.session.token, next: x.mfaDone ? 'done' : r.person.totp_enabled ? 'totp' : 'totp-enrollment' };
+    return { token: r.session.token, next: r.next };
   }
 
   /** A directory refused the typed login/password (counted by the directory's own lockout, audited here). */
@@ -557,18 +608,82 @@ export class IdentityService implements FrontDoorIdentity {
     return rows.length;
   }
 
-  /** Second factor on a session in stage 'password' (TOTP or a recovery code). */
-  async signInSecondFactor(s: AuthSession, code: string, client: ClientInfo): Promise<void> {
+  /**
+   * Second factor on a session in stage 'password' (TOTP or a recovery code).
+   * Where the organization requires passkeys it does not complete the
+   * sign-in: it lets the person enroll a passkey (TOTP only while they have
+   * none; a recovery code also when they lost theirs).
+   */
+  async signInSecondFactor(s: AuthSession, code: string, client: ClientInfo): Promise<SignInNext> {
     if (s.stage !== 'password' || !s.person.totpEnabled) {
       throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: IdentityService.pendingOf(s) ?? 'none' });
     }
+    if (s.passkeyRequired && s.hasPasskey && isTotpCodeShape(code.trim())) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_PASSKEY_REQUIRED);
     const p = await this.#personById(s.person.id);
     if (!p || p.disabled) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
     this.#throwIfLocked(p);
     const factor = await this.#checkSecondFactor(p, code);
     if (!factor) return this.#failed(p, isRecoveryCodeShape(code) && !isTotpCodeShape(code.trim()) ? 'recovery-code' : 'totp', client, 'web');
     await this.#succeeded(p.id);
+    if (s.passkeyRequired) {
+      await this.#db.query('UPDATE auth_sessions SET second_factor_passed = true WHERE id = $1', [s.id]);
+      return 'passkey-enrollment';
+    }
     await this.#completeSession(s.id, p, client, factor);
+    return 'done';
+  }
+
+  // ---- passkeys (gateway/auth/passkey.service.ts verifies; these complete) ----
+
+  /** Complete a half-done sign-in whose second factor was just proved (a passkey, or its enrollment). */
+  async completeSignIn(sessionId: string, personId: string, client: ClientInfo, factor: 'passkey' | 'passkey-enrollment', q: Queryable = this.#db): Promise<void> {
+    const p = await this.#personById(personId, q);
+    if (!p || p.disabled) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    this.#throwIfLocked(p);
+    await q.query('UPDATE people SET failed_logins = 0, locked_until = NULL WHERE id = $1', [personId]);
+    await this.#completeSession(sessionId, p, client, factor, q);
+  }
+
+  /**
+   * Passwordless sign-in with a verified, user-verifying passkey: both
+   * factors at once (something held, and a PIN or biometrics on it). A
+   * disabled or locked person is refused as with a password.
+   */
+  async passkeySignIn(personId: string, client: ClientInfo): Promise<string> {
+    const p = await this.#personById(personId);
+    if (!p || p.disabled) {
+      await this.#audit.record({ type: 'auth.sign_in_failed', actor: p?.login ?? 'anonymous', outcome: 'denied', data: { factor: 'passkey', via: 'web', ip: client.ip, reason: 'disabled' } });
+      throw new JitgateError(AuthErrors.JIT_ERR_AUTH_SSO_DISABLED);
+    }
+    this.#throwIfLocked(p);
+    return this.#db.transaction(async (tx) => {
+      const s = await this.#newSession(p.id, client, tx);
+      await tx.query('UPDATE people SET failed_logins = 0, locked_until = NULL WHERE id = $1', [p.id]);
+      await this.#completeSession(s.id, p, client, 'passkey', tx);
+      return s.token;
+    });
+  }
+
+  /** A fresh second factor on a complete sign-in (step-up before connecting), audited. */
+  async recordStepUp(s: AuthSession, client: ClientInfo, factor: string): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.query('UPDATE auth_sessions SET step_up_at = $2 WHERE id = $1', [s.id, this.now()]);
+      await this.#audit.record({ type: 'auth.step_up', actor: s.person.login, outcome: 'success', data: { factor, ip: client.ip, authSession: s.id } }, tx);
+    });
+  }
+
+  /** Step-up with a TOTP or recovery code (the passkey path is in PasskeyService). Failures count towards the lockout. */
+  async stepUpWithCode(s: AuthSession, code: string, client: ClientInfo): Promise<void> {
+    if (s.stage !== 'done') throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    // Where passkeys are required, a code is no step-up either (a recovery code helps at sign-in, to enroll a new passkey).
+    if (s.passkeyRequired) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_PASSKEY_REQUIRED);
+    const p = await this.#personById(s.person.id);
+    if (!p || p.disabled) throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    this.#throwIfLocked(p);
+    const factor = await this.#checkSecondFactor(p, code);
+    if (!factor) return this.#failed(p, isTotpCodeShape(code.trim()) ? 'totp' : 'recovery-code', client, 'step-up');
+    await this.#succeeded(p.id);
+    await this.recordStepUp(s, client, factor);
   }
 
   /** Start (or restart) TOTP enrollment: a fresh secret kept on the session until confirmed. */
@@ -600,7 +715,8 @@ export class IdentityService implements FrontDoorIdentity {
       );
       await tx.query('UPDATE auth_sessions SET pending_totp_enc = NULL WHERE id = $1', [s.id]);
       await this.#audit.record({ type: 'auth.totp_enrolled', actor: p.login, outcome: 'success', data: { reenrolled: p.totp_enabled, ip: client.ip } }, tx);
-      if (s.stage === 'password') await this.#completeSession(s.id, p, client, 'totp-enrollment', tx);
+      if (s.stage === 'password' && s.passkeyRequired) await tx.query('UPDATE auth_sessions SET second_factor_passed = true WHERE id = $1', [s.id]);
+      else if (s.stage === 'password') await this.#completeSession(s.id, p, client, 'totp-enrollment', tx);
     });
     return { recoveryCodes };
   }
@@ -688,9 +804,11 @@ export class IdentityService implements FrontDoorIdentity {
     this.#throwIfLocked(p);
     if (!(await verifyPassword(p.password_hash, current))) return this.#failed(p, 'password', client, 'password-change');
     checkPasswordPolicy(next, p.login);
+    // An admin-set password must really be replaced (must_change_password, migration 16).
+    if (p.must_change_password && next === current) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WEAK_PASSWORD, { reason: 'must differ from the password an administrator set' });
     const hash = await hashPassword(next);
     await this.#db.transaction(async (tx) => {
-      await tx.query('UPDATE people SET password_hash = $2, password_changed_at = $3 WHERE id = $1', [p.id, hash, this.now()]);
+      await tx.query('UPDATE people SET password_hash = $2, password_changed_at = $3, must_change_password = false WHERE id = $1', [p.id, hash, this.now()]);
       await tx.query("UPDATE auth_sessions SET revoked_at = $3, revoked_by = 'password-change' WHERE person_id = $1 AND id <> $2 AND revoked_at IS NULL", [
         p.id,
         actor.authSessionId,
@@ -699,6 +817,16 @@ export class IdentityService implements FrontDoorIdentity {
       await this.#audit.record({ type: 'auth.password_changed', actor: p.login, outcome: 'success', data: { ip: client.ip } }, tx);
     });
     await this.#endLiveSessions({ personId: p.id, login: p.login, exceptAuthSessionId: actor.authSessionId }, p.login);
+  }
+
+  /**
+   * A half-done sign-in (second factor or its enrollment next) for a person
+   * who proved themselves another way: an invitation link just used
+   * (gateway/auth/invitations.ts), inside the transaction that used it.
+   */
+  async openSignIn(personId: string, client: ClientInfo, q: Queryable = this.#db): Promise<{ token: string }> {
+    const s = await this.#newSession(personId, client, q);
+    return { token: s.token };
   }
 
   // ---- bootstrap --------------------------------------------------------
@@ -789,7 +917,7 @@ export class IdentityService implements FrontDoorIdentity {
       [normalizeLogin(login), fingerprintOf(keyData)],
     );
     const p = rows[0];
-    if (!p || p.disabled || this.#lockedUntil(p) || !p.totp_enabled) return null;
+    if (!p || p.disabled || this.#lockedUntil(p) || !p.totp_enabled || p.must_change_password) return null;
     return { personId: p.id, login: p.login, displayName: p.display_name, role: p.role, organizationId: p.organization_id, authSessionId: `ssh:${randomUUID()}` };
   }
 
@@ -801,6 +929,24 @@ export class IdentityService implements FrontDoorIdentity {
     );
     const p = rows[0];
     return p && !p.disabled ? this.#lockedUntil(p) : null;
+  }
+
+  /**
+   * Step-up for a sensitive action of someone already signed in (approving an
+   * access request, break-glass): a fresh TOTP code (each time step once, as at
+   * sign-in) or a recovery code. Failures count towards the same lockout; the
+   * caller audits the action with the factor returned. null: refused.
+   */
+  async confirmSecondFactor(personId: string, code: string, purpose: string): Promise<'totp' | 'recovery-code' | null> {
+    const p = await this.#personById(personId);
+    if (!p || p.disabled || this.#lockedUntil(p)) return null;
+    const factor = await this.#checkSecondFactor(p, code);
+    if (!factor) {
+      await this.#recordFailure(p, isTotpCodeShape(code.trim()) ? 'totp' : 'recovery-code', null, purpose);
+      return null;
+    }
+    await this.#succeeded(p.id);
+    return factor;
   }
 
   /** TOTP or recovery code for the SSH front door; failures count towards the same lockout as the web. */

@@ -15,6 +15,7 @@ export { hashPassword, checkPasswordPolicy } from './password.js';
 export { AuthErrors } from './errors.js';
 export { OidcSignIn } from './oidc.service.js';
 export { LdapSignIn } from './ldap-sign-in.js';
+export { stepUpCheck } from './step-up.js';
 
 export interface Auth {
   /** Root plugin for buildServer({ rootPlugins: [auth.plugin] }). */

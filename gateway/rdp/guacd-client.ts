@@ -270,8 +270,16 @@ async function finishHandshake(s: Selected, opts: CompleteOptions, timeoutMs: nu
  */
 export const STALE_EARLY_MS = 10_000;
 
+/**
+ * What `select` names: a protocol to start a new connection, or an existing
+ * connection's id (`$<uuid>`, from its `ready`) to join it (protocol
+ * reference, "Handshake phase": "the ID of an existing connection… to join").
+ * guacd answers a join with the same `args` as the protocol's.
+ */
+export type GuacdSelect = 'rdp' | `$${string}`;
+
 /** Start `select` → `args` now; send the parameters once `complete` is called (see PendingGuacd). */
-export function preconnectGuacd(addr: GuacdAddress, opts: { protocol: 'rdp'; timeoutMs?: number; staleMs?: number }): PendingGuacd {
+export function preconnectGuacd(addr: GuacdAddress, opts: { protocol: GuacdSelect; timeoutMs?: number; staleMs?: number }): PendingGuacd {
   const timeoutMs = opts.timeoutMs ?? 15_000;
   const staleMs = opts.staleMs ?? STALE_EARLY_MS;
   const early = selectProtocol(addr, opts.protocol, timeoutMs);

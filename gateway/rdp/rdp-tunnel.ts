@@ -2,17 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditEventInput } from '../../core/audit.js';
-import type { AccountType } from '../../core/domain.js';
+import type { AccountType, Computer } from '../../core/domain.js';
 import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { RdpRecordingSlot, SessionRecorder } from '../../recorder/recorder.js';
 import type { OpenedSession, SessionBroker } from '../contracts.js';
+import type { Principal } from '../auth/principal.js';
 import { RdpErrors } from './errors.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
 import { GuacdCapabilities } from './guacd-capabilities.js';
 import { preconnectGuacd, type GuacdConnection, type PendingGuacd } from './guacd-client.js';
 import { guacdFailure, parseGuacStatus, statusLabel } from './guacd-status.js';
-import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy } from './rdp-params.js';
+import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy, type RdpPolicy } from './rdp-params.js';
 import { StreamGuard, type TransferEvent } from './rdp-streams.js';
 
 /**
@@ -25,7 +26,7 @@ import { StreamGuard, type TransferEvent } from './rdp-streams.js';
  * guacd is connected the browser gets `jitgate` instructions (ignored by
  * Guacamole.Client, which looks handlers up by opcode; rdp-view.ts reads
  * them by wrapping `tunnel.oninstruction`):
- *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>,<lease end, ISO 8601>,<clipboard mode>
+ *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>,<lease end, ISO 8601>,<clipboard mode>,<policy JSON (RdpViewPolicy)>
  *   jitgate,error,<code>,<message>   jitgate,closed,<reason>
  * There is no idle timeout: the browser's 500 ms pings (`0.,4.ping,<ts>;`)
  * are echoed, its `nop`/`sync` go to guacd, and guacd's own timeouts apply.
@@ -37,6 +38,8 @@ export interface RdpDeps {
   recorder: SessionRecorder;
   /** CSRF check of the upgrade request (query parameter `csrf`), e.g. `checkCsrfQuery` from gateway/auth. */
   checkCsrf: (req: FastifyRequest) => boolean;
+  /** Step-up beside the access check (gateway/auth/step-up.ts): throws when the computer wants a fresher passkey/TOTP confirmation. */
+  stepUp?: (principal: Principal, computer: Computer) => Promise<void>;
   /** config.guacd */
   guacd: { host: string; port: number };
   /** What that guacd supports (cached probe), shared with the computers API; default: one made for `guacd`. */
@@ -106,6 +109,8 @@ function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
     case CoreErrors.JIT_ERR_ACCESS_DENIED.code:
     case CoreErrors.JIT_ERR_FORBIDDEN.code:
     case CoreErrors.JIT_ERR_NOT_FOUND.code:
+    case 'JIT_ERR_AUTH_STEP_UP_REQUIRED':
+    case 'JIT_ERR_APPROVAL_REQUIRED': // no approved access-request window (gateway/access-requests)
       return RDP_CLOSE.accessDenied;
     case CoreErrors.JIT_ERR_AUTH_REQUIRED.code:
       return RDP_CLOSE.notSignedIn;
@@ -134,6 +139,33 @@ function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
 function explainedFailure(computer: string, storedPolicy: unknown, status: number | null, message?: string): { error: JitgateError; reason: string } {
   const error = guacdFailure({ computer, security: parseRdpPolicy(storedPolicy).security, status, ...(message !== undefined ? { message } : {}) });
   return { error, reason: `connection failed (${error.code}, guacd ${status === null ? 'closed without a reason' : statusLabel(status)})` };
+}
+
+/**
+ * The effective policy as the browser's side menu needs it (the 8th `ready`
+ * argument, JSON): it offers exactly the controls the relay would let
+ * through (StreamGuard), nothing the gateway would refuse.
+ */
+export interface RdpViewPolicy {
+  clipboard: 'off' | 'remote-to-local' | 'local-to-remote' | 'both';
+  clipboardMaxBytes: number;
+  upload: boolean;
+  download: boolean;
+  fileMaxBytes: number;
+  printing: boolean;
+  recordKeys: boolean;
+}
+
+export function viewPolicy(pol: RdpPolicy): RdpViewPolicy {
+  return {
+    clipboard: pol.copy && pol.paste ? 'both' : pol.copy ? 'remote-to-local' : pol.paste ? 'local-to-remote' : 'off',
+    clipboardMaxBytes: pol.clipboardMaxBytes,
+    upload: pol.drive && pol.upload,
+    download: pol.drive && pol.download,
+    fileMaxBytes: pol.fileMaxBytes,
+    printing: pol.printing,
+    recordKeys: pol.recordKeys,
+  };
 }
 
 /** Fastify plugin (register under /api/v1 via apiPlugins): the RDP websocket tunnel. */
@@ -241,7 +273,10 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
     opened = await deps.broker.open(
       {
         principal, computerRef, protocol: 'rdp', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}),
-        admit: (c) => deps.capabilities.assertSupports(guacdParamsNeeded(c.policy), c.name),
+        admit: async (c) => {
+          await deps.stepUp?.(principal, c);
+          await deps.capabilities.assertSupports(guacdParamsNeeded(c.policy), c.name);
+        },
         onAccessGranted: () => {
           early = preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
         },
@@ -348,8 +383,10 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   guard = new StreamGuard(pol, audited);
   guacd = conn;
   slog.info({ connectionId: conn.connectionId, version: conn.version }, 'guacd connected');
+  // Watchers join this connection read-only by its id (rdp-watch.ts): publish it in the live list.
+  void opened.setGuacdConnection?.(conn.connectionId).catch((err: unknown) => slog.warn({ err }, 'could not publish the guacd connection for watchers'));
   const clipboardMode = pol.copy && pol.paste ? 'both' : pol.copy ? 'remote-to-local' : pol.paste ? 'local-to-remote' : 'off';
-  send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode);
+  send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode, JSON.stringify(viewPolicy(pol)));
 
   // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
   const highWater = deps.highWaterBytes ?? 1 << 20;

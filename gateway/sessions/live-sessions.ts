@@ -12,10 +12,26 @@
  *   exists the gateway holds its sessions; once it is gone the reconciler
  *   tears them down (gateway/sessions/gateway-liveness.ts).
  * - channel `gw:<gateway id>`: JSON control messages for the gateway holding
- *   a session (`terminate`, `watch`).
+ *   a session (`terminate`, `watch`, `unwatch`).
  * - channel `watch:<session id>`: the session's output, published only while
  *   somebody is subscribed (checked with PUBSUB NUMSUB on every heartbeat).
- *   Frames: one type byte (1 data, 2 end, 3 resize JSON) then the payload.
+ *   Frames: one type byte (1 data, 2 end, 3 resize JSON, 4 scrollback) then
+ *   the payload.
+ *
+ * Watching: the holder keeps the last `scrollbackBytes` of each session's
+ * output in memory. A watcher subscribes, then sends `watch` with its own id;
+ * the holder answers with a scrollback frame addressed to that id (id length,
+ * id, cols and rows as 16-bit big-endian, then the bytes), so a new watcher
+ * starts with what is on the screen rather than a blank terminal, and drops
+ * data frames until its own scrollback arrives (they are already in it).
+ * Watchers repeat `watch` on every heartbeat and send `unwatch` when they
+ * stop; the holder tells the watched person (the `onWatchers` callback of
+ * `register`) whenever one joins or leaves, and forgets a watcher whose
+ * keep-alive stopped (its gateway died).
+ *
+ * Terminating: the holder removes the session from the live list as soon as
+ * the request reaches it, and `terminate` waits (bounded) for that, so a list
+ * read after `terminate` resolved no longer shows the session.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -26,6 +42,14 @@ import { SessionErrors } from './errors.js';
 
 export type TerminateReason = 'terminated' | 'lease-expired';
 
+/** Somebody started or stopped watching a session; `count` is how many watch now. */
+export interface WatchersChange {
+  count: number;
+  event: 'joined' | 'left';
+  /** Login of the watcher who joined or left. */
+  by: string;
+}
+
 /** What the gateway holding a session feeds to watchers. */
 export interface LiveTap {
   output(chunk: Uint8Array): void;
@@ -35,6 +59,8 @@ export interface LiveTap {
 export interface LiveRegistration extends LiveTap {
   /** Remove the session from the live list and tell watchers it ended. Idempotent. */
   unregister(): Promise<void>;
+  /** RDP: note guacd's connection id in the entry (watchers join it read-only). */
+  setGuacdConnection(id: string): Promise<void>;
 }
 
 export interface LiveEntry extends LiveSessionInfo {
@@ -43,6 +69,8 @@ export interface LiveEntry extends LiveSessionInfo {
   /** Last heartbeat (ms since the epoch) and how old it may get before the entry counts as dead. */
   heartbeat: number;
   staleMs: number;
+  /** RDP: guacd's connection id (`$<uuid>`), so a watcher's gateway can join it read-only (gateway/rdp/rdp-watch.ts). */
+  guacdConnection?: string;
 }
 
 export interface RedisLiveSessionsOptions {
@@ -54,20 +82,65 @@ export interface RedisLiveSessionsOptions {
   heartbeatMs?: number;
   /** Entries not refreshed for this long are dead; default 4 × heartbeat. */
   staleMs?: number;
+  /** Output kept per live session and replayed to a new watcher; default 64 KiB. */
+  scrollbackBytes?: number;
+  /** Longest wait of `terminate` for the holder to drop the session from the list; default 3 s. */
+  terminateWaitMs?: number;
   log: Logger;
 }
 
 const FRAME_DATA = 1;
 const FRAME_END = 2;
 const FRAME_RESIZE = 3;
+const FRAME_SCROLLBACK = 4;
+/** How long a watcher waits for its scrollback before showing live output anyway (a holder that sends none). */
+const SCROLLBACK_WAIT_MS = 3000;
 
 interface LocalSession {
   entry: LiveEntry;
   onTerminate: (reason: TerminateReason, by: string) => void;
+  onWatchers: ((change: WatchersChange) => void) | undefined;
   watched: boolean;
+  /** Recent output, oldest first; at most `scrollbackBytes` plus one chunk. */
+  scrollback: Buffer[];
+  scrollbackLength: number;
+  /** Watcher id → who and when their last keep-alive came. */
+  watchers: Map<string, { by: string; seen: number }>;
+  /** Take the session off the live list now and end its watchers (what `unregister` does). */
+  drop: () => Promise<void>;
 }
 
-type ControlMessage = { type: 'terminate'; sessionId: string; by: string } | { type: 'watch'; sessionId: string };
+type ControlMessage =
+  | { type: 'terminate'; sessionId: string; by: string }
+  | { type: 'watch'; sessionId: string; watcherId?: string; by?: string }
+  | { type: 'unwatch'; sessionId: string; watcherId: string };
+
+/** The last `max` bytes of `chunks`, starting after a line break when cut, so a replay does not begin inside an escape sequence. */
+export function scrollbackTail(chunks: readonly Buffer[], max: number): Buffer {
+  const all = Buffer.concat(chunks);
+  if (all.length <= max) return all;
+  const tail = all.subarray(all.length - max);
+  const nl = tail.indexOf(0x0a);
+  return nl >= 0 && nl < tail.length / 2 ? tail.subarray(nl + 1) : tail;
+}
+
+/** The payload of a scrollback frame: id length, id, cols, rows (16-bit big-endian), bytes. */
+function scrollbackPayload(watcherId: string, cols: number, rows: number, data: Buffer): Buffer {
+  const id = Buffer.from(watcherId, 'latin1');
+  const head = Buffer.alloc(1 + id.length + 4);
+  head[0] = id.length;
+  id.copy(head, 1);
+  head.writeUInt16BE(cols, 1 + id.length);
+  head.writeUInt16BE(rows, 3 + id.length);
+  return Buffer.concat([head, data]);
+}
+
+function parseScrollback(p: Buffer): { watcherId: string; cols: number; rows: number; data: Buffer } | null {
+  if (p.length < 1) return null;
+  const n = p[0]!;
+  if (p.length < 1 + n + 4) return null;
+  return { watcherId: p.subarray(1, 1 + n).toString('latin1'), cols: p.readUInt16BE(1 + n), rows: p.readUInt16BE(3 + n), data: p.subarray(5 + n) };
+}
 
 export class RedisLiveSessions implements LiveSessions {
   readonly gatewayId: string;
@@ -79,6 +152,7 @@ export class RedisLiveSessions implements LiveSessions {
   readonly #channelHandlers = new Map<string, Set<(msg: Buffer) => void>>();
   readonly #heartbeatMs: number;
   readonly #staleMs: number;
+  readonly #scrollbackBytes: number;
   #timer: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -87,6 +161,7 @@ export class RedisLiveSessions implements LiveSessions {
     this.gatewayId = opts.gatewayId ?? `gw-${randomBytes(6).toString('hex')}`;
     this.#heartbeatMs = opts.heartbeatMs ?? 5000;
     this.#staleMs = opts.staleMs ?? this.#heartbeatMs * 4;
+    this.#scrollbackBytes = opts.scrollbackBytes ?? 64 * 1024;
     this.#log = opts.log.child({ component: 'live-sessions', gateway: this.gatewayId });
     this.#cmd = new Redis({ ...opts.redis, lazyConnect: true, maxRetriesPerRequest: 3 });
     this.#sub = new Redis({ ...opts.redis, lazyConnect: true });
@@ -155,10 +230,39 @@ export class RedisLiveSessions implements LiveSessions {
     if (!local) return;
     if (msg.type === 'terminate') {
       this.#log.info({ sessionId: msg.sessionId, by: msg.by }, 'terminate requested');
+      // Off the live list at once (the terminating admin's next read must not show it), then close it.
+      void local.drop();
       local.onTerminate('terminated', msg.by);
     } else if (msg.type === 'watch') {
       local.watched = true;
-      this.#publishFrame(msg.sessionId, FRAME_RESIZE, Buffer.from(JSON.stringify({ cols: local.entry.cols, rows: local.entry.rows })));
+      const id = typeof msg.watcherId === 'string' ? msg.watcherId.slice(0, 64) : null;
+      if (id === null) {
+        this.#publishFrame(msg.sessionId, FRAME_RESIZE, Buffer.from(JSON.stringify({ cols: local.entry.cols, rows: local.entry.rows })));
+        return;
+      }
+      const known = local.watchers.get(id);
+      if (known) {
+        known.seen = Date.now();
+        return;
+      }
+      const by = typeof msg.by === 'string' && msg.by ? msg.by.slice(0, 200) : 'someone';
+      local.watchers.set(id, { by, seen: Date.now() });
+      const data = scrollbackTail(local.scrollback, this.#scrollbackBytes);
+      this.#publishFrame(msg.sessionId, FRAME_SCROLLBACK, scrollbackPayload(id, local.entry.cols, local.entry.rows, data));
+      this.#watchersChanged(local, 'joined', by);
+    } else if (msg.type === 'unwatch') {
+      const w = local.watchers.get(msg.watcherId);
+      if (!w) return;
+      local.watchers.delete(msg.watcherId);
+      this.#watchersChanged(local, 'left', w.by);
+    }
+  }
+
+  #watchersChanged(local: LocalSession, event: WatchersChange['event'], by: string): void {
+    try {
+      local.onWatchers?.({ count: local.watchers.size, event, by });
+    } catch (err) {
+      this.#log.warn({ err, sessionId: local.entry.sessionId }, 'watchers callback failed');
     }
   }
 
@@ -173,11 +277,25 @@ export class RedisLiveSessions implements LiveSessions {
     }
     try {
       await multi.exec();
+      // Forget watchers whose keep-alive stopped (their gateway died without an `unwatch`).
+      for (const l of this.#local.values()) {
+        for (const [wid, w] of l.watchers) {
+          if (now - w.seen <= this.#staleMs) continue;
+          l.watchers.delete(wid);
+          this.#watchersChanged(l, 'left', w.by);
+        }
+      }
       // Stop publishing output nobody reads.
       for (const [id, l] of this.#local) {
         if (!l.watched) continue;
         const r = (await this.#cmd.pubsub('NUMSUB', this.#key(`watch:${id}`))) as [string, number];
-        if (Number(r[1]) === 0) l.watched = false;
+        if (Number(r[1]) === 0) {
+          l.watched = false;
+          for (const [wid, w] of l.watchers) {
+            l.watchers.delete(wid);
+            this.#watchersChanged(l, 'left', w.by);
+          }
+        }
       }
     } catch (err) {
       this.#log.warn({ err }, 'live session heartbeat failed');
@@ -191,16 +309,42 @@ export class RedisLiveSessions implements LiveSessions {
     this.#cmd.publish(this.#key(`watch:${sessionId}`), frame).catch(() => undefined);
   }
 
-  /** Announce a session this gateway holds; `onTerminate` runs when an admin terminates it anywhere. */
-  async register(info: Omit<LiveSessionInfo, 'gateway'> & { cols?: number; rows?: number }, onTerminate: (reason: TerminateReason, by: string) => void): Promise<LiveRegistration> {
+  /**
+   * Announce a session this gateway holds; `onTerminate` runs when an admin
+   * terminates it anywhere, `onWatchers` whenever somebody starts or stops
+   * watching it.
+   */
+  async register(
+    info: Omit<LiveSessionInfo, 'gateway'> & { cols?: number; rows?: number },
+    onTerminate: (reason: TerminateReason, by: string) => void,
+    onWatchers?: (change: WatchersChange) => void,
+  ): Promise<LiveRegistration> {
     const entry: LiveEntry = { ...info, gateway: this.gatewayId, cols: info.cols ?? 80, rows: info.rows ?? 24, heartbeat: Date.now(), staleMs: this.#staleMs };
-    const local: LocalSession = { entry, onTerminate, watched: false };
+    let gone = false;
+    const drop = async (): Promise<void> => {
+      if (gone) return;
+      gone = true;
+      local.scrollback = [];
+      local.watchers.clear();
+      if (this.#local.get(info.sessionId) === local) this.#local.delete(info.sessionId);
+      if (this.#closed) return;
+      await this.#cmd.hdel(this.#key('live'), info.sessionId).catch(() => undefined);
+      this.#publishFrame(info.sessionId, FRAME_END, Buffer.alloc(0));
+    };
+    const local: LocalSession = { entry, onTerminate, onWatchers, watched: false, scrollback: [], scrollbackLength: 0, watchers: new Map(), drop };
     this.#local.set(info.sessionId, local);
     await this.#cmd.hset(this.#key('live'), info.sessionId, JSON.stringify(entry));
-    let gone = false;
     return {
       output: (chunk) => {
-        if (local.watched && !gone) this.#publishFrame(info.sessionId, FRAME_DATA, chunk);
+        if (gone) return;
+        // Kept whether or not anybody watches: a watcher who joins later starts from it.
+        const copy = Buffer.from(chunk);
+        local.scrollback.push(copy);
+        local.scrollbackLength += copy.length;
+        while (local.scrollback.length > 1 && local.scrollbackLength - local.scrollback[0]!.length >= this.#scrollbackBytes) {
+          local.scrollbackLength -= local.scrollback.shift()!.length;
+        }
+        if (local.watched) this.#publishFrame(info.sessionId, FRAME_DATA, chunk);
       },
       resize: (cols, rows) => {
         if (entry.cols === cols && entry.rows === rows) return;
@@ -210,14 +354,11 @@ export class RedisLiveSessions implements LiveSessions {
         if (!gone && !this.#closed) this.#cmd.hset(this.#key('live'), info.sessionId, JSON.stringify(entry)).catch(() => undefined);
         if (local.watched && !gone) this.#publishFrame(info.sessionId, FRAME_RESIZE, Buffer.from(JSON.stringify({ cols, rows })));
       },
-      unregister: async () => {
-        if (gone) return;
-        gone = true;
-        if (this.#local.get(info.sessionId) === local) this.#local.delete(info.sessionId);
-        if (this.#closed) return;
-        await this.#cmd.hdel(this.#key('live'), info.sessionId).catch(() => undefined);
-        this.#publishFrame(info.sessionId, FRAME_END, Buffer.alloc(0));
+      setGuacdConnection: async (id) => {
+        entry.guacdConnection = id;
+        if (!gone && !this.#closed) await this.#cmd.hset(this.#key('live'), info.sessionId, JSON.stringify(entry)).catch(() => undefined);
       },
+      unregister: drop,
     };
   }
 
@@ -264,7 +405,13 @@ export class RedisLiveSessions implements LiveSessions {
     if (!e) return false;
     const msg: ControlMessage = { type: 'terminate', sessionId, by };
     const receivers = await this.#cmd.publish(this.#key(`gw:${e.gateway}`), JSON.stringify(msg));
-    return receivers > 0;
+    if (receivers === 0) return false;
+    // The holder drops the entry on receipt: wait for it so that the caller's next list is current.
+    const until = Date.now() + (this.#o.terminateWaitMs ?? 3000);
+    while (Date.now() < until && (await this.#cmd.hexists(this.#key('live'), sessionId)) === 1) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
   }
 
   async watch(sessionId: string, onData: (chunk: Buffer) => void, onEnd: () => void): Promise<() => void> {
@@ -272,14 +419,30 @@ export class RedisLiveSessions implements LiveSessions {
     return () => void stop();
   }
 
-  /** `watch` with resize notifications (for the watch websocket's header and resizes). */
-  async watchFrames(sessionId: string, h: { onData: (chunk: Buffer) => void; onResize: (cols: number, rows: number) => void; onEnd: () => void }): Promise<() => Promise<void>> {
+  /**
+   * `watch` with resize notifications (for the watch websocket's header and
+   * resizes). Starts with the session's recent output (scrollback, after an
+   * `onResize` to the size it was written at); `by` is the watcher's login,
+   * shown to the watched person.
+   */
+  async watchFrames(
+    sessionId: string,
+    h: { onData: (chunk: Buffer) => void; onResize: (cols: number, rows: number) => void; onEnd: () => void },
+    by = 'someone',
+  ): Promise<() => Promise<void>> {
     const e = await this.get(sessionId);
     if (!e) throw new JitgateError(SessionErrors.JIT_ERR_SESSION_NOT_LIVE, { session: sessionId });
+    const watcherId = randomBytes(9).toString('base64url');
+    const control = (msg: ControlMessage) => this.#cmd.publish(this.#key(`gw:${e.gateway}`), JSON.stringify(msg)).catch(() => 0);
     let ended = false;
     let poll: NodeJS.Timeout | null = null;
     let unsubscribe: (() => Promise<void>) | null = null;
+    // Live output is held back until this watcher's scrollback came (it already holds that output).
+    let started = false;
+    const fallback = setTimeout(() => (started = true), SCROLLBACK_WAIT_MS);
+    fallback.unref();
     const stop = async (): Promise<void> => {
+      clearTimeout(fallback);
       if (poll) clearInterval(poll);
       poll = null;
       await unsubscribe?.();
@@ -294,8 +457,16 @@ export class RedisLiveSessions implements LiveSessions {
       if (ended || frame.length === 0) return;
       const type = frame[0];
       const payload = frame.subarray(1);
-      if (type === FRAME_DATA) h.onData(payload);
-      else if (type === FRAME_END) end();
+      if (type === FRAME_DATA) {
+        if (started) h.onData(payload);
+      } else if (type === FRAME_SCROLLBACK) {
+        const sb = parseScrollback(payload);
+        if (!sb || sb.watcherId !== watcherId || started) return;
+        started = true;
+        clearTimeout(fallback);
+        h.onResize(sb.cols, sb.rows);
+        if (sb.data.length > 0) h.onData(sb.data);
+      } else if (type === FRAME_END) end();
       else if (type === FRAME_RESIZE) {
         try {
           const { cols, rows } = JSON.parse(payload.toString('utf8')) as { cols: number; rows: number };
@@ -305,18 +476,22 @@ export class RedisLiveSessions implements LiveSessions {
         }
       }
     });
-    const msg: ControlMessage = { type: 'watch', sessionId };
-    await this.#cmd.publish(this.#key(`gw:${e.gateway}`), JSON.stringify(msg));
+    const watchMsg: ControlMessage = { type: 'watch', sessionId, watcherId, by };
+    await control(watchMsg);
     // The holding gateway may die without saying so: end when its entry goes stale.
+    // Each round also tells the holder this watcher is still there.
     poll = setInterval(() => {
+      void control(watchMsg);
       void this.get(sessionId).then((x) => {
         if (!x) end();
       }, () => undefined);
     }, this.#heartbeatMs);
     poll.unref();
     return async () => {
+      const wasEnded = ended;
       ended = true;
       await stop();
+      if (!wasEnded) await control({ type: 'unwatch', sessionId, watcherId });
     };
   }
 }

@@ -30,7 +30,7 @@ import { QUEUE_NAME, type JitQueue, type QueueOptions } from '../../provisioner/
 import type { AccessChecker, OpenSessionRequest, OpenedSession, ProgressFn, SessionBroker } from '../contracts.js';
 import { SshGatewayErrors } from '../ssh/errors.js';
 import { SessionErrors } from './errors.js';
-import type { LiveRegistration, LiveTap, RedisLiveSessions, TerminateReason } from './live-sessions.js';
+import type { LiveRegistration, LiveTap, RedisLiveSessions, TerminateReason, WatchersChange } from './live-sessions.js';
 
 export interface SessionBrokerDeps {
   access: AccessChecker;
@@ -48,12 +48,15 @@ export interface SessionBrokerDeps {
 /** An OpenedSession from this broker: also a tap feeding live watchers. */
 export interface BrokeredSession extends OpenedSession {
   readonly tap: LiveTap;
+  /** Called whenever somebody starts or stops watching this session live (the person is told). */
+  onWatchers(cb: (change: WatchersChange) => void): void;
 }
 
 const JIT_CODE = /^(JIT_ERR_[A-Z0-9_]+): ([^\n]*)$/;
 
 class Opened implements BrokeredSession {
   readonly #terminateCbs: ((reason: TerminateReason, by: string) => void)[] = [];
+  readonly #watcherCbs: ((change: WatchersChange) => void)[] = [];
   #pendingTerminate: { reason: TerminateReason; by: string } | null = null;
   #ended: Promise<void> | null = null;
   #leaseTimer: NodeJS.Timeout | null = null;
@@ -94,6 +97,20 @@ class Opened implements BrokeredSession {
     if (this.#pendingTerminate) cb(this.#pendingTerminate.reason, this.#pendingTerminate.by);
   }
 
+  onWatchers(cb: (change: WatchersChange) => void): void {
+    this.#watcherCbs.push(cb);
+  }
+
+  fireWatchers(change: WatchersChange): void {
+    for (const cb of this.#watcherCbs) {
+      try {
+        cb(change);
+      } catch {
+        // a callback's failure must not stop the others
+      }
+    }
+  }
+
   fireTerminate(reason: TerminateReason, by: string): void {
     if (this.#pendingTerminate || this.#ended) return;
     this.#pendingTerminate = { reason, by };
@@ -108,6 +125,10 @@ class Opened implements BrokeredSession {
 
   async loggedIn(): Promise<void> {
     await this.broker.deps.engine.releaseCredentials(this.session.id);
+  }
+
+  async setGuacdConnection(id: string): Promise<void> {
+    await this.registration?.setGuacdConnection(id);
   }
 
   end(reason: string): Promise<void> {
@@ -247,11 +268,12 @@ export class JitSessionBroker implements SessionBroker {
         (reason, by) => {
           if (reason === 'terminated') {
             void this.deps.audit
-              .record({ type: 'session.terminated', actor: by, outcome: 'success', sessionId: session.id, computer: computer.name, account: credentials.username, data: { via: req.via } })
+              .record({ type: 'session.terminated', actor: by, outcome: 'success', sessionId: session.id, computer: computer.name, account: credentials.username, data: { via: req.via, person: principal.login } })
               .catch((err: unknown) => log.error({ err }, 'audit failed'));
           }
           opened.fireTerminate(reason, by);
         },
+        (change) => opened.fireWatchers(change),
       );
     } catch (err) {
       // Without a live entry nobody could terminate or watch it: do not hand it out.

@@ -5,6 +5,7 @@ import type { RecordingMeta, StreamRecording, TerminalRecording } from '../../re
 import type { Principal } from '../auth/principal.js';
 import type { Computer } from '../../core/domain.js';
 import type { OpenedSession } from '../contracts.js';
+import type { BrokeredSession } from '../sessions/session-broker.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
 import type { PendingUpstream } from './upstream.js';
@@ -196,6 +197,12 @@ export class FrontDoorSessionHandler {
         if (ch.writable) ch.stderr.write(`\r\njitgate: session ${reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`}\r\n`);
       }
       void this.close(reason);
+    });
+    // Watching is told on native SSH too (the browser terminal shows a banner): a line on the person's terminal.
+    const watchable = opened as Partial<Pick<BrokeredSession, 'onWatchers'>>;
+    watchable.onWatchers?.((w) => {
+      const line = `\r\njitgate: ${w.by} ${w.event === 'joined' ? 'started' : 'stopped'} watching this session live (${w.count} watching now)\r\n`;
+      for (const ch of this.#interactive) if (ch.writable) ch.stderr.write(line);
     });
     this.#warnBeforeLeaseEnd(opened, opened.session.leaseExpiresAt);
     progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);

@@ -14,7 +14,7 @@ import type { Principal } from '../auth/principal.js';
 import type { AccessChecker } from '../contracts.js';
 import { RedisLiveSessions, type LiveEntry } from '../sessions/live-sessions.js';
 import { JitSessionBroker } from '../sessions/session-broker.js';
-import { terminalRoutes, watchRoutes } from './terminal.route.js';
+import { terminalRoutes, watchRoutes, type TerminalDeps } from './terminal.route.js';
 
 export interface SshGatewayOptions {
   /** Redis for the live-session registry (same Redis as the queue). */
@@ -27,6 +27,8 @@ export interface SshGatewayOptions {
   recorder: SessionRecorder;
   audit: { record(e: AuditEventInput): Promise<unknown> };
   checkCsrf: (req: FastifyRequest) => boolean;
+  /** Step-up check for the browser terminal (gateway/auth/step-up.ts). */
+  stepUp?: TerminalDeps['stepUp'];
   mayWatch: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
   /** Key/channel prefix of the live-session registry; default `jitgate:live`. */
   livePrefix?: string;
@@ -60,7 +62,7 @@ export async function startSshGateway(o: SshGatewayOptions): Promise<SshGateway>
     broker,
     live,
     apiPlugins: [
-      terminalRoutes({ broker, recorder: o.recorder, audit: o.audit, checkCsrf: o.checkCsrf, log: o.log }),
+      terminalRoutes({ broker, recorder: o.recorder, audit: o.audit, checkCsrf: o.checkCsrf, log: o.log, ...(o.stepUp ? { stepUp: o.stepUp } : {}) }),
       watchRoutes({ live, checkCsrf: o.checkCsrf, mayWatch: o.mayWatch, audit: o.audit, log: o.log }),
     ],
     async close() {

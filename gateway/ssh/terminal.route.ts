@@ -28,7 +28,7 @@ import type { SessionRecorder, TerminalRecording } from '../../recorder/recorder
 import { AuthErrors } from '../auth/errors.js';
 import type { Principal } from '../auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../contracts.js';
-import type { LiveEntry, LiveTap, RedisLiveSessions } from '../sessions/live-sessions.js';
+import type { LiveEntry, LiveTap, RedisLiveSessions, WatchersChange } from '../sessions/live-sessions.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
 import { preconnectUpstream, type PendingUpstream, type UpstreamTarget } from './upstream.js';
@@ -47,11 +47,13 @@ export const CLOSE = {
 } as const;
 
 export interface TerminalDeps {
-  broker: { open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession & { tap?: LiveTap }> };
+  broker: { open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession & { tap?: LiveTap; onWatchers?: (cb: (change: WatchersChange) => void) => void }> };
   recorder: SessionRecorder;
   audit: { record(e: AuditEventInput): Promise<unknown> };
   /** CSRF check of the upgrade request (query parameter `csrf`), e.g. `checkCsrfQuery` from gateway/auth. */
   checkCsrf: (req: FastifyRequest) => boolean;
+  /** Step-up beside the access check (gateway/auth/step-up.ts): throws when the computer wants a fresher passkey/TOTP confirmation. */
+  stepUp?: (principal: Principal, computer: Computer) => Promise<void>;
   log: Logger;
   /** Pause the ssh stream when the websocket buffers more than this; default 1 MiB. */
   highWaterBytes?: number;
@@ -94,6 +96,8 @@ function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
     case CoreErrors.JIT_ERR_ACCESS_DENIED.code:
     case CoreErrors.JIT_ERR_FORBIDDEN.code:
     case CoreErrors.JIT_ERR_NOT_FOUND.code:
+    case AuthErrors.JIT_ERR_AUTH_STEP_UP_REQUIRED.code:
+    case 'JIT_ERR_APPROVAL_REQUIRED': // no approved access-request window (gateway/access-requests)
       return CLOSE.accessDenied;
     case CoreErrors.JIT_ERR_AUTH_REQUIRED.code:
       return CLOSE.notSignedIn;
@@ -186,7 +190,7 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   }));
 
   // 1. Provision.
-  let opened: OpenedSession & { tap?: LiveTap };
+  let opened: Awaited<ReturnType<TerminalDeps['broker']['open']>>;
   // The connection to the computer starts once access is granted, in parallel with provisioning.
   let early: PendingUpstream | null = null;
   const upstreamTarget = (c: Computer, slog: Logger): UpstreamTarget => ({
@@ -198,7 +202,11 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
       {
         principal, computerRef, protocol: 'ssh', via: 'web', ...(accountType ? { accountType: accountType as AccountType } : {}),
         // No pinned host key, no session: refused before anything is provisioned (no trust on first use).
-        admit: (c) => void pinnedHostKey(c),
+        // Then a fresh passkey/TOTP confirmation where the computer asks for one (step-up).
+        admit: async (c) => {
+          pinnedHostKey(c);
+          await deps.stepUp?.(principal, c);
+        },
         onAccessGranted: (c) => {
           early = preconnectUpstream(upstreamTarget(c, log));
         },
@@ -259,6 +267,8 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     closing = setTimeout(() => void finish('connection to the computer closed', { code: CLOSE.hostUnreachable, reason: 'host-closed' }), HOST_GONE_GRACE_MS);
   };
 
+  // The person is told whenever somebody starts or stops watching (docs/api.md, `watchers`).
+  opened.onWatchers?.((w) => sendJson(ws, { type: 'watchers', watchers: w.count, event: w.event, by: w.by }));
   opened.onTerminate((reason, by) => {
     slog.info({ reason, by }, 'session closed from outside');
     void finish(reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`, {
@@ -376,7 +386,9 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: WatchDeps): Pr
   sendJson(ws, { type: 'header', cols: entry.cols, rows: entry.rows });
   let stop: (() => Promise<void>) | null = null;
   try {
-    stop = await deps.live.watchFrames(id, {
+    stop = await deps.live.watchFrames(
+      id,
+      {
       onData: (chunk) => {
         if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
       },
@@ -385,7 +397,9 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: WatchDeps): Pr
         sendJson(ws, { type: 'closed', reason: 'ended' });
         if (ws.readyState === ws.OPEN) ws.close(CLOSE.normal, 'ended');
       },
-    });
+      },
+      principal.login,
+    );
   } catch (err) {
     return fail(ws, CLOSE.badRequest, publicError(err));
   }

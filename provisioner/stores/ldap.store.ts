@@ -17,7 +17,7 @@
  */
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Attribute, Change, Client, type Entry } from 'ldapts';
+import { Attribute, Change, Client, Control, type Entry } from 'ldapts';
 import type { Logger } from 'pino';
 import { CoreErrors, JitgateError } from '../../core/errors.js';
 import {
@@ -96,13 +96,32 @@ const FILETIME_UNIX_OFFSET = 116_444_736_000_000_000n;
 const NEVER_EXPIRES = new Set(['0', '9223372036854775807']);
 
 const ACCOUNT_ATTRIBUTES = ['sAMAccountName', 'description', 'userAccountControl', 'memberOf', 'accountExpires'];
-const EXISTING_ATTRIBUTES = ['sAMAccountName', 'userAccountControl', 'memberOf', 'adminCount', 'objectSid'];
+const EXISTING_ATTRIBUTES = ['sAMAccountName', 'userAccountControl', 'memberOf', 'adminCount', 'objectSid', 'accountExpires'];
 /** LDAP_MATCHING_RULE_IN_CHAIN ([MS-ADTS] 3.1.1.3.4.4.3): membership through nested groups too. */
 const IN_CHAIN = '1.2.840.113556.1.4.1941';
+/** LDAP_SERVER_LINK_TTL_OID ([MS-ADTS] 3.1.1.3.4.1.35): a search returns link values with their remaining time-to-live. */
+export const LINK_TTL_CONTROL = '1.2.840.113556.1.4.2309';
+/** RDN of the Privileged Access Management optional feature ([MS-ADTS] 3.1.1.9.2), listed in `msDS-EnabledFeature` of the Partitions container once enabled. */
+const PAM_FEATURE_RDN = 'cn=privileged access management feature';
 /** The built-in Administrator's relative identifier ([MS-DTYP] 2.4.2.4). */
 const RID_ADMINISTRATOR = 500;
 /** A UPN handed to findExisting: a plain local part and a DNS suffix. */
 const UPN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$/;
+
+/**
+ * A `member` value that the domain controller removes by itself after
+ * `seconds` ([MS-ADTS] 3.1.1.3.1.2.4 "TTL" extended DN syntax): `<TTL=n,DN>`.
+ */
+export function ttlMemberValue(dn: string, seconds: number): string {
+  if (!Number.isInteger(seconds) || seconds < 1) throw new JitgateError(CoreErrors.JIT_ERR_VALIDATION, { reason: `a membership time-to-live must be a whole number of seconds above 0, not ${seconds}` });
+  return `<TTL=${seconds},${dn}>`;
+}
+
+/** Seconds left in a value the link-TTL control returns (`<TTL=n,DN>`), with the DN; null for a value without TTL. */
+export function parseTtlMemberValue(value: string): { seconds: number; dn: string } | null {
+  const m = /^<TTL=(\d+),(.*)>$/s.exec(value);
+  return m ? { seconds: Number(m[1]), dn: m[2]! } : null;
+}
 
 /** The RID of a binary objectSid (its last sub-authority, little-endian; [MS-DTYP] 2.4.2.2). */
 export function ridOfSid(sid: Buffer): number | null {
@@ -181,6 +200,8 @@ export class LdapAccountStore implements AccountStore {
   readonly #groupNamesByDn: Map<string, string>;
   #client: Client | null = null;
   #connecting: Promise<Client> | null = null;
+  /** Whether the forest has Privileged Access Management enabled, once asked (it cannot be turned off again). */
+  #pam: boolean | null = null;
   #closed = false;
 
   constructor(opts: LdapStoreOptions) {
@@ -424,7 +445,9 @@ export class LdapAccountStore implements AccountStore {
       const entry = await this.#findExisting(c, name);
       if (!entry) return null;
       const { account } = this.#toAccount(entry);
-      return { name: account.name, location: entry.dn, enabled: account.enabled, protectedReason: await this.#protection(c, entry), groups: account.groups };
+      // An account past its accountExpires cannot log on: as good as disabled for elevation.
+      const expired = account.expiresAt !== null && account.expiresAt.getTime() <= Date.now();
+      return { name: account.name, location: entry.dn, enabled: account.enabled && !expired, protectedReason: await this.#protection(c, entry), groups: account.groups };
     });
   }
 
@@ -437,7 +460,7 @@ export class LdapAccountStore implements AccountStore {
     });
   }
 
-  async addMember(name: string, group: string): Promise<void> {
+  async addMember(name: string, group: string, opts: { until?: Date } = {}): Promise<void> {
     assertValidSamAccountName(name);
     const groupDn = this.#groupDn(group);
     await this.#run({ store: this.#opts.url, operation: 'addMember', name, group }, async (c) => {
@@ -446,13 +469,7 @@ export class LdapAccountStore implements AccountStore {
       // Checked again in the operation that adds: the engine's earlier read may be stale.
       const reason = await this.#protection(c, entry);
       if (reason) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PROTECTED_ACCOUNT, { name, reason });
-      try {
-        await c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [entry.dn] }) }));
-      } catch (err) {
-        const code = ldapResultCode(err);
-        if (code === LdapResult.attributeOrValueExists || code === LdapResult.entryAlreadyExists) return;
-        throw err;
-      }
+      await this.#addMemberValue(c, groupDn, entry.dn, opts.until);
     });
     this.#log.info({ account: name, group }, 'ldap existing account added to group (elevation)');
   }
@@ -530,19 +547,12 @@ export class LdapAccountStore implements AccountStore {
     return searchEntries.length > 0;
   }
 
-  async addToGroup(name: string, group: string): Promise<void> {
+  async addToGroup(name: string, group: string, opts: { until?: Date } = {}): Promise<void> {
     assertValidSamAccountName(name);
     const groupDn = this.#groupDn(group);
     await this.#run({ store: this.#opts.url, operation: 'addToGroup', name, group }, async (c) => {
       const acct = await this.#requireManaged(c, name);
-      try {
-        await c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [acct.dn] }) }));
-      } catch (err) {
-        const code = ldapResultCode(err);
-        // Already a member: 20 attributeOrValueExists (68 on some AD versions).
-        if (code === LdapResult.attributeOrValueExists || code === LdapResult.entryAlreadyExists) return;
-        throw err;
-      }
+      await this.#addMemberValue(c, groupDn, acct.dn, opts.until);
     });
     this.#log.info({ account: name, group }, 'ldap group membership added');
   }
@@ -632,6 +642,69 @@ export class LdapAccountStore implements AccountStore {
   }
 
   // --- lifecycle ----------------------------------------------------------------
+
+  // --- time-bound membership (Privileged Access Management) ---------------------
+
+  /**
+   * Whether the forest has the Privileged Access Management optional feature
+   * enabled: its DN is in `msDS-EnabledFeature` of
+   * `CN=Partitions,<configurationNamingContext>`. Samba has no such feature
+   * (false). Asked once per store; an enabled feature cannot be disabled.
+   */
+  async timeBoundMembership(): Promise<boolean> {
+    if (this.#pam !== null) return this.#pam;
+    return this.#run({ store: this.#opts.url, operation: 'timeBoundMembership' }, (c) => this.#pamOn(c));
+  }
+
+  /**
+   * Add `dn` to the group. With `until` and PAM enabled, the value carries a
+   * time-to-live (`<TTL=seconds,DN>`) so the domain controller removes the
+   * membership by itself even if jitgate is gone; re-adding an existing
+   * member with a TTL sets the new TTL. Read back with the link-TTL control:
+   * a membership that came back without a TTL fails the add (it would
+   * outlive every jitgate process). Without PAM: a plain value, as before.
+   */
+  async #addMemberValue(c: Client, groupDn: string, dn: string, until: Date | undefined): Promise<void> {
+    const seconds = until === undefined ? null : Math.max(1, Math.ceil((until.getTime() - Date.now()) / 1000));
+    const timed = seconds !== null && (await this.#pamOn(c));
+    const value = timed ? ttlMemberValue(dn, seconds) : dn;
+    try {
+      await c.modify(groupDn, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [value] }) }));
+    } catch (err) {
+      const code = ldapResultCode(err);
+      // Already a member: 20 attributeOrValueExists (68 on some AD versions).
+      if (code !== LdapResult.attributeOrValueExists && code !== LdapResult.entryAlreadyExists) throw err;
+      if (!timed) return;
+    }
+    if (!timed) return;
+    const left = await this.#memberTtl(c, groupDn, dn);
+    if (left === null) {
+      throw new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#opts.url, reason: `the membership of ${dn} in ${groupDn} came back without a time-to-live` });
+    }
+    this.#log.info({ group: groupDn, ttlSeconds: left }, 'ldap membership added with a time-to-live (PAM)');
+  }
+
+  /** #pam on the connection at hand (inside #run), asked once. */
+  async #pamOn(c: Client): Promise<boolean> {
+    if (this.#pam !== null) return this.#pam;
+    const root = await c.search('', { scope: 'base', filter: '(objectClass=*)', attributes: ['configurationNamingContext'] });
+    const config = root.searchEntries[0] ? first(root.searchEntries[0], 'configurationNamingContext') : undefined;
+    if (!config) return (this.#pam = false);
+    const { searchEntries } = await c.search(`CN=Partitions,${config}`, { scope: 'base', filter: '(objectClass=*)', attributes: ['msDS-EnabledFeature'] });
+    this.#pam = searchEntries.some((e) => all(e, 'msDS-EnabledFeature').some((v) => normalizeDn(v).startsWith(`${PAM_FEATURE_RDN},`)));
+    return this.#pam;
+  }
+
+  /** Seconds left on `dn`'s membership of the group, read with the link-TTL control; null when it has none (or is not a member). */
+  async #memberTtl(c: Client, groupDn: string, dn: string): Promise<number | null> {
+    const { searchEntries } = await c.search(groupDn, { scope: 'base', filter: '(objectClass=*)', attributes: ['member'] }, new Control(LINK_TTL_CONTROL, { critical: true }));
+    const want = normalizeDn(dn);
+    for (const v of searchEntries[0] ? all(searchEntries[0], 'member') : []) {
+      const t = parseTtlMemberValue(v);
+      if (t && normalizeDn(t.dn) === want) return t.seconds;
+    }
+    return null;
+  }
 
   async check(): Promise<void> {
     await this.#run({ store: this.#opts.url, operation: 'check' }, async (c) => {

@@ -274,9 +274,18 @@ const PROTECTED_FN = `jgt_protected() {
 }
 `;
 
+// Disabled for elevation (D lines): a locked password hash (usermod -L puts `!` before a
+// real hash; a bare `!`, `!!`, `*` or `!*` only means no password was ever set, and such an
+// account may still log on with a key), or a shell that refuses logon. An expired account
+// is judged from the shadow expiry jgt_describe prints.
 const FIND_EXISTING = `${PROTECTED_FN}jgt_account "$N" || exit 0
 jgt_describe "$N"
 jgt_why=$(jgt_protected "$N") && printf 'P\\t%s\\n' "$jgt_why"
+jgt_ent=$(getent passwd "$N")
+case "\${jgt_ent##*:}" in */nologin|*/false) printf 'D\\tno login shell\\n' ;; esac
+jgt_sh=$(getent shadow "$N") || jgt_sh=''
+jgt_rest=\${jgt_sh#*:}
+case "\${jgt_rest%%:*}" in '!'|'!!'|'*'|'!*') ;; '!'*) printf 'D\\tpassword locked\\n' ;; esac
 exit 0
 `;
 
@@ -489,8 +498,12 @@ export class SshAccountStore implements AccountStore {
     if (res.code !== 0) throw this.#failed('findExisting', res, name);
     const a = parseDescribe(res.stdout, this.#groupsByLinuxName).find((x) => x.name === name);
     if (!a) return null;
-    const p = res.stdout.split('\n').find((l) => l.startsWith('P\t'));
-    return { name: a.name, enabled: a.enabled, protectedReason: p === undefined ? null : protectionReason(p.slice(2)), groups: a.groups };
+    const lines = res.stdout.split('\n');
+    const p = lines.find((l) => l.startsWith('P\t'));
+    // Not jgt_describe's lock flag: an account that never had a password (key logon only) is not disabled.
+    const expired = a.expiresAt !== null && a.expiresAt.getTime() <= Date.now();
+    const enabled = !expired && !lines.some((l) => l.startsWith('D\t'));
+    return { name: a.name, enabled, protectedReason: p === undefined ? null : protectionReason(p.slice(2)), groups: a.groups };
   }
 
   async isMember(name: string, group: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions, Worker } from 'bullmq';
@@ -52,6 +53,15 @@ async function waitFor<T>(what: string, ms: number, probe: () => T | undefined |
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core on the page as it is now: the serious and critical violations (see web-usability.e2e.test.ts). */
+async function axeProblems(page: Page, where: string): Promise<string[]> {
+  if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE);
+  const v = await page.evaluate<{ id: string; impact: string | null; help: string }[]>(`window.axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help })))`);
+  return v.filter((x) => x.impact === 'serious' || x.impact === 'critical').map((x) => `${where}: ${x.id} (${x.impact}) ${x.help}`);
 }
 
 async function terminalText(page: Page): Promise<string> {
@@ -193,18 +203,87 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     await live.waitFor({ timeout: 30_000 });
     expect(await live.textContent()).toContain(account);
     await screenshot(adminPage, 'live-sessions-one');
+    // issue 17 defect 8: what was on the screen before the watcher came is shown at once (scrollback)
+    await term.keyboard.type('echo before-watch-$((3*4))\n');
+    await waitFor('the echo', 30_000, async () => ((await terminalText(term)).includes('before-watch-12') ? true : undefined));
     await live.getByRole('link', { name: 'Watch' }).click();
     await adminPage.getByText('watching (read-only)').waitFor({ timeout: 30_000 });
+    await waitFor('the watcher to see the scrollback', 15_000, async () => ((await terminalText(adminPage)).includes('before-watch-12') ? true : undefined));
+    // the watched person is told, by name
+    expect(await term.getByTestId('watch-banner').textContent({ timeout: 15_000 })).toContain(`${admin.login} started watching this session live`);
     await term.keyboard.type('echo watched-$((6*7))\n');
     await waitFor('the watcher to see the output', 30_000, async () => ((await terminalText(adminPage)).includes('watched-42') ? true : undefined));
+    // the watched terminal (the person's size) stays inside its box
+    const fits = () => adminPage.evaluate<{ screen: number; box: number; page: number; view: number }>(
+      "(() => { const h = document.querySelector('.terminal-host.watch'); return { screen: h.querySelector('.xterm-screen').getBoundingClientRect().right, box: h.getBoundingClientRect().right, page: document.documentElement.scrollWidth, view: window.innerWidth }; })()",
+    );
+    await waitFor('the watched terminal to fit its box', 10_000, async () => {
+      const f = await fits();
+      return f.screen <= f.box + 1 && f.page <= f.view ? true : undefined;
+    });
     await screenshot(adminPage, 'live-watch');
+    expect(await axeProblems(adminPage, 'live watch')).toEqual([]);
+    // at phone width the page does not scroll sideways: the terminal shrinks, or scrolls inside its box
+    await adminPage.setViewportSize({ width: 390, height: 844 });
+    await adminPage.reload();
+    await adminPage.getByText('watching (read-only)').waitFor({ timeout: 30_000 });
+    await waitFor('the scrollback after reload', 15_000, async () => ((await terminalText(adminPage)).includes('watched-42') ? true : undefined));
+    await waitFor('the page not to overflow at phone width', 10_000, async () => {
+      const f = await fits();
+      return f.page <= f.view ? true : undefined;
+    });
+    await screenshot(adminPage, 'live-watch-mobile');
+    await adminPage.setViewportSize({ width: 1280, height: 800 });
     await go(adminPage, 'Live sessions');
+    // leaving the watch page is told too
+    await waitFor('the person to be told the watcher left', 15_000, async () => ((await term.getByTestId('watch-banner').textContent().catch(() => '')) ?? '').includes('Nobody is watching this session now') ? true : undefined);
+    expect(await axeProblems(adminPage, 'live sessions')).toEqual([]);
     await adminPage.locator('tbody tr', { hasText: tech.login }).getByRole('button', { name: 'Terminate' }).click();
+    // off the list at once, not at the next 5-second refresh
+    const t1 = Date.now();
+    await adminPage.getByText('Nobody is connected right now.').waitFor({ timeout: 2_500 });
+    console.log(`live list: terminated session gone ${Date.now() - t1} ms after the confirmation`);
     await term.getByTestId('terminal-status').getByText('An administrator terminated this session.').waitFor({ timeout: 60_000 });
     await screenshot(term, 'terminal-terminated');
-    await adminPage.getByText('Nobody is connected right now.').waitFor({ timeout: 30_000 });
     await waitFor('the JIT account to be deleted', 120_000, async () => ((await host.exec(`id ${account}`)).code !== 0 ? true : undefined));
     console.log(`browser terminal: ready ${readyMs} ms after the click`);
+
+    // issue 17, auditors: the trail in words with the outcome in a column, the session's event linked to its replay
+    await go(adminPage, 'Audit');
+    await adminPage.getByLabel('Computer').fill(pc.name);
+    await adminPage.getByRole('button', { name: 'Filter' }).click();
+    const opened = adminPage.locator('tbody tr', { hasText: `${tech.login} opened an SSH session on ${pc.name} as ${account}` });
+    await opened.waitFor({ timeout: 30_000 });
+    expect(await opened.locator('[data-outcome]').textContent()).toBe('success');
+    expect(await opened.locator('td[data-label="When"]').textContent()).toMatch(/\((just now|\d+ min ago)\)$/);
+    await adminPage.locator('tbody tr', { hasText: `${admin.login} terminated ${tech.login}'s session on ${pc.name}` }).waitFor();
+    await screenshot(adminPage, 'audit-words');
+    expect(await axeProblems(adminPage, 'audit')).toEqual([]);
+    await opened.getByRole('link', { name: /^Replay/ }).click();
+    // one recording for the session: straight to its replay, at the moment of the event
+    await adminPage.getByRole('heading', { level: 1, name: 'Replay' }).waitFor();
+    expect(new URL(adminPage.url()).pathname).toMatch(/^\/recordings\/[0-9a-f-]{36}$/);
+    expect(await adminPage.getByTestId('end-reason').textContent()).toBe(`terminated by ${admin.login}`);
+    await adminPage.getByLabel('Playback speed').selectOption('4');
+    await adminPage.locator('[data-testid="player"] .ap-player').waitFor({ timeout: 30_000 });
+    await screenshot(adminPage, 'replay-speed');
+    expect(await axeProblems(adminPage, 'replay')).toEqual([]);
+    await go(adminPage, 'Recordings');
+    const recRow = adminPage.locator('tbody tr', { hasText: account });
+    await recRow.waitFor();
+    expect(await recRow.getByTestId('end-reason').textContent()).toBe(`terminated by ${admin.login}`);
+    expect(await recRow.locator('td[data-label="Duration"]').textContent()).toMatch(/^\d+ (s|min)$/);
+    expect(await axeProblems(adminPage, 'recordings')).toEqual([]);
+    // at phone width: no sideways scrolling, no serious accessibility problem
+    await adminPage.setViewportSize({ width: 390, height: 844 });
+    for (const name of ['Recordings', 'Audit']) {
+      await adminPage.goto(`${base}/${name.toLowerCase()}`);
+      await adminPage.getByRole('heading', { level: 1, name }).waitFor();
+      await adminPage.locator('tbody tr').first().waitFor();
+      expect(await adminPage.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
+      expect(await axeProblems(adminPage, `${name} at phone width`)).toEqual([]);
+      await screenshot(adminPage, `${name.toLowerCase()}-mobile`);
+    }
     expect(b.errors).toEqual([]);
     expect(b2.errors).toEqual([]);
    }, 420_000);

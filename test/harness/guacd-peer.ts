@@ -26,6 +26,11 @@ import type { RdpRecordingSlot, RecordingMeta, SessionRecorder, StreamRecording,
  *   ← connect <version>,<one value per name, in args order>
  *   → ready $<connection id>
  *   → size 0,W,H · img · blob · end · sync   (draws a small PNG)
+ * and joining an existing connection (guacd's screen sharing):
+ *   ← select $<connection id>              (unknown id: close, like guacd)
+ *   → args (the same as the protocol's) · ← size … connect (with `read-only`)
+ *   → ready $<the same id> · the current screen · sync, then every update
+ *     the session sends; the joined users are ended when the owner leaves.
  * It records what it received and notes every protocol violation in
  * `problems` (answering with `error` and closing, as guacd does).
  *
@@ -73,6 +78,8 @@ export interface PeerConnection {
   args: Record<string, string>;
   /** Instructions received after `ready`. */
   received: string[][];
+  /** The connection this one joined (`select $<id>`), or null for a connection of its own. */
+  joined: string | null;
   problems: string[];
   /** The recording file written (writeRecordings). */
   recordingFile: string | null;
@@ -119,6 +126,8 @@ export interface GuacdPeer {
   readonly port: number;
   /** Connections that went on after `args` (sessions), and any not yet known to be a probe. */
   readonly connections: PeerConnection[];
+  /** Users that joined an existing connection (`select $<id>`), in order. */
+  readonly joins: PeerConnection[];
   /**
    * Capability probes: connections closed right after `select` → `args` (or
    * after selecting a protocol this guacd does not offer), moved here from
@@ -232,7 +241,17 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
   const image = opts.image ?? { width: 64, height: 48, rgb: [200, 30, 60] as [number, number, number] };
   const connections: PeerConnection[] = [];
   const probes: PeerConnection[] = [];
+  const joins: PeerConnection[] = [];
   const sockets = new Set<net.Socket>();
+  /** Running connections that can be joined: their args, what is on screen (drawing instructions, encoded) and who joined. */
+  interface Shared {
+    names: string[];
+    screen: string[];
+    joiners: Set<{ write(s: string): void; end(): void }>;
+  }
+  const shared = new Map<string, Shared>();
+  /** What changes the screen (replayed to a user joining later, like guacd duplicating its display). */
+  const DRAWING = new Set(['size', 'img', 'blob', 'end', 'rect', 'cfill', 'copy', 'png', 'cursor', 'dispose', 'move', 'shade']);
 
   const server = net.createServer((sock) => {
     sockets.add(sock);
@@ -263,11 +282,19 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
       handshake: [],
       args: {},
       received: [],
+      joined: null,
       problems: [],
       recordingFile: null,
       hungUp: false,
       closed: false,
-      send: (...elements) => write(peerEncode(...elements)),
+      send: (...elements) => {
+        const text = peerEncode(...elements);
+        write(text);
+        const sh = shared.get(conn.id);
+        if (!sh) return;
+        if (DRAWING.has(elements[0] ?? '')) sh.screen.push(text);
+        for (const j of sh.joiners) j.write(text);
+      },
       backlog: () => sock.writableLength,
       hangUp: () => {
         phase = 'done';
@@ -295,6 +322,23 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
         case 'select': {
           if (opcode !== 'select' || args.length !== 1) return fail(`expected select, got ${opcode}`);
           conn.selected = args[0] as string;
+          if (conn.selected.startsWith('$')) {
+            // Join: guacd routes to the running connection, or logs "Connection … does not exist" and closes.
+            const sh = shared.get(conn.selected);
+            connections.splice(connections.indexOf(conn), 1);
+            joins.push(conn);
+            probeOnly = false;
+            if (!sh) {
+              phase = 'done';
+              sock.end();
+              return;
+            }
+            conn.joined = conn.selected;
+            names = [...sh.names];
+            write(peerEncode('args', ...(version ? [version] : []), ...names));
+            phase = 'handshake';
+            return;
+          }
           if (!protocols.includes(conn.selected)) {
             // guacd logs "Protocol ... is not supported" and closes the connection.
             phase = 'done';
@@ -332,6 +376,21 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
           names.forEach((n, i) => {
             conn.args[n] = values[i] as string;
           });
+          if (conn.joined) {
+            const sh = shared.get(conn.joined);
+            if (!sh) {
+              phase = 'done';
+              sock.end();
+              return;
+            }
+            phase = 'ready';
+            write(peerEncode('ready', conn.joined));
+            write(sh.screen.join('') + peerEncode('sync', String(Date.now())));
+            const j = { write, end: () => void queue.then(() => sock.end()) };
+            sh.joiners.add(j);
+            sock.once('close', () => sh.joiners.delete(j));
+            return;
+          }
           if (opts.failConnect) {
             write(peerEncode('error', opts.failConnect.message, String(opts.failConnect.status)));
             phase = 'done';
@@ -355,13 +414,14 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
             recordingFd = openSync(conn.recordingFile, 'wx', 0o640);
           }
           const png = solidPng(image.width, image.height, image.rgb).toString('base64');
-          write(
-            peerEncode('size', '0', String(image.width), String(image.height)) +
-              peerEncode('img', '1', '14', '0', 'image/png', '0', '0') +
-              peerEncode('blob', '1', png) +
-              peerEncode('end', '1') +
-              peerEncode('sync', String(Date.now())),
-          );
+          const screen = [
+            peerEncode('size', '0', String(image.width), String(image.height)),
+            peerEncode('img', '1', '14', '0', 'image/png', '0', '0'),
+            peerEncode('blob', '1', png),
+            peerEncode('end', '1'),
+          ];
+          shared.set(conn.id, { names, screen, joiners: new Set() });
+          write(screen.join('') + peerEncode('sync', String(Date.now())));
           for (const e of opts.extra ?? []) write(peerEncode(...e));
           return;
         }
@@ -400,6 +460,12 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
     sock.on('end', maybeProbe);
     sock.on('error', maybeProbe);
     sock.on('close', () => {
+      // The owner left: guacd stops the connection and every joined user with it.
+      const sh = conn.joined ? undefined : shared.get(conn.id);
+      if (sh) {
+        shared.delete(conn.id);
+        for (const j of sh.joiners) j.end();
+      }
       maybeProbe();
       closeRecording();
       conn.closed = true;
@@ -414,6 +480,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
     port,
     connections,
     probes,
+    joins,
     async waitFor<T>(fn: () => T | undefined | false | null, timeoutMs = 20_000, what = 'condition'): Promise<T> {
       const until = Date.now() + timeoutMs;
       for (;;) {
@@ -560,6 +627,12 @@ export async function startRdpTestApp(opts: {
   capabilities?: GuacdCapabilities;
   /** Receives the tunnel's audit events (file transfers). */
   audit?: RdpDeps['audit'];
+  /** Who is signed in for `?as=<key>` or cookie `as=<key>` (default: TEST_PRINCIPAL). */
+  principals?: Record<string, Principal>;
+  /** More routes under /api/v1 (e.g. rdpWatchRoutes). */
+  apiPlugins?: ((app: FastifyInstance) => Promise<void>)[];
+  /** More root routes (e.g. the built web app, gateway/web-static.ts). */
+  rootPlugins?: ((app: FastifyInstance) => Promise<void>)[];
 }): Promise<{ app: FastifyInstance; url: string; wsUrl: string }> {
   const app = await buildServer({
     log: silentLogger(), metrics: createMetrics(), version: 'test', readiness: [],
@@ -567,7 +640,10 @@ export async function startRdpTestApp(opts: {
       async (a) => {
         a.addHook('onRequest', async (req) => {
           const q = req.query as Record<string, unknown> | undefined;
-          req.principal = req.headers['x-test-anon'] === '1' || q?.anon === '1' ? null : TEST_PRINCIPAL;
+          // `?as=<key>` or a cookie `as=<key>` (a browser's websocket tunnel cannot add query parameters of its own).
+          const key = typeof q?.as === 'string' ? q.as : /(?:^|; )as=([\w-]+)/.exec(req.headers.cookie ?? '')?.[1];
+          const as = key ? opts.principals?.[key] : undefined;
+          req.principal = req.headers['x-test-anon'] === '1' || q?.anon === '1' ? null : (as ?? TEST_PRINCIPAL);
         });
         const dir = opts.staticDir;
         if (dir) {
@@ -579,6 +655,7 @@ export async function startRdpTestApp(opts: {
           });
         }
       },
+      ...(opts.rootPlugins ?? []),
     ],
     apiPlugins: [
       rdpRoutes({
@@ -588,6 +665,7 @@ export async function startRdpTestApp(opts: {
         ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
         ...(opts.audit ? { audit: opts.audit } : {}),
       }),
+      ...(opts.apiPlugins ?? []),
     ],
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

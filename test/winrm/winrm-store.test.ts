@@ -336,10 +336,27 @@ describe('WinRM store end to end (NTLM sealed)', () => {
   let store: WinRmStore;
   describeAccountStoreContract('winrm on the WS-Man test server', async () => {
     server = await new WsmanTestServer({ users: USERS, ntlm: true }).start();
-    store = new WinRmStore({ endpoint: server.url, auth: 'ntlm', username: 'jitsvc', password: USERS.jitsvc, groups: GROUPS, logger, timeoutMs: 5000, allowInsecureTransport: true });
+    server.model.groups.set('backup operators', { name: 'Backup Operators', sid: 'S-1-5-32-551', members: new Set() });
+    store = new WinRmStore({
+      endpoint: server.url, auth: 'ntlm', username: 'jitsvc', password: USERS.jitsvc, groups: GROUPS, logger, timeoutMs: 5000, allowInsecureTransport: true,
+      protectedGroups: ['Backup Operators'],
+    });
+    const user = (name: string) => {
+      const u = server.model.userBy(name);
+      if (!u) throw new Error(`no user ${name} in the model`);
+      return u;
+    };
+    const group = (configured: string) => server.model.groupBy(GROUPS[configured as keyof typeof GROUPS])!;
     return {
       store,
       groups: ['admins', 'rdp'],
+      elevation: {
+        builtInProtected: 'Administrator',
+        makeProtectedByGroup: async (name: string) => void server.model.groupBy('Backup Operators')!.members.add(user(name).sid),
+        disableOutOfBand: async (name: string) => void (user(name).enabled = false),
+        addMemberOutOfBand: async (name: string, g: string) => void group(g).members.add(user(name).sid),
+        memberOutOfBand: async (name: string, g: string) => group(g).members.has(user(name).sid),
+      },
       seedUnmanaged: async (name: string) => {
         server.model.addUser({ name, description: 'a human account', password: 'Hum4n!Password' });
       },

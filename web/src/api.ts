@@ -13,11 +13,14 @@ export interface Person {
   role: Role;
   organizationId: string | null;
   totpEnabled: boolean;
+  /** An admin set the password: the app shows only the change-password page until it is changed. */
+  mustChangePassword?: boolean;
 }
 
 export interface Me {
   person: Person | null;
-  pending: null | 'totp' | 'totp-enrollment';
+  /** What a half-done sign-in still needs (docs/auth.md). */
+  pending: null | 'totp' | 'totp-enrollment' | 'passkey' | 'passkey-enrollment';
   csrfToken: string;
 }
 
@@ -112,6 +115,8 @@ export type AccountType = 'domain' | 'local';
 
 export interface JitSettings {
   enabled: boolean;
+  /** create: a JIT account per session; elevate: the person's own account joins the admin groups for the lease. */
+  mode?: 'create' | 'elevate';
   deleteOnCheckIn: boolean;
   reuseExistingAccount: boolean;
   adminGroups: string[];
@@ -142,6 +147,8 @@ export interface Organization {
   id: string;
   name: string;
   sharedCode: string;
+  /** Its people complete a sign-in with a passkey only. */
+  requirePasskeys?: boolean;
 }
 
 export interface PersonRow {
@@ -153,6 +160,9 @@ export interface PersonRow {
   organizationId: string | null;
   totpEnabled: boolean;
   disabled: boolean;
+  /** Locked after failed sign-ins until then (null/absent: not locked). */
+  lockedUntil?: string | null;
+  mustChangePassword?: boolean;
   locked: boolean;
 }
 
@@ -199,6 +209,8 @@ export interface Recording {
   sizeBytes: number | null;
   sha256: string | null;
   integrity: 'ok' | 'mismatch' | 'unsigned' | 'missing';
+  /** Why the session ended, as recorded ("terminated by ada", "lease expired", "its gateway is gone"); null while live. */
+  endReason?: string | null;
 }
 
 export interface AuditEvent {
@@ -222,4 +234,15 @@ export function listOf<T>(v: unknown, key?: string): T[] {
     for (const val of Object.values(o)) if (Array.isArray(val)) return val as T[];
   }
   return [];
+}
+
+/** A person's existing account on one store (GET /people/:id/accounts): what elevation raises. */
+export interface PersonAccount {
+  store: string;
+  type: 'ldap' | 'ssh' | 'winrm';
+  /** The admin's mapping; null → the store's rule applies. */
+  accountName: string | null;
+  defaultAccountName: string;
+  effective: string;
+  updatedAt: string | null;
 }

@@ -18,17 +18,23 @@ import { LivePage } from './pages/live.js';
 import { RecordingsPage } from './pages/recordings.js';
 import { AuditPage } from './pages/audit.js';
 import { AccountPage } from './pages/account.js';
+import { InvitePage } from './pages/invite.js';
+import { ChangePasswordPage } from './pages/change-password.js';
+import { RequestsPage, useRequestsNav } from './pages/requests.js';
+import type { ComponentChildren } from 'preact';
 
 function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const { path } = useLocation();
   const p = me.person;
-  const items: [string, string, boolean][] = [
+  const requests = useRequestsNav(p);
+  const items: [string, ComponentChildren, boolean][] = [
     ['/', 'Sessions', can(p, 'connect')],
     ['/admin/computers', 'Computers', can(p, 'admin')],
     ['/admin/stores', 'Account stores', can(p, 'admin')],
     ['/admin/people', 'People', can(p, 'admin')],
     ['/admin/organizations', 'Organizations', can(p, 'admin')],
     ['/admin/sign-ins', 'Sign-ins', can(p, 'admin')],
+    ['/requests', requests.label, requests.show],
     ['/live', 'Live sessions', can(p, 'live')],
     ['/recordings', 'Recordings', can(p, 'audit')],
     ['/audit', 'Audit', can(p, 'audit')],
@@ -84,6 +90,7 @@ function Routes({ me }: { me: Me }) {
   if ((m = /^\/terminal\/([^/]+)$/.exec(path))) return <TerminalPage computerId={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/rdp\/([^/]+)$/.exec(path))) return <RdpPage computerId={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/live\/([^/]+)\/watch$/.exec(path))) return <LivePage watch={decodeURIComponent(m[1]!)} />;
+  if ((m = /^\/requests\/([^/]+)$/.exec(path))) return <RequestsPage id={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/recordings\/([^/]+)$/.exec(path))) return <RecordingsPage replay={decodeURIComponent(m[1]!)} />;
   switch (path) {
     case '/admin/computers':
@@ -102,6 +109,8 @@ function Routes({ me }: { me: Me }) {
       return <RecordingsPage />;
     case '/audit':
       return <AuditPage />;
+    case '/requests':
+      return <RequestsPage />;
     case '/account':
       return <AccountPage />;
     case '/':
@@ -166,6 +175,12 @@ function App() {
         <SetupPage />
       </Session.Provider>
     );
+  if (path === '/invite' && !me.person)
+    return (
+      <Session.Provider value={ctx}>
+        <InvitePage />
+      </Session.Provider>
+    );
   if (!me.person) {
     if (path !== '/sign-in') {
       const back = path + location.search;
@@ -181,6 +196,13 @@ function App() {
     const next = new URLSearchParams(location.search).get('next');
     history.replaceState(null, '', next && next.startsWith('/') && !next.startsWith('//') ? next : '/');
   }
+  // An admin set the password: the gateway refuses everything else until it is changed.
+  if (me.person.mustChangePassword)
+    return (
+      <Session.Provider value={ctx}>
+        <ChangePasswordPage onSignOut={() => void signOut()} />
+      </Session.Provider>
+    );
   // Session pages are focused: no main navigation to click away from a live session by accident.
   const focused = /^\/(terminal|rdp)\//.test(path);
   return (

@@ -18,11 +18,13 @@ export function createTerminal(el: HTMLElement, opts: { readOnly?: boolean } = {
   term.loadAddon(fit);
   term.open(el);
   try {
-    fit.fit();
+    if (!opts.readOnly) fit.fit();
   } catch {
     // element not laid out yet; the observer fits it
   }
   const ro = new ResizeObserver(() => {
+    // A read-only (watching) terminal keeps the watched person's size; its page scales the font instead.
+    if (opts.readOnly) return;
     try {
       fit.fit();
     } catch {

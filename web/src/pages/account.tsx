@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
-import { del, get, listOf, post } from '../api.js';
+import { del, get, listOf, patch, post } from '../api.js';
+import { PasskeyEnrollForm, passkeyError, passkeysSupported } from '../passkeys.js';
 import { useSession } from '../session.js';
 import { ErrorBox, Field, FormErrors, Page, ROLE_LABEL, TextInput, fmtTime, useForm, useLoad, type FormSpec } from '../ui.js';
 import { TotpEnrollment } from './enroll.js';
@@ -115,6 +116,80 @@ function SshKeys() {
   );
 }
 
+interface Passkey {
+  id: string;
+  name: string;
+  deviceType: string;
+  backedUp: boolean;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+/** Passkeys: enroll several, rename, revoke (docs/auth.md, Passkeys). */
+function Passkeys() {
+  const { data, error, reload } = useLoad(async () => listOf<Passkey>(await get('/me/passkeys')));
+  const [adding, setAdding] = useState(false);
+  const [err, setErr] = useState<unknown>(null);
+  const rename = async (k: Passkey) => {
+    const name = prompt('New name for this passkey', k.name);
+    if (!name || !name.trim() || name.trim() === k.name) return;
+    try {
+      await patch(`/me/passkeys/${k.id}`, { name: name.trim() });
+      reload();
+    } catch (x) {
+      setErr(x);
+    }
+  };
+  const revoke = async (k: Passkey) => {
+    if (!confirm(`Revoke the passkey "${k.name}"? It will no longer sign you in.`)) return;
+    try {
+      await del(`/me/passkeys/${k.id}`);
+      reload();
+    } catch (x) {
+      setErr(x);
+    }
+  };
+  return (
+    <section class="editor" aria-labelledby="passkeys-title">
+      <h2 id="passkeys-title">Passkeys</h2>
+      <p class="muted">Sign in without a password, on this device, a security key, or your phone (the browser shows a QR code to scan).</p>
+      <ErrorBox error={passkeyError(error ?? err)} />
+      <ul class="keys" data-testid="passkeys">
+        {(data ?? []).map((k) => (
+          <li key={k.id} data-passkey={k.name}>
+            <strong>{k.name}</strong>{' '}
+            <span class="muted">
+              {k.deviceType === 'multiDevice' ? 'synced' : 'this authenticator only'}, added {fmtTime(k.createdAt)}, {k.lastUsedAt ? `last used ${fmtTime(k.lastUsedAt)}` : 'not used yet'}
+            </span>{' '}
+            <button type="button" class="link" onClick={() => void rename(k)}>
+              Rename
+            </button>{' '}
+            <button type="button" class="link danger" onClick={() => void revoke(k)}>
+              Revoke
+            </button>
+          </li>
+        ))}
+        {data?.length === 0 && <li class="muted">No passkeys.</li>}
+      </ul>
+      {!passkeysSupported() ? (
+        <p class="muted">This browser does not support passkeys.</p>
+      ) : adding ? (
+        <PasskeyEnrollForm
+          submitLabel="Create passkey"
+          onDone={() => {
+            setAdding(false);
+            reload();
+          }}
+        />
+      ) : (
+        <button type="button" onClick={() => setAdding(true)}>
+          Add a passkey
+        </button>
+      )}
+    </section>
+  );
+}
+
 export function AccountPage() {
   const { me } = useSession();
   const [reenroll, setReenroll] = useState(false);
@@ -128,6 +203,7 @@ export function AccountPage() {
       <div class="cols">
         <Password />
         <SshKeys />
+        <Passkeys />
         <div class="editor">
           <h2>Two-factor sign-in</h2>
           {reenroll ? (

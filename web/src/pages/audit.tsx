@@ -1,6 +1,10 @@
 import { useState } from 'preact/hooks';
 import { API, get, qs, type AuditEvent } from '../api.js';
-import { ErrorBox, Page, fmtTime, useLoad } from '../ui.js';
+import { ErrorBox, Link, Page, useLoad } from '../ui.js';
+import { describeAuditEvent, replayable } from '../audit-words.js';
+import { fmtWhen } from '../time.js';
+
+const OUTCOME: Record<string, string> = { success: 'ok', failure: 'warn', denied: 'bad' };
 
 const TYPES = [
   'session.requested', 'session.denied', 'session.started', 'session.ended', 'session.failed', 'session.terminated',
@@ -24,7 +28,12 @@ function dataText(d: Record<string, unknown>): string {
     .join(' ');
 }
 
-/** The hash-chained audit trail: filters, pagination, CSV / JSON lines export of the same filter. */
+/**
+ * The hash-chained audit trail in words ("alice opened an SSH session on web01
+ * as alice_k3x9q2"), the outcome in its own column, session events linked to
+ * the session's replay at that moment; filters, pagination, CSV / JSON lines
+ * export of the same filter.
+ */
 export function AuditPage() {
   const [f, setF] = useState(EMPTY);
   const [applied, setApplied] = useState(EMPTY);
@@ -94,33 +103,45 @@ export function AuditPage() {
           <tr>
             <th scope="col">#</th>
             <th scope="col">When</th>
-            <th scope="col">Event</th>
-            <th scope="col">Who</th>
-            <th scope="col">Computer</th>
-            <th scope="col">Account</th>
+            <th scope="col">What happened</th>
+            <th scope="col">Outcome</th>
             <th scope="col">Details</th>
+            <th scope="col">
+              <span class="sr-only">Replay</span>
+            </th>
           </tr>
         </thead>
         <tbody>
           {(data?.events ?? []).map((e) => (
             <tr key={e.seq} data-type={e.type}>
               <td data-label="#">{e.seq}</td>
-              <td data-label="When">{fmtTime(e.at)}</td>
-              <td data-label="Event">
-                <code>{e.type}</code> {e.outcome !== 'success' && <span class={`badge ${e.outcome === 'denied' ? 'bad' : 'warn'}`}>{e.outcome}</span>}
+              <td data-label="When">
+                <time dateTime={e.at}>{fmtWhen(e.at)}</time>
               </td>
-              <td data-label="Who">{e.actor}</td>
-              <td data-label="Computer">{e.computer ?? ''}</td>
-              <td data-label="Account">{e.account ?? ''}</td>
+              <td data-label="What happened" data-testid="audit-words">
+                {describeAuditEvent(e)} <code class="muted">{e.type}</code>
+              </td>
+              <td data-label="Outcome">
+                <span class={`badge ${OUTCOME[e.outcome] ?? 'warn'}`} data-outcome={e.outcome}>
+                  {e.outcome}
+                </span>
+              </td>
               <td data-label="Details" class="details">
                 {dataText(e.data)}
+              </td>
+              <td class="row-actions">
+                {e.sessionId && replayable(e.type) && (
+                  <Link href={`/recordings${qs({ session: e.sessionId, at: e.at })}`}>
+                    Replay<span class="sr-only"> the session at {fmtWhen(e.at)}</span>
+                  </Link>
+                )}
               </td>
             </tr>
           ))}
           {data?.events.length === 0 && (
             <tr>
-              <td colSpan={7} class="muted">
-                No events match.
+              <td colSpan={6} class="muted">
+                No events match these filters. Clear a filter or widen the dates to see more.
               </td>
             </tr>
           )}

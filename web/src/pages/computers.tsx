@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { del, get, listOf, patch, post, put, type AccountStore, type Computer, type JitSettings, type Organization, type PersonRow } from '../api.js';
 import { InventoryActions } from '../inventory.js';
+import { APPROVAL_FIELDS, ApprovalPolicyFields } from './requests.js';
 import { can, useSession } from '../session.js';
 import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 
@@ -110,7 +111,8 @@ function toForm(c: Computer | null, orgs: Organization[]): Form {
 
 function toBody(f: Form) {
   const jit: JitSettings = { ...f.jit, adminGroups: f.adminGroupsText.split(',').map((s) => s.trim()).filter(Boolean) };
-  if (!jit.container) delete jit.container;
+  // Elevation creates no account: a container has no use, and the server refuses one.
+  if (!jit.container || jit.mode === 'elevate') delete jit.container;
   return {
     organizationId: f.organizationId,
     name: f.name.trim(),
@@ -280,6 +282,7 @@ const COMPUTER_FIELDS: FormSpec = {
   rdpPort: { label: 'RDP port', id: 'c-rdpport' },
   domainStore: { label: 'Domain account store', id: 'c-domainstore' },
   localStore: { label: 'Local account store', id: 'c-localstore' },
+  'jit.mode': { label: 'How admin rights are given', id: 'j-jit-mode' },
   'jit.deleteOnCheckIn': { label: 'Delete the account when the session ends', id: 'j-delete' },
   'jit.reuseExistingAccount': { label: 'Reuse the same person\'s account', id: 'j-reuse' },
   'jit.accountType': { label: 'Account type', id: 'j-type' },
@@ -292,6 +295,7 @@ const COMPUTER_FIELDS: FormSpec = {
   'policy.clipboardMaxBytes': { label: 'Clipboard limit (bytes)', id: 'p-clipboardMaxBytes' },
   'policy.fileMaxBytes': { label: 'File size limit (bytes)', id: 'p-fileMaxBytes' },
   'policy.rdpTimezone': { label: 'Time zone (IANA name)', id: 'p-rdpTimezone' },
+  ...APPROVAL_FIELDS,
 };
 
 function Editor(props: { computer: Computer | null; orgs: Organization[]; stores: AccountStore[]; people: PersonRow[]; presets: Record<'maximumSecurity' | 'balanced', Preset>; onDone: () => void; onCancel: () => void }) {
@@ -407,10 +411,31 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
           ))}
         </div>
         <Checkbox id="j-enabled" label="Create a just-in-time account for each session" checked={f.jit.enabled} onChange={(v) => setJit('enabled', v)} hint="Off: people sign in with an existing account; nothing is created." />
-        <Checkbox id="j-delete" label="Delete the account when the session ends" checked={f.jit.deleteOnCheckIn} onChange={(v) => setJit('deleteOnCheckIn', v)} />
-        {fe('jit.deleteOnCheckIn') && <small class="field-error">{fe('jit.deleteOnCheckIn')}</small>}
-        <Checkbox id="j-reuse" label="Reuse the same person's account next time (disabled and password rotated in between)" checked={f.jit.reuseExistingAccount} onChange={(v) => setJit('reuseExistingAccount', v)} />
-        {fe('jit.reuseExistingAccount') && <small class="field-error">{fe('jit.reuseExistingAccount')}</small>}
+        {f.jit.enabled && (
+          <Field
+            id="j-jit-mode"
+            label="How admin rights are given"
+            error={fe('jit.mode')}
+            hint={
+              (f.jit.mode ?? 'create') === 'elevate'
+                ? "Each person's own existing account on the store joins the admin groups for the session and leaves them afterwards; nothing is created. Memberships the account already had are never removed. Map people to their accounts on the People page; without a mapping the store's naming rule applies. jitgate holds no password for these accounts: people type their own in the remote login."
+                : 'A new account is made for each session (or a kept one re-enabled), joins the admin groups and is removed or disabled afterwards; jitgate holds its password and signs the person in.'
+            }
+          >
+            <select id="j-jit-mode" value={f.jit.mode ?? 'create'} onChange={(e) => setJit('mode', (e.currentTarget as HTMLSelectElement).value as NonNullable<JitSettings['mode']>)}>
+              <option value="create">Create a just-in-time account</option>
+              <option value="elevate">Elevate the person's existing account</option>
+            </select>
+          </Field>
+        )}
+        {f.jit.mode !== 'elevate' && (
+          <>
+            <Checkbox id="j-delete" label="Delete the account when the session ends" checked={f.jit.deleteOnCheckIn} onChange={(v) => setJit('deleteOnCheckIn', v)} />
+            {fe('jit.deleteOnCheckIn') && <small class="field-error">{fe('jit.deleteOnCheckIn')}</small>}
+            <Checkbox id="j-reuse" label="Reuse the same person's account next time (disabled and password rotated in between)" checked={f.jit.reuseExistingAccount} onChange={(v) => setJit('reuseExistingAccount', v)} />
+            {fe('jit.reuseExistingAccount') && <small class="field-error">{fe('jit.reuseExistingAccount')}</small>}
+          </>
+        )}
         <div class="grid2">
           <Field id="j-mode" label="Account naming">
             <select id="j-mode" value={f.jit.accountMode} onChange={(e) => setJit('accountMode', (e.currentTarget as HTMLSelectElement).value as JitSettings['accountMode'])}>
@@ -438,7 +463,7 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
               <option key={g} value={g} />
             ))}
           </datalist>
-          {f.domainStore && f.jit.accountType !== 'local' && (
+          {f.domainStore && f.jit.accountType !== 'local' && f.jit.mode !== 'elevate' && (
             <Field id="j-container" label="Container for accounts (optional DN)" error={fe('jit.container')} hint={`Empty: the store's default. Allowed: ${containerChoices.join('; ') || 'the store default only'}.`}>
               <TextInput id="j-container" value={f.jit.container ?? ''} onValue={(v) => setJit('container', v.trim() || undefined)} error={fe('jit.container')} list="j-container-choices" />
             </Field>
@@ -535,6 +560,7 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
         )}
         <Checkbox id="c-restricted" label="Restricted: only technicians it is shared with may connect" checked={f.restricted} onChange={(v) => set('restricted', v)} />
       </fieldset>
+      <ApprovalPolicyFields policy={f.policy} onPolicy={(v) => set('policy', v)} fe={fe} />
 
       <div class="row">
         <button type="submit" class="primary" disabled={busy}>
@@ -629,7 +655,7 @@ export function ComputersPage() {
               {me.person?.role === 'global_admin' && <td data-label="Organization">{orgName(c.organizationId)}</td>}
               <td data-label="Address">{c.address}</td>
               <td data-label="Protocols">{c.protocols.join(', ').toUpperCase()}</td>
-              <td data-label="JIT">{c.jit?.enabled === false ? 'off' : `${c.jit?.accountType ?? ''}, ${c.jit?.deleteOnCheckIn === false ? 'kept' : 'deleted after'}`}</td>
+              <td data-label="JIT">{c.jit?.enabled === false ? 'off' : c.jit?.mode === 'elevate' ? `${c.jit.accountType ?? ''}, elevates own account` : `${c.jit?.accountType ?? ''}, ${c.jit?.deleteOnCheckIn === false ? 'kept' : 'deleted after'}`}</td>
               <td class="row-actions">
                 <button type="button" onClick={() => setEditing(c)} disabled={!refs.data}>
                   Edit

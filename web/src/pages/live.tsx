@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, listOf, post, wsUrl, type LiveSession } from '../api.js';
 import { can, useSession } from '../session.js';
-import { ErrorBox, Link, Page, fmtTime, useLoad } from '../ui.js';
+import { ErrorBox, Link, Page, useLoad } from '../ui.js';
+import { fmtWhen } from '../time.js';
+import { RdpWatch } from './rdp-watch.js';
 
 const sid = (s: LiveSession) => s.sessionId ?? s.id ?? '';
 
@@ -23,12 +25,29 @@ function Watch({ id }: { id: string }) {
   function watch({ term, dispose }: ReturnType<typeof import('../term.js').createTerminal>): () => void {
     const ws = new WebSocket(wsUrl(`/sessions/${encodeURIComponent(id)}/watch`, {}));
     ws.binaryType = 'arraybuffer';
+    // The watched terminal keeps the person's size (their lines wrap there): shrink the font until it fits the box.
+    const fitFont = () => {
+      const el = host.current;
+      const screen = el?.querySelector<HTMLElement>('.xterm-screen');
+      if (!el || !screen) return;
+      const avail = el.clientWidth - 8;
+      let size = term.options.fontSize ?? 14;
+      for (let i = 0; i < 12 && screen.offsetWidth > avail && size > 6; i++) {
+        size = Math.max(6, Math.floor((size * avail) / screen.offsetWidth));
+        term.options.fontSize = size;
+      }
+    };
+    const size = (cols: number, rows: number) => {
+      term.options.fontSize = 14;
+      term.resize(cols, rows);
+      requestAnimationFrame(fitFont);
+    };
     ws.onmessage = (ev) => {
       if (typeof ev.data === 'string') {
         try {
           const h = JSON.parse(ev.data) as { type: string; cols?: number; rows?: number };
-          if (h.type === 'header' && h.cols && h.rows) term.resize(h.cols, h.rows);
-          setState('watching (read-only)');
+          if ((h.type === 'header' || h.type === 'resize') && h.cols && h.rows) size(h.cols, h.rows);
+          if (h.type === 'header') setState('watching (read-only)');
         } catch {
           // ignore
         }
@@ -57,12 +76,13 @@ export function LivePage({ watch }: { watch?: string }) {
   const { me } = useSession();
   const { data, error, reload } = useLoad(async () => listOf<LiveSession>(await get('/sessions?state=live'), 'sessions'));
   const [err, setErr] = useState<unknown>(null);
+  const [gone, setGone] = useState<string[]>([]);
   useEffect(() => {
     if (watch) return;
     const t = setInterval(reload, 5000);
     return () => clearInterval(t);
   }, [watch, reload]);
-  if (watch) return <Watch id={watch} />;
+  if (watch) return new URLSearchParams(location.search).get('protocol') === 'rdp' ? <RdpWatch id={watch} /> : <Watch id={watch} />;
   const extend = async (s: LiveSession) => {
     try {
       await post(`/sessions/${sid(s)}/extend`, { minutes: 30 });
@@ -75,11 +95,14 @@ export function LivePage({ watch }: { watch?: string }) {
     if (!confirm(`Terminate ${s.personLogin}'s session on ${s.computerName}? Both sides are closed and the account is torn down.`)) return;
     try {
       await post(`/sessions/${sid(s)}/terminate`);
+      // Gone from the list at once (the gateway has dropped it by now; the reload confirms).
+      setGone((g) => [...g, sid(s)]);
       reload();
     } catch (e) {
       setErr(e);
     }
   };
+  const rows = (data ?? []).filter((s) => !gone.includes(sid(s)));
   return (
     <Page title="Live sessions">
       <ErrorBox error={error ?? err} />
@@ -97,7 +120,7 @@ export function LivePage({ watch }: { watch?: string }) {
           </tr>
         </thead>
         <tbody>
-          {(data ?? []).map((s) => (
+          {rows.map((s) => (
             <tr key={sid(s)}>
               <td data-label="Who">{s.personLogin}</td>
               <td data-label="Where">
@@ -106,12 +129,13 @@ export function LivePage({ watch }: { watch?: string }) {
               <td data-label="Account">
                 <code>{s.account ?? s.accountName ?? '—'}</code>
               </td>
-              <td data-label="Since">{fmtTime(s.startedAt)}</td>
-              <td data-label="Until">{s.leaseExpiresAt ? fmtTime(s.leaseExpiresAt) : '—'}</td>
+              <td data-label="Since">{fmtWhen(s.startedAt)}</td>
+              <td data-label="Until">{fmtWhen(s.leaseExpiresAt)}</td>
               <td class="row-actions">
-                {s.protocol === 'ssh' && <Link href={`/live/${encodeURIComponent(sid(s))}/watch`}>Watch</Link>}{' '}
+                {s.protocol === 'ssh' && <Link href={`/live/${encodeURIComponent(sid(s))}/watch`}>Watch</Link>}
+                {s.protocol === 'rdp' && <Link href={`/live/${encodeURIComponent(sid(s))}/watch?protocol=rdp`}>Watch</Link>}{' '}
                 {s.canExtend && (
-                  <button type="button" onClick={() => void extend(s)} aria-label={`Extend ${s.personLogin}'s session on ${s.computerName} by 30 minutes`}>
+                  <button type="button" onClick={() => void extend(s)} aria-label={`Extend 30 min: ${s.personLogin}'s session on ${s.computerName}`}>
                     Extend 30 min
                   </button>
                 )}{' '}
@@ -123,10 +147,10 @@ export function LivePage({ watch }: { watch?: string }) {
               </td>
             </tr>
           ))}
-          {data?.length === 0 && (
+          {data !== undefined && rows.length === 0 && (
             <tr>
               <td colSpan={6} class="muted">
-                Nobody is connected right now.
+                Nobody is connected right now. Sessions appear here as soon as someone connects; this list refreshes every few seconds.
               </td>
             </tr>
           )}

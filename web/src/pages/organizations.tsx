@@ -1,29 +1,30 @@
 import { useState } from 'preact/hooks';
 import { del, get, listOf, patch, post, type Organization } from '../api.js';
 import { can, useSession } from '../session.js';
-import { ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
+import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 
 const ORGANIZATION_FIELDS: FormSpec = {
   name: { label: 'Name', id: 'o-name' },
   sharedCode: { label: 'Shared account code', id: 'o-code' },
+  requirePasskeys: { label: 'Require passkeys', id: 'o-passkeys' },
 };
 
 export function OrganizationsPage() {
   const { me } = useSession();
   const writable = can(me.person, 'globalAdmin');
   const { data, error, reload } = useLoad(async () => listOf<Organization>(await get('/organizations'), 'organizations'));
-  const [form, setForm] = useState<{ id?: string; name: string; sharedCode: string } | null>(null);
+  const [form, setForm] = useState<{ id?: string; name: string; sharedCode: string; requirePasskeys: boolean } | null>(null);
   const editor = useForm(ORGANIZATION_FIELDS);
   const fields = editor.fields;
   const [err, setErr] = useState<unknown>(null);
-  const edit = (v: { id?: string; name: string; sharedCode: string }) => {
+  const edit = (v: { id?: string; name: string; sharedCode: string; requirePasskeys: boolean }) => {
     editor.reset();
     setForm(v);
   };
 
   const save = editor.submit(async () => {
     if (!form) return;
-    const body = { name: form.name.trim(), sharedCode: form.sharedCode.trim() };
+    const body = { name: form.name.trim(), sharedCode: form.sharedCode.trim(), requirePasskeys: form.requirePasskeys };
     if (form.id) await patch(`/organizations/${form.id}`, body);
     else await post('/organizations', body);
     setForm(null);
@@ -44,7 +45,7 @@ export function OrganizationsPage() {
       title="Organizations"
       actions={
         writable && (
-          <button type="button" class="primary" onClick={() => edit({ name: '', sharedCode: '' })}>
+          <button type="button" class="primary" onClick={() => edit({ name: '', sharedCode: '', requirePasskeys: false })}>
             Add organization
           </button>
         )
@@ -63,6 +64,13 @@ export function OrganizationsPage() {
               <TextInput id="o-code" value={form.sharedCode} onValue={(v) => setForm({ ...form, sharedCode: v })} error={fields.sharedCode} required />
             </Field>
           </div>
+          <Checkbox
+            id="o-passkeys"
+            label="Require passkeys (phishing-resistant MFA)"
+            checked={form.requirePasskeys}
+            onChange={(v) => setForm({ ...form, requirePasskeys: v })}
+            hint="Its people finish every sign-in with a passkey; TOTP and an identity provider's MFA only let them enroll one."
+          />
           <div class="row">
             <button type="submit" class="primary" disabled={editor.busy}>
               Save
@@ -78,6 +86,7 @@ export function OrganizationsPage() {
           <tr>
             <th scope="col">Name</th>
             <th scope="col">Shared code</th>
+            <th scope="col">Passkeys</th>
             {writable && (
               <th scope="col">
                 <span class="sr-only">Actions</span>
@@ -90,9 +99,10 @@ export function OrganizationsPage() {
             <tr key={o.id}>
               <td data-label="Name">{o.name}</td>
               <td data-label="Shared code">{o.sharedCode}</td>
+              <td data-label="Passkeys">{o.requirePasskeys ? 'required' : 'optional'}</td>
               {writable && (
                 <td class="row-actions">
-                  <button type="button" onClick={() => edit({ id: o.id, name: o.name, sharedCode: o.sharedCode })}>
+                  <button type="button" onClick={() => edit({ id: o.id, name: o.name, sharedCode: o.sharedCode, requirePasskeys: o.requirePasskeys ?? false })}>
                     Edit
                   </button>
                   <button type="button" class="danger" onClick={() => void remove(o)}>

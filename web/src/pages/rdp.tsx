@@ -3,6 +3,7 @@ import { csrf } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { loadRdpView } from '../rdp-loader.js';
 import { SessionEnded, SessionFrame, markEntryUsed, useEntryUsed, useLeaveGuard } from '../session-page.js';
+import { StepUpPrompt } from '../passkeys.js';
 
 /** Remote desktop in the browser (the view itself is src/rdp/rdp-view.ts). */
 export function RdpPage({ computerId }: { computerId: string }) {
@@ -12,6 +13,7 @@ export function RdpPage({ computerId }: { computerId: string }) {
   // false after a close that connecting again cannot fix (no access): no button that only repeats the refusal
   const [retry, setRetry] = useState(true);
   const [attempt, setAttempt] = useState(0);
+  const [stepUp, setStepUp] = useState<string | null>(null);
   const [lease, setLease] = useState<{ sessionId: string; leaseExpiresAt: number } | null>(null);
 
   const endRef = useRef<(() => void) | null>(null);
@@ -28,6 +30,7 @@ export function RdpPage({ computerId }: { computerId: string }) {
     setClosed(null);
     setRetry(true);
     setLease(null);
+    setStepUp(null);
     setStatus('Preparing session…');
     const asked = new URLSearchParams(location.search).get('accountType');
     const accountType = asked === 'domain' || asked === 'local' ? asked : undefined;
@@ -38,6 +41,11 @@ export function RdpPage({ computerId }: { computerId: string }) {
         handle = mod.mountRdp(host.current!, { computerId, accountType, csrf: csrf(), onStatus: setStatus, onClosed: (r, again) => {
             setRetry(again);
             setClosed(r || 'The session ended.');
+          },
+          onStepUp: (m) => {
+            setRetry(false);
+            setClosed('Confirm it is you to connect.');
+            setStepUp(m);
           },
           onReady: (i) => setLease(i.leaseExpiresAt !== null ? { sessionId: i.sessionId, leaseExpiresAt: i.leaseExpiresAt } : null),
         });
@@ -83,6 +91,7 @@ export function RdpPage({ computerId }: { computerId: string }) {
           </span>
         )}
       </div>
+      {stepUp !== null && <StepUpPrompt message={stepUp} onDone={() => setAttempt((n) => n + 1)} />}
       <div class="rdp-host" ref={host} />
     </SessionFrame>
   );

@@ -1,5 +1,6 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { get, listOf, type AccountType, type Computer } from '../api.js';
+import { preloadRdpView } from '../rdp-loader.js';
 import { ErrorBox, Page, useLoad } from '../ui.js';
 
 function sessionHref(c: Computer, protocol: 'ssh' | 'rdp', accountType?: AccountType): string {
@@ -29,7 +30,7 @@ function ConnectButtons({ c }: { c: Computer }) {
         </select>
       )}
       {c.protocols.map((p) => (
-        <a key={p} class="button primary" href={sessionHref(c, p, kind || undefined)} target="_blank" rel="noopener" aria-label={`Connect to ${c.name} with ${p.toUpperCase()}`}>
+        <a key={p} class="button primary" href={sessionHref(c, p, kind || undefined)} onPointerDown={p === 'rdp' ? preloadRdpView : undefined} target="_blank" rel="noopener" aria-label={`Connect to ${c.name} with ${p.toUpperCase()}`}>
           {p.toUpperCase()}
         </a>
       ))}
@@ -40,6 +41,14 @@ function ConnectButtons({ c }: { c: Computer }) {
 /** Home for technicians: the computers they may reach, with connect buttons. */
 export function SessionsPage() {
   const { data, error, loading } = useLoad(async () => listOf<Computer>(await get('/computers'), 'computers'));
+  // Fetch the RDP code (guacamole-common-js) once the list shows an RDP computer: its hashed chunk is cached as
+  // immutable, so the tab a click opens finds it in the cache instead of loading it cold before connecting.
+  const hasRdp = (data ?? []).some((c) => c.canConnect && c.protocols.includes('rdp'));
+  useEffect(() => {
+    if (!hasRdp) return;
+    const idle = window.requestIdleCallback ?? ((f: () => void) => window.setTimeout(f, 200));
+    idle(() => preloadRdpView());
+  }, [hasRdp]);
   const [q, setQ] = useState('');
   const shown = useMemo(() => {
     const needle = q.trim().toLowerCase();

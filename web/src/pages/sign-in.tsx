@@ -4,8 +4,9 @@ import { navigate } from '../router.js';
 import { useSession } from '../session.js';
 import { ErrorBox, Field, TextInput } from '../ui.js';
 import { TotpEnrollment } from './enroll.js';
+import { PasskeyEnrollForm, passkeyError, passkeysSupported, signInWithPasskey } from '../passkeys.js';
 
-type Step = 'password' | 'totp' | 'totp-enrollment';
+type Step = 'password' | 'totp' | 'totp-enrollment' | 'passkey' | 'passkey-enrollment';
 
 function afterSignIn(): void {
   const next = new URLSearchParams(location.search).get('next');
@@ -33,9 +34,14 @@ function ssoError(): Error | null {
 
 function signInError(err: unknown): unknown {
   if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_LOCAL_PASSWORD_FORBIDDEN') return new Error('Your organization signs in through its identity provider: use the button below.');
-  if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_LOCKED') return new Error('This account is locked after too many failed attempts. Try again later or ask an administrator.');
+  if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_LOCKED') {
+    const until = typeof err.details.until === 'string' ? new Date(err.details.until) : null;
+    const when = until && !Number.isNaN(until.getTime()) ? ` until ${until.toLocaleString()}` : '';
+    return new Error(`This account is locked${when} after too many failed attempts. Try again then, or ask an administrator to unlock it.`);
+  }
   if (err instanceof ApiError && err.status === 429) return new Error('Too many attempts. Wait a minute and try again.');
-  return err;
+  if (err instanceof ApiError && err.code === 'JIT_ERR_AUTH_PASSKEY_REQUIRED') return new Error('Your organization requires a passkey: use your passkey, or a recovery code to enroll a new one.');
+  return passkeyError(err);
 }
 
 const SIGNING_IN = 'jitgate.signing-in';
@@ -58,9 +64,24 @@ export function SignInPage() {
   }, []);
   const next = new URLSearchParams(location.search).get('next') ?? '/';
 
+  /** After a step: signed in, or on to what the gateway still wants (e.g. enrolling a passkey). */
   const finish = async () => {
-    await refresh();
+    const m = await refresh();
+    if (m.pending && !m.person) return setStep(m.pending);
     afterSignIn();
+  };
+
+  const usePasskey = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await signInWithPasskey();
+      await finish();
+    } catch (err) {
+      setError(signInError(err));
+    } finally {
+      setBusy(false);
+    }
   };
 
   const submitPassword = async (e: Event) => {
@@ -69,7 +90,7 @@ export function SignInPage() {
     setError(null);
     try {
       const url = directory ? `/auth/ldap/${encodeURIComponent(directory)}/sign-in` : '/auth/sign-in';
-      const r = await post<{ next: 'totp' | 'totp-enrollment' | 'done' }>(url, { login: login.trim(), password });
+      const r = await post<{ next: Step | 'done' }>(url, { login: login.trim(), password });
       setPassword('');
       sessionStorage.setItem(SIGNING_IN, login.trim());
       const m = await refresh();
@@ -104,6 +125,7 @@ export function SignInPage() {
     setError(null);
     try {
       await post('/auth/totp', { code: code.replace(/\s/g, '') });
+      setCode('');
       await finish();
     } catch (err) {
       setCode('');
@@ -141,6 +163,35 @@ export function SignInPage() {
             </button>
           </form>
         )}
+        {step === 'password' && passkeysSupported() && (
+          <div class="sso">
+            {/* Discoverable credentials: no login typed; on a desktop the browser offers a phone's passkey through its QR code. */}
+            <button type="button" class="button" disabled={busy} onClick={() => void usePasskey()}>
+              Sign in with a passkey
+            </button>
+          </div>
+        )}
+        {step === 'passkey' && (
+          <div>
+            <p>Use your passkey to finish signing in{login ? <> as <strong>{login}</strong></> : null}.</p>
+            <ErrorBox error={error} />
+            <button type="button" class="primary" disabled={busy} onClick={() => void usePasskey()}>
+              Use your passkey
+            </button>{' '}
+            <button type="button" class="link" onClick={() => setStep('totp')} disabled={busy}>
+              Use a recovery code instead
+            </button>{' '}
+            <button type="button" class="link" onClick={() => void back()} disabled={busy}>
+              Back to password
+            </button>
+          </div>
+        )}
+        {step === 'passkey-enrollment' && (
+          <div>
+            <p>Your organization requires a passkey to sign in. Create one now on this device, a security key, or your phone.</p>
+            <PasskeyEnrollForm onDone={() => void finish()} />
+          </div>
+        )}
         {step === 'password' && providers.some((p) => p.type === 'oidc') && (
           <div class="sso">
             {providers.filter((p) => p.type === 'oidc').map((p) => (
@@ -171,7 +222,12 @@ export function SignInPage() {
             <ErrorBox error={error} />
             <button type="submit" class="primary" disabled={busy}>
               Sign in
-            </button>
+            </button>{' '}
+            {passkeysSupported() && (
+              <button type="button" class="link" onClick={() => void usePasskey()} disabled={busy}>
+                Use a passkey instead
+              </button>
+            )}
           </form>
         )}
         {step === 'totp-enrollment' && <TotpEnrollment onDone={() => void finish()} />}

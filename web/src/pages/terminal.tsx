@@ -3,12 +3,15 @@ import { wsUrl } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { closeOutcome } from '../close-reasons.js';
 import { SessionEnded, SessionFrame, markEntryUsed, useEntryUsed, useLeaveGuard } from '../session-page.js';
+import { StepUpPrompt } from '../passkeys.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
   | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null }
   | { kind: 'error'; message: string }
-  | { kind: 'closed'; message: string; retry: boolean };
+  | { kind: 'closed'; message: string; retry: boolean }
+  /** The computer wants a fresh passkey/TOTP confirmation (step-up): nothing was provisioned. */
+  | { kind: 'step-up'; message: string };
 
 /** Browser SSH terminal over the /terminal websocket: live provisioning progress, resize, errors in words. */
 export function TerminalPage({ computerId }: { computerId: string }) {
@@ -48,6 +51,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
     const ws = new WebSocket(wsUrl('/terminal', { computer: computerId, accountType, cols: term.cols, rows: term.rows }));
     ws.binaryType = 'arraybuffer';
     let lastError: string | null = null;
+    let lastCode: string | null = null;
     let endedByPerson = false;
     const enc = new TextEncoder();
     endRef.current = () => {
@@ -61,7 +65,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string };
+      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -80,16 +84,24 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         term.focus();
       } else if (msg.type === 'error') {
         lastError = msg.message ?? msg.code ?? 'error';
+        lastCode = msg.code ?? null;
         // shown once, in the status bar, when the socket closes (closeOutcome); not echoed into the terminal
         setStatus({ kind: 'error', message: lastError });
       } else if (msg.type === 'watchers' && typeof msg.watchers === 'number') {
         // The person is told whenever somebody starts or stops watching their session live.
-        setWatched(msg.watchers > 0 ? `${msg.event === 'left' ? 'A watcher left; ' : ''}${msg.watchers === 1 ? 'someone is' : `${msg.watchers} people are`} watching this session live (read-only).` : msg.event === 'left' ? 'Nobody is watching this session any more.' : null);
+        const who = msg.by ?? 'someone';
+        const now = msg.watchers === 1 ? '1 person is' : `${msg.watchers} people are`;
+        setWatched(msg.event === 'left' ? (msg.watchers > 0 ? `${who} stopped watching; ${now} still watching this session live (read-only).` : `${who} stopped watching. Nobody is watching this session now.`) : `${who} started watching this session live (read-only)${msg.watchers > 1 ? `; ${now} watching` : ''}.`);
       } else if (msg.type === 'closed') {
         lastError = lastError ?? (msg.reason ? `The session ended: ${msg.reason}.` : null);
       }
     };
     ws.onclose = (ev) => {
+      if (!endedByPerson && lastCode === 'JIT_ERR_AUTH_STEP_UP_REQUIRED') {
+        setStatus({ kind: 'step-up', message: lastError ?? 'This computer asks you to confirm it is you before connecting.' });
+        term.options.disableStdin = true;
+        return;
+      }
       const outcome = endedByPerson ? { message: 'You ended the session.', retry: true } : closeOutcome(ev.code, lastError);
       setStatus({ kind: 'closed', ...outcome });
       term.options.disableStdin = true;
@@ -143,6 +155,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         )}
         {progress.length > 0 && status.kind === 'connecting' && <span class="muted"> ({progress.length} steps)</span>}
       </div>
+      {status.kind === 'step-up' && <StepUpPrompt message={status.message} onDone={() => setAttempt((n) => n + 1)} />}
       {watched && (
         <p class="watch-banner" role="alert" data-testid="watch-banner">
           {watched}

@@ -42,9 +42,26 @@ declare module 'guacamole-common-js' {
     }
     class InputStream {
       index: number;
+      sendAck(message: string, code: number): void;
     }
     class OutputStream {
       index: number;
+    }
+    class BlobReader {
+      constructor(stream: InputStream, mimetype: string);
+      getLength(): number;
+      getBlob(): Blob;
+      onprogress: ((length: number) => void) | null;
+      onend: (() => void) | null;
+    }
+    class BlobWriter {
+      constructor(stream: OutputStream);
+      sendBlob(blob: Blob): void;
+      sendEnd(): void;
+      onack: ((status: Status) => void) | null;
+      onerror: ((blob: Blob, offset: number, error: unknown) => void) | null;
+      onprogress: ((blob: Blob, offset: number) => void) | null;
+      oncomplete: ((blob: Blob) => void) | null;
     }
     class StringReader {
       constructor(stream: InputStream);
@@ -65,6 +82,8 @@ declare module 'guacamole-common-js' {
       sendKeyEvent(pressed: 0 | 1 | boolean, keysym: number): void;
       sendMouseState(state: Mouse.State, applyDisplayScale?: boolean): void;
       createClipboardStream(mimetype: string): OutputStream;
+      createFileStream(mimetype: string, filename: string): OutputStream;
+      onfile: ((stream: InputStream, mimetype: string, filename: string) => void) | null;
       onstatechange: ((state: number) => void) | null;
       onerror: ((status: Status) => void) | null;
       onclipboard: ((stream: InputStream, mimetype: string) => void) | null;

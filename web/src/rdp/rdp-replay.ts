@@ -1,4 +1,5 @@
 import Guacamole from 'guacamole-common-js';
+import { KeyTimeline, type TimelineEntry } from './key-timeline.js';
 
 /**
  * Replay of a guacd session recording with Guacamole.SessionRecording:
@@ -64,7 +65,7 @@ function asciiOnly(s: string): string {
  * in the constructor, so they are replaced on the instance (a subclass's
  * prototype methods would be shadowed).
  */
-function recordingTunnel(url: string): Guacamole.Tunnel {
+function recordingTunnel(url: string, onRaw?: (opcode: string, args: string[]) => void): Guacamole.Tunnel {
   const tunnel = new Guacamole.Tunnel();
   let abort: AbortController | null = null;
   tunnel.sendMessage = () => undefined;
@@ -80,7 +81,11 @@ function recordingTunnel(url: string): Guacamole.Tunnel {
     abort = ac;
     const parser = new CodePointParser();
     const decoder = new TextDecoder('utf-8');
-    const emit = (op: string, args: string[]): void => tunnel.oninstruction?.(op, args.map(asciiOnly));
+    const emit = (op: string, args: string[]): void => {
+      // The timeline reads the text as written (before the "?" replacement below).
+      onRaw?.(op, args);
+      tunnel.oninstruction?.(op, args.map(asciiOnly));
+    };
     void (async () => {
       const res = await fetch(url, { credentials: 'same-origin', signal: ac.signal });
       if (!res.ok || !res.body) {
@@ -144,10 +149,20 @@ export function mountRdpReplay(el: HTMLElement, opts: { url: string }): { dispos
     speed.appendChild(o);
   }
   bar.append(playBtn, seek, time, speed);
-  root.append(screen, bar);
+  const player = document.createElement('div');
+  Object.assign(player.style, { flex: '3 1 420px', minWidth: '0' });
+  player.append(screen, bar);
+  // Typed keys and clipboard beside the player (recordings made with the recordInput policy); hidden when there are none.
+  const aside = document.createElement('aside');
+  aside.className = 'replay-timeline';
+  aside.setAttribute('aria-label', 'Typed keys and clipboard');
+  Object.assign(aside.style, { flex: '1 1 220px', maxHeight: '480px', overflow: 'auto', display: 'none' });
+  Object.assign(root.style, { display: 'flex', flexWrap: 'wrap', gap: '1rem', alignItems: 'flex-start' });
+  root.append(player, aside);
   el.appendChild(root);
 
-  const recording = new Guacamole.SessionRecording(recordingTunnel(opts.url));
+  const timeline = new KeyTimeline();
+  const recording = new Guacamole.SessionRecording(recordingTunnel(opts.url, (op, args) => timeline.push(op, args)));
   const display = recording.getDisplay();
   screen.appendChild(display.getElement());
   const rescale = (): void => {
@@ -221,11 +236,52 @@ export function mountRdpReplay(el: HTMLElement, opts: { url: string }): { dispos
     if (wasPlaying) play();
   });
 
+  const KIND_WORDS: Record<TimelineEntry['kind'], string> = { text: 'typed', key: 'key', clipboard: 'clipboard' };
+  let shown = -1;
+  const renderTimeline = (): void => {
+    const entries = timeline.entries;
+    if (entries.length === shown) return;
+    shown = entries.length;
+    aside.style.display = entries.length ? '' : 'none';
+    const list = document.createElement('ol');
+    list.className = 'timeline-list';
+    for (const e of entries) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = `timeline-entry ${e.kind}`;
+      b.dataset.at = String(e.at);
+      const when = document.createElement('time');
+      when.textContent = fmt(e.at);
+      const what = document.createElement('span');
+      what.textContent = `${KIND_WORDS[e.kind]}: `;
+      const text = document.createElement('code');
+      text.textContent = e.text;
+      b.append(when, ' ', what, text);
+      b.setAttribute('aria-label', `${fmt(e.at)} ${KIND_WORDS[e.kind]} ${e.text}: play from here`);
+      b.addEventListener('click', () => {
+        const wasPlaying = playing();
+        pause();
+        recording.seek(Math.min(e.at, recording.getDuration()), () => {
+          showTime();
+          if (wasPlaying) play();
+        });
+      });
+      const li = document.createElement('li');
+      li.appendChild(b);
+      list.appendChild(li);
+    }
+    const h = document.createElement('h3');
+    h.textContent = 'Typed keys and clipboard';
+    aside.replaceChildren(h, list);
+  };
+
   recording.onprogress = (duration) => {
     seek.max = String(duration);
     showTime();
+    renderTimeline();
   };
   recording.onload = () => {
+    renderTimeline();
     seek.max = String(recording.getDuration());
     // SessionRecording draws nothing before a seek or play; frames are seekable once the data is in its Blob.
     if (!playing() && recording.getPosition() === 0) recording.seek(0, showTime);

@@ -1,0 +1,267 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import type { FastifyInstance } from 'fastify';
+import type { CDPSession, Page } from 'playwright-core';
+import { AuditLog } from '../../core/audit.js';
+import type { Database } from '../../core/db/database.js';
+import { isJitgateError } from '../../core/errors.js';
+import { silentLogger } from '../../core/logging.js';
+import { SecretBox } from '../../core/secret-box.js';
+import { AccessService } from '../../gateway/access-policy.js';
+import { apiRoutes } from '../../gateway/api/index.js';
+import { checkCsrfQuery, createAuth, createPerson, stepUpCheck, type Auth } from '../../gateway/auth/index.js';
+import { terminalRoutes } from '../../gateway/ssh/terminal.route.js';
+import type { Computer } from '../../core/domain.js';
+import { CoreErrors, JitgateError } from '../../core/errors.js';
+import type { SessionRecorder } from '../../recorder/recorder.js';
+import { PasskeyService, type WebAuthnTarget } from '../../gateway/auth/passkey.service.js';
+import { createMetrics } from '../../gateway/metrics.js';
+import { buildServer } from '../../gateway/server.js';
+import { webStatic } from '../../gateway/web-static.js';
+import { buildWeb } from '../../web/build.js';
+import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
+import { databaseFactories } from '../harness/databases.js';
+import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { firstRunSetup, signOut, type Person } from './web-steps.js';
+
+/**
+ * Passkeys end to end in Debian chromium with a virtual authenticator
+ * (DevTools Protocol WebAuthn domain: CTAP2, internal transport, resident
+ * keys, user verification): enroll under My account, sign in with no
+ * password, a response for another origin or RP ID refused, a counter that
+ * went backwards refused, a revoked passkey refused. The page is served as
+ * http://localhost:<port> (a secure context whose host name is a valid RP
+ * ID; an IP address is not), and the RP ID and origin come from
+ * server.publicUrl.
+ */
+const browserOk = chromiumAvailable();
+const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
+
+/** In the page: a WebAuthn assertion for the gateway's passwordless options, as @simplewebauthn/browser would send it. */
+async function rawAssertion(page: Page): Promise<AuthenticationResponseJSON> {
+  // A string: the test is compiled without the DOM library.
+  return page.evaluate(`(async () => {
+    const b64 = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4)), (c) => c.charCodeAt(0));
+    const enc = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+    const me = await (await fetch('/api/v1/auth/me')).json();
+    const opts = await (await fetch('/api/v1/auth/passkey/options', { method: 'POST', headers: { 'x-csrf-token': me.csrfToken, 'content-type': 'application/json' }, body: '{}' })).json();
+    const cred = await navigator.credentials.get({ publicKey: { challenge: b64(opts.challenge), rpId: opts.rpId, userVerification: 'required', timeout: 60000 } });
+    const r = cred.response;
+    return {
+      id: cred.id, rawId: enc(cred.rawId), type: 'public-key', clientExtensionResults: {},
+      response: { clientDataJSON: enc(r.clientDataJSON), authenticatorData: enc(r.authenticatorData), signature: enc(r.signature), ...(r.userHandle ? { userHandle: enc(r.userHandle) } : {}) },
+    };
+  })()`);
+}
+
+describe.skipIf(!browserOk.ok)(`passkeys in chromium with a virtual authenticator${browserOk.ok ? '' : ` (skipped: ${browserOk.reason})`}`, () => {
+  let dist = '';
+  let db: Database;
+  let app: FastifyInstance;
+  let auth: Auth;
+  let audit: AuditLog;
+  let base = '';
+  let setupPath = '';
+  let b: BrowserHandle;
+  const files = new DirRecordingFiles();
+  const tag = randomBytes(3).toString('hex');
+
+  beforeAll(async () => {
+    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
+    await buildWeb(dist);
+    db = await pglite.open();
+    audit = new AuditLog(db);
+    const log = silentLogger();
+    // Find a free port, then build the real server with publicUrl = http://localhost:<port> (RP ID localhost).
+    const probe = await buildServer({ log, metrics: createMetrics(), version: 'e2e', readiness: [] });
+    await probe.listen({ host: '127.0.0.1', port: 0 });
+    const port = (probe.server.address() as { port: number }).port;
+    await probe.close();
+    base = `http://localhost:${port}`;
+    auth = createAuth({
+      db, box: new SecretBox(randomBytes(32)), audit, log, publicUrl: base,
+      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
+    });
+    const access = new AccessService(db, audit);
+    app = await buildServer({
+      log, metrics: createMetrics(), version: 'e2e', readiness: [],
+      rootPlugins: [auth.plugin, webStatic(dist)],
+      apiPlugins: [
+        apiRoutes({
+          db, audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: files, stores: [],
+          checkStore: async () => ({ ok: true }),
+          extendSession: () => Promise.reject(new Error('no sessions in the passkeys test')),
+        }),
+        // The real terminal route and step-up check; the broker stands in for access + provisioning only as far as
+        // its `admit` hook (the check runs there, before anything is provisioned), then refuses with its own code.
+        terminalRoutes({
+          broker: {
+            open: async (req) => {
+              const computer = { id: req.computerRef, name: req.computerRef, policy: { stepUpMinutes: 5, sshHostKeySha256: `SHA256:${'A'.repeat(43)}` } } as unknown as Computer;
+              await req.admit?.(computer);
+              throw new JitgateError(CoreErrors.JIT_ERR_CONFLICT, { reason: 'step-up passed; nothing is provisioned in this test' });
+            },
+          },
+          recorder: {} as SessionRecorder,
+          audit,
+          checkCsrf: checkCsrfQuery,
+          log,
+          stepUp: stepUpCheck(db),
+        }),
+      ],
+    });
+    await app.listen({ host: '127.0.0.1', port });
+    setupPath = (await auth.bootstrapPath())!;
+    b = await launchBrowser();
+  }, 240_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await app?.close();
+    await db?.close();
+    if (dist) rmSync(dist, { recursive: true, force: true });
+    rmSync(files.dir, { recursive: true, force: true });
+  });
+
+  it('enrolls a passkey, signs in with it and no password; wrong origin/RP ID, a counter gone back and a revoked passkey are refused', async () => {
+    const page = await b.newPage();
+    const cdp: CDPSession = await page.context().newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+    });
+    const admin: Person = { login: `admin${tag}`, displayName: 'Passkey Admin', password: `pw-${randomUUID()}` };
+    await firstRunSetup(page, base + setupPath, admin);
+
+    // 1. Enroll under My account (named), listed there; the authenticator holds one discoverable credential.
+    await page.goto(`${base}/account`);
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByLabel('Passkey name').fill('Laptop');
+    await page.getByRole('button', { name: 'Create passkey' }).click();
+    await page.locator('[data-passkey="Laptop"]').waitFor();
+    await screenshot(page, 'passkeys-account');
+    const creds = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    expect(creds.credentials).toHaveLength(1);
+    expect(creds.credentials[0]!.isResidentCredential).toBe(true);
+    expect(creds.credentials[0]!.rpId).toBe('localhost');
+    const stored = await db.query<{ credential_id: string; name: string; counter: string | number }>('SELECT credential_id, name, counter FROM passkeys');
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.name).toBe('Laptop');
+
+    // 2. Passwordless: no login typed.
+    await signOut(page);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    const me = (await (await page.request.get(`${base}/api/v1/auth/me`)).json()) as { person: { login: string } | null };
+    expect(me.person?.login).toBe(admin.login);
+    const signedIn = await audit.list({ type: 'auth.signed_in', actor: admin.login });
+    expect(signedIn.some((e) => e.data.factor === 'passkey')).toBe(true);
+    await screenshot(page, 'passkeys-signed-in');
+
+    // 3. Verification-level: a real assertion checked against another RP ID, then another origin, is refused; the same kind with the right ones is accepted.
+    const passkeys = new PasskeyService({ db, audit, log: silentLogger(), identity: auth.identity });
+    const client = { ip: '127.0.0.1', userAgent: 'test' };
+    const right: WebAuthnTarget = { rpId: 'localhost', origins: [base], rpName: 'jitgate' };
+    const refusal = async (t: WebAuthnTarget): Promise<string> => {
+      try {
+        await passkeys.signIn(await rawAssertion(page), t, null, client);
+        return 'accepted';
+      } catch (err) {
+        if (!isJitgateError(err)) throw err;
+        expect(err.code).toBe('JIT_ERR_AUTH_PASSKEY_INVALID');
+        return String(err.details.reason);
+      }
+    };
+    expect(await refusal({ ...right, rpId: 'jitgate.example' })).toMatch(/RP ID/i);
+    expect(await refusal({ ...right, origins: ['https://jitgate.example'] })).toMatch(/origin/i);
+    expect(await refusal(right)).toBe('accepted');
+
+    // 4. Counter regression: a stored counter above the authenticator's (a clone that fell behind) is refused, in the browser too.
+    await signOut(page);
+    await db.query('UPDATE passkeys SET counter = 1000000');
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByText('This passkey was not accepted').waitFor();
+    const counterRefusal = await audit.list({ type: 'auth.sign_in_failed', actor: admin.login });
+    expect(counterRefusal.some((e) => e.data.factor === 'passkey' && /counter/.test(String(e.data.reason)))).toBe(true);
+    expect((await db.query<{ counter: string | number }>('SELECT counter FROM passkeys'))[0]!.counter).toBe(1_000_000);
+    await db.query('UPDATE passkeys SET counter = 0');
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+
+    // 5. Revoked: removed under My account, the authenticator still offers it, the gateway refuses it.
+    await page.goto(`${base}/account`);
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('[data-passkey="Laptop"]').getByRole('button', { name: 'Revoke' }).click();
+    await page.getByText('No passkeys.').waitFor();
+    expect(await db.query('SELECT 1 FROM passkeys')).toHaveLength(0);
+    expect((await audit.list({ type: 'auth.passkey_revoked', actor: admin.login })).length).toBe(1);
+    expect((await audit.list({ type: 'auth.passkey_enrolled', actor: admin.login })).filter((e) => e.outcome === 'success')).toHaveLength(1);
+    await signOut(page);
+    expect((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials).toHaveLength(1);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.getByText('This passkey was not accepted').waitFor();
+    await screenshot(page, 'passkeys-revoked-refused');
+    const after = (await (await page.request.get(`${base}/api/v1/auth/me`)).json()) as { person: unknown };
+    expect(after.person).toBeNull();
+    // Refusals show as failed requests in the console; nothing threw in the page.
+    expect(b.errors.filter((e) => e.startsWith('pageerror'))).toEqual([]);
+    await page.close();
+  }, 300_000);
+
+  it('an organization that requires passkeys: a new person signs in with the password, must create a passkey, then is in; step-up before connecting asks for a fresh passkey', async () => {
+    const orgId = randomUUID();
+    await db.query('INSERT INTO organizations (id, name, shared_code, require_passkeys) VALUES ($1,$2,$3,true)', [orgId, `strict${tag}`, '5151']);
+    const tech = { login: `tech${tag}`, password: `pw-${randomUUID()}` };
+    const p = await createPerson(db, { login: tech.login, displayName: 'Strict Tech', role: 'technician', organizationId: orgId, password: tech.password });
+    const page = await b.newPage();
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+    });
+    await page.goto(`${base}/sign-in`);
+    await page.getByLabel('Login').fill(tech.login);
+    await page.getByLabel('Password').fill(tech.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByText('Your organization requires a passkey').waitFor();
+    // Not signed in yet: the half-done sign-in opens nothing but passkey enrollment.
+    expect(((await (await page.request.get(`${base}/api/v1/auth/me`)).json()) as { person: unknown; pending: string }).pending).toBe('passkey-enrollment');
+    expect((await page.request.get(`${base}/api/v1/computers`)).status()).toBe(401);
+    await screenshot(page, 'passkeys-required-enroll');
+    await page.getByLabel('Passkey name').fill('Work laptop');
+    await page.getByRole('button', { name: 'Create passkey' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    const me = (await (await page.request.get(`${base}/api/v1/auth/me`)).json()) as { person: { login: string } | null };
+    expect(me.person?.login).toBe(tech.login);
+    expect(await db.query('SELECT 1 FROM passkeys WHERE person_id = $1', [p.id])).toHaveLength(1);
+    const signedIn = await audit.list({ type: 'auth.signed_in', actor: tech.login });
+    expect(signedIn.map((e) => e.data.factor)).toEqual(['passkey-enrollment']);
+    // From now on the password leads to the passkey.
+    await signOut(page);
+    await page.getByLabel('Login').fill(tech.login);
+    await page.getByLabel('Password').fill(tech.password);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('button', { name: 'Use your passkey' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    expect((await audit.list({ type: 'auth.signed_in', actor: tech.login })).map((e) => e.data.factor).sort()).toEqual(['passkey', 'passkey-enrollment']);
+    expect(b.errors.filter((e) => e.startsWith('pageerror'))).toEqual([]);
+
+    // Step-up: a computer asking for a confirmation within 5 min; this sign-in's passkey is an hour old.
+    await db.query("UPDATE auth_sessions SET step_up_at = step_up_at - interval '1 hour' WHERE person_id = $1 AND revoked_at IS NULL", [p.id]);
+    await page.goto(`${base}/terminal/stepup${tag}`);
+    const prompt = page.getByTestId('step-up');
+    await prompt.getByText('asks you to confirm it is you').waitFor();
+    await screenshot(page, 'passkeys-step-up');
+    expect(await audit.list({ type: 'auth.step_up', actor: tech.login })).toHaveLength(0);
+    await prompt.getByRole('button', { name: 'Confirm with a passkey' }).click();
+    // Connected again: past the step-up check, the stand-in broker answers (nothing to provision here).
+    await page.getByTestId('close-reason').getByText('nothing is provisioned in this test').waitFor();
+    expect(await prompt.count()).toBe(0);
+    expect((await audit.list({ type: 'auth.step_up', actor: tech.login })).map((e) => e.data.factor)).toEqual(['passkey']);
+    await page.close();
+  }, 300_000);
+});
