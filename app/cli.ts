@@ -6,14 +6,12 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError, loadConfig, type Config } from '../config/load.js';
 import { insecureTransportWarnings } from '../config/schema.js';
 import { CoreErrors, isJitgateError, JitgateError } from '../core/errors.js';
-import { renderErrorsDoc } from '../core/errors-doc.js';
 import { createLogger, type Logger } from '../core/logging.js';
 import { openDatabase } from '../core/db/open.js';
 import { migrate, schemaStatus } from '../core/db/migrations.js';
-import { applyInventory, parseInventory } from '../gateway/inventory.js';
-import { storeScopeOf } from '../provisioner/store-scope.js';
 import type { Core, OpenCoreOptions } from './core.js';
 import type { Runtime } from './main.js';
+import type { ReadOnlyCore } from './read-only.js';
 import { VERSION } from './version.js';
 import type { AccountStore } from '../provisioner/account-store.js';
 import type { JitQueue } from '../provisioner/jobs.js';
@@ -21,9 +19,8 @@ import type { ConnectionOptions } from 'bullmq';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoUnavailable, startDemoHost, type DemoHost } from './demo-target.js';
-import { demoPortProblem } from './port-check.js';
-import { demoDomainComputer, demoDomainLocalStoreConfig, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost, type DemoDomainHost } from './demo-ad-target.js';
+import type { DemoHost } from './demo-target.js';
+import type { DemoDomainHost } from './demo-ad-target.js';
 
 /**
  * `jitgate` — serve, check, migrate, and the operator (break-glass) commands.
@@ -78,6 +75,11 @@ async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
 /** The core for an operator command: a process that runs a few queries and exits (`shortLived`). */
 async function openCore(cfg: Config, log: Logger, opts: Omit<OpenCoreOptions, 'shortLived'> = {}): Promise<Core> {
   return (await import('./core.js')).openCore(cfg, log, { ...opts, shortLived: true });
+}
+
+/** For a command that only reads: no migration (one query checks the schema), no stores, no engine. */
+async function openReadOnly(cfg: Config): Promise<ReadOnlyCore> {
+  return (await import('./read-only.js')).openReadOnly(cfg);
 }
 
 async function buildStores(cfg: Config, log: Logger): Promise<Core['stores']> {
@@ -157,6 +159,9 @@ program
   .option('--ssh-port <port>', 'SSH front door port', (v) => Number(v), 2222)
   .option('--host <host>', 'listen address', '127.0.0.1')
   .action(async (opts: { port: number; sshPort: number; host: string }, cmd: Command) => {
+    // Loaded here, like everything only one command uses (start-up time of the others, issue 12).
+    const [{ demoUnavailable, startDemoHost }, { demoPortProblem }, { demoDomainComputer, demoDomainLocalStoreConfig, demoDomainStoreConfig, demoDomainUnavailable, startDemoDomainHost }, { applyInventory, parseInventory }, { storeScopeOf }] =
+      await Promise.all([import('./demo-target.js'), import('./port-check.js'), import('./demo-ad-target.js'), import('../gateway/inventory.js'), import('../provisioner/store-scope.js')]);
     const why = demoUnavailable() ?? (await demoPortProblem(opts.host, opts));
     if (why) {
       process.stderr.write(`jitgate demo: ${why}.\n`);
@@ -369,6 +374,7 @@ program
   .action(async (opts: { file: string }, cmd: Command) => {
     try {
       const cfg = config(cmd);
+      const [{ applyInventory, parseInventory }, { storeScopeOf }] = await Promise.all([import('../gateway/inventory.js'), import('../provisioner/store-scope.js')]);
       const scopes = new Map(cfg.accountStores.map((s) => [s.name, storeScopeOf(s)]));
       const inv = parseInventory(parseYaml(readFileSync(opts.file, 'utf8')), scopes);
       // The same policy rules as the API's import: a bad value is refused in words, nothing is stored.
@@ -568,7 +574,7 @@ accounts
   .action(async (opts: { all?: boolean; json?: boolean }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const core = await openCore(cfg, quietLogger(cfg));
+      const core = await openReadOnly(cfg);
       try {
         const rows = (await core.repo.listAccounts(opts.all)).map((a) => ({ name: a.name, store: a.store, mode: a.mode, state: a.state, owner: a.ownerKey, groups: a.groups, created: a.createdAt.toISOString() }));
         if (opts.json) process.stdout.write(JSON.stringify(rows) + '\n');
@@ -640,13 +646,13 @@ audit
   .action(async (opts: { checkpoints: string[] }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const core = await openCore(cfg, quietLogger(cfg));
+      const core = await openReadOnly(cfg);
       try {
         const { readCheckpointFiles } = await import('../core/audit-checkpoint.js');
         const { auditCheckpointPath } = await import('../core/audit-key.js');
         const { formatAuditReport } = await import('../core/audit-verify.js');
         const files = opts.checkpoints.length ? opts.checkpoints : [cfg.audit.checkpointFile ?? auditCheckpointPath(cfg.dataDir)];
-        const r = await core.audit.verify({ checkpoints: await readCheckpointFiles(files) });
+        const r = await (await core.audit()).verify({ checkpoints: await readCheckpointFiles(files) });
         process.stdout.write(formatAuditReport(r));
         if (!r.ok) process.exitCode = 1;
       } finally {
@@ -666,9 +672,9 @@ audit
   .action(async (opts: { session?: string; account?: string; computer?: string; type?: string; limit: number }, cmd: Command) => {
     try {
       const cfg = config(cmd);
-      const core = await openCore(cfg, quietLogger(cfg));
+      const core = await openReadOnly(cfg);
       try {
-        const events = await core.audit.list({ sessionId: opts.session, account: opts.account, computer: opts.computer, type: opts.type, limit: opts.limit });
+        const events = await (await core.audit()).list({ sessionId: opts.session, account: opts.account, computer: opts.computer, type: opts.type, limit: opts.limit });
         for (const e of events) process.stdout.write(JSON.stringify({ seq: e.seq, at: e.at.toISOString(), type: e.type, actor: e.actor, outcome: e.outcome, session: e.sessionId, computer: e.computer, account: e.account, data: e.data }) + '\n');
       } finally {
         await core.close();
@@ -717,7 +723,7 @@ program
   .command('errors')
   .description('print every error code as Markdown (docs/errors.md)')
   .action(async () => {
-    await import('./all-errors.js');
+    const [, { renderErrorsDoc }] = await Promise.all([import('./all-errors.js'), import('../core/errors-doc.js')]);
     process.stdout.write(renderErrorsDoc());
   });
 

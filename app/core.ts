@@ -1,4 +1,3 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/load.js';
 import { AuditLog } from '../core/audit.js';
@@ -15,6 +14,7 @@ import { JitRepository } from '../provisioner/jit-repository.js';
 import type { HolderLiveness } from '../provisioner/holder-liveness.js';
 import { storeScopeOf } from '../provisioner/store-scope.js';
 import { buildStore } from './stores.js';
+import { lockEmbedded } from './embedded-lock.js';
 
 /**
  * Database, stores and the JIT engine: what `serve` and every operator command
@@ -34,31 +34,6 @@ export interface Core {
   stores: Map<string, AccountStore>;
   engine: JitAccountService;
   close(): Promise<void>;
-}
-
-/** An embedded PGlite directory can be opened by one process only. */
-function lockEmbedded(cfg: Config): () => void {
-  if (cfg.database.url) return () => undefined;
-  const lock = join(cfg.dataDir, 'pglite.lock');
-  if (existsSync(lock)) {
-    const pid = Number(readFileSync(lock, 'utf8'));
-    let alive = false;
-    try {
-      process.kill(pid, 0);
-      alive = pid !== process.pid;
-    } catch {
-      alive = false;
-    }
-    if (alive) {
-      throw new Error(
-        `the embedded database in ${cfg.dataDir} is in use by process ${pid} (jitgate serve). ` +
-          'Stop it first, or configure a PostgreSQL database (database.url) so several processes can share it.',
-      );
-    }
-  }
-  mkdirSync(cfg.dataDir, { recursive: true });
-  writeFileSync(lock, String(process.pid));
-  return () => rmSync(lock, { force: true });
 }
 
 export function secretBoxFor(cfg: Config): SecretBox {

@@ -155,7 +155,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   }
   const input = merge(merge(fromFile, envOverrides(env)), opts.overrides ?? {});
   const { configSchema } = buildConfigSchema(env);
-  const result = configSchema.safeParse(input);
+  // Parsed once per process: zod's JIT (a `new Function` per object schema, compiled on first
+  // parse) would cost a one-shot command more than it saves (issue 12, CLI start-up).
+  const result = configSchema.safeParse(input, { jitless: true });
   if (!result.success) throw new ConfigError(issuesToProblems(result.error.issues));
   const cfg = result.data;
   const names = new Set<string>();

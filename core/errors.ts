@@ -97,4 +97,5 @@ export const CoreErrors = defineErrors({
   JIT_ERR_SECRET_DECRYPT: { status: 500, message: 'stored secret cannot be decrypted (wrong key or tampered)' },
   JIT_ERR_AUDIT_SIGNING_KEY: { status: 500, message: 'audit signing key is unusable: {reason}' },
   JIT_ERR_AUDIT_CHECKPOINT_FILE: { status: 500, message: 'audit checkpoint file is unusable: {reason}' },
+  JIT_ERR_DB_NOT_MIGRATED: { status: 503, message: '{state}: run `jitgate migrate` (or start the gateway with `jitgate serve`, which migrates)' },
 });

@@ -1,4 +1,5 @@
-import pino, { type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+import { createRequire } from 'node:module';
+import type { default as Pino, Logger, LoggerOptions, DestinationStream } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -34,6 +35,18 @@ export const REDACT_PATHS = [
   '*.passwordEnc',
 ];
 
+let loaded: typeof Pino | undefined;
+
+/**
+ * pino, required on the first logger made rather than imported: its ~20 module files cost a
+ * one-shot command that logs nothing (`jitgate accounts list`) about a sixth of its start-up
+ * (issue 12). pino is CommonJS, so the synchronous require keeps createLogger synchronous.
+ */
+function pinoLib(): typeof Pino {
+  loaded ??= createRequire(import.meta.url)('pino') as typeof Pino;
+  return loaded;
+}
+
 export interface LogOptions {
   level?: string;
   pretty?: boolean;
@@ -41,6 +54,7 @@ export interface LogOptions {
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
+  const pino = pinoLib();
   const options: LoggerOptions = {
     level: opts.level ?? 'info',
     base: { app: 'jitgate' },
@@ -57,5 +71,5 @@ export function createLogger(opts: LogOptions = {}): Logger {
 
 /** A logger that discards everything (for tests that do not look at logs). */
 export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+  return pinoLib()({ level: 'silent' });
 }

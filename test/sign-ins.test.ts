@@ -242,4 +242,58 @@ describe.skipIf(!redisSocket)(`signing out, revoking a sign-in, a password chang
     expect((await gwenS.client.req('DELETE', `/auth-sessions/${ottoC.authSessionId}`)).statusCode).toBe(204);
     expect(await ottoC.client.login()).toBeNull();
   });
+
+  /** A stored passkey (the WebAuthn ceremonies themselves run in chromium: test/e2e/passkeys.e2e.test.ts). */
+  async function passkey(personId: string, name: string): Promise<void> {
+    await db.query('INSERT INTO passkeys (id, person_id, credential_id, public_key, name, created_at) VALUES ($1, $2, $3, $4, $5, now())', [randomUUID(), personId, randomBytes(16).toString('base64url'), randomBytes(32).toString('base64url'), name]);
+  }
+  const passkeysOf = async (personId: string) => (await db.query<{ name: string }>('SELECT name FROM passkeys WHERE person_id = $1 ORDER BY name', [personId])).map((r) => r.name);
+
+  it('an admin resets a person\'s passkeys within their organization only (issue 15): audited, signed out, live sessions ended; never their own, a global admin\'s or another customer\'s', async () => {
+    const orgA = await org('pa');
+    const orgB = await org('pb');
+    const otto = await person('pk-otto', 'org_admin', orgA);
+    const tess = await person('pk-tess', 'technician', orgA);
+    const bert = await person('pk-bert', 'technician', orgB);
+    const gwen = await person('pk-gwen', 'global_admin', orgA);
+    // Signed in first: with a passkey stored, the sign-in would ask for it as the second factor.
+    const ottoS = await signIn(otto.login);
+    const tessS = await signIn(tess.login);
+    const gwenS = await signIn(gwen.login);
+    for (const [who, names] of [[tess, ['laptop', 'phone']], [bert, ['key']], [gwen, ['gwen key']], [otto, ['otto key']]] as const) {
+      for (const n of names) await passkey(who.id, n);
+    }
+    const live = await hold(gwB, tess, tessS.authSessionId);
+
+    // Another customer's technician, a global admin and oneself are out of reach; nothing is removed.
+    expect((await ottoS.client.req('POST', `/people/${bert.id}/reset-passkeys`)).statusCode).toBe(404);
+    expect([403, 404]).toContain((await ottoS.client.req('POST', `/people/${gwen.id}/reset-passkeys`)).statusCode);
+    expect((await ottoS.client.req('POST', `/people/${otto.id}/reset-passkeys`)).statusCode).toBe(403);
+    // A technician resets nobody's.
+    expect([403, 404]).toContain((await tessS.client.req('POST', `/people/${otto.id}/reset-passkeys`)).statusCode);
+    // The cookie alone is not enough: the CSRF token is checked.
+    const noCsrf = await app.inject({ method: 'POST', url: `/api/v1/people/${tess.id}/reset-passkeys`, headers: { cookie: `jitgate_session=${ottoS.client.cookie}` } });
+    expect(noCsrf.statusCode).toBe(403);
+    expect(await passkeysOf(bert.id)).toEqual(['key']);
+    expect(await passkeysOf(gwen.id)).toEqual(['gwen key']);
+    expect(await passkeysOf(otto.id)).toEqual(['otto key']);
+    expect(await passkeysOf(tess.id)).toEqual(['laptop', 'phone']);
+
+    const r = await ottoS.client.req('POST', `/people/${tess.id}/reset-passkeys`);
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({ removed: 2 });
+    expect(await passkeysOf(tess.id)).toEqual([]);
+    expect(await tessS.client.login()).toBeNull();
+    await settle();
+    expect(ended.get(live)).toBe(otto.login);
+    const [ev] = await db.query<{ actor: string; data: { action: string; login: string; passkeys: string[] } }>(
+      "SELECT actor, data FROM audit_events WHERE type = 'admin.changed' AND data->>'action' = 'person.passkeys_reset' AND data->>'id' = $1",
+      [tess.id],
+    );
+    expect(ev).toMatchObject({ actor: otto.login, data: { login: tess.login, passkeys: ['laptop', 'phone'] } });
+
+    // A global admin reaches every organization.
+    expect((await gwenS.client.req('POST', `/people/${bert.id}/reset-passkeys`)).json()).toEqual({ removed: 1 });
+    expect(await passkeysOf(bert.id)).toEqual([]);
+  });
 });

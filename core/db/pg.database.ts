@@ -1,6 +1,28 @@
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type { Pool } from 'pg';
 import { JitgateError, CoreErrors } from '../errors.js';
 import type { Database, Queryable, Row } from './database.js';
+
+/**
+ * pg, loaded without making Node 20 load undici. pg's lib/stream.js asks at load time whether it
+ * runs in a Cloudflare Worker: it reads `navigator.userAgent`, and where `navigator` is not defined
+ * (Node 20; Node ≥ 21 defines it) it constructs a `Response`, whose first use loads Node's bundled
+ * undici (~60 ms of CPU, a fifth of `jitgate accounts list` on PostgreSQL, issue 12). While pg loads
+ * we show it the `navigator` Node ≥ 21 itself provides, so it takes the same path as there. The
+ * require is synchronous, so no other code runs while the stand-in exists, and it is removed after.
+ */
+function loadPg(): typeof import('pg') {
+  const require = createRequire(import.meta.url);
+  if ('navigator' in globalThis) return require('pg') as typeof import('pg');
+  Object.defineProperty(globalThis, 'navigator', { value: { userAgent: `Node.js/${process.versions.node.split('.')[0]}` }, configurable: true, writable: true });
+  try {
+    return require('pg') as typeof import('pg');
+  } finally {
+    delete (globalThis as { navigator?: unknown }).navigator;
+  }
+}
+
+const pg = loadPg();
 
 // Return timestamps as Date and bigint (int8) as string is pg's default;
 // keep int8 as string (audit sequence numbers can exceed 2^53 in theory).
@@ -13,7 +35,7 @@ export interface PgOptions {
 
 export class PgDatabase implements Database {
   readonly kind = 'postgres' as const;
-  readonly #pool: pg.Pool;
+  readonly #pool: Pool;
 
   constructor(opts: PgOptions) {
     this.#pool = new pg.Pool({

@@ -215,5 +215,26 @@ export function peopleRoutes(deps: ApiDeps) {
       await endLiveSessionsOf(cur.login, p.login);
       return reply.status(204).send();
     });
+
+    // Revoke every passkey of a person (lost or stolen authenticator; issue 15). Their own are revoked
+    // one by one under My account; this is the admin's, within their organization, audited with the
+    // names removed. Like an MFA reset it signs them out and ends what they have open: a stolen passkey
+    // may be what opened it. Someone with no password left signs in again through an invitation.
+    app.post<{ Params: { id: string } }>('/people/:id/reset-passkeys', async (req) => {
+      const p = principalOf(req);
+      const cur = await load(p, req.params.id);
+      ensure(canManagePerson(p, ref(cur)) && cur.id !== p.personId, `reset the passkeys of ${cur.login}`);
+      const removed = await db.transaction(async (tx) => {
+        const rows = await tx.query<{ name: string }>('DELETE FROM passkeys WHERE person_id = $1 RETURNING name', [cur.id]);
+        await audit.record(
+          { type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.passkeys_reset', id: cur.id, login: cur.login, organizationId: cur.organization_id, passkeys: rows.map((r) => r.name) } },
+          tx,
+        );
+        return rows.length;
+      });
+      if (deps.revokeAuthSessions) await deps.revokeAuthSessions(cur.id);
+      await endLiveSessionsOf(cur.login, p.login);
+      return { removed };
+    });
   };
 }

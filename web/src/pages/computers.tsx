@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { del, get, listOf, patch, post, put, type AccountStore, type Computer, type JitSettings, type Organization, type PersonRow } from '../api.js';
 import { InventoryActions } from '../inventory.js';
 import { APPROVAL_FIELDS, ApprovalPolicyFields } from './requests.js';
+import { STEP_UP_FIELDS, StepUpField } from './step-up-field.js';
 import { can, useSession } from '../session.js';
 import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 
@@ -296,6 +297,7 @@ const COMPUTER_FIELDS: FormSpec = {
   'policy.fileMaxBytes': { label: 'File size limit (bytes)', id: 'p-fileMaxBytes' },
   'policy.rdpTimezone': { label: 'Time zone (IANA name)', id: 'p-rdpTimezone' },
   ...APPROVAL_FIELDS,
+  ...STEP_UP_FIELDS,
 };
 
 function Editor(props: { computer: Computer | null; orgs: Organization[]; stores: AccountStore[]; people: PersonRow[]; presets: Record<'maximumSecurity' | 'balanced', Preset>; onDone: () => void; onCancel: () => void }) {
@@ -558,6 +560,7 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
             </Field>
           </div>
         )}
+        <StepUpField policy={f.policy} onPolicy={(v) => set('policy', v)} fe={fe} />
         <Checkbox id="c-restricted" label="Restricted: only technicians it is shared with may connect" checked={f.restricted} onChange={(v) => set('restricted', v)} />
       </fieldset>
       <ApprovalPolicyFields policy={f.policy} onPolicy={(v) => set('policy', v)} fe={fe} />

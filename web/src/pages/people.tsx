@@ -475,6 +475,19 @@ export function PeoplePage() {
                     </button>
                     <button
                       type="button"
+                      onClick={() =>
+                        setPending({
+                          text: `Revoke every passkey of ${p.login}? They no longer sign in with them, are signed out, and their live sessions end. Without a password they need a new invitation.`,
+                          confirm: 'Reset passkeys',
+                          run: () => post(`/people/${p.id}/reset-passkeys`),
+                          done: `${p.login}'s passkeys are revoked.`,
+                        })
+                      }
+                    >
+                      Reset passkeys
+                    </button>
+                    <button
+                      type="button"
                       class={p.disabled ? '' : 'danger'}
                       onClick={() =>
                         p.disabled
