@@ -18,15 +18,15 @@ function typeAt(t0: number, text: string, echo: boolean): [number, 'o' | 'i', st
 }
 
 describe('search extraction of a terminal recording', () => {
-  it('indexes printed lines with their offsets, and the command of a prompt line', () => {
+  it('indexes printed lines at the moment they were complete, and the command of a prompt line', () => {
     const ex = extractAsciicast(cast([
       [0.5, 'o', '\x1b[01;32malice@web01\x1b[00m:~$ '],
       [1.25, 'o', 'uptime\r\n'],
       [1.5, 'o', ' 10:00:01 up 3 days,  2 users\r\n'],
     ]));
     expect(ex.lines).toEqual([
-      { atMs: 500, kind: 'output', text: 'alice@web01:~$ uptime' },
-      { atMs: 500, kind: 'command', text: 'uptime' },
+      { atMs: 1250, kind: 'output', text: 'alice@web01:~$ uptime' },
+      { atMs: 1250, kind: 'command', text: 'uptime' },
       { atMs: 1500, kind: 'output', text: ' 10:00:01 up 3 days,  2 users' },
     ]);
   });
@@ -50,7 +50,7 @@ describe('search extraction of a terminal recording', () => {
       [3, 'i', '\r'], [3.01, 'o', '\r\n'],
     ]));
     expect(ex.masked).toBe(0);
-    expect(ex.lines.filter((l) => l.kind === 'input')).toEqual([{ atMs: 1000, kind: 'input', text: 'ls -la' }]);
+    expect(ex.lines.filter((l) => l.kind === 'input')).toEqual([{ atMs: 3000, kind: 'input', text: 'ls -la' }]);
   });
 
   it('masks a password typed at an echo-off prompt (sudo): nothing echoed, the prompt asks for it', () => {
@@ -64,8 +64,8 @@ describe('search extraction of a terminal recording', () => {
     expect(ex.masked).toBe(1);
     expect(JSON.stringify(ex.lines)).not.toContain('Hunter2');
     expect(ex.lines.filter((l) => l.kind === 'input')).toEqual([
-      { atMs: 1000, kind: 'input', text: 'sudo id' },
-      { atMs: 3000, kind: 'input', text: '', masked: true },
+      { atMs: 2000, kind: 'input', text: 'sudo id' },
+      { atMs: 5000, kind: 'input', text: '', masked: true },
     ]);
   });
 
@@ -102,7 +102,7 @@ describe('search extraction of stream records', () => {
     const ex = extractStreamRecord(buf);
     expect(ex.lines).toEqual([
       { atMs: 0, kind: 'exec', text: 'sudo -S systemctl restart nginx' },
-      { atMs: 20, kind: 'output', text: '[sudo] password for alice: restarted' },
+      { atMs: 900, kind: 'output', text: '[sudo] password for alice: restarted' },
     ]);
     expect(JSON.stringify(ex.lines)).not.toContain('s3cret');
   });

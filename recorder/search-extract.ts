@@ -21,7 +21,10 @@ import { parseStreamRecord } from './stream.format.js';
 export type LineKind = 'output' | 'input' | 'command' | 'exec' | 'sftp' | 'keys' | 'clipboard';
 
 export interface IndexedLine {
-  /** Milliseconds from the start of the recording. */
+  /**
+   * Milliseconds from the start of the recording: when the line was complete
+   * (its newline printed, Enter typed), so a player opened there shows it.
+   */
   atMs: number;
   kind: LineKind;
   /** Empty for a masked line. */
@@ -73,13 +76,10 @@ const OTHER_ESC = /^\x1b(?:[()*+][0-9A-Za-z]|[@-Z\\-_=>78c])/;
 class ScreenLine {
   chars: string[] = [];
   col = 0;
-  /** Time of the first character of the line (ms), null while empty. */
-  at: number | null = null;
   text(): string {
     return this.chars.join('').replace(/\s+$/, '');
   }
-  put(ch: string, at: number): void {
-    this.at ??= at;
+  put(ch: string): void {
     if (this.col < this.chars.length) this.chars[this.col] = ch;
     else {
       while (this.chars.length < this.col) this.chars.push(' ');
@@ -100,7 +100,6 @@ class ScreenLine {
   reset(): void {
     this.chars = [];
     this.col = 0;
-    this.at = null;
   }
 }
 
@@ -121,7 +120,7 @@ export class TerminalLines {
   masked = 0;
   #screen = new ScreenLine();
   #pendingOut = '';
-  #typed: { text: string; at: number; prompt: string; echoed: boolean } | null = null;
+  #typed: { text: string; prompt: string; echoed: boolean } | null = null;
   #pendingIn = '';
   /** A typed line waiting for the output line that Enter completes (to check its echo). */
   #awaiting: { line: IndexedLine; typed: string } | null = null;
@@ -153,7 +152,7 @@ export class TerminalLines {
       else if (ch === '\r') this.#screen.col = 0;
       else if (ch === '\b') this.#screen.col = Math.max(0, this.#screen.col - 1);
       else if (ch === '\t') this.#screen.col = (Math.floor(this.#screen.col / 8) + 1) * 8;
-      else if (ch >= ' ' && ch !== '\x7f') this.#screen.put(ch, atMs);
+      else if (ch >= ' ' && ch !== '\x7f') this.#screen.put(ch);
       i++;
     }
     s = '';
@@ -174,12 +173,12 @@ export class TerminalLines {
         i += m[0].length; // cursor keys, function keys: not text
         continue;
       }
-      if (ch === '\r' || ch === '\n') this.#endTyped();
+      if (ch === '\r' || ch === '\n') this.#endTyped(atMs);
       else if (ch === '\x7f' || ch === '\b') {
         if (this.#typed) this.#typed.text = this.#typed.text.slice(0, -1);
       } else if (ch === '\x15' || ch === '\x03' || ch === '\x04') this.#typed = null; // ^U, ^C, ^D: the line is abandoned
       else if (ch >= ' ' || ch === '\t') {
-        this.#typed ??= { text: '', at: atMs, prompt: this.#screen.text(), echoed: false };
+        this.#typed ??= { text: '', prompt: this.#screen.text(), echoed: false };
         this.#typed.text += ch === '\t' ? ' ' : ch;
       }
       i++;
@@ -197,7 +196,7 @@ export class TerminalLines {
 
   #endScreenLine(atMs: number): void {
     const text = this.#screen.text().slice(0, MAX_LINE_CHARS);
-    const at = this.#screen.at ?? atMs;
+    const at = atMs;
     this.#screen.reset();
     if (this.#awaiting) this.#settleAwaiting(text);
     if (!text.trim()) return;
@@ -206,11 +205,11 @@ export class TerminalLines {
     if (cmd) this.lines.push({ atMs: at, kind: 'command', text: cmd.slice(0, MAX_LINE_CHARS) });
   }
 
-  #endTyped(): void {
+  #endTyped(atMs: number): void {
     const t = this.#typed;
     this.#typed = null;
     if (!t || !t.text.trim()) return;
-    const line: IndexedLine = { atMs: t.at, kind: 'input', text: t.text.slice(0, MAX_LINE_CHARS) };
+    const line: IndexedLine = { atMs, kind: 'input', text: t.text.slice(0, MAX_LINE_CHARS) };
     this.lines.push(line);
     if (SECRET_PROMPT.test(t.prompt)) return this.#mask(line);
     if (t.echoed) return;

@@ -178,8 +178,10 @@ for (const factory of databaseFactories()) {
       const { hits } = await search(auditorA, `"echo ${needle}"`);
       const typed = hits.find((h) => h.kind === 'input');
       const printed = hits.find((h) => h.kind === 'output');
-      expect(typed).toMatchObject({ sessionId: sessions.a, person: `tech-a-${t}`, computer: computers.acme.name, account: `acct-tech-a-${t}`, protocol: 'ssh', line: `echo ${needle} alpha`, atMs: 1050 });
-      expect(printed).toMatchObject({ line: `tech@host:~$ echo ${needle} alpha`, atMs: 200, after: [`${needle} alpha`, 'tech@host:~$ sudo -v'] });
+      // both at the moment Enter was typed (and echoed): the player opened there shows the command
+      const enter = 1000 + 50 * `echo ${needle} alpha`.length + 500;
+      expect(typed).toMatchObject({ sessionId: sessions.a, person: `tech-a-${t}`, computer: computers.acme.name, account: `acct-tech-a-${t}`, protocol: 'ssh', line: `echo ${needle} alpha`, atMs: enter });
+      expect(printed).toMatchObject({ line: `tech@host:~$ echo ${needle} alpha`, atMs: enter, after: [`${needle} alpha`, 'tech@host:~$ sudo -v'] });
       expect(new Date(printed!.at).getTime()).toBeGreaterThan(Date.now() - 600_000);
     });
 
@@ -208,9 +210,9 @@ for (const factory of databaseFactories()) {
       expect(rows[0]!.n).toBe(0);
       const tl = (await techA.get(`/sessions/${sessions.a}/timeline`)).json() as { entries: { kind: string; text: string; masked: boolean; atMs: number }[] };
       expect(tl.entries.map((e) => [e.atMs, e.kind, e.masked ? '(masked)' : e.text])).toEqual([
-        [1050, 'input', `echo ${needle} alpha`],
+        [1000 + 50 * `echo ${needle} alpha`.length + 500, 'input', `echo ${needle} alpha`],
         [5000, 'input', 'sudo -v'],
-        [6000, 'input', '(masked)'],
+        [7000, 'input', '(masked)'],
       ]);
     });
 

@@ -48,9 +48,12 @@ export function fmtOffset(ms: number): string {
   return hh > 0 ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
 }
 
-/** The player at the moment of a line: `?t=` is seconds into the recording (recordings.tsx). */
+/**
+ * The player at the moment of a line: `?t=` is whole seconds into the
+ * recording (recordings.tsx), rounded up so the line (complete at `atMs`) is on screen.
+ */
 export function momentHref(recordingId: string, atMs: number): string {
-  const t = Math.floor(atMs / 1000);
+  const t = Math.ceil(atMs / 1000);
   return `/recordings/${encodeURIComponent(recordingId)}${t > 0 ? `?t=${t}` : ''}`;
 }
 
