@@ -25,6 +25,8 @@ import { RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
 import { webStatic } from '../gateway/web-static.js';
 import { forwardAudit, type AuditForwarder } from '../core/audit-forward.js';
 import { recorderFromConfig } from '../recorder/wiring.js';
+import { SearchIndexer } from '../recorder/search-index.js';
+import { SearchIndexQueue, startSearchIndexWorker } from '../provisioner/search-index.jobs.js';
 import type { Principal } from '../gateway/auth/principal.js';
 import { AccessRequestService, ChannelNotifier, accessRequestRoutes, computerSessionEnder, smtpSender } from '../gateway/access-requests/index.js';
 
@@ -70,6 +72,7 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   let reapTimer: NodeJS.Timeout | undefined;
   let liveness: RedisGatewayLiveness | undefined;
   let requestSweepTimer: NodeJS.Timeout | undefined;
+  let search: GatewayParts['search'] | undefined;
   const close = async () => {
     clearInterval(recoverTimer);
     clearInterval(requestSweepTimer);
@@ -81,6 +84,7 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       // bounded: a stuck job must not hold the shutdown forever
       await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
     }
+    await search?.close();
     await queue?.close();
     // the last checkpoint before forwarding stops, so the forwarded copy has it too
     await core?.checkpoints.close().catch(() => undefined);
@@ -139,6 +143,7 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
       c.checkpoints.onCheckpoint((cp) => fwd.checkpoint(cp));
       const gw = await buildGateway(cfg, c, q, connection, redis);
       ssh = gw.ssh;
+      search = gw.search;
       // Access-request windows expire and sessions are linked to the window they ran in (safe on every gateway at once).
       requestSweepTimer = setInterval(() => void gw.requests.sweep().catch((err: unknown) => log.error({ err }, 'access request sweep failed')), cfg.accessRequests.sweepSeconds * 1000);
       requestSweepTimer.unref();
@@ -204,6 +209,8 @@ interface GatewayParts {
   ssh: SshGateway;
   recorder: ReturnType<typeof recorderFromConfig>;
   requests: AccessRequestService;
+  /** Search indexing of sealed recordings (its queue and worker), closed with the runtime. */
+  search: { queue: SearchIndexQueue; close(): Promise<void> };
   rootPlugins: ((app: FastifyInstance) => Promise<void>)[];
   apiPlugins: ((app: FastifyInstance) => Promise<void>)[];
 }
@@ -212,7 +219,18 @@ interface GatewayParts {
 async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: ConnectionOptions, redis: RedisTarget): Promise<GatewayParts> {
   const { db, audit, log, engine } = c;
   const access = new AccessService(db, audit);
-  const recorder = recorderFromConfig(cfg, { db, audit, log });
+  // Sealed recordings are indexed for search by a job, off the live path; the worker runs here, where the files are.
+  const searchQueue = new SearchIndexQueue({ connection, prefix: cfg.redis.prefix });
+  const recorder = recorderFromConfig(cfg, { db, audit, log, onSealed: async (id) => void (await searchQueue.enqueue(id)) });
+  const indexer = new SearchIndexer({ db, store: recorder.store, log });
+  const searchWorker = startSearchIndexWorker({ connection, prefix: cfg.redis.prefix, log, index: (id) => indexer.index(id) });
+  const search = {
+    queue: searchQueue,
+    close: async () => {
+      await Promise.race([searchWorker.close(), new Promise((r) => setTimeout(r, 10_000))]);
+      await searchQueue.close();
+    },
+  };
   // Who may watch a live session (SSH or RDP): admins and auditors who can see it.
   const mayWatch = async (p: Principal, live: { sessionId: string }): Promise<boolean> => p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId));
   const ssh = await startSshGateway({
@@ -265,7 +283,7 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
   const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, audit, checkCsrf: checkCsrfQuery, stepUp: stepUpCheck(db), guacd: guacd.address, capabilities: guacd });
   const rdpWatch = rdpWatchRoutes({ log, live: ssh.live, checkCsrf: checkCsrfQuery, mayWatch, audit, guacd: guacd.address });
   return {
-    auth, access, ssh, recorder, requests,
+    auth, access, ssh, recorder, requests, search,
     rootPlugins: [auth.plugin, webStatic(webDistDir())],
     apiPlugins: [api, ...ssh.apiPlugins, rdp, rdpWatch, accessRequestRoutes(requests)],
   };

@@ -36,6 +36,12 @@ export interface RecorderDeps {
   hardCap?: number;
   /** Monotonic milliseconds for event times (tests). */
   clock?: () => number;
+  /**
+   * Called after a recording is sealed (closed, or recovered after its writer
+   * died), outside the live path: the wiring enqueues its search indexing
+   * (provisioner/search-index.jobs.ts). Errors are logged, never thrown.
+   */
+  onSealed?: (recordingId: string) => Promise<void>;
 }
 
 /** What the replay API needs (gateway/api defines the same shape). */
@@ -270,6 +276,7 @@ export class Recorder implements SessionRecorder, RecordingFiles {
       });
       if (done) {
         sealed++;
+        this.#sealed(r.id);
         this.#log.warn({ recordingId: r.id, sessionId: r.session_id }, 'interrupted recording sealed as found');
       }
     }
@@ -398,7 +405,15 @@ export class Recorder implements SessionRecorder, RecordingFiles {
       );
       return e;
     });
+    if (h) this.#sealed(recordingId);
     return { recordingId, sizeBytes: size, sha256, manifestSeq: entry?.seq ?? 0, droppedBytes: res.droppedBytes };
+  }
+
+  /** Hand a sealed recording to search indexing; never delays or fails the close. */
+  #sealed(recordingId: string): void {
+    const hook = this.#d.onSealed;
+    if (!hook) return;
+    void hook(recordingId).catch((err: unknown) => this.#log.error({ err, recordingId }, 'could not enqueue search indexing'));
   }
 }
 

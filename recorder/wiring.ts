@@ -17,6 +17,6 @@ export function signingKeyFor(cfg: Config): Buffer {
 }
 
 /** The recorder from the configuration: SessionRecorder for the proxies, RecordingFiles for the API, verify for the CLI. */
-export function recorderFromConfig(cfg: Config, deps: { db: Database; audit: AuditLog; log: Logger }): Recorder {
+export function recorderFromConfig(cfg: Config, deps: { db: Database; audit: AuditLog; log: Logger; onSealed?: (recordingId: string) => Promise<void> }): Recorder {
   return createRecorder({ ...deps, dir: recordingsDir(cfg), signingKey: signingKeyFor(cfg), guacdDir: cfg.guacd.recordingDir });
 }

@@ -9,6 +9,7 @@ import { organizationRoutes } from './organizations.js';
 import { peopleRoutes } from './people.js';
 import { personAccountRoutes } from './person-accounts.js';
 import { recordingRoutes } from './recordings.js';
+import { searchRoutes } from './search.js';
 import { sessionRoutes } from './sessions.js';
 import { storeRoutes } from './stores.js';
 
@@ -32,6 +33,7 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
     await app.register(storeRoutes(deps));
     await app.register(sessionRoutes(deps));
     await app.register(recordingRoutes(deps));
+    await app.register(searchRoutes(deps));
     await app.register(auditRoutes(deps));
     await app.register(inventoryRoutes(deps));
   };

@@ -27,8 +27,11 @@ const SELECT = `SELECT r.id, r.session_id, r.kind, r.path, r.size_bytes, r.sha25
   s.person_id, s.person_login, s.computer_name, s.account_name, s.organization_id, s.end_reason
   FROM recordings r JOIN sessions s ON s.id = r.session_id`;
 
-/** WHERE clauses limiting rows to what `p` may see (same rules as canSeeRecording). */
-function scopeSql(p: Principal, params: unknown[]): string {
+/**
+ * WHERE clauses limiting rows to what `p` may see (same rules as canSeeRecording),
+ * on a query where `s` is the `sessions` row; also used by search (gateway/api/search.ts).
+ */
+export function scopeSql(p: Principal, params: unknown[]): string {
   const scope = readScope(p);
   if (scope.kind === 'all' && p.role !== 'technician') return 'true';
   params.push(p.personId);

@@ -17,6 +17,7 @@ import { SignInsPage } from './pages/sign-ins.js';
 import { LivePage } from './pages/live.js';
 import { RecordingsPage } from './pages/recordings.js';
 import { AuditPage } from './pages/audit.js';
+import { SearchPage } from './pages/search.js';
 import { AccountPage } from './pages/account.js';
 import { InvitePage } from './pages/invite.js';
 import { ChangePasswordPage } from './pages/change-password.js';
@@ -37,6 +38,7 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['/requests', requests.label, requests.show],
     ['/live', 'Live sessions', can(p, 'live')],
     ['/recordings', 'Recordings', can(p, 'audit')],
+    ['/search', 'Search', can(p, 'audit')],
     ['/audit', 'Audit', can(p, 'audit')],
     ['/account', 'My account', true],
   ];
@@ -109,6 +111,8 @@ function Routes({ me }: { me: Me }) {
       return <RecordingsPage />;
     case '/audit':
       return <AuditPage />;
+    case '/search':
+      return <SearchPage />;
     case '/requests':
       return <RequestsPage />;
     case '/account':

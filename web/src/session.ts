@@ -47,6 +47,7 @@ export function routeNeeds(path: string): Capability | null {
   if (path.startsWith('/admin/')) return 'admin';
   if (path === '/live' || path.startsWith('/live/')) return 'live';
   if (path === '/recordings' || path.startsWith('/recordings/') || path === '/audit') return 'audit';
+  if (path === '/search') return 'audit';
   if (path.startsWith('/terminal/') || path.startsWith('/rdp/')) return 'connect';
   return null;
 }

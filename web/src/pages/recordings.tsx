@@ -5,6 +5,7 @@ import { ErrorBox, Link, Page, fmtBytes, useLoad } from '../ui.js';
 import { navigate } from '../router.js';
 import { endReasonWords } from '../audit-words.js';
 import { fmtDuration, fmtWhen } from '../time.js';
+import { CommandTimeline } from './search.js';
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 
@@ -78,7 +79,7 @@ function Replay({ id }: { id: string }) {
       cancelled = true;
       dispose?.();
     };
-  }, [rec, speed]);
+  }, [rec, speed, startAt]);
   const terminalReplay = rec !== undefined && hasFile(rec) && rec.kind !== 'exec' && rec.kind !== 'sftp' && rec.kind !== 'rdp' && rec.kind !== 'guac';
   return (
     <Page title="Replay" actions={<Link href="/recordings">Back to recordings</Link>}>
@@ -115,7 +116,10 @@ function Replay({ id }: { id: string }) {
         </p>
       )}
       {streamText !== null && <pre class="stream-log">{streamText}</pre>}
-      <div class="player" ref={host} data-testid="player" />
+      <div class="replay-with-timeline">
+        <div class="player" ref={host} data-testid="player" />
+        {rec && hasFile(rec) && rec.kind !== 'rdp' && rec.kind !== 'guac' && <CommandTimeline sessionId={rec.sessionId} recordingId={rec.id} />}
+      </div>
     </Page>
   );
 }
