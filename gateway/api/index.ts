@@ -11,6 +11,8 @@ import { personAccountRoutes } from './person-accounts.js';
 import { recordingRoutes } from './recordings.js';
 import { sessionRoutes } from './sessions.js';
 import { storeRoutes } from './stores.js';
+import { teamRoutes } from './teams.js';
+import { recentComputerRoutes } from './recent-computers.js';
 
 export type { ApiDeps, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
 export { computerPolicySchema, effectivePolicy, type ComputerPolicy } from './computer-policy.js';
@@ -34,5 +36,7 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
     await app.register(recordingRoutes(deps));
     await app.register(auditRoutes(deps));
     await app.register(inventoryRoutes(deps));
+    await app.register(teamRoutes(deps));
+    await app.register(recentComputerRoutes(deps));
   };
 }

@@ -140,6 +140,8 @@ export function peopleRoutes(deps: ApiDeps) {
       if (!rows[0]) throw notFound('person');
       // Grants are for technicians of the computer's organization: a new role or organization ends them.
       if (nextRole !== cur.role || nextOrg !== cur.organization_id) await db.query('DELETE FROM grants WHERE person_id = $1', [cur.id]);
+      // Teams are of one organization: a move ends the old organization's memberships.
+      if (nextOrg !== cur.organization_id) await db.query('DELETE FROM team_members m USING teams t WHERE t.id = m.team_id AND m.person_id = $1 AND t.organization_id IS DISTINCT FROM $2', [cur.id, nextOrg]);
       const fields = Object.keys(b);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.changed', id: cur.id, login: cur.login, fields, role: nextRole, organizationId: nextOrg } });
       if (b.locked === false && cur.locked_until !== null) {
