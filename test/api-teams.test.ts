@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
 import type { Database } from '../core/db/database.js';
 import { startSignedInApi, type SignedInApi, type SignedInClient } from './fixtures/signed-in-api.js';
 import { databaseFactories } from './harness/databases.js';
@@ -154,5 +155,40 @@ describe(`teams and labels through the real sign-in (${factory.label})`, () => {
 
     expect((await admin.req('DELETE', `/teams/${team.id}`)).statusCode).toBe(204);
     expect((await admin.req('GET', `/teams/${team.id}`)).statusCode).toBe(404);
+  });
+
+  it('the inventory document carries labels and teams (members, grants by label) both ways; a member of another organization changes nothing', async () => {
+    const ga = await api.person('ginv', 'global_admin', null);
+    const a = await api.org('inv');
+    const b = await api.org('invb');
+    const tech = await api.person('techinv', 'technician', a.id);
+    const techB = await api.person('techinvb', 'technician', b.id);
+    const pc = `inv-${api.tag}`;
+    const doc = {
+      computers: [{ organization: a.name, name: pc, address: '192.0.2.40', jit: noJit, restricted: true, labels: { env: 'prod', os: 'linux' } }],
+      teams: [{ organization: a.name, name: 'Linux ops', syncGroups: ['linux-ops'], members: [tech.login], grants: [{ os: 'linux' }] }],
+    };
+    // A member of another organization: refused as a whole (one transaction).
+    const bad = await ga.req('POST', '/inventory/import', { ...doc, teams: [{ ...doc.teams[0], members: [tech.login, techB.login] }] });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toContain(`${techB.login} is not a person of ${a.name}`);
+    expect((await db.query('SELECT 1 FROM computers WHERE name = $1', [pc])).length).toBe(0);
+    // Only global admins import.
+    expect((await tech.req('POST', '/inventory/import', doc)).statusCode).toBe(403);
+
+    const ok = await ga.req('POST', '/inventory/import', doc);
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json()).toMatchObject({ computers: 1, teams: 1 });
+    expect(await names(tech)).toEqual([pc]);
+    expect(await names(techB)).toEqual([]);
+
+    const exported = YAML.parse((await ga.req('GET', '/inventory/export')).body) as { computers: { name: string; labels: unknown }[]; teams: unknown[] };
+    expect(exported.computers.find((c) => c.name === pc)?.labels).toEqual({ env: 'prod', os: 'linux' });
+    expect(exported.teams).toContainEqual({ organization: a.name, name: 'Linux ops', description: '', syncGroups: ['linux-ops'], members: [tech.login], grants: [{ os: 'linux' }] });
+
+    // A document without labels keeps the computer's labels; one with grants: [] takes the team's grants away.
+    expect((await ga.req('POST', '/inventory/import', { computers: [{ ...doc.computers[0], labels: undefined }], teams: [{ ...doc.teams[0], grants: [] }] })).statusCode).toBe(200);
+    expect((await db.query<{ labels: unknown }>('SELECT labels FROM computers WHERE name = $1', [pc]))[0]?.labels).toEqual({ env: 'prod', os: 'linux' });
+    expect(await names(tech)).toEqual([]);
   });
 });
