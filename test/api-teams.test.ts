@@ -99,6 +99,9 @@ describe(`teams and labels through the real sign-in (${factory.label})`, () => {
     expect((await techA.req('GET', `/computers/${bWeb.id}`)).statusCode).toBe(404);
     expect(await names(otherA)).toEqual([]);
     expect(await names(techB)).toEqual([]);
+    // The access overview says why: through a team.
+    const overview = (await adminA.req('GET', `/people/${techA.id}/access`)).json() as { computers: { name: string; via: string }[] };
+    expect(overview.computers.map((c) => [c.name, c.via])).toEqual([[web.name, 'team']]);
     // Admins and auditors of A read the team; B's do not list it.
     expect(((await audA.req('GET', '/teams')).json() as { id: string }[]).map((x) => x.id)).toEqual([team.id]);
     expect(((await adminB.req('GET', '/teams')).json() as { id: string }[]).map((x) => x.id)).not.toContain(team.id);

@@ -7,6 +7,7 @@ import { accessOverview } from '../access-overview.js';
 import { ROLES, type Principal, type Role } from '../auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, isForeignKeyViolation, isUniqueViolation, iso, json, notFound, parseBody, principalOf } from './http.js';
+import { grantsOf, labelsOf } from '../teams/team-grants.js';
 
 const login = z.string().regex(/^[a-z][a-z0-9._-]{1,63}$/, 'lower-case letters, digits, dot, dash, underscore; 2-64, starting with a letter');
 const displayName = z.string().trim().min(1).max(200);
@@ -182,8 +183,8 @@ export function peopleRoutes(deps: ApiDeps) {
     app.get<{ Params: { id: string } }>('/people/:id/access', async (req) => {
       const p = principalOf(req);
       const cur = await load(p, req.params.id);
-      const computers = await db.query<{ id: string; name: string; organization_id: string; organization_name: string; restricted: boolean; protocols: string[]; jit: unknown; address: string }>(
-        `SELECT c.id, c.name, c.organization_id, o.name AS organization_name, c.restricted, c.protocols, c.jit, c.address
+      const computers = await db.query<{ id: string; name: string; organization_id: string; organization_name: string; restricted: boolean; protocols: string[]; jit: unknown; address: string; labels: unknown }>(
+        `SELECT c.id, c.name, c.organization_id, o.name AS organization_name, c.restricted, c.protocols, c.jit, c.address, c.labels
            FROM computers c JOIN organizations o ON o.id = c.organization_id
           WHERE $1::uuid IS NULL OR c.organization_id = $1 ORDER BY o.name, lower(c.name)`,
         [cur.role === 'global_admin' ? null : cur.organization_id],
@@ -192,7 +193,9 @@ export function peopleRoutes(deps: ApiDeps) {
       const grantedAt = new Map(grants.map((g) => [g.computer_id, iso(g.created_at)]));
       // A technician without an organization reaches nothing; the query above would list every computer for them.
       const candidates = cur.organization_id === null && cur.role !== 'global_admin' ? [] : computers;
-      const reach = accessOverview(ref(cur), candidates.map((c) => ({ ...c, organizationId: c.organization_id })), new Set(grantedAt.keys()));
+      const byTeam = await grantsOf(db, { personId: cur.id, role: cur.role, organizationId: cur.organization_id });
+      const teamGranted = new Set(candidates.filter((c) => byTeam({ id: c.id, organizationId: c.organization_id, labels: labelsOf(c.labels) })).map((c) => c.id));
+      const reach = accessOverview(ref(cur), candidates.map((c) => ({ ...c, organizationId: c.organization_id })), new Set(grantedAt.keys()), teamGranted);
       const lockedUntil = cur.locked_until !== null && new Date(iso(cur.locked_until)!).getTime() > Date.now() ? iso(cur.locked_until) : null;
       return {
         person: { id: cur.id, login: cur.login, role: cur.role, organizationId: cur.organization_id },
