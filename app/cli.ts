@@ -389,8 +389,8 @@ program
       const core = await openCore(cfg, quietLogger(cfg));
       try {
         const r = await applyInventory(core.db, inv, scopes);
-        await core.audit.record({ type: 'admin.changed', actor: 'system:cli', outcome: 'success', data: { action: 'apply', organizations: r.organizations, computers: r.computers, accountMappings: r.accountMappings } });
-        process.stdout.write(`applied ${r.organizations} organization(s), ${r.computers} computer(s)${r.accountMappings ? `, ${r.accountMappings} account mapping(s)` : ''}\n`);
+        await core.audit.record({ type: 'admin.changed', actor: 'system:cli', outcome: 'success', data: { action: 'apply', organizations: r.organizations, computers: r.computers, accountMappings: r.accountMappings, teams: r.teams } });
+        process.stdout.write(`applied ${r.organizations} organization(s), ${r.computers} computer(s)${r.accountMappings ? `, ${r.accountMappings} account mapping(s)` : ''}${r.teams ? `, ${r.teams} team(s)` : ''}\n`);
         for (const u of r.unpinned) {
           await core.audit.record({ type: 'computer.host_key_unpinned', actor: 'system:cli', outcome: 'success', computer: u.name, data: { id: u.id, organizationId: u.organizationId, previous: u.previous, reason: 'address changed' } });
           process.stdout.write(`${u.name}: address changed, host key unpinned: confirm it with \`jitgate computers pin-host-key ${u.name}\`\n`);

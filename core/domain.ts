@@ -27,6 +27,8 @@ export interface Computer {
   jit: unknown;
   policy: Record<string, unknown>;
   restricted: boolean;
+  /** Labels (`env=prod`, migration 20); team grants select computers by them. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 export interface SessionRecord {

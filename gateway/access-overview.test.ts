@@ -20,6 +20,16 @@ describe('accessVia: why a person reaches a computer (table across organizations
     ['auditor', A, { org: A, restricted: false }, false, null],
     ['auditor', null, { org: A, restricted: false }, true, null],
   ];
+  // teamGranted: one of the person's teams holds a label grant matching the computer (decided by grantedByTeams, which already refuses other organizations).
+  it.each([
+    ['technician', A, { org: A, restricted: true }, false, true, 'team'],
+    ['technician', A, { org: A, restricted: true }, true, true, 'grant'],
+    ['technician', A, { org: A, restricted: false }, false, true, 'organization'],
+    ['technician', A, { org: B, restricted: true }, false, true, null],
+    ['auditor', A, { org: A, restricted: true }, false, true, null],
+  ] as const)('%s of %s on %o (granted %s, by a team %s) → %s', (role, org, c, granted, team, want) => {
+    expect(accessVia({ id: 'p', role, organizationId: org }, { organizationId: c.org, restricted: c.restricted }, granted, team)).toBe(want);
+  });
   it.each(cases)('%s of %s on %o (granted %s) → %s', (role, org, c, granted, want) => {
     expect(accessVia({ id: 'p', role, organizationId: org }, { organizationId: c.org, restricted: c.restricted }, granted)).toBe(want);
   });

@@ -8,6 +8,7 @@ import type { AccessChecker } from './contracts.js';
 import { openWindowFor } from './access-requests/access-window.js';
 import { approvalPolicyOf } from './access-requests/approval-rules.js';
 import { AccessRequestErrors } from './access-requests/errors.js';
+import { personHasGrant } from './teams/team-grants.js';
 
 /**
  * Who may see and do what. Pure functions over (principal, resource), so
@@ -180,9 +181,9 @@ export class AccessService implements AccessChecker {
     private readonly audit: AuditLog,
   ) {}
 
+  /** A person × computer grant, or a team × label grant covering the computer (gateway/teams/team-policy.ts). */
   async hasGrant(computerId: string, personId: string): Promise<boolean> {
-    const rows = await this.db.query('SELECT 1 FROM grants WHERE computer_id = $1 AND person_id = $2', [computerId, personId]);
-    return rows.length > 0;
+    return personHasGrant(this.db, computerId, personId);
   }
 
   /** Computers matching `ref` (id, name or organization/name; names in any case) that `principal` may see. */

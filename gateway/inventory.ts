@@ -4,6 +4,8 @@ import type { Database, Queryable } from '../core/db/database.js';
 import { CoreErrors, JitgateError } from '../core/errors.js';
 import { jitSettingsSchema } from '../provisioner/jit-settings.js';
 import { checkComputerStores, withDetails, type StoreScope } from '../provisioner/store-scope.js';
+import { applyInventoryTeams, inventoryTeamSchema } from './teams/team-inventory.js';
+import { labelsSchema } from './teams/team-policy.js';
 
 /**
  * Organizations and computers as a declarative document (`jitgate apply -f`):
@@ -44,9 +46,13 @@ export const inventorySchema = z.strictObject({
         jit: jitSettingsSchema,
         policy: z.record(z.string(), z.unknown()).default({}),
         restricted: z.boolean().default(false),
+        /** Absent: the labels the computer has stay (a document older than labels does not erase them). */
+        labels: labelsSchema.optional(),
       }),
     )
     .default([]),
+  /** Teams with their manual members and grants by label (gateway/teams/team-inventory.ts). */
+  teams: z.array(inventoryTeamSchema).default([]),
   /** A person's existing account on a store, for computers in elevation mode (`jit.mode: elevate`); null account: the store's rule applies. */
   accountMappings: z
     .array(
@@ -105,8 +111,8 @@ export interface PinnedByImport {
 }
 
 export async function applyInventory(
-  db: Database, inv: Omit<Inventory, 'accountMappings'> & Partial<Pick<Inventory, 'accountMappings'>>, stores?: ReadonlyMap<string, StoreScope>,
-): Promise<{ organizations: number; computers: number; accountMappings: number; unpinned: UnpinnedByImport[]; pinned: PinnedByImport[] }> {
+  db: Database, inv: Omit<Inventory, 'accountMappings' | 'teams'> & Partial<Pick<Inventory, 'accountMappings' | 'teams'>>, stores?: ReadonlyMap<string, StoreScope>,
+): Promise<{ organizations: number; computers: number; accountMappings: number; teams: number; unpinned: UnpinnedByImport[]; pinned: PinnedByImport[] }> {
   const unpinned: UnpinnedByImport[] = [];
   const pinned: PinnedByImport[] = [];
   return db.transaction(async (tx) => {
@@ -133,17 +139,19 @@ export async function applyInventory(
       const stated = (c.policy as Record<string, unknown>).sshHostKeySha256;
       if (typeof stated === 'string' && stated !== was[0]?.pin) pinned.push({ name: c.name, organizationId: org[0].id, fingerprint: stated });
       await tx.query(
-        `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+        `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted, labels)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,coalesce($13::jsonb, '{}'::jsonb))
          ON CONFLICT (organization_id, lower(name)) DO UPDATE SET address = EXCLUDED.address, protocols = EXCLUDED.protocols, ssh_port = EXCLUDED.ssh_port,
            rdp_port = EXCLUDED.rdp_port, domain_store = EXCLUDED.domain_store, local_store = EXCLUDED.local_store, jit = EXCLUDED.jit,
-           policy = EXCLUDED.policy, restricted = EXCLUDED.restricted, updated_at = now()`,
-        [randomUUID(), org[0].id, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
+           policy = EXCLUDED.policy, restricted = EXCLUDED.restricted, labels = coalesce($13::jsonb, computers.labels), updated_at = now()`,
+        [randomUUID(), org[0].id, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted, c.labels ? JSON.stringify(c.labels) : null],
       );
     }
     const mappings = inv.accountMappings ?? [];
     await applyAccountMappings(tx, mappings, stores);
-    return { organizations: inv.organizations.length, computers: inv.computers.length, accountMappings: mappings.length, unpinned, pinned };
+    // After account mappings: members are people, who exist before the document is applied.
+    const teams = await applyInventoryTeams(tx, inv.teams ?? []);
+    return { organizations: inv.organizations.length, computers: inv.computers.length, accountMappings: mappings.length, teams, unpinned, pinned };
   });
 }
 

@@ -65,6 +65,7 @@ export function toComputer(r: R): Computer {
     jit: typeof r.jit === 'string' ? JSON.parse(r.jit) : r.jit,
     policy: (typeof r.policy === 'string' ? JSON.parse(r.policy) : r.policy) as Record<string, unknown>,
     restricted: Boolean(r.restricted),
+    labels: (typeof r.labels === 'string' ? JSON.parse(r.labels) : (r.labels ?? {})) as Record<string, string>,
   };
 }
 

@@ -411,7 +411,7 @@ for (const factory of databaseFactories()) {
       expect((await f.as(adminA).post('/inventory/import', yaml, { 'content-type': 'application/yaml' })).statusCode).toBe(403);
       const imported = await f.as(ga).post('/inventory/import', yaml, { 'content-type': 'application/yaml' });
       expect(imported.statusCode).toBe(200);
-      expect(imported.json()).toEqual({ organizations: 1, computers: 1, accountMappings: 0, unpinned: [], pinned: [] });
+      expect(imported.json()).toEqual({ organizations: 1, computers: 1, accountMappings: 0, teams: 0, unpinned: [], pinned: [] });
       const out = await f.as(ga).get('/inventory/export');
       expect(out.headers['content-type']).toContain('yaml');
       expect(out.body).toContain(`name: ${name}`);

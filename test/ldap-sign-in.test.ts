@@ -87,6 +87,20 @@ describe.skipIf(!avail.ok)(`LDAP/AD sign-in on Samba AD${avail.ok ? '' : ` (skip
     expect(logs.join('\n')).not.toContain(ad.bindPassword);
   });
 
+  it('puts the person in the teams whose synced groups hold them (directory DN in any case), at each sign-in', async () => {
+    const teamId = randomUUID();
+    const dn = ad.adminGroupDns['JIT Admins']!;
+    await db.query('INSERT INTO teams (id, organization_id, name, sync_groups) VALUES ($1,$2,$3,$4)', [teamId, orgId, `admins-${teamId.slice(0, 4)}`, [dn.toUpperCase()]]);
+    const other = randomUUID();
+    await db.query('INSERT INTO teams (id, organization_id, name, sync_groups) VALUES ($1,$2,$3,$4)', [other, orgId, `other-${other.slice(0, 4)}`, ['CN=Nobody,DC=example,DC=test']]);
+    expect((await signIn(tech, password)).statusCode).toBe(200);
+    const rows = await db.query<{ team_id: string; source: string }>(
+      "SELECT m.team_id, m.source FROM team_members m JOIN people p ON p.id = m.person_id WHERE p.login = $1 AND m.team_id = ANY($2::uuid[])",
+      [tech, [teamId, other]],
+    );
+    expect(rows).toEqual([{ team_id: teamId, source: 'sync' }]);
+  });
+
   it('refuses a wrong password, an empty password and a filter injection alike', async () => {
     for (const [login, pw] of [[tech, `${password}x`], [tech, ''], ['*', password], [`${tech})(|(sAMAccountName=*`, password]] as const) {
       const r = await signIn(login, pw);

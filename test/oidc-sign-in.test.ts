@@ -268,6 +268,40 @@ describe('OIDC sign-in against oidc-provider', () => {
     expect(logs.join('\n')).not.toContain(CLIENT_SECRET);
   });
 
+  it('team memberships follow the groups claim at every sign-in, in the person\'s organization only; manual ones stay', async () => {
+    const team = async (org: string, name: string, groups: string[]) => {
+      const id = randomUUID();
+      await db.query('INSERT INTO teams (id, organization_id, name, sync_groups) VALUES ($1,$2,$3,$4)', [id, org, name, groups]);
+      return id;
+    };
+    const otherOrg = randomUUID();
+    await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1, $2, $3)', [otherOrg, `other-${otherOrg.slice(0, 6)}`, otherOrg.slice(0, 6)]);
+    const ops = await team(orgId, `ops-${otherOrg.slice(0, 4)}`, ['OPS']);
+    const dba = await team(orgId, `dba-${otherOrg.slice(0, 4)}`, ['dba']);
+    const manual = await team(orgId, `manual-${otherOrg.slice(0, 4)}`, []);
+    const foreign = await team(otherOrg, 'ops', ['ops']);
+    const sub = account({ groups: ['techs', 'ops'] });
+    const signIn = async () => {
+      const jar = new Jar();
+      await go(jar, await startFlow(jar));
+      return (await me(jar)).person!;
+    };
+    const teamsOf = async (personId: string) =>
+      (await db.query<{ team_id: string; source: string }>('SELECT team_id, source FROM team_members WHERE person_id = $1 ORDER BY team_id', [personId])).map((r) => `${r.team_id}:${r.source}`).sort();
+
+    const p = await signIn();
+    expect(await teamsOf(p.id)).toEqual([`${ops}:sync`]);
+    await db.query("INSERT INTO team_members (team_id, person_id, source) VALUES ($1, $2, 'manual')", [manual, p.id]);
+
+    idp.accounts.set(sub, { ...idp.accounts.get(sub)!, groups: ['techs', 'dba'] });
+    idp.next.id = sub;
+    expect((await signIn()).id).toBe(p.id);
+    expect(await teamsOf(p.id)).toEqual([`${dba}:sync`, `${manual}:manual`].sort());
+    expect(await teamsOf(p.id)).not.toContain(`${foreign}:sync`);
+    const synced = await auditOf('auth.person_updated');
+    expect(synced.some((e) => e.data['action'] === 'teams.synced' && String(e.data['left']).includes('ops-') && String(e.data['joined']).includes('dba-'))).toBe(true);
+  });
+
   it('without MFA asserted by the provider, jitgate TOTP follows', async () => {
     account({ amr: ['pwd'] });
     const jar = new Jar();

@@ -259,7 +259,7 @@ for (const factory of databaseFactories()) {
       }
       expect(one.json()).toEqual({
         id: c.id, organizationId: orgs.acme, name: 'acme-tech', address: '10.0.0.5', protocols: ['ssh', 'rdp'],
-        jit: { enabled: true, accountType: 'domain', maxSessionMinutes: 480 }, canConnect: true, accountTypes: ['domain'],
+        jit: { enabled: true, accountType: 'domain', maxSessionMinutes: 480 }, canConnect: true, accountTypes: ['domain'], labels: {},
       });
       const seen = (await auditor.get(`/computers/${c.id}`)).json();
       expect(seen).toMatchObject({ domainStore: 'acme-ad', jit: { adminGroups: ['acme Admins'], container: 'OU=Team,OU=JIT,DC=acme,DC=test' }, policy: { sshHostKeySha256: PIN } });

@@ -12,6 +12,7 @@ import { passkeysMigration } from './migrations/015-passkeys.js';
 import { accessRequestsMigration } from './migrations/017-access-requests.js';
 import { invitationsMigration } from './migrations/016-invitations.js';
 import { searchMigration } from './migrations/018-search.js';
+import { teamsLabelsMigration } from './migrations/020-teams-labels.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -194,6 +195,7 @@ CREATE TABLE settings (
   invitationsMigration,
   accessRequestsMigration,
   searchMigration,
+  teamsLabelsMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

@@ -10,6 +10,7 @@ import { canConnect, isAdminOf, isUuid, readScope } from '../access-policy.js';
 import type { Principal, Role } from '../auth/principal.js';
 import { approvalPolicyOf, isApprover, statusText, tally, type ApprovalPolicy, type Candidate, type Decision, type RequestState } from './approval-rules.js';
 import { AccessRequestErrors } from './errors.js';
+import { personHasGrant } from '../teams/team-grants.js';
 import type { AccessRequestNotifier, NoticeKind, Recipient } from './notifier.js';
 
 /**
@@ -169,7 +170,7 @@ export class AccessRequestService {
   }
 
   async #hasGrant(computerId: string, personId: string): Promise<boolean> {
-    return (await this.#d.db.query('SELECT 1 FROM grants WHERE computer_id = $1 AND person_id = $2', [computerId, personId])).length > 0;
+    return personHasGrant(this.#d.db, computerId, personId);
   }
 
   async #orgAllowsUnshared(organizationId: string): Promise<boolean> {

@@ -12,6 +12,8 @@ import { conflict, ensure, FieldValidationError, fieldsOf, isForeignKeyViolation
 import { authorizeComputerStores } from './store-access.js';
 import { checkCertPinning } from './guacd-pinning.js';
 import { auditUnpinned, pinAcrossEdit } from './host-keys.js';
+import { labelsSchema } from '../teams/team-policy.js';
+import { grantsOf } from '../teams/team-grants.js';
 
 const hostname = z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'a host name or IP address');
 // Checked in this order; the form shows the first failing one ("required" for an empty name, the unit with the limit).
@@ -31,15 +33,17 @@ const computerSchema = z.strictObject({
   jit: jitSettingsSchema,
   policy: computerPolicySchema.prefault({}),
   restricted: z.boolean().default(false),
+  labels: labelsSchema.default({}),
 });
 type ComputerInput = z.output<typeof computerSchema>;
 
-const PATCHABLE = ['organizationId', 'name', 'address', 'protocols', 'sshPort', 'rdpPort', 'domainStore', 'localStore', 'jit', 'policy', 'restricted'] as const;
+const PATCHABLE = ['organizationId', 'name', 'address', 'protocols', 'sshPort', 'rdpPort', 'domainStore', 'localStore', 'jit', 'policy', 'restricted', 'labels'] as const;
 
 function view(c: Computer) {
   return {
     id: c.id, organizationId: c.organizationId, name: c.name, address: c.address, protocols: c.protocols, sshPort: c.sshPort, rdpPort: c.rdpPort,
     domainStore: c.domainStore, localStore: c.localStore, jit: c.jit, policy: effectivePolicy(c.policy), restricted: c.restricted,
+    labels: c.labels ?? {},
   };
 }
 
@@ -52,7 +56,7 @@ function view(c: Computer) {
 function technicianView(c: Computer) {
   const s = jitSettingsSchema.safeParse(c.jit);
   return {
-    id: c.id, organizationId: c.organizationId, name: c.name, address: c.address, protocols: c.protocols,
+    id: c.id, organizationId: c.organizationId, name: c.name, address: c.address, protocols: c.protocols, labels: c.labels ?? {},
     jit: s.success ? { enabled: s.data.enabled, accountType: s.data.accountType, maxSessionMinutes: s.data.maxSessionMinutes } : null,
   };
 }
@@ -132,13 +136,12 @@ export function computerRoutes(deps: ApiDeps) {
         scope.kind === 'all'
           ? await db.query('SELECT * FROM computers ORDER BY name, id')
           : await db.query('SELECT * FROM computers WHERE organization_id = $1 ORDER BY name, id', [scope.organizationId]);
-      const grants = new Set(
-        (await db.query<{ computer_id: string }>('SELECT computer_id FROM grants WHERE person_id = $1', [p.personId])).map((g) => g.computer_id),
-      );
+      // Person × computer and team × label grants (gateway/teams/team-policy.ts): read once, matched per computer.
+      const granted = await grantsOf(db, p);
       return rows
         .map(toComputer)
-        .filter((c) => canSeeComputer(p, c, grants.has(c.id)))
-        .map((c) => ({ ...viewFor(p, c), canConnect: canConnect(p, c, grants.has(c.id)), accountTypes: accountTypesOf(c) }));
+        .filter((c) => canSeeComputer(p, c, granted(c)))
+        .map((c) => ({ ...viewFor(p, c), canConnect: canConnect(p, c, granted(c)), accountTypes: accountTypesOf(c) }));
     });
 
     app.get<{ Params: { id: string } }>('/computers/:id', async (req) => {
@@ -161,9 +164,9 @@ export function computerRoutes(deps: ApiDeps) {
       let rows;
       try {
         rows = await db.query(
-          `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
-          [id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
+          `INSERT INTO computers (id, organization_id, name, address, protocols, ssh_port, rdp_port, domain_store, local_store, jit, policy, restricted, labels)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING *`,
+          [id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted, JSON.stringify(c.labels)],
         );
       } catch (err) {
         throw dbError(err);
@@ -209,8 +212,8 @@ export function computerRoutes(deps: ApiDeps) {
              policy = ($11::jsonb - 'sshHostKeySha256') || CASE
                WHEN computers.address = $4 AND computers.ssh_port = $6 AND computers.policy ? 'sshHostKeySha256'
                THEN jsonb_build_object('sshHostKeySha256', computers.policy->'sshHostKeySha256') ELSE '{}'::jsonb END,
-             restricted = $12, updated_at = now() WHERE id = $1 RETURNING *`,
-          [cur.id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted],
+             restricted = $12, labels = $13, updated_at = now() WHERE id = $1 RETURNING *`,
+          [cur.id, c.organizationId, c.name, c.address, c.protocols, c.sshPort, c.rdpPort, c.domainStore, c.localStore, JSON.stringify(c.jit), JSON.stringify(c.policy), c.restricted, JSON.stringify(c.labels)],
         );
       } catch (err) {
         throw dbError(err);

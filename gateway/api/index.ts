@@ -12,6 +12,8 @@ import { recordingRoutes } from './recordings.js';
 import { searchRoutes } from './search.js';
 import { sessionRoutes } from './sessions.js';
 import { storeRoutes } from './stores.js';
+import { teamRoutes } from './teams.js';
+import { recentComputerRoutes } from './recent-computers.js';
 
 export type { ApiDeps, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
 export { computerPolicySchema, effectivePolicy, type ComputerPolicy } from './computer-policy.js';
@@ -36,5 +38,7 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
     await app.register(searchRoutes(deps));
     await app.register(auditRoutes(deps));
     await app.register(inventoryRoutes(deps));
+    await app.register(teamRoutes(deps));
+    await app.register(recentComputerRoutes(deps));
   };
 }

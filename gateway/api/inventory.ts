@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import YAML from 'yaml';
 import { CoreErrors, JitgateError } from '../../core/errors.js';
 import { applyInventory, parseInventory } from '../inventory.js';
+import { exportInventoryTeams } from '../teams/team-inventory.js';
 import { canUseInventory } from '../access-policy.js';
 import { computerPolicySchema, effectivePolicy } from './computer-policy.js';
 import type { ApiDeps } from './deps.js';
@@ -29,10 +30,12 @@ export function inventoryRoutes(deps: ApiDeps) {
           organization: byId.get(String(c.organization_id)),
           name: c.name, address: c.address, protocols: c.protocols, sshPort: Number(c.ssh_port), rdpPort: Number(c.rdp_port),
           domainStore: c.domain_store ?? null, localStore: c.local_store ?? null, jit: json(c.jit), policy: effectivePolicy(json(c.policy)), restricted: Boolean(c.restricted),
+          labels: json(c.labels) ?? {},
         })),
         accountMappings: (await db.query<{ person: string; store: string; account: string }>(
           'SELECT p.login AS person, m.store, m.account_name AS account FROM person_accounts m JOIN people p ON p.id = m.person_id ORDER BY p.login, m.store',
         )).map((m) => ({ person: m.person, store: m.store, account: m.account })),
+        teams: await exportInventoryTeams(db),
       };
       reply.header('content-type', 'application/yaml; charset=utf-8').header('content-disposition', 'attachment; filename="jitgate-inventory.yaml"');
       return YAML.stringify(doc);

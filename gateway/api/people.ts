@@ -7,6 +7,7 @@ import { accessOverview } from '../access-overview.js';
 import { ROLES, type Principal, type Role } from '../auth/principal.js';
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, isForeignKeyViolation, isUniqueViolation, iso, json, notFound, parseBody, principalOf } from './http.js';
+import { grantsOf, labelsOf } from '../teams/team-grants.js';
 
 const login = z.string().regex(/^[a-z][a-z0-9._-]{1,63}$/, 'lower-case letters, digits, dot, dash, underscore; 2-64, starting with a letter');
 const displayName = z.string().trim().min(1).max(200);
@@ -140,6 +141,8 @@ export function peopleRoutes(deps: ApiDeps) {
       if (!rows[0]) throw notFound('person');
       // Grants are for technicians of the computer's organization: a new role or organization ends them.
       if (nextRole !== cur.role || nextOrg !== cur.organization_id) await db.query('DELETE FROM grants WHERE person_id = $1', [cur.id]);
+      // Teams are of one organization: a move ends the old organization's memberships.
+      if (nextOrg !== cur.organization_id) await db.query('DELETE FROM team_members m USING teams t WHERE t.id = m.team_id AND m.person_id = $1 AND t.organization_id IS DISTINCT FROM $2', [cur.id, nextOrg]);
       const fields = Object.keys(b);
       await audit.record({ type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.changed', id: cur.id, login: cur.login, fields, role: nextRole, organizationId: nextOrg } });
       if (b.locked === false && cur.locked_until !== null) {
@@ -180,8 +183,8 @@ export function peopleRoutes(deps: ApiDeps) {
     app.get<{ Params: { id: string } }>('/people/:id/access', async (req) => {
       const p = principalOf(req);
       const cur = await load(p, req.params.id);
-      const computers = await db.query<{ id: string; name: string; organization_id: string; organization_name: string; restricted: boolean; protocols: string[]; jit: unknown; address: string }>(
-        `SELECT c.id, c.name, c.organization_id, o.name AS organization_name, c.restricted, c.protocols, c.jit, c.address
+      const computers = await db.query<{ id: string; name: string; organization_id: string; organization_name: string; restricted: boolean; protocols: string[]; jit: unknown; address: string; labels: unknown }>(
+        `SELECT c.id, c.name, c.organization_id, o.name AS organization_name, c.restricted, c.protocols, c.jit, c.address, c.labels
            FROM computers c JOIN organizations o ON o.id = c.organization_id
           WHERE $1::uuid IS NULL OR c.organization_id = $1 ORDER BY o.name, lower(c.name)`,
         [cur.role === 'global_admin' ? null : cur.organization_id],
@@ -190,7 +193,9 @@ export function peopleRoutes(deps: ApiDeps) {
       const grantedAt = new Map(grants.map((g) => [g.computer_id, iso(g.created_at)]));
       // A technician without an organization reaches nothing; the query above would list every computer for them.
       const candidates = cur.organization_id === null && cur.role !== 'global_admin' ? [] : computers;
-      const reach = accessOverview(ref(cur), candidates.map((c) => ({ ...c, organizationId: c.organization_id })), new Set(grantedAt.keys()));
+      const byTeam = await grantsOf(db, { personId: cur.id, role: cur.role, organizationId: cur.organization_id });
+      const teamGranted = new Set(candidates.filter((c) => byTeam({ id: c.id, organizationId: c.organization_id, labels: labelsOf(c.labels) })).map((c) => c.id));
+      const reach = accessOverview(ref(cur), candidates.map((c) => ({ ...c, organizationId: c.organization_id })), new Set(grantedAt.keys()), teamGranted);
       const lockedUntil = cur.locked_until !== null && new Date(iso(cur.locked_until)!).getTime() > Date.now() ? iso(cur.locked_until) : null;
       return {
         person: { id: cur.id, login: cur.login, role: cur.role, organizationId: cur.organization_id },

@@ -6,6 +6,7 @@ import type { Logger } from '../../core/logging.js';
 import type { SecretBox } from '../../core/secret-box.js';
 import type { Config } from '../../config/schema.js';
 import { canManagePerson } from '../access-policy.js';
+import { syncTeams } from '../teams/team-grants.js';
 import type { FrontDoorIdentity } from '../contracts.js';
 import type { EndLiveSessions, LiveSessionMatch } from '../sessions/end-live-sessions.js';
 import { AuthErrors } from './errors.js';
@@ -79,6 +80,8 @@ export interface ExternalSignIn {
   mfaDone: boolean;
   /** OIDC session id (`sid`), for back-channel logout. */
   idpSid: string | null;
+  /** The person's groups at this sign-in: team memberships follow them (gateway/teams/team-policy.ts planTeamSync). */
+  groups?: readonly string[];
 }
 
 /** Minutes a half-done sign-in (password accepted, second factor pending) stays usable. */
@@ -545,6 +548,12 @@ export class IdentityService implements FrontDoorIdentity {
         person = (await this.#personById(created.id, tx))!;
       }
       await tx.query('UPDATE person_identities SET last_sign_in_at = $3 WHERE issuer = $1 AND subject = $2', [x.issuer, x.subject, this.now()]);
+      if (x.groups) {
+        const t = await syncTeams(tx, { id: person.id, role: person.role, organizationId: person.organization_id }, x.groups);
+        if (t.joined.length || t.left.length) {
+          await this.#audit.record({ type: 'auth.person_updated', actor, outcome: 'success', data: { person: person.login, provider: x.provider, action: 'teams.synced', joined: t.joined, left: t.left, organizationId: person.organization_id } }, tx);
+        }
+      }
       const session = await this.#newSession(person.id, client, tx, { provider: x.provider, sid: x.idpSid });
       // The provider's MFA is not a passkey: where the organization requires one, it only lets the person enroll one.
       const pk = await this.#passkeyState(person.id, tx);

@@ -208,8 +208,9 @@ export class OidcSignIn {
     const claims: Record<string, unknown> = { ...info, ...idt };
     const str = (k: string) => (typeof claims[k] === 'string' ? (claims[k] as string) : '');
     const email = str(p.claims.email) || null;
+    const groups = groupsFromClaim(claims[p.claims.groups]);
     const mapping = mapExternalIdentity(p, {
-      groups: groupsFromClaim(claims[p.claims.groups]),
+      groups,
       verifiedEmail: email && claims['email_verified'] === true ? email : null,
       claims,
     });
@@ -224,6 +225,7 @@ export class OidcSignIn {
         mapping,
         mfaDone: p.trustProviderMfa && providerAssertedMfa(idt.amr),
         idpSid: typeof idt['sid'] === 'string' ? idt['sid'] : null,
+        groups,
       },
       client,
     );

@@ -135,6 +135,7 @@ export function ssoRoutes(d: SsoRouteDeps) {
             // The directory proves a password only: jitgate's TOTP always follows.
             mfaDone: false,
             idpSid: null,
+            groups: who.groups,
           },
           client,
         );

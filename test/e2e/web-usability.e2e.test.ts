@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +21,7 @@ import type { SessionRecorder } from '../../recorder/recorder.js';
 import { buildWeb } from '../../web/build.js';
 import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
 import { databaseFactories } from '../harness/databases.js';
+import { axeProblems } from './axe.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
 import { enrollTotp, go, signIn, type Person } from './web-steps.js';
 
@@ -35,25 +35,6 @@ import { enrollTotp, go, signIn, type Person } from './web-steps.js';
  */
 const browserOk = chromiumAvailable();
 const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-/** axe-core on the page as it is now; the serious and critical violations, in words. */
-async function axeProblems(page: Page, where: string): Promise<string[]> {
-  // evaluated over the DevTools protocol: the app's CSP (script-src 'self') rightly refuses an injected <script>
-  if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE);
-  const violations = await page.evaluate<AxeViolation[]>(`window.axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) })))`);
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${where}: ${v.id} (${v.impact}) ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
-
 // page-side code as strings: the test project's TypeScript has no DOM library
 const inViewport = (page: Page, selector: string) =>
   page.evaluate<boolean>(`(() => { const r = document.querySelector(${JSON.stringify(selector)}).getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()`);

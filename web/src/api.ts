@@ -139,6 +139,8 @@ export interface Computer {
   jit: Partial<JitSettings> | null;
   policy: Record<string, unknown>;
   restricted: boolean;
+  /** `{env: 'prod'}`: team grants select computers by them (docs/auth.md "Teams and labels"). */
+  labels?: Record<string, string>;
   canConnect?: boolean;
   accountTypes?: AccountType[];
 }
@@ -245,4 +247,26 @@ export interface PersonAccount {
   defaultAccountName: string;
   effective: string;
   updatedAt: string | null;
+}
+
+/** A team of one organization (gateway/api/teams.ts). */
+export interface Team {
+  id: string;
+  organizationId: string;
+  name: string;
+  description: string;
+  syncGroups: string[];
+  memberCount?: number;
+  grantCount?: number;
+  members?: { personId: string; login: string; displayName: string; role: Role; source: 'manual' | 'sync' }[];
+  grants?: { id: string; selector: Record<string, string>; text: string }[];
+}
+
+/** A computer the person connected to lately (GET /computers/recent). */
+export interface RecentComputer {
+  computerId: string;
+  name: string;
+  protocol: Protocol;
+  lastConnectedAt: string;
+  sessions: number;
 }

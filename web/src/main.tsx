@@ -22,6 +22,7 @@ import { AccountPage } from './pages/account.js';
 import { InvitePage } from './pages/invite.js';
 import { ChangePasswordPage } from './pages/change-password.js';
 import { RequestsPage, useRequestsNav } from './pages/requests.js';
+import { TeamsPage } from './pages/teams.js';
 import type { ComponentChildren } from 'preact';
 
 function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
@@ -33,6 +34,7 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
     ['/admin/computers', 'Computers', can(p, 'admin')],
     ['/admin/stores', 'Account stores', can(p, 'admin')],
     ['/admin/people', 'People', can(p, 'admin')],
+    ['/admin/teams', 'Teams', can(p, 'admin')],
     ['/admin/organizations', 'Organizations', can(p, 'admin')],
     ['/admin/sign-ins', 'Sign-ins', can(p, 'admin')],
     ['/requests', requests.label, requests.show],
@@ -101,6 +103,8 @@ function Routes({ me }: { me: Me }) {
       return <StoresPage />;
     case '/admin/people':
       return <PeoplePage />;
+    case '/admin/teams':
+      return <TeamsPage />;
     case '/admin/organizations':
       return <OrganizationsPage />;
     case '/admin/sign-ins':

@@ -5,6 +5,7 @@ import { APPROVAL_FIELDS, ApprovalPolicyFields } from './requests.js';
 import { STEP_UP_FIELDS, StepUpField } from './step-up-field.js';
 import { can, useSession } from '../session.js';
 import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
+import { LabelChips, labelText, parseLabels } from '../labels.js';
 
 interface Preset {
   settings: Partial<JitSettings>;
@@ -79,6 +80,7 @@ interface Form {
   adminGroupsText: string;
   policy: Record<string, unknown>;
   restricted: boolean;
+  labelsText: string;
 }
 
 const DEFAULT_JIT: JitSettings = {
@@ -107,6 +109,7 @@ function toForm(c: Computer | null, orgs: Organization[]): Form {
     adminGroupsText: jit.adminGroups.join(', '),
     policy: { ...(c?.policy ?? {}) },
     restricted: c?.restricted ?? false,
+    labelsText: labelText(c?.labels),
   };
 }
 
@@ -127,6 +130,7 @@ function toBody(f: Form) {
     // The host key is pinned under Host key (scan → confirm), never through the form.
     policy: Object.fromEntries(Object.entries(f.policy).filter(([k]) => k !== 'sshHostKeySha256')),
     restricted: f.restricted,
+    labels: parseLabels(f.labelsText) ?? {},
   };
 }
 
@@ -277,6 +281,7 @@ function Grants({ computer, people }: { computer: Computer; people: PersonRow[] 
 const COMPUTER_FIELDS: FormSpec = {
   organizationId: { label: 'Organization', id: 'c-org' },
   name: { label: 'Name', id: 'c-name' },
+  labels: { label: 'Labels', id: 'c-labels' },
   address: { label: 'Address', id: 'c-address' },
   protocols: { label: 'Protocols', id: 'c-proto-ssh' },
   sshPort: { label: 'SSH port', id: 'c-sshport' },
@@ -325,11 +330,16 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
   const presetActive = (k: 'maximumSecurity' | 'balanced') =>
     Object.entries(props.presets[k].settings).every(([key, v]) => (f.jit as unknown as Record<string, unknown>)[key] === v);
 
-  const save = form.submit(async () => {
-    if (f.id) await patch(`/computers/${f.id}`, toBody(f));
-    else await post('/computers', toBody(f));
-    props.onDone();
-  });
+  const save = form.submit(
+    async () => {
+      if (f.id) await patch(`/computers/${f.id}`, toBody(f));
+      else await post('/computers', toBody(f));
+      props.onDone();
+    },
+    (): Record<string, string> => (parseLabels(f.labelsText) ? {} : { labels: 'write labels as key=value, separated by commas' }),
+  );
+  // The server names a bad label by its path (labels.<key>): shown on the one Labels field.
+  const labelsError = fe('labels') ?? Object.entries(fields).find(([k]) => k.startsWith('labels.'))?.[1];
 
   return (
     <form class="editor" onSubmit={(e) => void save(e)} ref={form.ref} aria-labelledby="editor-title" noValidate>
@@ -350,6 +360,9 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
         </Field>
         <Field id="c-address" label="Address (host name or IP)" error={fe('address')}>
           <TextInput id="c-address" value={f.address} onValue={(v) => set('address', v)} error={fe('address')} required />
+        </Field>
+        <Field id="c-labels" label="Labels" error={labelsError} hint="key=value, separated by commas, e.g. env=prod, customer=acme, os=windows. Teams are granted computers by label.">
+          <TextInput id="c-labels" value={f.labelsText} onValue={(v) => set('labelsText', v)} error={labelsError} />
         </Field>
         <fieldset class="inline">
           <legend>Protocols</legend>
@@ -654,6 +667,7 @@ export function ComputersPage() {
             <tr key={c.id} data-computer={c.name}>
               <td data-label="Name">
                 <strong>{c.name}</strong> {c.restricted && <span class="badge">restricted</span>}
+                <LabelChips labels={c.labels} />
               </td>
               {me.person?.role === 'global_admin' && <td data-label="Organization">{orgName(c.organizationId)}</td>}
               <td data-label="Address">{c.address}</td>

@@ -19,7 +19,7 @@ interface AccessOverview {
   lockedUntil: string | null;
   computers: {
     id: string; name: string; organizationName: string; protocols: string[]; restricted: boolean;
-    via: 'global-admin' | 'organization-admin' | 'organization' | 'grant'; grantedAt: string | null;
+    via: 'global-admin' | 'organization-admin' | 'organization' | 'grant' | 'team'; grantedAt: string | null;
     jit: { enabled?: boolean; mode?: string; accountType?: string; accountMode?: string; deleteOnCheckIn?: boolean; maxSessionMinutes?: number; adminGroups?: string[] };
   }[];
 }
@@ -29,6 +29,7 @@ const VIA_LABEL: Record<AccessOverview['computers'][number]['via'], string> = {
   'organization-admin': 'organization administrator',
   organization: 'organization (unrestricted computer)',
   grant: 'grant (shared by name)',
+  team: 'team (granted by label)',
 };
 
 function jitText(j: AccessOverview['computers'][number]['jit']): string {
