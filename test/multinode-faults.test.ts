@@ -186,10 +186,11 @@ describe.skipIf(skipReason !== undefined)(`multi-node deployment under faults${s
     queue.on('error', () => undefined);
     try {
       expect(await queue.getJob(`lease-${s.session.id}`)).toBeDefined();
-      await nodes.wipeRedis();
-      // The database now says the lease ends in 25 s (it said 60 minutes when the lost job was scheduled):
-      // only a job rebuilt from the database can end it then (the sweep runs every 10 minutes here).
+      // The database now says the lease ends in 25 s (it said 60 minutes when the job about to be lost was scheduled):
+      // only a job rebuilt from the database can end it then (the sweep runs every 10 minutes here). The lease moves
+      // before Redis is wiped, so a worker that rebuilds at once already reads the new end.
       await db.query("UPDATE sessions SET lease_expires_at = now() + interval '25 seconds' WHERE id = $1", [s.session.id]);
+      await nodes.wipeRedis();
       const job = await waitFor('the lease-expiry job to be rebuilt', async () => (await queue.getJob(`lease-${s.session.id}`)) ?? undefined, 20_000);
       expect(await job.isDelayed()).toBe(true);
       expect(await queue.getJobScheduler('reconcile-sweep')).toBeDefined();
