@@ -159,12 +159,18 @@ export interface SshWebRig {
   queue: JitQueue;
   gw: SshGateway;
   recorder: Recorder;
+  /** The test Redis as BullMQ takes it. */
+  connection: ConnectionOptions;
   web: WebRig;
   base: string;
   close(): Promise<void>;
 }
 
-export async function startSshWebRig(o: { redisSocket: string; prefix: string; store: string }): Promise<SshWebRig> {
+export async function startSshWebRig(o: {
+  redisSocket: string; prefix: string; store: string;
+  /** Called after the recorder seals a recording (app/main.ts enqueues its search indexing there). */
+  onSealed?: (recordingId: string) => Promise<void>;
+}): Promise<SshWebRig> {
   const recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
   const host = await startSshHost();
   const db = await databaseFactories().find((f) => f.label === 'pglite')!.open();
@@ -180,7 +186,7 @@ export async function startSshWebRig(o: { redisSocket: string; prefix: string; s
   const queue = new JitQueue({ connection, prefix: o.prefix, teardownAttempts: 3 });
   await queue.ready();
   const worker: Worker = startJitWorker({ connection, prefix: o.prefix, concurrency: 2, log, handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
-  const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32) });
+  const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32), ...(o.onSealed ? { onSealed: o.onSealed } : {}) });
   const gw = await startSshGateway({
     redis: redisOptions({ path: o.redisSocket }), queueEvents: { connection, prefix: o.prefix }, queue, engine, access: new AccessService(db, fx.audit), recorder, audit: fx.audit,
     checkCsrf: checkCsrfQuery,
@@ -200,7 +206,7 @@ export async function startSshWebRig(o: { redisSocket: string; prefix: string; s
     apiPlugins: () => gw.apiPlugins,
   });
   return {
-    host, store, fx, db, engine, queue, gw, recorder, web, base: web.base,
+    host, store, fx, db, engine, queue, gw, recorder, connection, web, base: web.base,
     close: async () => {
       await web.close();
       await gw.close();
