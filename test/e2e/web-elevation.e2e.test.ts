@@ -1,25 +1,37 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type { ConnectionOptions, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import type { Page } from 'playwright-core';
 import { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
-import { silentLogger } from '../../core/logging.js';
+import { createLogger, silentLogger } from '../../core/logging.js';
+import { redisOptions } from '../../core/redis.js';
 import { SecretBox } from '../../core/secret-box.js';
 import { AccessService } from '../../gateway/access-policy.js';
 import { apiRoutes } from '../../gateway/api/index.js';
-import { createAuth } from '../../gateway/auth/index.js';
+import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
 import { createMetrics } from '../../gateway/metrics.js';
 import { buildServer } from '../../gateway/server.js';
+import { startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
 import { webStatic } from '../../gateway/web-static.js';
+import { buildJobHandlers } from '../../provisioner/job-handlers.js';
+import { JitQueue, startJitWorker } from '../../provisioner/jobs.js';
+import { JitAccountService } from '../../provisioner/jit-account.service.js';
 import { MemoryAccountStore } from '../../provisioner/stores/memory.store.js';
+import { SshAccountStore } from '../../provisioner/stores/ssh.store.js';
+import { createRecorder } from '../../recorder/session-recorder.js';
 import { buildWeb } from '../../web/build.js';
 import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
+import { JitFixture } from '../fixtures/jit-fixture.js';
 import { databaseFactories } from '../harness/databases.js';
+import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
-import { addOrganization, addPerson, firstRunSetup, go, type Person } from './web-steps.js';
+import { addOrganization, addPerson, firstRunSetup, go, signIn, type Person } from './web-steps.js';
 
 /**
  * Issue 14 in the browser: the Computers page's JIT mode select (create /
@@ -144,4 +156,190 @@ describe.skipIf(!browserOk.ok)(`elevation in the web app${browserOk.ok ? '' : ` 
     expect(await mapped()).toBeNull();
     await page.close();
   }, 240_000);
+});
+
+/**
+ * Issue 14, an elevated session from the web app on a real sshd host: the
+ * person's own Linux account joins `sudo` for the lease; jitgate holds no
+ * password, so the terminal page says "sign in with your own password" and
+ * the person types it in the terminal, where it is relayed to the computer's
+ * login once (a wrong one first: refused, asked again). The typed passwords
+ * appear in no log line (the gateway and worker log at trace level), no
+ * recording file and no audit or database row; the session's own output
+ * does appear in the recording (so the search looks in the right place). At
+ * the end the membership jitgate added is gone and the account stays.
+ */
+const redisSocket = inject('redisSocket');
+const whyNot = [browserOk, sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
+
+async function until<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Every file under `dir`, as text (gzip-compressed files unpacked). */
+function filesText(dir: string): string {
+  let out = '';
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const raw = readFileSync(join(e.parentPath, e.name));
+    out += raw.toString('utf8');
+    if (raw[0] === 0x1f && raw[1] === 0x8b) out += gunzipSync(raw).toString('utf8');
+  }
+  return out;
+}
+
+const termText = (page: Page): Promise<string> => page.locator('.xterm-rows').innerText().catch(() => '');
+
+describe.skipIf(whyNot !== undefined)(`an elevated SSH session from the web app${whyNot ? ` (skipped: ${whyNot})` : ''}`, () => {
+  const STORE = 'e2e-elev-ssh';
+  let dist = '';
+  let recDir = '';
+  let host: SshHostHandle;
+  let db: Database;
+  let store: SshAccountStore;
+  let queue: JitQueue;
+  let worker: Worker;
+  let gw: SshGateway;
+  let app: FastifyInstance;
+  let b: BrowserHandle;
+  let base = '';
+  let fx: JitFixture;
+  let logged = '';
+  const prefix = `jg-welev-${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
+    recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
+    const built = buildWeb(dist);
+    host = await startSshHost();
+    db = await pglite.open();
+    // Everything the gateway and the worker log, at the most talkative level, kept to be searched.
+    const log = createLogger({ level: 'trace', destination: { write: (line: string) => void (logged += line) } });
+    store = new SshAccountStore({
+      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
+      groups: { admins: 'sudo' }, logger: log, timeoutMs: 20_000,
+    });
+    const stores = new Map([[STORE, store]]);
+    fx = new JitFixture(db, stores);
+    const engine = new JitAccountService({ repo: fx.repo, audit: fx.audit, box: new SecretBox(randomBytes(32)), stores, log, installationId: fx.installationId, leaseGraceMs: 1000 });
+    const connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
+    queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
+    await queue.ready();
+    worker = startJitWorker({ connection, prefix, concurrency: 2, log, handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
+    const auth = createAuth({
+      db, box: new SecretBox(randomBytes(32)), audit: fx.audit, log,
+      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
+    });
+    const access = new AccessService(db, fx.audit);
+    const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32) });
+    gw = await startSshGateway({
+      redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder, audit: fx.audit,
+      checkCsrf: checkCsrfQuery, mayWatch: () => false, livePrefix: `${prefix}:live`, log,
+    });
+    app = await buildServer({
+      log, metrics: createMetrics(), version: 'e2e', readiness: [],
+      rootPlugins: [auth.plugin, webStatic(await built)],
+      apiPlugins: [
+        apiRoutes({
+          db, audit: fx.audit, access, liveSessions: gw.live, recordingFiles: recorder,
+          stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}`, organizations: null, groups: ['admins'], allowedContainers: null }],
+          checkStore: async () => ({ ok: true }),
+          extendSession: () => Promise.reject(new Error('not extended here')),
+        }),
+        ...gw.apiPlugins,
+      ],
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = app.server.address();
+    base = `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`;
+    b = await launchBrowser();
+  }, 300_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await app?.close();
+    await gw?.close();
+    await worker?.close();
+    await queue?.close();
+    await store?.close();
+    await db?.close();
+    await host?.stop();
+    for (const d of [dist, recDir]) if (d) rmSync(d, { recursive: true, force: true });
+  }, 60_000);
+
+  it('says "sign in with your own password", relays the typed password (a wrong one refused first) and keeps it nowhere; the added membership is gone at the end', async () => {
+    const org = await fx.organization();
+    // The person's login is their Linux account's name (the store's default rule `{login}`).
+    const tech: Person = { login: `ev${randomBytes(3).toString('hex')}`, displayName: 'Eve Elevated', password: `pw-${randomUUID()}` };
+    await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
+    const own = `Own-${randomBytes(9).toString('base64url')}`;
+    const wrong = `Wrong-${randomBytes(9).toString('base64url')}`;
+    const sh = async (cmd: string) => {
+      const r = await host.exec(cmd);
+      if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+      return r.stdout;
+    };
+    await sh(`useradd -m -s /bin/bash ${tech.login}`);
+    await host.exec('chpasswd', { stdin: `${tech.login}:${own}\n` }).then((r) => expect(r.code, r.stderr).toBe(0));
+    const sudoMembers = async () => (await sh('getent group sudo')).trim().split(':')[3]!.split(',').filter(Boolean);
+    expect(await sudoMembers()).not.toContain(tech.login);
+
+    const pc = await fx.computer({ enabled: true, mode: 'elevate', adminGroups: ['admins'], accountType: 'local', maxSessionMinutes: 30 }, { orgId: org.id, localStore: STORE, domainStore: STORE });
+    await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}', policy = jsonb_build_object('sshHostKeySha256', $4::text) WHERE id = $1", [pc.id, host.address, host.port, host.hostKeySha256]);
+
+    const page = await b.newPage();
+    page.on('dialog', (d) => void d.accept());
+    await signIn(page, base, tech);
+    const t0 = Date.now();
+    await page.goto(`${base}/terminal/${pc.id}`);
+    const ask = page.getByTestId('own-password');
+    await ask.waitFor({ timeout: 120_000 });
+    expect(await ask.textContent()).toContain(`Sign in with your own password for ${tech.login}`);
+    // Elevated before the login: the membership exists while the person types.
+    expect(await sudoMembers()).toContain(tech.login);
+    await until('the password prompt in the terminal', 30_000, async () => ((await termText(page)).includes(`Password for ${tech.login}:`) ? true : undefined));
+    await screenshot(page, 'terminal-own-password');
+    await page.locator('.xterm').click();
+    await page.keyboard.type(`${wrong}\n`);
+    await until('the refusal', 60_000, async () => ((await ask.textContent().catch(() => '')) ?? '').includes('refused that password') ? true : undefined);
+    // Nothing typed at the prompt is echoed.
+    expect(await termText(page)).not.toContain(wrong);
+    await page.keyboard.type(`${own}\n`);
+    const account = await until('the session to be ready', 60_000, async () => (await page.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
+    console.log(`elevated web session: ready ${Date.now() - t0} ms after opening the page (including typing)`);
+    expect(account).toBe(tech.login);
+    expect(await page.getByTestId('terminal-status').textContent()).toContain('your own account');
+    await page.keyboard.type('id -nG; echo marker-$((6*7))\n');
+    await until('the command output', 30_000, async () => ((await termText(page)).includes('marker-42') ? true : undefined));
+    expect(await termText(page)).toMatch(/\bsudo\b/);
+    await page.getByRole('button', { name: /End session/ }).click();
+    await page.getByTestId('close-reason').waitFor({ timeout: 60_000 });
+
+    const sessionId = (await db.query<{ id: string }>('SELECT id FROM sessions WHERE computer_id = $1', [pc.id]))[0]!.id;
+    await until('the session to end', 120_000, async () => ((await fx.repo.getSession(sessionId))?.state === 'ended' ? true : undefined));
+    expect(await sudoMembers()).not.toContain(tech.login);
+    expect((await host.exec(`id ${tech.login}`)).code).toBe(0);
+
+    // Kept nowhere: the recording (which holds the session's output), every log line, the audit trail, the database.
+    const recorded = filesText(recDir);
+    expect(recorded).toContain('marker-42');
+    const rows = JSON.stringify([
+      ...(await db.query('SELECT * FROM audit_events')),
+      ...(await db.query('SELECT * FROM sessions')),
+      ...(await db.query('SELECT * FROM elevations')),
+    ]);
+    expect(logged).toContain(sessionId);
+    for (const secret of [own, wrong]) {
+      expect(recorded).not.toContain(secret);
+      expect(logged).not.toContain(secret);
+      expect(rows).not.toContain(secret);
+    }
+    await page.close();
+  }, 300_000);
 });
