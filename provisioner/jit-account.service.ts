@@ -655,11 +655,14 @@ export class JitAccountService {
   async #extendTimeBoundMemberships(s: SessionRecord, computerName: string, until: Date): Promise<void> {
     if (!s.store || !s.accountName) return;
     const { store } = this.#store(s.store, computerName);
-    if (!(await store.timeBoundMembership?.())) return;
+    const timeBound = await store.timeBoundMembership?.();
     if (!isElevatedSession(s)) {
+      if (!timeBound) return;
       for (const group of s.groups) await store.addToGroup(s.accountName, group, { until: new Date(until.getTime() + this.#o.leaseGraceMs) });
       return;
     }
+    // Elevated: re-added with the new end where the store bounds it itself (AD's TTL; the SSH store's sudo fail-safe).
+    if (!timeBound && store.kind !== 'ssh') return;
     const rows = (await this.#o.repo.elevationsOfSession(s.id)).filter((e) => e.addedByJitgate && e.state === 'active');
     for (const e of rows) {
       await this.#withLock(this.#elevationLock(e.store, e.accountName), async () => {
