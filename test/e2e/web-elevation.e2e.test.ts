@@ -30,6 +30,7 @@ import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.j
 import { JitFixture } from '../fixtures/jit-fixture.js';
 import { databaseFactories } from '../harness/databases.js';
 import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
+import { waitFor } from '../fixtures/elevation-ssh-env.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
 import { addOrganization, addPerson, firstRunSetup, go, signIn, type Person } from './web-steps.js';
 
@@ -172,16 +173,6 @@ describe.skipIf(!browserOk.ok)(`elevation in the web app${browserOk.ok ? '' : ` 
 const redisSocket = inject('redisSocket');
 const whyNot = [browserOk, sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
 
-async function until<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Every file under `dir`, as text (gzip-compressed files unpacked). */
 function filesText(dir: string): string {
   let out = '';
@@ -303,26 +294,26 @@ describe.skipIf(whyNot !== undefined)(`an elevated SSH session from the web app$
     expect(await ask.textContent()).toContain(`Sign in with your own password for ${tech.login}`);
     // Elevated before the login: the membership exists while the person types.
     expect(await sudoMembers()).toContain(tech.login);
-    await until('the password prompt in the terminal', 30_000, async () => ((await termText(page)).includes(`Password for ${tech.login}:`) ? true : undefined));
+    await waitFor('the password prompt in the terminal', async () => ((await termText(page)).includes(`Password for ${tech.login}:`) ? true : undefined), 30_000);
     await screenshot(page, 'terminal-own-password');
     await page.locator('.xterm').click();
     await page.keyboard.type(`${wrong}\n`);
-    await until('the refusal', 60_000, async () => ((await ask.textContent().catch(() => '')) ?? '').includes('refused that password') ? true : undefined);
+    await waitFor('the refusal', async () => ((await ask.textContent().catch(() => '')) ?? '').includes('refused that password') ? true : undefined, 60_000);
     // Nothing typed at the prompt is echoed.
     expect(await termText(page)).not.toContain(wrong);
     await page.keyboard.type(`${own}\n`);
-    const account = await until('the session to be ready', 60_000, async () => (await page.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
+    const account = await waitFor('the session to be ready', async () => (await page.getByTestId('jit-account').textContent().catch(() => null)) || undefined, 60_000);
     console.log(`elevated web session: ready ${Date.now() - t0} ms after opening the page (including typing)`);
     expect(account).toBe(tech.login);
     expect(await page.getByTestId('terminal-status').textContent()).toContain('your own account');
     await page.keyboard.type('id -nG; echo marker-$((6*7))\n');
-    await until('the command output', 30_000, async () => ((await termText(page)).includes('marker-42') ? true : undefined));
+    await waitFor('the command output', async () => ((await termText(page)).includes('marker-42') ? true : undefined), 30_000);
     expect(await termText(page)).toMatch(/\bsudo\b/);
     await page.getByRole('button', { name: /End session/ }).click();
     await page.getByTestId('close-reason').waitFor({ timeout: 60_000 });
 
     const sessionId = (await db.query<{ id: string }>('SELECT id FROM sessions WHERE computer_id = $1', [pc.id]))[0]!.id;
-    await until('the session to end', 120_000, async () => ((await fx.repo.getSession(sessionId))?.state === 'ended' ? true : undefined));
+    await waitFor('the session to end', async () => ((await fx.repo.getSession(sessionId))?.state === 'ended' ? true : undefined), 120_000);
     expect(await sudoMembers()).not.toContain(tech.login);
     expect((await host.exec(`id ${tech.login}`)).code).toBe(0);
 
