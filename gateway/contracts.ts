@@ -1,5 +1,5 @@
 import type { AccountType, Computer, Protocol, SessionRecord } from '../core/domain.js';
-import type { Credentials } from '../provisioner/jit-account.service.js';
+import type { SessionLogin } from '../provisioner/jit-account.service.js';
 import type { Principal } from './auth/principal.js';
 
 /**
@@ -48,8 +48,8 @@ export interface OpenSessionRequest {
 export interface OpenedSession {
   readonly session: SessionRecord;
   readonly computer: Computer;
-  /** The injected credentials; never sent to the person. */
-  readonly credentials: Credentials;
+  /** The injected credentials, never sent to the person; `password: null` for an elevated session (the person types their own in the remote login). */
+  readonly credentials: SessionLogin;
   /** The lease end now (later than `session.leaseExpiresAt` once the session was extended); absent → that one. */
   currentLeaseEnd?(): Promise<Date>;
   /** Register what to do when the session must close from outside (admin terminate, lease expiry). */

@@ -48,6 +48,8 @@ export interface ElevationFixture {
   makeProtectedByDirectory?(name: string): Promise<void>;
   /** Disable `name` out of band (AD: userAccountControl; Linux: lock and expire; Windows: Disable-LocalUser). */
   disableOutOfBand(name: string): Promise<void>;
+  /** Set `name`'s own expiry in the past out of band, leaving it otherwise enabled (AD: accountExpires; Linux: shadow expiry; Windows: AccountExpires). */
+  expireOutOfBand?(name: string): Promise<void>;
   /** Make `name` a member of the configured group `group` out of band: a membership jitgate did not add. */
   addMemberOutOfBand(name: string, group: string): Promise<void>;
   /** Whether `name` is a direct member of the configured group `group`, read out of band. */
@@ -297,6 +299,15 @@ export function describeAccountStoreContract(label: string, setup: () => Promise
         await e.disableOutOfBand(name);
         const found = await fx.store.findExisting(name);
         expect(found?.enabled).toBe(false);
+      });
+
+      it('findExisting reports an account past its expiry as not enabled, and the same account before it as enabled', async (ctx) => {
+        const e = el(ctx);
+        if (!e.expireOutOfBand) ctx.skip();
+        const name = await existing();
+        expect((await fx.store.findExisting(name))?.enabled).toBe(true);
+        await e.expireOutOfBand!(name);
+        expect((await fx.store.findExisting(name))?.enabled).toBe(false);
       });
 
       it('refuses the backend\'s built-in protected account: reported by findExisting, addMember adds nothing', async (ctx) => {

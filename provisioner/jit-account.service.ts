@@ -86,6 +86,14 @@ export interface Credentials {
   upn?: string;
 }
 
+/**
+ * How the gateway logs a session in: the JIT account's credentials, or for
+ * an elevated session (the person's own account, whose password jitgate never
+ * holds) `password: null` — the person types it in the remote login, which
+ * the gateway relays and never keeps.
+ */
+export type SessionLogin = Credentials | (Omit<Credentials, 'password' | 'upn'> & { password: null });
+
 export interface ReconcileReport {
   dryRun: boolean;
   expiredSessions: number;
@@ -647,11 +655,14 @@ export class JitAccountService {
   async #extendTimeBoundMemberships(s: SessionRecord, computerName: string, until: Date): Promise<void> {
     if (!s.store || !s.accountName) return;
     const { store } = this.#store(s.store, computerName);
-    if (!(await store.timeBoundMembership?.())) return;
+    const timeBound = await store.timeBoundMembership?.();
     if (!isElevatedSession(s)) {
+      if (!timeBound) return;
       for (const group of s.groups) await store.addToGroup(s.accountName, group, { until: new Date(until.getTime() + this.#o.leaseGraceMs) });
       return;
     }
+    // Elevated: re-added with the new end where the store bounds it itself (AD's TTL; the SSH store's sudo fail-safe).
+    if (!timeBound && store.kind !== 'ssh') return;
     const rows = (await this.#o.repo.elevationsOfSession(s.id)).filter((e) => e.addedByJitgate && e.state === 'active');
     for (const e of rows) {
       await this.#withLock(this.#elevationLock(e.store, e.accountName), async () => {
@@ -728,6 +739,16 @@ export class JitAccountService {
     const domain = store?.domain;
     const upn = store?.upnSuffix ? `${a.name}@${store.upnSuffix}` : undefined;
     return { username: a.name, password: new Secret(this.#o.box.decrypt(a.passwordEnc, a.id)), ...(domain ? { domain } : {}), ...(upn ? { upn } : {}) };
+  }
+
+  /** What the gateway logs in with (SessionLogin): `credentials()`, or for an elevated session the account name only. Never logged. */
+  async sessionLogin(sessionId: string): Promise<SessionLogin> {
+    const s = await this.#o.repo.getSession(sessionId);
+    if (s?.state !== 'active' || !isElevatedSession(s)) return this.credentials(sessionId);
+    const name = s.accountName!;
+    // A UPN names its domain itself; a plain name goes with the store's NetBIOS domain, when it has one.
+    const domain = name.includes('@') || !s.store ? undefined : this.#o.stores.get(s.store)?.domain;
+    return { username: name, password: null, ...(domain ? { domain } : {}) };
   }
 
   /**

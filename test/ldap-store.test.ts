@@ -601,6 +601,8 @@ describeAccountStoreContract(
         makeProtectedByGroup: (name: string) => modify(innerDn, 'add', 'member', userDn(name)),
         makeProtectedByDirectory: (name: string) => modify(userDn(name), 'replace', 'adminCount', '1'),
         disableOutOfBand: (name: string) => modify(userDn(name), 'replace', 'userAccountControl', '514'),
+        // A FILETIME (100 ns since 1601) one hour ago.
+        expireOutOfBand: (name: string) => modify(userDn(name), 'replace', 'accountExpires', String((BigInt(Date.now() - 3_600_000) + 11_644_473_600_000n) * 10_000n)),
         addMemberOutOfBand: (name: string, g: string) => modify(groupDn(g), 'add', 'member', userDn(name)),
         memberOutOfBand: (name: string, g: string) =>
           asAdmin(async (c) => {

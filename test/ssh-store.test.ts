@@ -558,6 +558,8 @@ describeAccountStoreContract(
         builtInProtected: 'root',
         makeProtectedByGroup: async (name: string) => void (await must(`gpasswd -a ${name} jgtprot`)),
         disableOutOfBand: async (name: string) => void (await must(`usermod -e 1 ${name}`)),
+        // 1970-01-02: long past, the password and shell untouched.
+        expireOutOfBand: async (name: string) => void (await must(`usermod -e 1970-01-02 ${name}`)),
         addMemberOutOfBand: async (name: string, g: string) => void (await must(`gpasswd -a ${name} ${linux(g)}`)),
         // The group's own member list in /etc/group, not what the store reads.
         memberOutOfBand: async (name: string, g: string) => (await must(`getent group ${linux(g)}`)).trim().split(':')[3]!.split(',').includes(name),

@@ -1,5 +1,5 @@
 import type { Computer } from '../../core/domain.js';
-import type { Credentials } from '../../provisioner/jit-account.service.js';
+import type { SessionLogin } from '../../provisioner/jit-account.service.js';
 import { effectivePolicy, type ComputerPolicy } from '../api/computer-policy.js';
 
 /**
@@ -77,7 +77,8 @@ export function parseRdpPolicy(stored: unknown): RdpPolicy {
 
 export interface RdpParamsInput {
   computer: Pick<Computer, 'name' | 'address' | 'rdpPort' | 'policy'>;
-  credentials: Credentials;
+  /** `password: null` (an elevated session, the person's own account): guacd gets the user name only and the Windows login asks. */
+  credentials: SessionLogin;
   /** Where guacd writes the recording; null → no recording parameters. */
   recording: { path: string; name: string } | null;
   /** guacd's directory for per-session redirected drives (when the policy allows drives). */
@@ -136,9 +137,9 @@ export function guacdParamsNeeded(storedPolicy: unknown, opts: { recording: bool
  * bare name would be looked up among the computer's local accounts.
  * A local account carries neither.
  */
-export function rdpLogin(c: Credentials): { username: string; domain: string | null } {
+export function rdpLogin(c: SessionLogin): { username: string; domain: string | null } {
   if (c.domain) return { username: c.username, domain: c.domain };
-  if (c.upn) return { username: c.upn, domain: null };
+  if ('upn' in c && c.upn) return { username: c.upn, domain: null };
   return { username: c.username, domain: null };
 }
 
@@ -150,7 +151,6 @@ export function buildRdpParams(input: RdpParamsInput): RdpParams {
     hostname: input.computer.address,
     port: String(input.computer.rdpPort),
     username: login.username,
-    password: c.password.reveal(),
     security: policy.security,
     'ignore-cert': tf(policy.ignoreCert),
     // guacd's default (an empty value) is no resizing at all.
@@ -166,6 +166,8 @@ export function buildRdpParams(input: RdpParamsInput): RdpParams {
     // Keystrokes only when the policy says so: they can contain secrets typed in the session.
     'recording-include-keys': tf(policy.recordKeys),
   };
+  // No password for the person's own account: nothing is injected, the Windows login screen asks them.
+  if (c.password) params['password'] = c.password.reveal();
   if (policy.colorDepth !== null) params['color-depth'] = String(policy.colorDepth);
   if (policy.timezone !== null) params['timezone'] = policy.timezone;
   const required = guacdParamsNeeded(input.computer.policy, { recording: input.recording !== null });

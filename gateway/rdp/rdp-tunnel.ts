@@ -13,7 +13,7 @@ import { InstructionParser, encodeInstructionUtf16, type Instruction } from './g
 import { GuacdCapabilities } from './guacd-capabilities.js';
 import { preconnectGuacd, type GuacdConnection, type PendingGuacd } from './guacd-client.js';
 import { guacdFailure, parseGuacStatus, statusLabel } from './guacd-status.js';
-import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy, type RdpPolicy } from './rdp-params.js';
+import { buildRdpParams, guacdParamsNeeded, parseRdpPolicy, rdpLogin, type RdpPolicy } from './rdp-params.js';
 import { StreamGuard, type TransferEvent } from './rdp-streams.js';
 
 /**
@@ -386,7 +386,8 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   // Watchers join this connection read-only by its id (rdp-watch.ts): publish it in the live list.
   void opened.setGuacdConnection?.(conn.connectionId).catch((err: unknown) => slog.warn({ err }, 'could not publish the guacd connection for watchers'));
   const clipboardMode = pol.copy && pol.paste ? 'both' : pol.copy ? 'remote-to-local' : pol.paste ? 'local-to-remote' : 'off';
-  send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode, JSON.stringify(viewPolicy(pol)));
+  // The 7th argument names the account to sign in as with the person's own password (elevate: nothing injected), else empty.
+  send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode, JSON.stringify(viewPolicy(pol)), credentials.password === null ? rdpLogin(credentials).username : '');
 
   // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
   const highWater = deps.highWaterBytes ?? 1 << 20;
@@ -415,8 +416,12 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
           }
           if (opcode === 'required') {
             // guacd asks for credentials interactively (protocol 1.3+): ours were refused. Never ask the person.
+            // Without injected credentials (the person's own account) NLA asks before any Windows login screen exists.
             slog.warn({ params: args }, 'guacd asked for credentials; the computer refused the session account');
-            const e = new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_ERROR, { status: 'required', reason: 'the computer did not accept the session account' });
+            const reason = credentials.password === null
+              ? 'the computer requires NLA, which needs the password before the Windows login; jitgate holds none for your own account: an admin sets the computer\'s RDP security to TLS so the Windows login asks you'
+              : 'the computer did not accept the session account';
+            const e = new JitgateError(RdpErrors.JIT_ERR_RDP_GUACD_ERROR, { status: 'required', reason });
             void end('login refused', RDP_CLOSE.hostUnreachable, publicError(e));
             return;
           }

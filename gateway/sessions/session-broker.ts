@@ -23,7 +23,7 @@ import type { AuditEventInput } from '../../core/audit.js';
 import type { Computer, SessionRecord } from '../../core/domain.js';
 import { JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
-import type { Credentials, JitAccountService } from '../../provisioner/jit-account.service.js';
+import type { JitAccountService, SessionLogin } from '../../provisioner/jit-account.service.js';
 import type { ProvisionProgress } from '../../provisioner/job-handlers.js';
 import { JitErrors } from '../../provisioner/jit-errors.js';
 import { QUEUE_NAME, type JitQueue, type QueueOptions } from '../../provisioner/jobs.js';
@@ -34,7 +34,7 @@ import type { LiveRegistration, LiveTap, RedisLiveSessions, TerminateReason, Wat
 
 export interface SessionBrokerDeps {
   access: AccessChecker;
-  engine: Pick<JitAccountService, 'requestSession' | 'credentials' | 'releaseCredentials' | 'leaseEnd'>;
+  engine: Pick<JitAccountService, 'requestSession' | 'sessionLogin' | 'releaseCredentials' | 'leaseEnd'>;
   queue: JitQueue;
   /** Same connection/prefix/queue name as `queue`: the broker listens to job progress and completion. */
   queueEvents: QueueOptions;
@@ -65,7 +65,7 @@ class Opened implements BrokeredSession {
   constructor(
     readonly session: SessionRecord,
     readonly computer: Computer,
-    readonly credentials: Credentials,
+    readonly credentials: SessionLogin,
     readonly tap: LiveTap,
     private readonly broker: JitSessionBroker,
   ) {
@@ -243,9 +243,10 @@ export class JitSessionBroker implements SessionBroker {
     } finally {
       this.#progress.delete(jobId);
     }
-    let credentials: Credentials;
+    let credentials: SessionLogin;
     try {
-      credentials = await this.deps.engine.credentials(session.id);
+      // An elevated session gets the account name only: the person types their own password in the remote login.
+      credentials = await this.deps.engine.sessionLogin(session.id);
     } catch (err) {
       await this.enqueueTeardown(session.id, 'no credentials');
       throw err;

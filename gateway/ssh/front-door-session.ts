@@ -8,7 +8,8 @@ import type { OpenedSession } from '../contracts.js';
 import type { BrokeredSession } from '../sessions/session-broker.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
-import type { PendingUpstream } from './upstream.js';
+import type { AskPerson, PendingUpstream } from './upstream.js';
+import { askOnTerminal } from './front-door-login-prompt.js';
 import type { FrontDoorDeps, PreconnectUpstreamFn } from './front-door.js';
 import { chooseComputer } from './front-door-menu.js';
 import { relay, type RelayTap } from './front-door-relay.js';
@@ -113,11 +114,11 @@ export class FrontDoorSessionHandler {
    * computer's policy admitted `req`, and checked against it again when the
    * session was opened for another channel. Throws ChannelRefused.
    */
-  async #sessionFor(progress: (line: string) => void, req: ChannelRequest): Promise<Upstream> {
+  async #sessionFor(progress: (line: string) => void, req: ChannelRequest, ask: AskPerson | null): Promise<Upstream> {
     for (let attempt = 0; ; attempt++) {
       let up: Upstream;
       try {
-        up = await this.#connect(progress, req);
+        up = await this.#connect(progress, req, ask);
       } catch (err) {
         // Refused for a concurrent channel's request: ask again with ours (#connect was reset).
         if (err instanceof ChannelRefused && err.request !== req && attempt < 3) continue;
@@ -145,9 +146,9 @@ export class FrontDoorSessionHandler {
   }
 
   /** Provision and connect, once per connection (the first request decides admission; a refused one leaves nothing behind). */
-  #connect(progress: (line: string) => void, req: ChannelRequest): Promise<Upstream> {
+  #connect(progress: (line: string) => void, req: ChannelRequest, ask: AskPerson | null): Promise<Upstream> {
     if (this.#upstream) return this.#upstream;
-    const memo: Promise<Upstream> = this.#provisionAndConnect(progress, req).catch((err: unknown) => {
+    const memo: Promise<Upstream> = this.#provisionAndConnect(progress, req, ask).catch((err: unknown) => {
       if (err instanceof ChannelRefused && this.#upstream === memo) this.#upstream = null;
       throw err;
     });
@@ -155,7 +156,8 @@ export class FrontDoorSessionHandler {
     return memo;
   }
 
-  async #provisionAndConnect(progress: (line: string) => void, req: ChannelRequest): Promise<Upstream> {
+  /** `ask`: the person's terminal, for the computer's login prompt when the session is their own account (null without a pty). */
+  async #provisionAndConnect(progress: (line: string) => void, req: ChannelRequest, ask: AskPerson | null): Promise<Upstream> {
     const computer = this.#computer!;
     // The connection to the computer starts as soon as access is granted, in parallel with provisioning.
     let early: PendingUpstream | null = null;
@@ -209,7 +211,13 @@ export class FrontDoorSessionHandler {
     try {
       const pending: PendingUpstream =
         early ?? this.#o.preconnectUpstream({ host: opened.computer.address, port: opened.computer.sshPort, hostKeySha256: pinOf(opened.computer), log: this.#log });
-      const { client } = await pending.login(opened.credentials.username, opened.credentials.password);
+      // The person's own account (elevate): they answer the computer's login prompt at their terminal.
+      const secret = opened.credentials.password ?? ask;
+      if (!secret) {
+        pending.abort();
+        throw new JitgateError(FrontDoorErrors.JIT_ERR_FRONTDOOR_OWN_PASSWORD_NEEDS_TERMINAL, { account: opened.credentials.username, computer: opened.computer.name });
+      }
+      const { client } = await pending.login(opened.credentials.username, secret);
       client.on('close', () => void this.close('computer closed the connection'));
       await opened.loggedIn().catch((err: unknown) => this.#log.warn({ err }, 'loggedIn failed'));
       if (this.#closed) client.end();
@@ -351,7 +359,7 @@ export class FrontDoorSessionHandler {
     }
     let up: Upstream;
     try {
-      up = await this.#sessionFor(progress, req);
+      up = await this.#sessionFor(progress, req, st.pty ? askOnTerminal(ch, this.#computer) : null);
     } catch (err) {
       // A refusal by policy: stderr and exit status 1, like a program that is not allowed to run.
       if (err instanceof ChannelRefused) return this.#fail(ch, err.refusal.message);
@@ -450,7 +458,7 @@ export class FrontDoorSessionHandler {
     let up: Upstream;
     try {
       // A forward-only connection (`ssh -N -L …`) provisions only if the policy allows forwarding.
-      up = await this.#sessionFor(() => undefined, { kind: 'forward', dest: `${info.destIP}:${info.destPort}` });
+      up = await this.#sessionFor(() => undefined, { kind: 'forward', dest: `${info.destIP}:${info.destPort}` }, null);
     } catch (err) {
       // RFC 4254 §5.1 reason 1: OpenSSH shows "open failed: administratively prohibited: <message>".
       if (err instanceof ChannelRefused) return rejectProhibited(this.#o.conn, reject, err.refusal.message);

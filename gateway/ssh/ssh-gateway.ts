@@ -22,7 +22,7 @@ export interface SshGatewayOptions {
   /** BullMQ connection/prefix/queue name of the JIT queue (for progress and completion events). */
   queueEvents: QueueOptions;
   queue: JitQueue;
-  engine: Pick<JitAccountService, 'requestSession' | 'credentials' | 'releaseCredentials' | 'leaseEnd'>;
+  engine: Pick<JitAccountService, 'requestSession' | 'sessionLogin' | 'releaseCredentials' | 'leaseEnd'>;
   access: AccessChecker;
   recorder: SessionRecorder;
   audit: { record(e: AuditEventInput): Promise<unknown> };

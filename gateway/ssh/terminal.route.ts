@@ -31,7 +31,7 @@ import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../contracts
 import type { LiveEntry, LiveTap, RedisLiveSessions, WatchersChange } from '../sessions/live-sessions.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
-import { preconnectUpstream, type PendingUpstream, type UpstreamTarget } from './upstream.js';
+import { preconnectUpstream, type AskPerson, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 import { leaseMaxAt } from '../sessions/lease-cap.js';
 
 /** Websocket close codes (docs/api.md). */
@@ -70,6 +70,8 @@ export interface WatchDeps {
 }
 
 const DIMENSION = /^[0-9]{1,4}$/;
+/** How long the person has to answer the computer's login prompt (their own password); sshd's LoginGraceTime is 120 s by default. */
+const ANSWER_TIMEOUT_MS = 115_000;
 /** How long to wait, after the computer closed the connection, for a terminate/lease notification. */
 const HOST_GONE_GRACE_MS = 5000;
 
@@ -159,6 +161,8 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   let rec: TerminalRecording | null = null;
   let recordInput = false;
   const live: { tap?: LiveTap | undefined } = {};
+  /** The login prompt waiting for the person's answer (their own password: relayed once, never logged, recorded or kept). */
+  let answer: { n: number; resolve: (a: string[]) => void } | null = null;
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     if (isBinary) {
@@ -167,10 +171,19 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
       if (recordInput) rec?.input(buf);
       return;
     }
-    let msg: { type?: unknown; cols?: unknown; rows?: unknown };
+    let msg: { type?: unknown; cols?: unknown; rows?: unknown; answers?: unknown };
     try {
       msg = JSON.parse(buf.toString('utf8')) as typeof msg;
     } catch {
+      return;
+    }
+    if (msg.type === 'answer') {
+      const a = msg.answers;
+      const waiting = answer;
+      if (waiting && Array.isArray(a) && a.length === waiting.n && a.every((x) => typeof x === 'string' && x.length <= 1024)) {
+        answer = null;
+        waiting.resolve(a as string[]);
+      }
       return;
     }
     if (msg.type === 'resize' && Number.isInteger(msg.cols) && Number.isInteger(msg.rows)) {
@@ -291,7 +304,7 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   try {
     // No pin (removed meanwhile, or a broker without the hook): upstreamTarget throws; nothing is sent.
     const pending: PendingUpstream = (early as PendingUpstream | null) ?? preconnectUpstream(upstreamTarget(computer, slog));
-    const up = await pending.login(credentials.username, credentials.password);
+    const up = await pending.login(credentials.username, credentials.password ?? askInBrowser(ws, computer.name, (w) => (answer = w)));
     upstream = up.client;
     if (finished) return void up.client.end();
     upstream.on('close', () => hostGone());
@@ -358,6 +371,41 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     if (exit && exit.code !== null) void finish('shell exited', { code: CLOSE.normal, reason: 'exited' });
     else hostGone();
   });
+}
+
+/**
+ * The person's own account (elevate): the computer's login prompts go to the
+ * page (`prompt` frame, docs/api.md) and the answers come back in an `answer`
+ * frame, handed to the ssh login and dropped. Rejects when the page closes or
+ * does not answer in time.
+ */
+function askInBrowser(ws: WebSocket, computer: string, wait: (w: { n: number; resolve: (a: string[]) => void } | null) => void): AskPerson {
+  return (q) =>
+    new Promise<string[]>((resolve, reject) => {
+      if (ws.readyState !== ws.OPEN) return reject(new Error('the page is gone'));
+      const done = (): void => {
+        clearTimeout(timer);
+        ws.off('close', gone);
+        wait(null);
+      };
+      const gone = (): void => {
+        done();
+        reject(new Error('the page is gone'));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error('no answer in time'));
+      }, ANSWER_TIMEOUT_MS);
+      ws.once('close', gone);
+      wait({
+        n: q.prompts.length,
+        resolve: (a) => {
+          done();
+          resolve(a);
+        },
+      });
+      sendJson(ws, { type: 'prompt', account: q.account, computer, instructions: q.instructions, prompts: q.prompts, attempt: q.attempt });
+    });
 }
 
 /** Fastify plugin: `GET /sessions/:id/watch` (websocket) for admins and auditors. */

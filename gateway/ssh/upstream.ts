@@ -6,6 +6,11 @@
  * - Password authentication, then keyboard-interactive answering every prompt
  *   with the same password (PAM-only sshd configurations offer nothing else).
  *   No agent, no keys: the injected password is the only credential.
+ * - An elevated session (the person's own account; jitgate holds no password)
+ *   logs in with `AskPerson` instead: the computer's keyboard-interactive
+ *   prompts are relayed to the person as they are, or — when the computer
+ *   offers only `password` — the person is asked for it. The answers go into
+ *   the one authentication request and are not kept, logged or recorded.
  * - The host key is checked *before* authentication: the computer's policy
  *   pins a `SHA256:` fingerprint (as printed by `ssh-keygen -l`) and any other
  *   key aborts the handshake. Without a pin nothing is even connected
@@ -40,8 +45,27 @@ export interface UpstreamTarget {
 
 export interface UpstreamOptions extends UpstreamTarget {
   username: string;
-  password: Secret;
+  password: Secret | AskPerson;
 }
+
+/** A login prompt for the person (their own account on the computer). */
+export interface LoginPrompt {
+  account: string;
+  /** The computer's instructions (keyboard-interactive), may be empty. */
+  instructions: string;
+  prompts: { prompt: string; echo: boolean }[];
+  /** 1 on the first try; more after the computer refused an answer. */
+  attempt: number;
+}
+
+/**
+ * Asks the person and resolves with one answer per prompt; rejects when the
+ * person is gone or gave up. The answers are secrets: used once, never kept.
+ */
+export type AskPerson = (q: LoginPrompt) => Promise<string[]>;
+
+/** Tries the person gets before the login is refused (sshd's MaxAuthTries defaults to 6, counting `none`). */
+const PERSON_TRIES = 3;
 
 export interface Upstream {
   client: Client;
@@ -61,7 +85,7 @@ export interface PendingUpstream {
    * was lost meanwhile (the computer's LoginGraceTime, a network blip), a
    * fresh one is made; a host key mismatch is final.
    */
-  login(username: string, password: Secret): Promise<Upstream>;
+  login(username: string, password: Secret | AskPerson): Promise<Upstream>;
   /** Drop the early connection (provisioning failed, the person left). Idempotent. */
   abort(): void;
   /** Resolves once the handshake and host-key check are done and the connection waits for `login`; false when it failed first. */
@@ -89,7 +113,7 @@ export function connectUpstream(opts: UpstreamOptions): Promise<Upstream> {
 
 interface Credentials {
   username: string;
-  password: Secret;
+  password: Secret | AskPerson;
 }
 
 /** Start the handshake now; authenticate when `login` is called (see PendingUpstream). */
@@ -202,6 +226,41 @@ function handshake(
       }
     });
 
+    // The person answers (AskPerson): no authentication deadline while they type (sshd's LoginGraceTime still applies).
+    const askPerson = (ask: AskPerson, q: Omit<LoginPrompt, 'account'>, use: (answers: string[]) => void): void => {
+      clearTimeout(timer);
+      ask({ account: username, ...q }).then(
+        (answers) => {
+          if (settled) return;
+          timer = setTimeout(() => onTimeout(), timeoutMs);
+          use(answers);
+        },
+        () => {
+          final = true;
+          fail(new JitgateError(SshGatewayErrors.JIT_ERR_SSH_AUTH_FAILED, { host: target, account: username }));
+        },
+      );
+    };
+    // The person's own account: ask `none` first to learn what the computer offers, then relay its prompts.
+    let tries = 0;
+    const personAuth = (ask: AskPerson, left: unknown, next: (auth: unknown) => void): void => {
+      const offered = Array.isArray(left) ? (left as string[]) : [];
+      if (step++ === 0) return next({ type: 'none', username });
+      if (tries >= PERSON_TRIES) return next(false);
+      const attempt = ++tries;
+      if (offered.includes('keyboard-interactive')) {
+        next({
+          type: 'keyboard-interactive',
+          username,
+          prompt: (_name: string, instructions: string, _lang: string, prompts: { prompt: string; echo?: boolean }[], finish: (answers: string[]) => void) => {
+            askPerson(ask, { instructions, prompts: prompts.map((p) => ({ prompt: p.prompt, echo: p.echo === true })), attempt }, finish);
+          },
+        });
+      } else if (offered.includes('password')) {
+        askPerson(ask, { instructions: '', prompts: [{ prompt: `Password for ${username}: `, echo: false }], attempt }, ([pw]) => next({ type: 'password', username, password: pw ?? '' }));
+      } else next(false);
+    };
+
     // Explicit order: password, then keyboard-interactive answered with the password. Nothing else.
     let step = 0;
     const authHandler = (_left: unknown, _partial: unknown, next: (auth: unknown) => void): void => {
@@ -217,14 +276,16 @@ function handshake(
           username = c.username;
           timer = setTimeout(() => onTimeout(), timeoutMs);
         }
+        const password = c.password;
+        if (typeof password === 'function') return personAuth(password, _left, next);
         const s = step++;
-        if (s === 0) next({ type: 'password', username: c.username, password: c.password.reveal() });
+        if (s === 0) next({ type: 'password', username: c.username, password: password.reveal() });
         else if (s === 1) {
           next({
             type: 'keyboard-interactive',
             username: c.username,
             prompt: (_name: string, _instr: string, _lang: string, prompts: unknown[], finish: (answers: string[]) => void) => {
-              finish(prompts.map(() => c.password.reveal()));
+              finish(prompts.map(() => password.reveal()));
             },
           });
         } else next(false);

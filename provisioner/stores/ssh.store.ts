@@ -18,7 +18,7 @@
  */
 import type { Logger } from 'pino';
 import { CoreErrors, JitgateError } from '../../core/errors.js';
-import type { AccountStore, CreateAccountSpec, ExistingAccount, ManagedAccount, NameRules } from '../account-store.js';
+import type { AccountStore, CreateAccountSpec, ExistingAccount, ManagedAccount, MembershipOptions, NameRules } from '../account-store.js';
 import { StoreErrors } from '../errors.js';
 import {
   assertValidLinuxName,
@@ -295,18 +295,58 @@ case " $(id -nG "$N" 2>/dev/null) " in *" $G "*) printf 'Y\\n' ;; *) printf 'N\\
 `;
 
 // The protection check runs in the same command as the add.
-const ADD_MEMBER = `${PROTECTED_FN}jgt_account "$N" || exit ${Rc.NO_ACCOUNT}
+/**
+ * The sudo fail-safe of an elevation (docs/jit-engine.md, "What the directory
+ * enforces by itself"): a drop-in `/etc/sudoers.d/jitgate-elev-<name>` saying
+ * `<name> ALL=(ALL:ALL) NOTBEFORE=<lease end + grace> !ALL`. Drop-ins are read
+ * last (`@includedir` ends Debian's /etc/sudoers) and the last matching rule
+ * wins (sudoers(5)), so from that time sudo itself refuses the account every
+ * command whatever groups it is in, with no jitgate process alive; before it
+ * the rule does not apply. NOTBEFORE needs sudo ≥ 1.8.20 (Debian 12: 1.9.13).
+ * Written only for an account that had no sudo rights before jitgate's first
+ * add (taking back only what jitgate gave), checked with `visudo -c` in a
+ * temporary file and moved into place (sudo skips names with a dot, so the
+ * temporary one is never read); the name is a checked Linux name and goes in
+ * as a variable, never spliced into the script. No sudo on the host: nothing.
+ * $T: the time as sudoers wants it (YYYYMMDDHHMMSSZ); empty: no fail-safe.
+ */
+const SUDO_BOUND_FN = `jgt_sudo_file=/etc/sudoers.d/jitgate-elev-$N
+# jgt_sudo_bound: (re)write the fail-safe for $N at $T; status 1 when visudo refuses it.
+jgt_sudo_bound() {
+  jgt_tmp=$(mktemp /etc/sudoers.d/.jitgate-XXXXXX) || return 1
+  printf '%s ALL=(ALL:ALL) NOTBEFORE=%s !ALL\\n' "$N" "$T" >"$jgt_tmp" && chmod 0440 "$jgt_tmp" &&
+    visudo -c -q -f "$jgt_tmp" >/dev/null 2>&1 && mv -f "$jgt_tmp" "$jgt_sudo_file" && return 0
+  rm -f "$jgt_tmp"
+  return 1
+}
+jgt_has_sudo() { [ -n "$T" ] && command -v visudo >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && [ -d /etc/sudoers.d ]; }
+`;
+
+const ADD_MEMBER = `${PROTECTED_FN}${SUDO_BOUND_FN}jgt_account "$N" || exit ${Rc.NO_ACCOUNT}
 getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
 jgt_protected "$N" && exit ${Rc.PROTECTED}
-case " $(id -nG "$N" 2>/dev/null) " in *" $G "*) exit 0 ;; esac
+case " $(id -nG "$N" 2>/dev/null) " in *" $G "*)
+  # Already a member: only a fail-safe jitgate wrote moves (the lease was extended).
+  if jgt_has_sudo && [ -e "$jgt_sudo_file" ]; then jgt_sudo_bound || exit 1; fi
+  exit 0 ;;
+esac
+# Before the add, so there is no moment with the membership and without its fail-safe.
+# Any sudo right at all before the add (sudo -l exits 0 either way: its words tell, in the C locale): no fail-safe.
+if jgt_has_sudo && { [ -e "$jgt_sudo_file" ] || ! LC_ALL=C sudo -n -l -U "$N" 2>/dev/null | grep -q 'may run the following commands'; }; then jgt_sudo_bound || exit 1; fi
 gpasswd -a "$N" "$G" </dev/null >/dev/null
 `;
 
 const REMOVE_MEMBER = `jgt_account "$N" || exit 0
 getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
-jgt_in_group "$N" "$G" || exit 0
-gpasswd -d "$N" "$G" </dev/null >/dev/null
+if jgt_in_group "$N" "$G"; then gpasswd -d "$N" "$G" </dev/null >/dev/null || exit 1; fi
+# The membership is gone: so is the fail-safe jitgate wrote for it (a leftover one would deny sudo for good).
+rm -f "/etc/sudoers.d/jitgate-elev-$N"
 `;
+
+/** `until` as sudoers' NOTBEFORE/NOTAFTER want it: `YYYYMMDDHHMMSSZ` (sudoers(5), generalized time in UTC). */
+export function sudoersTime(until: Date): string {
+  return until.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:T]/g, '');
+}
 
 /** A protection reason printed by jgt_protected, or a generic one if it is not what the script prints. */
 function protectionReason(line: string): string {
@@ -514,10 +554,10 @@ export class SshAccountStore implements AccountStore {
     return res.stdout.trim() === 'Y';
   }
 
-  async addMember(name: string, group: string): Promise<void> {
+  async addMember(name: string, group: string, opts: MembershipOptions = {}): Promise<void> {
     assertValidLinuxName(name, 'user');
     const linux = this.#linuxGroup(group);
-    const res = await this.#run('addMember', { N: name, G: linux, PG: this.#protectedGroups }, ADD_MEMBER);
+    const res = await this.#run('addMember', { N: name, G: linux, PG: this.#protectedGroups, T: opts.until ? sudoersTime(opts.until) : '' }, ADD_MEMBER);
     if (res.code === Rc.PROTECTED) throw new JitgateError(StoreErrors.JIT_ERR_STORE_PROTECTED_ACCOUNT, { name, reason: protectionReason(res.stdout) });
     if (res.code !== 0) throw this.#mapRc('addMember', res, name, group) ?? this.#failed('addMember', res, name);
     this.#log.info({ account: name, group, linuxGroup: linux }, 'linux existing account added to group (elevation)');

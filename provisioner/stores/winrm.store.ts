@@ -299,7 +299,9 @@ export class WinRmStore implements AccountStore {
     const out = await this.exec('findExisting', { name, protectedGroups: this.opts.protectedGroups ?? [] }, name);
     const e = out.existing;
     if (!e) return null;
-    return { name: e.name, enabled: e.enabled, groups: e.groups, protectedReason: e.protected && /^[A-Za-z0-9 ()-]{1,80}$/.test(e.protected) ? e.protected : e.protected ? 'protected' : null };
+    // Past its AccountExpires Windows refuses the logon: as good as disabled for elevation (like AD's accountExpires).
+    const expired = typeof e.expiresMs === 'number' && e.expiresMs <= Date.now();
+    return { name: e.name, enabled: e.enabled && !expired, groups: e.groups, protectedReason: e.protected && /^[A-Za-z0-9 ()-]{1,80}$/.test(e.protected) ? e.protected : e.protected ? 'protected' : null };
   }
 
   async isMember(name: string, group: string): Promise<boolean> {

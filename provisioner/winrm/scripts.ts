@@ -117,7 +117,7 @@ try {
       $u = Find-User $p.name
       if (-not $u) { Out-Result @{ ok = $true; existing = $null }; break }
       $i = Account-Info $u
-      Out-Result @{ ok = $true; existing = @{ name = $i.name; enabled = $i.enabled; groups = $i.groups; protected = (Protection $u) } }
+      Out-Result @{ ok = $true; existing = @{ name = $i.name; enabled = $i.enabled; expiresMs = $i.expiresMs; groups = $i.groups; protected = (Protection $u) } }
     }
     'isMember' {
       $g = Find-Group $p.group; if (-not $g) { Fail 'no_such_group' $p.group }
@@ -319,6 +319,8 @@ export interface ScriptAccount {
 export interface ScriptExisting {
   name: string;
   enabled: boolean;
+  /** AccountExpires as epoch ms, null for never (absent from scripts older than this field). */
+  expiresMs?: number | null;
   groups: string[];
   protected: string | null;
 }

@@ -1,10 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { MemoryAccountStore } from '../../provisioner/stores/memory.store.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type { Page } from 'playwright-core';
 import type { Database } from '../../core/db/database.js';
-import { startWebRig, type WebRig } from './web-rig.js';
+import { createLogger } from '../../core/logging.js';
+import { createPerson } from '../../gateway/auth/index.js';
+import { MemoryAccountStore } from '../../provisioner/stores/memory.store.js';
+import { JitFixture } from '../fixtures/jit-fixture.js';
+import { sshHostAvailable, type SshHostHandle } from '../harness/ssh-host.js';
+import { waitFor } from '../fixtures/elevation-ssh-env.js';
+import { startSshWebRig, startWebRig, type SshWebRig, type WebRig } from './web-rig.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
-import { addOrganization, addPerson, firstRunSetup, go, type Person } from './web-steps.js';
+import { addOrganization, addPerson, firstRunSetup, go, signIn, type Person } from './web-steps.js';
 
 /**
  * Issue 14 in the browser: the Computers page's JIT mode select (create /
@@ -102,4 +111,127 @@ describe.skipIf(!browserOk.ok)(`elevation in the web app${browserOk.ok ? '' : ` 
     expect(await mapped()).toBeNull();
     await page.close();
   }, 240_000);
+});
+
+/**
+ * Issue 14, an elevated session from the web app on a real sshd host: the
+ * person's own Linux account joins `sudo` for the lease; jitgate holds no
+ * password, so the terminal page says "sign in with your own password" and
+ * the person types it in the terminal, where it is relayed to the computer's
+ * login once (a wrong one first: refused, asked again). The typed passwords
+ * appear in no log line (the gateway and worker log at trace level), no
+ * recording file and no audit or database row; the session's own output
+ * does appear in the recording (so the search looks in the right place). At
+ * the end the membership jitgate added is gone and the account stays.
+ */
+const redisSocket = inject('redisSocket');
+const whyNot = [browserOk, sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
+
+/** Every file under `dir`, as text (gzip-compressed files unpacked). */
+function filesText(dir: string): string {
+  let out = '';
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const raw = readFileSync(join(e.parentPath, e.name));
+    out += raw.toString('utf8');
+    if (raw[0] === 0x1f && raw[1] === 0x8b) out += gunzipSync(raw).toString('utf8');
+  }
+  return out;
+}
+
+const termText = (page: Page): Promise<string> => page.locator('.xterm-rows').innerText().catch(() => '');
+
+describe.skipIf(whyNot !== undefined)(`an elevated SSH session from the web app${whyNot ? ` (skipped: ${whyNot})` : ''}`, () => {
+  const STORE = 'e2e-elev-ssh';
+  let rig: SshWebRig;
+  let host: SshHostHandle;
+  let db: Database;
+  let recDir = '';
+  let b: BrowserHandle;
+  let base = '';
+  let fx: JitFixture;
+  let logged = '';
+
+  beforeAll(async () => {
+    // Everything the gateway and the worker log, at the most talkative level, kept to be searched.
+    const log = createLogger({ level: 'trace', destination: { write: (line: string) => void (logged += line) } });
+    rig = await startSshWebRig({ redisSocket: redisSocket!, prefix: `jg-welev-${randomBytes(4).toString('hex')}`, store: STORE, log });
+    ({ host, db, fx, base, recDir } = rig);
+    b = await launchBrowser();
+  }, 300_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await rig?.close();
+  }, 60_000);
+
+  it('says "sign in with your own password", relays the typed password (a wrong one refused first) and keeps it nowhere; the added membership is gone at the end', async () => {
+    const org = await fx.organization();
+    // The person's login is their Linux account's name (the store's default rule `{login}`).
+    const tech: Person = { login: `ev${randomBytes(3).toString('hex')}`, displayName: 'Eve Elevated', password: `pw-${randomUUID()}` };
+    await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
+    const own = `Own-${randomBytes(9).toString('base64url')}`;
+    const wrong = `Wrong-${randomBytes(9).toString('base64url')}`;
+    const sh = async (cmd: string) => {
+      const r = await host.exec(cmd);
+      if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+      return r.stdout;
+    };
+    await sh(`useradd -m -s /bin/bash ${tech.login}`);
+    await host.exec('chpasswd', { stdin: `${tech.login}:${own}\n` }).then((r) => expect(r.code, r.stderr).toBe(0));
+    const sudoMembers = async () => (await sh('getent group sudo')).trim().split(':')[3]!.split(',').filter(Boolean);
+    expect(await sudoMembers()).not.toContain(tech.login);
+
+    const pc = await fx.computer({ enabled: true, mode: 'elevate', adminGroups: ['admins'], accountType: 'local', maxSessionMinutes: 30 }, { orgId: org.id, localStore: STORE, domainStore: STORE });
+    await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}', policy = jsonb_build_object('sshHostKeySha256', $4::text) WHERE id = $1", [pc.id, host.address, host.port, host.hostKeySha256]);
+
+    const page = await b.newPage();
+    page.on('dialog', (d) => void d.accept());
+    await signIn(page, base, tech);
+    const t0 = Date.now();
+    await page.goto(`${base}/terminal/${pc.id}`);
+    const ask = page.getByTestId('own-password');
+    await ask.waitFor({ timeout: 120_000 });
+    expect(await ask.textContent()).toContain(`Sign in with your own password for ${tech.login}`);
+    // Elevated before the login: the membership exists while the person types.
+    expect(await sudoMembers()).toContain(tech.login);
+    await waitFor('the password prompt in the terminal', async () => ((await termText(page)).includes(`Password for ${tech.login}:`) ? true : undefined), 30_000);
+    await screenshot(page, 'terminal-own-password');
+    await page.locator('.xterm').click();
+    await page.keyboard.type(`${wrong}\n`);
+    await waitFor('the refusal', async () => ((await ask.textContent().catch(() => '')) ?? '').includes('refused that password') ? true : undefined, 60_000);
+    // Nothing typed at the prompt is echoed.
+    expect(await termText(page)).not.toContain(wrong);
+    await page.keyboard.type(`${own}\n`);
+    const account = await waitFor('the session to be ready', async () => (await page.getByTestId('jit-account').textContent().catch(() => null)) || undefined, 60_000);
+    console.log(`elevated web session: ready ${Date.now() - t0} ms after opening the page (including typing)`);
+    expect(account).toBe(tech.login);
+    expect(await page.getByTestId('terminal-status').textContent()).toContain('your own account');
+    await page.keyboard.type('id -nG; echo marker-$((6*7))\n');
+    await waitFor('the command output', async () => ((await termText(page)).includes('marker-42') ? true : undefined), 30_000);
+    expect(await termText(page)).toMatch(/\bsudo\b/);
+    await page.getByRole('button', { name: /End session/ }).click();
+    await page.getByTestId('close-reason').waitFor({ timeout: 60_000 });
+
+    const sessionId = (await db.query<{ id: string }>('SELECT id FROM sessions WHERE computer_id = $1', [pc.id]))[0]!.id;
+    await waitFor('the session to end', async () => ((await fx.repo.getSession(sessionId))?.state === 'ended' ? true : undefined), 120_000);
+    expect(await sudoMembers()).not.toContain(tech.login);
+    expect((await host.exec(`id ${tech.login}`)).code).toBe(0);
+
+    // Kept nowhere: the recording (which holds the session's output), every log line, the audit trail, the database.
+    const recorded = filesText(recDir);
+    expect(recorded).toContain('marker-42');
+    const rows = JSON.stringify([
+      ...(await db.query('SELECT * FROM audit_events')),
+      ...(await db.query('SELECT * FROM sessions')),
+      ...(await db.query('SELECT * FROM elevations')),
+    ]);
+    expect(logged).toContain(sessionId);
+    for (const secret of [own, wrong]) {
+      expect(recorded).not.toContain(secret);
+      expect(logged).not.toContain(secret);
+      expect(rows).not.toContain(secret);
+    }
+    await page.close();
+  }, 300_000);
 });

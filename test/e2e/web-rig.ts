@@ -159,6 +159,8 @@ export interface SshWebRig {
   queue: JitQueue;
   gw: SshGateway;
   recorder: Recorder;
+  /** Where the recorder writes its files. */
+  recDir: string;
   /** The test Redis as BullMQ takes it. */
   connection: ConnectionOptions;
   web: WebRig;
@@ -170,11 +172,13 @@ export async function startSshWebRig(o: {
   redisSocket: string; prefix: string; store: string;
   /** Called after the recorder seals a recording (app/main.ts enqueues its search indexing there). */
   onSealed?: (recordingId: string) => Promise<void>;
+  /** Where the gateway, worker and store log (a test searching the logs for a secret); absent → silent. */
+  log?: Logger;
 }): Promise<SshWebRig> {
   const recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
   const host = await startSshHost();
   const db = await databaseFactories().find((f) => f.label === 'pglite')!.open();
-  const log = silentLogger();
+  const log = o.log ?? silentLogger();
   const store = new SshAccountStore({
     host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
     groups: { admins: 'sudo' }, logger: log, timeoutMs: 20_000,
@@ -206,7 +210,7 @@ export async function startSshWebRig(o: {
     apiPlugins: () => gw.apiPlugins,
   });
   return {
-    host, store, fx, db, engine, queue, gw, recorder, connection, web, base: web.base,
+    host, store, fx, db, engine, queue, gw, recorder, recDir, connection, web, base: web.base,
     close: async () => {
       await web.close();
       await gw.close();

@@ -287,7 +287,7 @@ export function interpretAccountScript(model: WindowsModel, p: ScriptInput): Scr
           if (p.op === 'findExisting') {
             if (!u) return { ok: true, existing: null };
             const i = info(u);
-            return { ok: true, existing: { name: i.name, enabled: i.enabled, groups: i.groups, protected: why } };
+            return { ok: true, existing: { name: i.name, enabled: i.enabled, expiresMs: i.expiresMs, groups: i.groups, protected: why } };
           }
           if (!u) return fail({ ok: false, error: 'no_such_account', detail: name });
           if (why) return fail({ ok: false, error: 'protected', detail: why });

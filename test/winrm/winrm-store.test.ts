@@ -354,6 +354,7 @@ describe('WinRM store end to end (NTLM sealed)', () => {
         builtInProtected: 'Administrator',
         makeProtectedByGroup: async (name: string) => void server.model.groupBy('Backup Operators')!.members.add(user(name).sid),
         disableOutOfBand: async (name: string) => void (user(name).enabled = false),
+        expireOutOfBand: async (name: string) => void (user(name).accountExpires = new Date(Date.now() - 60_000)),
         addMemberOutOfBand: async (name: string, g: string) => void group(g).members.add(user(name).sid),
         memberOutOfBand: async (name: string, g: string) => group(g).members.has(user(name).sid),
       },

@@ -7,7 +7,9 @@ import { StepUpPrompt } from '../passkeys.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
-  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null }
+  /** The person's own account (elevate): the computer's login asks for their password, typed in the terminal. */
+  | { kind: 'sign-in'; account: string; computer: string; retry: boolean }
+  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null; own: boolean }
   | { kind: 'error'; message: string }
   | { kind: 'closed'; message: string; retry: boolean }
   /** The computer wants a fresh passkey/TOTP confirmation (step-up): nothing was provisioned. */
@@ -23,7 +25,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const endRef = useRef<(() => void) | null>(null);
   // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
   const used = useEntryUsed();
-  const live = status.kind === 'connecting' || status.kind === 'ready';
+  const live = status.kind === 'connecting' || status.kind === 'sign-in' || status.kind === 'ready';
   const idle = used && attempt === 0;
   useLeaveGuard(live && !idle);
   useEffect(() => {
@@ -59,13 +61,45 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       ws.close(1000);
     };
     setWatched(null);
+    /**
+     * The computer's login prompt (the person's own account): typed here, answered in one `answer` frame.
+     * Keystrokes stay in this page until Enter; nothing is echoed unless the computer asked for echo.
+     */
+    let prompt: { prompts: { prompt: string; echo: boolean }[]; answers: string[]; line: string } | null = null;
+    let own = false;
+    const nextPrompt = (): void => {
+      const p = prompt!;
+      const q = p.prompts[p.answers.length];
+      if (q) return void term.write(q.prompt.replace(/\r?\n/g, '\r\n'));
+      ws.send(JSON.stringify({ type: 'answer', answers: p.answers }));
+      prompt = null;
+    };
+    const typeIntoPrompt = (d: string): void => {
+      const p = prompt!;
+      const echo = p.prompts[p.answers.length]?.echo === true;
+      for (const c of d) {
+        if (c === '\r' || c === '\n') {
+          term.write('\r\n');
+          p.answers.push(p.line);
+          p.line = '';
+          return nextPrompt();
+        }
+        if (c === '\x7f' || c === '\b') {
+          if (p.line.length > 0 && echo) term.write('\b \b');
+          p.line = p.line.slice(0, -1);
+        } else if (c >= ' ') {
+          p.line += c;
+          if (echo) term.write(c);
+        }
+      }
+    };
 
     ws.onmessage = (ev) => {
       if (typeof ev.data !== 'string') {
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
+      let msg: { type: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -76,10 +110,19 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         setProgress((p) => [...p, step]);
         setStatus({ kind: 'connecting', step });
         term.write(`\x1b[2m› ${step}\x1b[0m\r\n`);
+      } else if (msg.type === 'prompt' && Array.isArray(msg.prompts)) {
+        own = true;
+        const retry = (msg.attempt ?? 1) > 1;
+        setStatus({ kind: 'sign-in', account: msg.account ?? '', computer: msg.computer ?? computerId, retry });
+        term.write(retry ? `\r\n\x1b[33m${msg.computer ?? 'The computer'} refused that password; try again.\x1b[0m\r\n` : `\r\nSign in with your own password for ${msg.account ?? 'your account'}:\r\n`);
+        if (msg.instructions) term.write(`${msg.instructions.replace(/\r?\n/g, '\r\n')}\r\n`);
+        prompt = { prompts: msg.prompts, answers: [], line: '' };
+        nextPrompt();
+        term.focus();
       } else if (msg.type === 'ready') {
         const lease = msg.leaseExpiresAt ? Date.parse(msg.leaseExpiresAt) : NaN;
         const max = msg.leaseMaxAt ? Date.parse(msg.leaseMaxAt) : NaN;
-        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null });
+        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null, own });
         document.title = `${msg.computer ?? 'Terminal'} · jitgate`;
         term.focus();
       } else if (msg.type === 'error') {
@@ -107,6 +150,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       term.options.disableStdin = true;
     };
     const onData = term.onData((d) => {
+      if (prompt) return typeIntoPrompt(d);
       if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
     });
     const onResize = term.onResize(({ cols, rows }) => {
@@ -136,9 +180,16 @@ export function TerminalPage({ computerId }: { computerId: string }) {
     <SessionFrame title={title} live={live} onEnd={end}>
       <div class="session-bar" role="status" aria-live="polite" data-testid="terminal-status">
         {status.kind === 'connecting' && <span>Preparing session: {status.step}</span>}
+        {status.kind === 'sign-in' && (
+          <span data-testid="own-password">
+            {status.retry ? `${status.computer} refused that password. ` : ''}
+            Sign in with your own password for <strong>{status.account}</strong>: type it in the terminal below. jitgate does not hold it; it goes only to {status.computer} and is not recorded.
+          </span>
+        )}
         {status.kind === 'ready' && (
           <span>
             Connected to <strong>{status.computer}</strong> as <strong data-testid="jit-account">{status.account}</strong>
+            {status.own && ' (your own account, with admin rights for this session)'}
             {status.leaseExpiresAt !== null && <LeaseBar sessionId={status.sessionId} leaseExpiresAt={status.leaseExpiresAt} maxAt={status.leaseMaxAt} />}
           </span>
         )}

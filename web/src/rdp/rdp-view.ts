@@ -134,7 +134,9 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
       policy = parseViewPolicy(rest[5]);
       menu = buildMenu();
       if (menu) el.appendChild(menu);
-      opts.onStatus(computerName ? `connected to ${computerName}` : 'connected');
+      // Nothing injected (the person's own account): the Windows login asks, and the page says so plainly.
+      const own = rest[6] ?? '';
+      opts.onStatus((computerName ? `connected to ${computerName}` : 'connected') + (own ? `: sign in with your own password for ${own} at the Windows login (jitgate does not hold it)` : ''));
       const lease = rest[3] ? Date.parse(rest[3]) : NaN;
       opts.onReady?.({ sessionId: rest[0] ?? '', computer: computerName, leaseExpiresAt: Number.isFinite(lease) ? lease : null });
       root.focus();
