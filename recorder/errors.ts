@@ -4,4 +4,6 @@ import { defineErrors } from '../core/errors.js';
 export const RecorderErrors = defineErrors({
   JIT_ERR_RECORDING_BAD_PATH: { status: 500, message: 'recording path is not one jitgate generated: {reason}' },
   JIT_ERR_RECORDING_SIGNING_KEY: { status: 500, message: 'recording signing key is unusable: {reason}' },
+  JIT_ERR_EVIDENCE_KEY: { status: 500, message: 'evidence signing key is unusable: {reason}' },
+  JIT_ERR_EVIDENCE_BUNDLE: { status: 400, message: 'not a jitgate evidence bundle: {reason}' },
 });

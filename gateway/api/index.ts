@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { auditRoutes } from './audit.js';
 import { computerRoutes } from './computers.js';
+import { evidenceRoutes } from './evidence.js';
 import { hostKeyRoutes } from './host-keys.js';
 import type { ApiDeps } from './deps.js';
 import { inventoryRoutes } from './inventory.js';
@@ -12,7 +13,7 @@ import { recordingRoutes } from './recordings.js';
 import { sessionRoutes } from './sessions.js';
 import { storeRoutes } from './stores.js';
 
-export type { ApiDeps, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
+export type { ApiDeps, EvidenceSource, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
 export { computerPolicySchema, effectivePolicy, type ComputerPolicy } from './computer-policy.js';
 export { storeInfos } from './stores.js';
 
@@ -34,5 +35,6 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
     await app.register(recordingRoutes(deps));
     await app.register(auditRoutes(deps));
     await app.register(inventoryRoutes(deps));
+    await app.register(evidenceRoutes(deps));
   };
 }
