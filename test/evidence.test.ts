@@ -16,7 +16,7 @@ import { createAuth, createPerson } from '../gateway/auth/index.js';
 import type { Role } from '../gateway/auth/principal.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { buildServer } from '../gateway/server.js';
-import { jsonPart, parseBundle, sealBundle, sha256Hex, verifyBundle, type EvidenceBundle, type EvidenceSubject } from '../recorder/evidence.js';
+import { jsonPart, parseBundle, sealBundle, sha256Hex, verifyBundle, type EvidenceBundle } from '../recorder/evidence.js';
 import { evidenceSource, exportEvidence, type EvidenceExportDeps } from '../recorder/evidence-export.js';
 import { EvidenceSigner, loadEvidenceSigner } from '../recorder/evidence-key.js';
 import { runRetention } from '../recorder/retention.js';
@@ -221,6 +221,7 @@ for (const factory of databaseFactories()) {
       const statement = clone(b);
       statement.statement.session.person = 'someone-else';
       expect(subjects(statement)).toEqual(['signature']);
+      expect(() => parseBundle(JSON.stringify({ format: 'other' }))).toThrow(/JIT_ERR_EVIDENCE_BUNDLE|not a jitgate evidence bundle/);
 
       // A forger edits an event and re-signs the whole bundle with a key of their own: only the published fingerprint, or the audit key, tells.
       const forged = clone(b);
@@ -250,11 +251,10 @@ for (const factory of databaseFactories()) {
         expect([ok.code, ok.stderr]).toEqual([0, '']);
         expect(ok.stdout).toContain('INTACT');
         expect(ok.stdout).toContain(`signed by ${deps.signer.fingerprint} (matches the fingerprint given)`);
+        // two tampered bundles (the naming of each part is checked in-process above): each process costs seconds
         const cases = [
           ['bytes.json', bytes, `recording bytes ${cast}: changed`],
-          ['entry.json', manifest, `manifest entry ${entry}: changed`],
           ['event.json', ev, `audit event ${event}: changed`],
-          ['sig.json', sig, 'signature: does not verify over the statement'],
         ] as const;
         const runs = await Promise.all(cases.map(([name, x]) => runCli(['evidence', 'verify', write(name, x)])));
         for (const [i, [name, , words]] of cases.entries()) {
@@ -262,9 +262,6 @@ for (const factory of databaseFactories()) {
           expect(runs[i]!.stdout, name).toContain(words);
           expect(runs[i]!.stdout, name).toContain('TAMPERED');
         }
-        const bad = await runCli(['evidence', 'verify', write('junk.json', { format: 'other' } as unknown as EvidenceBundle)]);
-        expect(bad.code).toBe(1);
-        expect(bad.stderr).toContain('JIT_ERR_EVIDENCE_BUNDLE');
       } finally {
         rmSync(files, { recursive: true, force: true });
       }
