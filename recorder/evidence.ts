@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { canonical, keyedLink, legacyLink, type AuditAlg } from '../core/audit-chain.js';
+import { canonical, keyedLink, legacyLink, type AuditAlg, type LinkedFields } from '../core/audit-chain.js';
 import { JitgateError } from '../core/errors.js';
 import { RecorderErrors } from './errors.js';
 import { ed25519Valid, evidenceFingerprint, type EvidenceSigner } from './evidence-key.js';
@@ -19,17 +19,9 @@ export const EVIDENCE_FORMAT = 'jitgate-evidence/v1';
 /** Prefix of the signed bytes, so a signature made for something else never verifies here. */
 const SIGNED_PREFIX = `${EVIDENCE_FORMAT}\n`;
 
-/** An audit event as a part: every field its chain link covers, and the links. */
-export interface EvidenceAuditEvent {
-  seq: number;
+/** An audit event as a part: every field its chain link covers (`at` as ISO 8601), and the links. */
+export interface EvidenceAuditEvent extends Omit<LinkedFields, 'at'> {
   at: string;
-  type: string;
-  actor: string;
-  outcome: string;
-  sessionId: string | null;
-  computer: string | null;
-  account: string | null;
-  data: unknown;
   prevHash: string;
   hash: string;
   alg: AuditAlg;
