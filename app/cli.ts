@@ -719,6 +719,79 @@ recordings
     }
   });
 
+const evidence = program.command('evidence').description('signed evidence bundles of sessions (docs/evidence.md)');
+evidence
+  .command('export <session-id>')
+  .description("write one session's evidence bundle: recordings, manifest entries, audit events, signature")
+  .requiredOption('-o, --output <file>', 'where to write the bundle (- for standard output)')
+  .action(async (sessionId: string, opts: { output: string }, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const [{ evidenceDepsFromConfig }, { exportEvidence }, { writeFileSync }] = await Promise.all([
+        import('../recorder/wiring.js'), import('../recorder/evidence-export.js'), import('node:fs'),
+      ]);
+      const core = await openCore(cfg, quietLogger(cfg));
+      try {
+        const deps = evidenceDepsFromConfig(cfg, core.db);
+        const bundle = /^[0-9a-f-]{36}$/.test(sessionId) ? await exportEvidence(deps, sessionId, 'system:cli') : null;
+        if (!bundle) {
+          process.stderr.write(`jitgate: no session ${sessionId}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const text = JSON.stringify(bundle) + '\n';
+        if (opts.output === '-') process.stdout.write(text);
+        else writeFileSync(opts.output, text, { mode: 0o600 });
+        await core.audit.record({
+          type: 'recording.evidence_exported', actor: 'system:cli', outcome: 'success', sessionId, computer: bundle.statement.session.computer,
+          account: bundle.statement.session.account, data: { fingerprint: bundle.signature.fingerprint },
+        });
+        if (opts.output !== '-') {
+          const s = bundle.statement;
+          process.stderr.write(`${opts.output}: ${s.recordings.length} recording(s), ${s.auditEvents.length} audit event(s), signed by ${bundle.signature.fingerprint}\n`);
+        }
+      } finally {
+        await core.close();
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+evidence
+  .command('verify <bundle>')
+  .description('check a bundle offline (no configuration, no database): names each part that changed; exit 1 when tampered')
+  .option('--fingerprint <fp>', 'the fingerprint the installation publishes (jitgate evidence key): fail when another key signed')
+  .option('--audit-key <file>', "the installation's audit HMAC key: recompute each event's chain link too")
+  .option('--recording-key <file>', "the installation's recording manifest key: recompute each entry's MAC too")
+  .option('--json', 'machine-readable report')
+  .action(async (file: string, opts: { fingerprint?: string; auditKey?: string; recordingKey?: string; json?: boolean }) => {
+    try {
+      const { parseBundle, verifyBundle, formatEvidenceReport, readHmacKey } = await import('../recorder/evidence.js');
+      const report = verifyBundle(parseBundle(readFileSync(file, 'utf8')), {
+        ...(opts.fingerprint ? { fingerprint: opts.fingerprint } : {}),
+        ...(opts.auditKey ? { auditKey: readHmacKey(opts.auditKey) } : {}),
+        ...(opts.recordingKey ? { recordingKey: readHmacKey(opts.recordingKey) } : {}),
+      });
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatEvidenceReport(report));
+      if (!report.ok) process.exitCode = 1;
+    } catch (err) {
+      fail(err);
+    }
+  });
+evidence
+  .command('key')
+  .description("print the public key and fingerprint that sign this installation's bundles (publish the fingerprint)")
+  .action(async (_opts: unknown, cmd: Command) => {
+    try {
+      const cfg = config(cmd);
+      const { loadEvidenceSigner } = await import('../recorder/evidence-key.js');
+      const signer = loadEvidenceSigner({ configured: cfg.recordings.evidenceKey, dataDir: cfg.dataDir });
+      process.stdout.write(`ed25519 ${signer.publicKey.toString('base64')}\n${signer.fingerprint}\n`);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
 program
   .command('errors')
   .description('print every error code as Markdown (docs/errors.md)')

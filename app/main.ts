@@ -24,9 +24,13 @@ import { liveSessionEnder } from '../gateway/sessions/end-live-sessions.js';
 import { RedisGatewayLiveness } from '../gateway/sessions/gateway-liveness.js';
 import { webStatic } from '../gateway/web-static.js';
 import { forwardAudit, type AuditForwarder } from '../core/audit-forward.js';
-import { recorderFromConfig } from '../recorder/wiring.js';
 import { SearchIndexer } from '../recorder/search-index.js';
 import { SearchIndexQueue, startSearchIndexWorker } from '../provisioner/search-index.jobs.js';
+import { evidenceDepsFromConfig, recorderFromConfig, recordingsDir } from '../recorder/wiring.js';
+import { FsRecordingStore } from '../recorder/fs-recording.store.js';
+import { runRetention } from '../recorder/retention.js';
+import { startRetention, type RetentionWorker } from '../recorder/retention.queue.js';
+import { evidenceSource } from '../recorder/evidence-export.js';
 import type { Principal } from '../gateway/auth/principal.js';
 import { AccessRequestService, ChannelNotifier, accessRequestRoutes, computerSessionEnder, smtpSender } from '../gateway/access-requests/index.js';
 
@@ -73,6 +77,7 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
   let liveness: RedisGatewayLiveness | undefined;
   let requestSweepTimer: NodeJS.Timeout | undefined;
   let search: GatewayParts['search'] | undefined;
+  let retention: RetentionWorker | undefined;
   const close = async () => {
     clearInterval(recoverTimer);
     clearInterval(requestSweepTimer);
@@ -80,6 +85,7 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
     await frontDoor?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await ssh?.close().catch(() => undefined);
+    await retention?.close().catch(() => undefined);
     if (worker) {
       // bounded: a stuck job must not hold the shutdown forever
       await Promise.race([worker.close(), new Promise((r) => setTimeout(r, 10_000))]);
@@ -113,6 +119,12 @@ export async function startRuntime(cfg: Config, log: Logger): Promise<Runtime> {
           metrics.jobs.inc({ name, outcome });
           metrics.jobDuration.observe({ name }, seconds);
         },
+      });
+      // Recordings past their organization's retention, hourly (never those under legal hold; docs/evidence.md).
+      const store = new FsRecordingStore(recordingsDir(cfg));
+      retention = await startRetention({
+        connection, prefix: cfg.redis.prefix, log, everySeconds: 3600,
+        sweep: () => runRetention({ db: c.db, store, audit: c.audit, log }),
       });
       // Timers live in Redis, leases in the database: rebuild the sweep and the lease-expiry jobs from it.
       const q = queue;
@@ -260,6 +272,7 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     liveSessions: ssh.live,
     endSession: async (id, reason) => void (await queue.teardown(id, reason)),
     recordingFiles: recorder,
+    evidence: evidenceSource(evidenceDepsFromConfig(cfg, db)),
     revokeAuthSessions: auth.revokeAuthSessions,
     hashPassword: auth.hashPassword,
     extendSession: async (id, minutes, actor) => {

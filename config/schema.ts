@@ -391,6 +391,7 @@ export function buildConfigSchema(env: Env) {
       .strictObject({
         dir: z.string().optional().describe('where recordings are written; absent → <dataDir>/recordings'),
         signingKey: secretRef(env).optional().describe('base64 32-byte HMAC key for the manifest; absent → generated in <dataDir>/recording-signing.key'),
+        evidenceKey: secretRef(env).optional().describe('base64 32-byte Ed25519 seed that signs evidence bundles (docs/evidence.md); absent → generated in <dataDir>/evidence-signing.key'),
       })
       .prefault({}),
     guacd: z

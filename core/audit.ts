@@ -88,6 +88,11 @@ export const AUDIT_TYPES = [
   'access_request.break_glass',
   'access_request.granted',
   'access_request.settings_changed',
+  // Evidence (issue 19, docs/evidence.md): a recording file downloaded, a session's evidence bundle exported, a recording deleted by retention, a legal hold set or lifted (data.hold).
+  'recording.downloaded',
+  'recording.evidence_exported',
+  'recording.deleted',
+  'session.legal_hold',
 ] as const;
 
 export type AuditType = (typeof AUDIT_TYPES)[number];
@@ -136,7 +141,7 @@ export interface AuditQuery {
   afterSeq?: number;
 }
 
-type AuditRow = {
+export type AuditRow = {
   seq: string | number;
   at: Date | string;
   type: string;
@@ -151,7 +156,7 @@ type AuditRow = {
   alg: string;
 };
 
-function fromRow(r: AuditRow): AuditEvent {
+export function auditEventFromRow(r: AuditRow): AuditEvent {
   return {
     seq: Number(r.seq),
     at: r.at instanceof Date ? r.at : new Date(r.at),
@@ -289,7 +294,7 @@ export class AuditLog {
       `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ASC LIMIT $${params.length}`,
       params,
     );
-    return rows.map(fromRow);
+    return rows.map(auditEventFromRow);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { close as closeCb, createReadStream, createWriteStream, fstat as fstatCb, fsync as fsyncCb, open as openCb } from 'node:fs';
-import { chmod, mkdir, open as openFile, stat, truncate as truncateFile } from 'node:fs/promises';
+import { chmod, mkdir, open as openFile, stat, truncate as truncateFile, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -124,6 +124,16 @@ export class FsRecordingStore implements RecordingStore {
 
   async truncate(relPath: string, size: number): Promise<void> {
     await truncateFile(this.absolute(relPath), size);
+  }
+
+  async remove(relPath: string): Promise<boolean> {
+    try {
+      await unlink(this.absolute(relPath));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
   }
 }
 

@@ -43,6 +43,8 @@ export interface RecordingStore {
   readTail(relPath: string, maxBytes: number): Promise<Buffer | null>;
   /** Cut the file to `size` bytes (only ever to drop an incomplete last record of an interrupted recording). */
   truncate(relPath: string, size: number): Promise<void>;
+  /** Delete the file (retention, recorder/retention.ts); false when it did not exist. */
+  remove(relPath: string): Promise<boolean>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -168,6 +168,8 @@ export async function verifyRecordings(deps: VerifyDeps, opts: { recordingId?: s
   const recordings: RecordingCheck[] = [];
   for (const r of rows) recordings.push(await checkRecording(r, r.manifest_seq === null ? undefined : bySeq.get(Number(r.manifest_seq)), deps.signingKey, (p) => store.hash(p)));
   const allIds = opts.recordingId ? new Set((await deps.db.query<{ id: string }>('SELECT id FROM recordings')).map((r) => r.id)) : new Set(rows.map((r) => r.id));
+  // Recordings retention deleted keep their manifest entries: not orphans (recorder/retention.ts; the deletion is audited).
+  for (const r of await deps.db.query<{ recording_id: string }>('SELECT recording_id FROM recording_purges')) allIds.add(r.recording_id);
   const chain = checkChain(entries, deps.signingKey, allIds);
   const problems = recordings.filter((r) => PROBLEM.has(r.status)).length + chain.problems.length;
   return { ok: problems === 0, recordings, chain, problems };

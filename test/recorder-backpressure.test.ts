@@ -65,6 +65,7 @@ class PausableStore implements RecordingStore {
   protect: RecordingStore['protect'] = (p) => this.inner.protect(p);
   readTail: RecordingStore['readTail'] = (p, n) => this.inner.readTail(p, n);
   truncate: RecordingStore['truncate'] = (p, n) => this.inner.truncate(p, n);
+  remove: RecordingStore['remove'] = (p) => this.inner.remove(p);
 }
 
 const HWM = 64 * 1024;

@@ -13,6 +13,7 @@ import { accessRequestsMigration } from './migrations/017-access-requests.js';
 import { invitationsMigration } from './migrations/016-invitations.js';
 import { searchMigration } from './migrations/018-search.js';
 import { teamsLabelsMigration } from './migrations/020-teams-labels.js';
+import { evidenceRetentionMigration } from './migrations/019-evidence-retention.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -195,6 +196,7 @@ CREATE TABLE settings (
   invitationsMigration,
   accessRequestsMigration,
   searchMigration,
+  evidenceRetentionMigration,
   teamsLabelsMigration,
 ];
 

@@ -58,4 +58,14 @@ export interface ApiDeps {
   extendSession: (sessionId: string, minutes: number, actor: string) => Promise<{ leaseExpiresAt: Date }>;
   /** The configured guacd's RDP parameters (refuse a pinned certificate it cannot honour); absent → not checked. */
   guacd?: GuacdRdpArgsSource;
+  /** Signed evidence bundles of sessions (recorder/evidence-export.ts, docs/evidence.md); absent → 404. */
+  evidence?: EvidenceSource;
+}
+
+/** Exports a session's evidence bundle (the caller authorizes and audits) and names the key that signs it. */
+export interface EvidenceSource {
+  /** The bundle as a JSON-serialisable object; null when there is no such session. */
+  export(sessionId: string, exportedBy: string): Promise<object | null>;
+  readonly publicKey: string;
+  readonly fingerprint: string;
 }

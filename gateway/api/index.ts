@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { auditRoutes } from './audit.js';
 import { computerRoutes } from './computers.js';
+import { evidenceRoutes } from './evidence.js';
 import { hostKeyRoutes } from './host-keys.js';
 import type { ApiDeps } from './deps.js';
 import { inventoryRoutes } from './inventory.js';
@@ -15,7 +16,7 @@ import { storeRoutes } from './stores.js';
 import { teamRoutes } from './teams.js';
 import { recentComputerRoutes } from './recent-computers.js';
 
-export type { ApiDeps, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
+export type { ApiDeps, EvidenceSource, OpenedRecording, RecordingFiles, StoreInfo } from './deps.js';
 export { computerPolicySchema, effectivePolicy, type ComputerPolicy } from './computer-policy.js';
 export { storeInfos } from './stores.js';
 
@@ -40,5 +41,6 @@ export function apiRoutes(deps: ApiDeps): (app: FastifyInstance) => Promise<void
     await app.register(inventoryRoutes(deps));
     await app.register(teamRoutes(deps));
     await app.register(recentComputerRoutes(deps));
+    await app.register(evidenceRoutes(deps));
   };
 }

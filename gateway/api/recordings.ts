@@ -109,8 +109,10 @@ export function recordingRoutes(deps: Pick<ApiDeps, 'db' | 'audit' | 'recordingF
       const r = await load(p, req.params.id);
       const file = await recordingFiles.open(r.id);
       if (!file) throw notFound('recording file');
+      // ?download=1: the web app's Download button (a copy leaves jitgate: audited as such, issue 19); else a replay.
+      const download = (req.query as { download?: unknown } | undefined)?.download === '1';
       await audit.record({
-        type: 'recording.viewed', actor: p.login, outcome: 'success', sessionId: r.session_id, computer: r.computer_name, account: r.account_name,
+        type: download ? 'recording.downloaded' : 'recording.viewed', actor: p.login, outcome: 'success', sessionId: r.session_id, computer: r.computer_name, account: r.account_name,
         data: { recordingId: r.id, integrity: file.integrity, organizationId: r.organization_id },
       });
       // The stored file's own extension (recorder/: .cast asciicast, .jsr stream record, .guac guacd).

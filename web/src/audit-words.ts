@@ -97,6 +97,14 @@ export function describeAuditEvent(e: Pick<AuditEvent, 'type' | 'actor' | 'compu
       return d.live === true ? `${who} watched a live session${on}${as}` : `${who} replayed a recording${on}${as}`;
     case 'recording.verified':
       return `${who} checked the integrity of recordings`;
+    case 'recording.downloaded':
+      return `${who} downloaded a recording${on}${as}`;
+    case 'recording.evidence_exported':
+      return `${who} exported the evidence of a session${on}${as}`;
+    case 'recording.deleted':
+      return `${who} deleted a recording${on}${as} (retention)`;
+    case 'session.legal_hold':
+      return d.hold === true ? `${who} put a session${on} under legal hold` : `${who} lifted the legal hold of a session${on}`;
     case 'admin.changed':
       return adminWords(who, str('action'), d, e.computer);
     default:

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { del, get, listOf, patch, post, type Organization } from '../api.js';
 import { can, useSession } from '../session.js';
+import { RetentionCell } from './evidence.js';
 import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 
 const ORGANIZATION_FIELDS: FormSpec = {
@@ -87,6 +88,7 @@ export function OrganizationsPage() {
             <th scope="col">Name</th>
             <th scope="col">Shared code</th>
             <th scope="col">Passkeys</th>
+            <th scope="col">Recordings kept</th>
             {writable && (
               <th scope="col">
                 <span class="sr-only">Actions</span>
@@ -100,6 +102,9 @@ export function OrganizationsPage() {
               <td data-label="Name">{o.name}</td>
               <td data-label="Shared code">{o.sharedCode}</td>
               <td data-label="Passkeys">{o.requirePasskeys ? 'required' : 'optional'}</td>
+              <td data-label="Recordings kept">
+                <RetentionCell organizationId={o.id} />
+              </td>
               {writable && (
                 <td class="row-actions">
                   <button type="button" onClick={() => edit({ id: o.id, name: o.name, sharedCode: o.sharedCode, requirePasskeys: o.requirePasskeys ?? false })}>

@@ -6,6 +6,7 @@ import { navigate } from '../router.js';
 import { endReasonWords } from '../audit-words.js';
 import { fmtDuration, fmtWhen } from '../time.js';
 import { CommandTimeline } from './search.js';
+import { SessionEvidence } from './evidence.js';
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 
@@ -110,11 +111,12 @@ function Replay({ id }: { id: string }) {
       )}
       {rec && hasFile(rec) && (
         <p>
-          <a href={`${API}/recordings/${encodeURIComponent(rec.id)}/file`} download>
+          <a href={`${API}/recordings/${encodeURIComponent(rec.id)}/file?download=1`} download>
             Download the recording
           </a>
         </p>
       )}
+      {rec && <SessionEvidence sessionId={rec.sessionId} />}
       {streamText !== null && <pre class="stream-log">{streamText}</pre>}
       <div class="replay-with-timeline">
         <div class="player" ref={host} data-testid="player" />
@@ -222,7 +224,12 @@ export function RecordingsPage({ replay }: { replay?: string }) {
               </td>
               <td class="row-actions">
                 {hasFile(r) ? (
-                  <Link href={replayHref(r)}>Replay</Link>
+                  <>
+                    <Link href={replayHref(r)}>Replay</Link>{' '}
+                    <a href={`${API}/recordings/${encodeURIComponent(r.id)}/file?download=1`} download>
+                      Download
+                    </a>
+                  </>
                 ) : (
                   <span class="muted" data-state="never_started" title="the connection was refused before the session started: nothing was recorded">
                     never started
