@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditEventInput } from '../../core/audit.js';
@@ -9,6 +8,7 @@ import type { RdpRecordingSlot, SessionRecorder } from '../../recorder/recorder.
 import type { OpenedSession, SessionBroker } from '../contracts.js';
 import type { Principal } from '../auth/principal.js';
 import { RdpErrors } from './errors.js';
+import { GUAC_STATUS, RDP_CLOSE, openGuacTunnel, publicError } from './guac-websocket.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
 import { GuacdCapabilities } from './guacd-capabilities.js';
 import { preconnectGuacd, type GuacdConnection, type PendingGuacd } from './guacd-client.js';
@@ -59,33 +59,7 @@ export interface RdpDeps {
 /** guacd's directory for redirected drives unless configured (docker/compose.yaml mounts a volume there). */
 export const DEFAULT_DRIVE_ROOT = '/var/lib/guacd/drives';
 
-/** Websocket close codes (same numbering as the browser terminal, docs/api.md). */
-export const RDP_CLOSE = {
-  normal: 1000,
-  notSignedIn: 4001,
-  accessDenied: 4003,
-  provisioningFailed: 4010,
-  hostUnreachable: 4011,
-  terminated: 4012,
-  leaseExpired: 4013,
-  badRequest: 4014,
-} as const;
-
-/**
- * guacamole-common-js takes the close *reason* as a Guacamole status code
- * (WebSocketTunnel `onclose`: `parseInt(event.reason)`), so the reason is
- * the matching status (protocol reference, "Status codes").
- */
-const GUAC_STATUS: Record<number, number> = {
-  1000: 0x0000, // SUCCESS
-  4001: 0x0301, // CLIENT_UNAUTHORIZED
-  4003: 0x0303, // CLIENT_FORBIDDEN
-  4010: 0x0200, // SERVER_ERROR
-  4011: 0x0208, // UPSTREAM_UNAVAILABLE
-  4012: 0x020b, // SESSION_CLOSED
-  4013: 0x020a, // SESSION_TIMEOUT
-  4014: 0x0300, // CLIENT_BAD_REQUEST
-};
+export { RDP_CLOSE } from './guac-websocket.js';
 
 /** Instructions from the browser never forwarded: credentials and parameters are the server's (`argv` could change them). */
 const ALWAYS_BLOCKED = new Set(['select', 'connect', 'argv', 'args', 'required']);
@@ -98,10 +72,6 @@ function num(v: unknown, dflt: number, min: number, max: number): number | null 
   return n >= min && n <= max ? n : null;
 }
 
-function publicError(err: unknown): { code: string; message: string } {
-  if (isJitgateError(err)) return { code: err.code, message: err.message };
-  return { code: 'JIT_ERR_INTERNAL', message: 'internal error' };
-}
 
 function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
   if (!isJitgateError(err)) return phase === 'open' ? RDP_CLOSE.provisioningFailed : RDP_CLOSE.hostUnreachable;
@@ -183,23 +153,10 @@ export function rdpRoutes(deps: RdpDeps): (app: FastifyInstance) => Promise<void
 }
 
 async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { capabilities: GuacdCapabilities }): Promise<void> {
-  const send = (opcode: string, ...args: string[]): void => {
-    if (ws.readyState === ws.OPEN) ws.send(encodeInstructionUtf16(opcode, ...args));
-  };
-  const close = (code: number, error?: { code: string; message: string }, reason?: string): void => {
-    if (error) send('jitgate', 'error', error.code, error.message);
-    if (reason) send('jitgate', 'closed', reason);
-    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, String(GUAC_STATUS[code] ?? 0x0200));
-  };
-
-  // The tunnel's UUID is the first instruction (internal opcode ""): it opens the tunnel on the browser side.
-  send('', randomUUID());
-
-  const principal = req.principal;
-  if (!principal) return close(RDP_CLOSE.notSignedIn, { code: CoreErrors.JIT_ERR_AUTH_REQUIRED.code, message: 'sign in first' });
-  if (!deps.checkCsrf(req)) {
-    return close(RDP_CLOSE.accessDenied, { code: 'JIT_ERR_AUTH_CSRF', message: 'missing or wrong CSRF token (x-csrf-token from GET /auth/me)' });
-  }
+  const opened0 = openGuacTunnel(ws, req, deps.checkCsrf);
+  if (!opened0) return;
+  const { principal } = opened0;
+  const { send, close } = opened0.tunnel;
   const q = (req.query ?? {}) as Record<string, unknown>;
   const computerRef = typeof q.computer === 'string' ? q.computer : '';
   const accountType = q.accountType;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditEventInput } from '../../core/audit.js';
@@ -8,7 +7,7 @@ import type { Principal } from '../auth/principal.js';
 import type { LiveEntry } from '../sessions/live-sessions.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
 import { preconnectGuacd, type GuacdConnection } from './guacd-client.js';
-import { RDP_CLOSE } from './rdp-tunnel.js';
+import { RDP_CLOSE, openGuacTunnel, publicError } from './guac-websocket.js';
 
 /**
  * `GET /api/v1/rdp/watch?session=&width=&height=&dpi=&csrf=`: an admin or
@@ -53,10 +52,6 @@ function num(v: unknown, dflt: number, min: number, max: number): number {
   return n >= min && n <= max ? n : dflt;
 }
 
-function publicError(err: unknown): { code: string; message: string } {
-  if (isJitgateError(err)) return { code: err.code, message: err.message };
-  return { code: 'JIT_ERR_INTERNAL', message: 'internal error' };
-}
 
 /** Fastify plugin (register under /api/v1): the read-only RDP watch tunnel. */
 export function rdpWatchRoutes(deps: RdpWatchDeps): (app: FastifyInstance) => Promise<void> {
@@ -70,25 +65,11 @@ export function rdpWatchRoutes(deps: RdpWatchDeps): (app: FastifyInstance) => Pr
   };
 }
 
-/** Guacamole status for the close reason (guacamole-common-js reads it as the status code). */
-const STATUS: Record<number, number> = { 1000: 0x0000, 4001: 0x0301, 4003: 0x0303, 4011: 0x0208, 4014: 0x0300 };
-
 async function runWatch(ws: WebSocket, req: FastifyRequest, deps: RdpWatchDeps): Promise<void> {
-  const send = (opcode: string, ...args: string[]): void => {
-    if (ws.readyState === ws.OPEN) ws.send(encodeInstructionUtf16(opcode, ...args));
-  };
-  const close = (code: number, error?: { code: string; message: string }, reason?: string): void => {
-    if (error) send('jitgate', 'error', error.code, error.message);
-    if (reason) send('jitgate', 'closed', reason);
-    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, String(STATUS[code] ?? 0x0200));
-  };
-  send('', randomUUID());
-
-  const principal = req.principal;
-  if (!principal) return close(RDP_CLOSE.notSignedIn, { code: CoreErrors.JIT_ERR_AUTH_REQUIRED.code, message: 'sign in first' });
-  if (!deps.checkCsrf(req)) {
-    return close(RDP_CLOSE.accessDenied, { code: 'JIT_ERR_AUTH_CSRF', message: 'missing or wrong CSRF token (x-csrf-token from GET /auth/me)' });
-  }
+  const opened = openGuacTunnel(ws, req, deps.checkCsrf);
+  if (!opened) return;
+  const { principal } = opened;
+  const { send, close } = opened.tunnel;
   const q = (req.query ?? {}) as Record<string, unknown>;
   const id = typeof q.session === 'string' ? q.session : '';
   const entry = /^[0-9a-f-]{36}$/i.test(id) ? await deps.live.get(id) : null;
