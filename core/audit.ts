@@ -88,6 +88,8 @@ export const AUDIT_TYPES = [
   'access_request.break_glass',
   'access_request.granted',
   'access_request.settings_changed',
+  // Four-eyes sessions (docs/access-requests.md "Four-eyes sessions").
+  'session.moderation',
 ] as const;
 
 export type AuditType = (typeof AUDIT_TYPES)[number];

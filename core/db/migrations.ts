@@ -11,6 +11,7 @@ import { elevationMigration } from './migrations/011-elevation.js';
 import { passkeysMigration } from './migrations/015-passkeys.js';
 import { accessRequestsMigration } from './migrations/017-access-requests.js';
 import { invitationsMigration } from './migrations/016-invitations.js';
+import { sessionModerationMigration } from './migrations/021-session-moderation.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -192,6 +193,7 @@ CREATE TABLE settings (
   passkeysMigration,
   invitationsMigration,
   accessRequestsMigration,
+  sessionModerationMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

@@ -5,7 +5,8 @@ import type { AccountType, Computer } from '../../core/domain.js';
 import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { RdpRecordingSlot, SessionRecorder } from '../../recorder/recorder.js';
-import type { OpenedSession, SessionBroker } from '../contracts.js';
+import type { OpenedSession, SessionBroker, SessionGate } from '../contracts.js';
+import { moderationPolicyOf } from '../access-requests/moderation.js';
 import type { Principal } from '../auth/principal.js';
 import { RdpErrors } from './errors.js';
 import { GUAC_STATUS, RDP_CLOSE, openGuacTunnel, publicError } from './guac-websocket.js';
@@ -63,6 +64,13 @@ export { RDP_CLOSE } from './guac-websocket.js';
 
 /** Instructions from the browser never forwarded: credentials and parameters are the server's (`argv` could change them). */
 const ALWAYS_BLOCKED = new Set(['select', 'connect', 'argv', 'args', 'required']);
+/**
+ * What the person sends that acts on the computer (keys, pointer, touch,
+ * clipboard, uploads): held back while a four-eyes session is paused. Frame
+ * acknowledgements, keep-alives and display size still pass, so guacd keeps
+ * the connection and the person keeps seeing the screen.
+ */
+const INPUT_OPCODES = new Set(['key', 'mouse', 'touch', 'clipboard', 'file', 'pipe', 'blob', 'end']);
 
 const DIM = /^[0-9]{1,5}$/;
 function num(v: unknown, dflt: number, min: number, max: number): number | null {
@@ -176,6 +184,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   /** The clipboard and file-transfer policy on the streams (rdp-streams.ts); set once guacd is connected. */
   let guard: StreamGuard | null = null;
   let clientGone = false;
+  let gate: SessionGate | null = null;
   let finish: ((reason: string, code?: number, error?: { code: string; message: string }) => Promise<void>) | null = null;
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     if (isBinary) return;
@@ -201,6 +210,8 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
         return;
       }
       if (!guacd || blocked.has(opcode)) continue;
+      // Four-eyes: no input reaches the computer while no moderator watches.
+      if (gate && !gate.inputAllowed() && INPUT_OPCODES.has(opcode)) continue;
       const v = guard ? guard.fromBrowser(ins) : { forward: [ins], reply: [] };
       for (const f of v.forward) guacd.send(...f);
       for (const r of v.reply) send(...r);
@@ -234,8 +245,9 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
           await deps.stepUp?.(principal, c);
           await deps.capabilities.assertSupports(guacdParamsNeeded(c.policy), c.name);
         },
-        onAccessGranted: () => {
-          early = preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
+        onAccessGranted: (c) => {
+          // guacd drops a handshake left waiting (about 15 s): a four-eyes session connects once its moderator is there.
+          if (!moderationPolicyOf(c.policy).required) early = preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
         },
       },
       (step) => send('jitgate', 'progress', `${step}…`),
@@ -283,10 +295,22 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   void closedByClient.then(() => end('client disconnected'));
   if (clientGone) return void end('client disconnected');
 
-  // 2. Recording slot: no recording, no session.
+  // 2. Four-eyes: no credentials go to guacd until a moderator watches; the person sees why
+  // (`jitgate,moderation,<state>,<message>,<moderators>,<grace end>`).
+  gate = opened.moderation ?? null;
+  if (gate) {
+    gate.onStatus((st) => send('jitgate', 'moderation', st.state, st.message, st.moderators.join(','), st.graceEndsAt ?? ''));
+    const admitted = await gate.admitted();
+    if (finished) return;
+    if (!admitted) return void end('no moderator', RDP_CLOSE.terminated);
+  }
+
+  // 3. Recording slot: no recording, no session.
   try {
     slot = await deps.recorder.startRdp({
       sessionId: session.id, personLogin: principal.login, computerName: computer.name, account: credentials.username, protocol: 'rdp', startedAt: new Date(),
+      // Break-glass window, moderators' presence so far (recordings.metadata).
+      metadata: await opened.recordingMetadata?.(),
     });
   } catch (err) {
     slog.error({ err }, 'recording could not start');
@@ -294,7 +318,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   }
   if (finished) return;
 
-  // 3. guacd handshake with server-built parameters.
+  // 4. guacd handshake with server-built parameters.
   send('jitgate', 'progress', `connecting to ${computer.name}…`);
   let conn: GuacdConnection;
   let built: ReturnType<typeof buildRdpParams>;
@@ -345,7 +369,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   const clipboardMode = pol.copy && pol.paste ? 'both' : pol.copy ? 'remote-to-local' : pol.paste ? 'local-to-remote' : 'off';
   send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode, JSON.stringify(viewPolicy(pol)));
 
-  // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
+  // 5. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
   const highWater = deps.highWaterBytes ?? 1 << 20;
   let inFlight = 0;
   let paused = false;
