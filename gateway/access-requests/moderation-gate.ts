@@ -130,10 +130,14 @@ export class ModerationGate implements SessionGate {
     if (!known) return;
     if (--known.views > 0) return;
     this.#present.delete(c.personId);
-    this.#step({ event: 'left', by: c.by });
-    if (this.#present.size === 0 && this.#state === 'active') {
+    const pause = this.#present.size === 0 && this.#state === 'active';
+    // Paused from the moment the last moderator is gone (the `left` step already says so).
+    if (pause) {
       this.#state = 'paused';
       this.#graceEndsAt = new Date(this.#now().getTime() + this.#o.graceMs);
+    }
+    this.#step({ event: 'left', by: c.by });
+    if (pause && this.#graceEndsAt) {
       this.#step({ event: 'paused', graceEndsAt: this.#graceEndsAt.toISOString() });
       this.#arm(this.#o.graceMs, `no moderator rejoined within ${describe(this.#o.graceMs)}`);
     }
