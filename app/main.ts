@@ -13,7 +13,7 @@ import { restoreSchedules } from '../provisioner/schedule-restore.js';
 import { openCore, type Core } from './core.js';
 import { VERSION } from './version.js';
 import { createAuth, checkCsrfQuery, stepUpCheck, type Auth } from '../gateway/auth/index.js';
-import { AccessService, canConnect, canSeeSession } from '../gateway/access-policy.js';
+import { AccessService, canConnect, canSeeSession, canTerminateSession } from '../gateway/access-policy.js';
 import { apiRoutes, storeInfos } from '../gateway/api/index.js';
 import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
 import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
@@ -32,7 +32,7 @@ import { runRetention } from '../recorder/retention.js';
 import { startRetention, type RetentionWorker } from '../recorder/retention.queue.js';
 import { evidenceSource } from '../recorder/evidence-export.js';
 import type { Principal } from '../gateway/auth/principal.js';
-import { AccessRequestService, ChannelNotifier, accessRequestRoutes, computerSessionEnder, smtpSender } from '../gateway/access-requests/index.js';
+import { AccessRequestService, ChannelNotifier, SessionModerationService, accessRequestRoutes, computerSessionEnder, moderationRoutes, smtpSender } from '../gateway/access-requests/index.js';
 
 export { VERSION } from './version.js';
 export { openCore, buildStores, secretBoxFor, type Core } from './core.js';
@@ -243,13 +243,21 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
       await searchQueue.close();
     },
   };
-  // Who may watch a live session (SSH or RDP): admins and auditors who can see it.
-  const mayWatch = async (p: Principal, live: { sessionId: string }): Promise<boolean> => p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId));
+  // Four-eyes sessions (docs/access-requests.md): moderators are the computer's approvers, checked when they join.
+  const moderation = new SessionModerationService({ db, audit, log });
+  // Who may watch a live session (SSH or RDP): admins and auditors who can see it, and its moderators.
+  const mayWatch = async (p: Principal, live: { sessionId: string }): Promise<boolean> =>
+    (p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId))) || moderation.mayModerate(p, live.sessionId);
+  // Ending it from the watch: its moderators, and whoever may terminate it from the live list.
+  const mayTerminate = async (p: Principal, live: { sessionId: string }): Promise<boolean> =>
+    canTerminateSession(p, await sessionRef(db, live.sessionId)) || moderation.mayModerate(p, live.sessionId);
   const ssh = await startSshGateway({
     redis: redisOptions(redis), queueEvents: { connection, prefix: cfg.redis.prefix }, queue, engine, access, recorder, audit,
     checkCsrf: checkCsrfQuery,
     stepUp: stepUpCheck(db),
     mayWatch,
+    mayTerminate,
+    moderation,
     livePrefix: `${cfg.redis.prefix}:live`,
     log,
   });
@@ -294,11 +302,11 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     }),
   });
   const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, audit, checkCsrf: checkCsrfQuery, stepUp: stepUpCheck(db), guacd: guacd.address, capabilities: guacd });
-  const rdpWatch = rdpWatchRoutes({ log, live: ssh.live, checkCsrf: checkCsrfQuery, mayWatch, audit, guacd: guacd.address });
+  const rdpWatch = rdpWatchRoutes({ log, live: ssh.live, checkCsrf: checkCsrfQuery, mayWatch, mayTerminate, audit, guacd: guacd.address });
   return {
     auth, access, ssh, recorder, requests, search,
     rootPlugins: [auth.plugin, webStatic(webDistDir())],
-    apiPlugins: [api, ...ssh.apiPlugins, rdp, rdpWatch, accessRequestRoutes(requests)],
+    apiPlugins: [api, ...ssh.apiPlugins, rdp, rdpWatch, accessRequestRoutes(requests), moderationRoutes(moderation, ssh.live)],
   };
 }
 

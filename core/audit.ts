@@ -93,6 +93,8 @@ export const AUDIT_TYPES = [
   'recording.evidence_exported',
   'recording.deleted',
   'session.legal_hold',
+  // Four-eyes sessions (docs/access-requests.md "Four-eyes sessions").
+  'session.moderation',
 ] as const;
 
 export type AuditType = (typeof AUDIT_TYPES)[number];

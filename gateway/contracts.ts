@@ -60,6 +60,62 @@ export interface OpenedSession {
   end(reason: string): Promise<void>;
   /** RDP: guacd's connection id, published in the live list so an admin can join it read-only (gateway/rdp/rdp-watch.ts). */
   setGuacdConnection?(id: string): Promise<void>;
+  /** A four-eyes session's gate (its computer requires a moderator); absent or null: not moderated. */
+  readonly moderation?: SessionGate | null;
+  /** What the recording's metadata says from the start (break-glass window, moderation so far). */
+  recordingMetadata?(): Promise<Record<string, unknown>>;
+}
+
+// ---- four-eyes sessions (gateway/access-requests/moderation.ts) ----
+
+export type ModerationState = 'waiting' | 'active' | 'paused' | 'ended';
+
+/** What the person (and the recording) is told about moderation. */
+export interface ModerationStatus {
+  state: ModerationState;
+  /** Logins of the moderators watching now. */
+  moderators: string[];
+  /** While paused: when the session ends unless a moderator rejoins. */
+  graceEndsAt?: string;
+  message: string;
+}
+
+/** One step of a moderated session (recording metadata `moderation`, audit `session.moderation`). */
+export interface PresenceEvent {
+  at: string;
+  event: 'waiting' | 'joined' | 'left' | 'paused' | 'resumed' | 'ended';
+  by?: string;
+  graceEndsAt?: string;
+  reason?: string;
+}
+
+/** A watcher started or stopped watching (from the live registry). */
+export interface WatcherChange {
+  event: 'joined' | 'left';
+  by: string;
+  personId?: string;
+}
+
+/** The four-eyes rule of one session (gateway/access-requests/moderation-gate.ts). */
+export interface SessionGate {
+  readonly state: ModerationState;
+  /** True once a moderator joined (the proxy may log in); false if the session ended first. */
+  admitted(): Promise<boolean>;
+  /** Whether the person's input may reach the computer now (a moderator is present). */
+  inputAllowed(): boolean;
+  /** Called at once with the status, then on every change. */
+  onStatus(cb: (s: ModerationStatus) => void): void;
+  log(): readonly PresenceEvent[];
+  watchers(change: WatcherChange): void;
+  close(): void;
+}
+
+/** Builds the gate of a session whose computer requires a moderator (wired into the session broker). */
+export interface SessionModeration {
+  /** The gate, or null when the computer does not require a moderator. `end` closes the session. */
+  gateFor(s: { sessionId: string; computer: Computer; personId: string; personLogin: string; protocol: Protocol }, end: (reason: string) => void): SessionGate | null;
+  /** Recording metadata known when a session starts: the access-request window it runs in (break-glass flagged). */
+  windowMetadata(s: { computerId: string; personId: string }): Promise<Record<string, unknown>>;
 }
 
 /** Provisioning progress shown to the person ("creating account…", "adding to JIT Admins…"). */

@@ -25,6 +25,11 @@ export interface AsciicastHeader {
     account: string | null;
     person: string;
     protocol: string;
+    /** The session ran in a break-glass window (docs/access-requests.md). */
+    breakGlass?: boolean;
+    accessRequestId?: string;
+    /** A four-eyes session: a moderator watched (presence in `recordings.metadata`). */
+    moderated?: boolean;
   };
 }
 

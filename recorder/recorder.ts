@@ -11,6 +11,22 @@ export interface RecordingMeta {
   account: string | null;
   protocol: 'ssh' | 'rdp';
   startedAt: Date;
+  /**
+   * What a reviewer must know beside the bytes (`recordings.metadata`): e.g.
+   * `breakGlass` and `accessRequestId` of the window the session ran in, the
+   * moderators' presence of a four-eyes session. Flags also go into the
+   * asciicast header's `jitgate` field, so the file itself carries them.
+   */
+  metadata?: RecordingMetadata | undefined;
+}
+
+/** Recording metadata: JSON, kept in `recordings.metadata` (migration 21). */
+export interface RecordingMetadata {
+  breakGlass?: boolean;
+  accessRequestId?: string;
+  moderated?: boolean;
+  moderation?: readonly unknown[];
+  [key: string]: unknown;
 }
 
 export interface TerminalRecordingOptions {

@@ -90,7 +90,12 @@ export class Recorder implements SessionRecorder, RecordingFiles {
         shell: opts.shell,
         title: `${meta.personLogin} on ${meta.computerName}${meta.account ? ` as ${meta.account}` : ''}`,
         command: opts.command,
-        jitgate: { sessionId: meta.sessionId, recordingId, computer: meta.computerName, account: meta.account, person: meta.personLogin, protocol: meta.protocol },
+        jitgate: {
+          sessionId: meta.sessionId, recordingId, computer: meta.computerName, account: meta.account, person: meta.personLogin, protocol: meta.protocol,
+          ...(meta.metadata?.breakGlass ? { breakGlass: true } : {}),
+          ...(meta.metadata?.accessRequestId ? { accessRequestId: meta.metadata.accessRequestId } : {}),
+          ...(meta.metadata?.moderated ? { moderated: true } : {}),
+        },
       },
       { recordInput: opts.recordInput, clock: this.#d.clock, hardCap: this.#d.hardCap ?? DEFAULT_HARD_CAP },
     );
@@ -321,7 +326,9 @@ export class Recorder implements SessionRecorder, RecordingFiles {
   /** The row exists from the start, so a recording whose writer died is still found (verify shows it in progress). */
   async #index(meta: RecordingMeta, recordingId: string, kind: Kind, relPath: string): Promise<void> {
     await this.#d.db.transaction(async (tx) => {
-      await tx.query('INSERT INTO recordings (id, session_id, kind, path, started_at) VALUES ($1,$2,$3,$4,now())', [recordingId, meta.sessionId, kind, relPath]);
+      await tx.query('INSERT INTO recordings (id, session_id, kind, path, started_at, metadata) VALUES ($1,$2,$3,$4,now(),$5::jsonb)', [
+        recordingId, meta.sessionId, kind, relPath, JSON.stringify(meta.metadata ?? {}),
+      ]);
       await this.#d.audit.record(
         {
           type: 'recording.started',
@@ -330,7 +337,7 @@ export class Recorder implements SessionRecorder, RecordingFiles {
           sessionId: meta.sessionId,
           computer: meta.computerName,
           account: meta.account,
-          data: { recordingId, kind, person: meta.personLogin },
+          data: { recordingId, kind, person: meta.personLogin, ...(meta.metadata?.breakGlass ? { breakGlass: true } : {}), ...(meta.metadata?.moderated ? { moderated: true } : {}) },
         },
         tx,
       );

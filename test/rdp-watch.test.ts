@@ -10,6 +10,7 @@ import { silentLogger } from '../core/logging.js';
 import { Secret } from '../core/secret.js';
 import type { Principal } from '../gateway/auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../gateway/contracts.js';
+import { ModerationGate } from '../gateway/access-requests/moderation-gate.js';
 import { rdpWatchRoutes } from '../gateway/rdp/rdp-watch.js';
 import { RedisLiveSessions, type LiveRegistration } from '../gateway/sessions/live-sessions.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
@@ -39,17 +40,33 @@ const COMPUTER: Computer = {
 
 /** FixedBroker whose sessions are in the live list, as the real broker's are (terminate, watch). */
 class LiveBroker extends FixedBroker {
+  /** Four-eyes: sessions get the real gate, with the auditor as the one eligible moderator (eligibility on the database: four-eyes-ssh.test.ts). */
+  moderatedGraceMs: number | null = null;
   constructor(readonly live: RedisLiveSessions) {
     super(COMPUTER, CREDS);
   }
   override async open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession> {
+    if (this.moderatedGraceMs !== null) {
+      // the tunnel reads the policy in onAccessGranted (no early guacd handshake for a four-eyes session)
+      const onAccessGranted = req.onAccessGranted;
+      req = { ...req, onAccessGranted: (c) => onAccessGranted?.({ ...c, policy: { ...c.policy, requireModerator: true } }) };
+    }
     const o = (await super.open(req, onProgress)) as OpenedSession & { fireTerminate(r: 'terminated' | 'lease-expired', by: string): void };
+    const moderation =
+      this.moderatedGraceMs === null
+        ? null
+        : new ModerationGate({
+            graceMs: this.moderatedGraceMs, waitMs: 60_000, isModerator: async (pid) => pid === AUDITOR.personId,
+            onEvent: () => undefined, end: () => o.fireTerminate('terminated', 'system:moderation'),
+          });
     const reg: LiveRegistration = await this.live.register(
       { sessionId: o.session.id, personLogin: req.principal.login, computerName: COMPUTER.name, protocol: 'rdp', account: CREDS.username, startedAt: new Date().toISOString() },
       (reason, by) => o.fireTerminate(reason, by),
+      (change) => moderation?.watchers(change),
     );
     const end = o.end.bind(o);
     return Object.assign(o, {
+      moderation,
       setGuacdConnection: (id: string) => reg.setGuacdConnection(id),
       end: async (reason: string) => {
         await reg.unregister();
@@ -118,6 +135,7 @@ describe.skipIf(!avail.ok)('watching a live RDP session', () => {
           log: silentLogger(), live, guacd: { host: peer.host, port: peer.port },
           checkCsrf: (req) => (req.query as Record<string, unknown>).csrf === 'good',
           mayWatch: (p) => p.role !== 'technician',
+          mayTerminate: (p) => p.role !== 'technician',
           audit: { record: async (e) => void audit.push(e) },
         }),
       ],
@@ -141,6 +159,17 @@ describe.skipIf(!avail.ok)('watching a live RDP session', () => {
     // The tunnel publishes guacd's connection id in the live list once guacd is ready.
     for (let i = 0; i < 500 && !(await live.get(sessionId))?.guacdConnection; i++) await new Promise((r) => setTimeout(r, 20));
     return { person, sessionId, owner };
+  }
+
+  /** The live session still waiting for guacd (a four-eyes session before its moderator). */
+  async function waitingSession(): Promise<string> {
+    for (let i = 0; i < 500; i++) {
+      const e = (await live.list()).find((l) => l.protocol === 'rdp');
+      const full = e ? await live.get(e.sessionId) : null;
+      if (e && full && !full.guacdConnection) return e.sessionId;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('no live session waiting for its moderator');
   }
 
   const watchUrl = (sessionId: string, as = 'auditor'): string => `${base}/watch?session=${sessionId}&as=${as}&csrf=good&width=800&height=600`;
@@ -208,6 +237,55 @@ describe.skipIf(!avail.ok)('watching a live RDP session', () => {
     expect(jit(watcher, 'closed')?.[2]).toBe('the session ended');
     expect(await live.get(sessionId)).toBeNull();
     await until(() => audit.find((e) => e.type === 'session.watch' && e.sessionId === sessionId && e.data?.phase === 'stopped'), 'stop audited');
+  }, 60_000);
+
+  it('four-eyes: no credentials reach guacd until the moderator watches; input held back while paused; ends after the grace period', async () => {
+    broker.moderatedGraceMs = 1500;
+    try {
+      const before = peer.connections.length;
+      const person = await open(`${base}?computer=win01&accountType=domain&csrf=good`);
+      const waiting = await until(() => person.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'moderation' && i[2] === 'waiting'), 'waiting for a moderator');
+      expect(waiting[3]).toMatch(/waiting for a moderator/);
+      const id = await waitingSession();
+      await new Promise((r) => setTimeout(r, 500));
+      // nothing at guacd yet: no handshake, no credentials
+      expect(peer.connections.slice(before).some((c) => c.args.username === CREDS.username)).toBe(false);
+      expect(jit(person, 'ready')).toBeUndefined();
+
+      const watcher = await open(watchUrl(id));
+      await until(() => jit(watcher, 'waiting'), 'the watcher waits for the connection');
+      await until(() => jit(person, 'ready'), 'ready once the moderator is there');
+      const owner = await until(() => peer.connections.slice(before).find((c) => c.args.username === CREDS.username && !c.closed), 'owner at guacd');
+      await until(() => jit(watcher, 'watching'), 'watching');
+      person.send('key', '65', '1');
+      await until(() => owner.received.some((i) => i[0] === 'key' && i[1] === '65'), 'key while moderated');
+
+      watcher.ws.close();
+      await until(() => person.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'moderation' && i[2] === 'paused'), 'paused');
+      person.send('key', '66', '1');
+      person.send('size', '900', '700');
+      await until(() => owner.received.some((i) => i[0] === 'size' && i[1] === '900'), 'size still passes');
+      expect(owner.received.some((i) => i[0] === 'key' && i[1] === '66')).toBe(false);
+      expect(await person.closed).toBe(4012);
+      expect(person.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'moderation' && i[2] === 'ended')?.[3]).toMatch(/no moderator rejoined/);
+    } finally {
+      broker.moderatedGraceMs = null;
+    }
+  }, 60_000);
+
+  it('four-eyes: the moderator terminates from the watch', async () => {
+    broker.moderatedGraceMs = 60_000;
+    try {
+      const person = await open(`${base}?computer=win01&accountType=domain&csrf=good`);
+      await until(() => person.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'moderation' && i[2] === 'waiting'), 'waiting');
+      const watcher = await open(watchUrl(await waitingSession()));
+      await until(() => jit(watcher, 'watching'), 'watching');
+      watcher.send('jitgate', 'terminate');
+      expect(await person.closed).toBe(4012);
+      expect(await watcher.closed).toBe(1000);
+    } finally {
+      broker.moderatedGraceMs = null;
+    }
   }, 60_000);
 
   it('refuses technicians, and sessions that are not live', async () => {

@@ -14,6 +14,7 @@ import { invitationsMigration } from './migrations/016-invitations.js';
 import { searchMigration } from './migrations/018-search.js';
 import { teamsLabelsMigration } from './migrations/020-teams-labels.js';
 import { evidenceRetentionMigration } from './migrations/019-evidence-retention.js';
+import { sessionModerationMigration } from './migrations/021-session-moderation.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -198,6 +199,7 @@ CREATE TABLE settings (
   searchMigration,
   evidenceRetentionMigration,
   teamsLabelsMigration,
+  sessionModerationMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

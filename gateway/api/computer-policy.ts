@@ -81,6 +81,13 @@ export const computerPolicySchema = z.strictObject({
   approvalsRequired: z.number({ error: 'a number' }).int('a whole number').min(1, 'at least 1').max(10, 'at most 10').optional(),
   /** Break-glass: a person may open a window without approval, with a reason; every approver is alerted. */
   breakGlass: z.boolean().optional(),
+  // Four-eyes sessions (docs/access-requests.md); moderators are the computer's approvers (approverRoles, approverLogins).
+  /** SSH and RDP sessions connect only while an approver of the organization (never the person) watches as moderator. */
+  requireModerator: z.boolean().optional(),
+  /** After the last moderator left: seconds the paused session waits for one to rejoin before it ends; default 60. */
+  moderatorGraceSeconds: z.number({ error: 'a number of seconds' }).int('whole seconds').min(5, 'at least 5 seconds').max(3600, 'at most 3600 seconds').optional(),
+  /** How long a new session waits for its first moderator before it is given up; default 15 minutes. */
+  moderatorWaitMinutes: z.number({ error: 'a number of minutes' }).int('whole minutes').min(1, 'at least 1 minute').max(240, 'at most 240 minutes').optional(),
 });
 
 export type ComputerPolicy = z.output<typeof computerPolicySchema>;

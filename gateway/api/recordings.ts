@@ -20,10 +20,12 @@ const query = z.strictObject({
 type RecRow = {
   id: string; session_id: string; kind: string; path: string; size_bytes: string | number | null; sha256: string | null; started_at: Date | string; ended_at: Date | string | null;
   never_started: boolean;
+  /** Break-glass and moderation flags (migration 21). */
+  metadata: Record<string, unknown> | string | null;
   person_id: string | null; person_login: string; computer_name: string; account_name: string | null; organization_id: string | null;
   end_reason: string | null;
 };
-const SELECT = `SELECT r.id, r.session_id, r.kind, r.path, r.size_bytes, r.sha256, r.started_at, r.ended_at, r.never_started,
+const SELECT = `SELECT r.id, r.session_id, r.kind, r.path, r.size_bytes, r.sha256, r.started_at, r.ended_at, r.never_started, r.metadata,
   s.person_id, s.person_login, s.computer_name, s.account_name, s.organization_id, s.end_reason
   FROM recordings r JOIN sessions s ON s.id = r.session_id`;
 
@@ -61,6 +63,7 @@ export function recordingRoutes(deps: Pick<ApiDeps, 'db' | 'audit' | 'recordingF
     id: r.id, sessionId: r.session_id, kind: r.kind, personLogin: r.person_login, computerName: r.computer_name, account: r.account_name,
     startedAt: iso(r.started_at), endedAt: iso(r.ended_at), state: stateOf(r),
     sizeBytes: r.size_bytes === null || r.never_started ? null : Number(r.size_bytes), sha256: r.sha256,
+    metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : (r.metadata ?? {}),
     integrity: await integrityOf(r),
     // why the session ended, as the gateway or the provisioner wrote it ("terminated by ada", "lease expired", "its gateway is gone")
     endReason: r.end_reason,

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditEventInput } from '../../core/audit.js';
@@ -6,9 +5,11 @@ import type { AccountType, Computer } from '../../core/domain.js';
 import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { RdpRecordingSlot, SessionRecorder } from '../../recorder/recorder.js';
-import type { OpenedSession, SessionBroker } from '../contracts.js';
+import type { OpenedSession, SessionBroker, SessionGate } from '../contracts.js';
+import { moderationPolicyOf } from '../access-requests/moderation.js';
 import type { Principal } from '../auth/principal.js';
 import { RdpErrors } from './errors.js';
+import { GUAC_STATUS, RDP_CLOSE, openGuacTunnel, publicError } from './guac-websocket.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
 import { GuacdCapabilities } from './guacd-capabilities.js';
 import { preconnectGuacd, type GuacdConnection, type PendingGuacd } from './guacd-client.js';
@@ -59,36 +60,17 @@ export interface RdpDeps {
 /** guacd's directory for redirected drives unless configured (docker/compose.yaml mounts a volume there). */
 export const DEFAULT_DRIVE_ROOT = '/var/lib/guacd/drives';
 
-/** Websocket close codes (same numbering as the browser terminal, docs/api.md). */
-export const RDP_CLOSE = {
-  normal: 1000,
-  notSignedIn: 4001,
-  accessDenied: 4003,
-  provisioningFailed: 4010,
-  hostUnreachable: 4011,
-  terminated: 4012,
-  leaseExpired: 4013,
-  badRequest: 4014,
-} as const;
-
-/**
- * guacamole-common-js takes the close *reason* as a Guacamole status code
- * (WebSocketTunnel `onclose`: `parseInt(event.reason)`), so the reason is
- * the matching status (protocol reference, "Status codes").
- */
-const GUAC_STATUS: Record<number, number> = {
-  1000: 0x0000, // SUCCESS
-  4001: 0x0301, // CLIENT_UNAUTHORIZED
-  4003: 0x0303, // CLIENT_FORBIDDEN
-  4010: 0x0200, // SERVER_ERROR
-  4011: 0x0208, // UPSTREAM_UNAVAILABLE
-  4012: 0x020b, // SESSION_CLOSED
-  4013: 0x020a, // SESSION_TIMEOUT
-  4014: 0x0300, // CLIENT_BAD_REQUEST
-};
+export { RDP_CLOSE } from './guac-websocket.js';
 
 /** Instructions from the browser never forwarded: credentials and parameters are the server's (`argv` could change them). */
 const ALWAYS_BLOCKED = new Set(['select', 'connect', 'argv', 'args', 'required']);
+/**
+ * What the person sends that acts on the computer (keys, pointer, touch,
+ * clipboard, uploads): held back while a four-eyes session is paused. Frame
+ * acknowledgements, keep-alives and display size still pass, so guacd keeps
+ * the connection and the person keeps seeing the screen.
+ */
+const INPUT_OPCODES = new Set(['key', 'mouse', 'touch', 'clipboard', 'file', 'pipe', 'blob', 'end']);
 
 const DIM = /^[0-9]{1,5}$/;
 function num(v: unknown, dflt: number, min: number, max: number): number | null {
@@ -98,10 +80,6 @@ function num(v: unknown, dflt: number, min: number, max: number): number | null 
   return n >= min && n <= max ? n : null;
 }
 
-function publicError(err: unknown): { code: string; message: string } {
-  if (isJitgateError(err)) return { code: err.code, message: err.message };
-  return { code: 'JIT_ERR_INTERNAL', message: 'internal error' };
-}
 
 function closeCodeFor(err: unknown, phase: 'open' | 'connect'): number {
   if (!isJitgateError(err)) return phase === 'open' ? RDP_CLOSE.provisioningFailed : RDP_CLOSE.hostUnreachable;
@@ -183,23 +161,10 @@ export function rdpRoutes(deps: RdpDeps): (app: FastifyInstance) => Promise<void
 }
 
 async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { capabilities: GuacdCapabilities }): Promise<void> {
-  const send = (opcode: string, ...args: string[]): void => {
-    if (ws.readyState === ws.OPEN) ws.send(encodeInstructionUtf16(opcode, ...args));
-  };
-  const close = (code: number, error?: { code: string; message: string }, reason?: string): void => {
-    if (error) send('jitgate', 'error', error.code, error.message);
-    if (reason) send('jitgate', 'closed', reason);
-    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, String(GUAC_STATUS[code] ?? 0x0200));
-  };
-
-  // The tunnel's UUID is the first instruction (internal opcode ""): it opens the tunnel on the browser side.
-  send('', randomUUID());
-
-  const principal = req.principal;
-  if (!principal) return close(RDP_CLOSE.notSignedIn, { code: CoreErrors.JIT_ERR_AUTH_REQUIRED.code, message: 'sign in first' });
-  if (!deps.checkCsrf(req)) {
-    return close(RDP_CLOSE.accessDenied, { code: 'JIT_ERR_AUTH_CSRF', message: 'missing or wrong CSRF token (x-csrf-token from GET /auth/me)' });
-  }
+  const opened0 = openGuacTunnel(ws, req, deps.checkCsrf);
+  if (!opened0) return;
+  const { principal } = opened0;
+  const { send, close } = opened0.tunnel;
   const q = (req.query ?? {}) as Record<string, unknown>;
   const computerRef = typeof q.computer === 'string' ? q.computer : '';
   const accountType = q.accountType;
@@ -219,6 +184,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   /** The clipboard and file-transfer policy on the streams (rdp-streams.ts); set once guacd is connected. */
   let guard: StreamGuard | null = null;
   let clientGone = false;
+  let gate: SessionGate | null = null;
   let finish: ((reason: string, code?: number, error?: { code: string; message: string }) => Promise<void>) | null = null;
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     if (isBinary) return;
@@ -244,6 +210,8 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
         return;
       }
       if (!guacd || blocked.has(opcode)) continue;
+      // Four-eyes: no input reaches the computer while no moderator watches.
+      if (gate && !gate.inputAllowed() && INPUT_OPCODES.has(opcode)) continue;
       const v = guard ? guard.fromBrowser(ins) : { forward: [ins], reply: [] };
       for (const f of v.forward) guacd.send(...f);
       for (const r of v.reply) send(...r);
@@ -277,8 +245,9 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
           await deps.stepUp?.(principal, c);
           await deps.capabilities.assertSupports(guacdParamsNeeded(c.policy), c.name);
         },
-        onAccessGranted: () => {
-          early = preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
+        onAccessGranted: (c) => {
+          // guacd drops a handshake left waiting (about 15 s): a four-eyes session connects once its moderator is there.
+          if (!moderationPolicyOf(c.policy).required) early = preconnectGuacd(deps.guacd, { protocol: 'rdp', ...timeouts });
         },
       },
       (step) => send('jitgate', 'progress', `${step}…`),
@@ -326,10 +295,22 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   void closedByClient.then(() => end('client disconnected'));
   if (clientGone) return void end('client disconnected');
 
-  // 2. Recording slot: no recording, no session.
+  // 2. Four-eyes: no credentials go to guacd until a moderator watches; the person sees why
+  // (`jitgate,moderation,<state>,<message>,<moderators>,<grace end>`).
+  gate = opened.moderation ?? null;
+  if (gate) {
+    gate.onStatus((st) => send('jitgate', 'moderation', st.state, st.message, st.moderators.join(','), st.graceEndsAt ?? ''));
+    const admitted = await gate.admitted();
+    if (finished) return;
+    if (!admitted) return void end('no moderator', RDP_CLOSE.terminated);
+  }
+
+  // 3. Recording slot: no recording, no session.
   try {
     slot = await deps.recorder.startRdp({
       sessionId: session.id, personLogin: principal.login, computerName: computer.name, account: credentials.username, protocol: 'rdp', startedAt: new Date(),
+      // Break-glass window, moderators' presence so far (recordings.metadata).
+      metadata: await opened.recordingMetadata?.(),
     });
   } catch (err) {
     slog.error({ err }, 'recording could not start');
@@ -337,7 +318,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   }
   if (finished) return;
 
-  // 3. guacd handshake with server-built parameters.
+  // 4. guacd handshake with server-built parameters.
   send('jitgate', 'progress', `connecting to ${computer.name}…`);
   let conn: GuacdConnection;
   let built: ReturnType<typeof buildRdpParams>;
@@ -389,7 +370,7 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   // The 7th argument names the account to sign in as with the person's own password (elevate: nothing injected), else empty.
   send('jitgate', 'ready', session.id, computer.name, pol.copy || pol.paste ? '1' : '0', session.leaseExpiresAt.toISOString(), clipboardMode, JSON.stringify(viewPolicy(pol)), credentials.password === null ? rdpLogin(credentials).username : '');
 
-  // 4. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
+  // 5. Relay guacd → browser, re-encoded for UTF-16 lengths, with backpressure.
   const highWater = deps.highWaterBytes ?? 1 << 20;
   let inFlight = 0;
   let paused = false;

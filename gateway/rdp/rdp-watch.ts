@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { AuditEventInput } from '../../core/audit.js';
 import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
 import type { Logger } from '../../core/logging.js';
 import type { Principal } from '../auth/principal.js';
-import type { LiveEntry } from '../sessions/live-sessions.js';
+import type { LiveEntry, RedisLiveSessions } from '../sessions/live-sessions.js';
 import { InstructionParser, encodeInstructionUtf16, type Instruction } from './guac-protocol.js';
 import { preconnectGuacd, type GuacdConnection } from './guacd-client.js';
-import { RDP_CLOSE } from './rdp-tunnel.js';
+import { RDP_CLOSE, openGuacTunnel, publicError } from './guac-websocket.js';
 
 /**
  * `GET /api/v1/rdp/watch?session=&width=&height=&dpi=&csrf=`: an admin or
@@ -32,11 +31,15 @@ import { RDP_CLOSE } from './rdp-tunnel.js';
 
 export interface RdpWatchDeps {
   log: Logger;
-  /** The live list (RedisLiveSessions): the entry carries guacd's connection id. */
-  live: { get(sessionId: string): Promise<LiveEntry | null> };
+  /** The live list (RedisLiveSessions): the entry carries guacd's connection id; watching registers the watcher's presence. */
+  live: Pick<RedisLiveSessions, 'get' | 'watchFrames' | 'terminate'>;
   checkCsrf: (req: FastifyRequest) => boolean;
-  /** Whether `principal` (admins, auditors) may watch this live session (the same rule as SSH watching). */
+  /** Whether `principal` (admins, auditors, a four-eyes session's moderators) may watch this live session (the same rule as SSH watching). */
   mayWatch: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
+  /** Whether the watcher may end the session from the watch (`jitgate,terminate`): its moderators, admins of its organization. */
+  mayTerminate?: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
+  /** How often to look for guacd's connection id while a four-eyes session waits for its moderator; default 250 ms. */
+  pollMs?: number;
   audit: { record(e: AuditEventInput): Promise<unknown> };
   guacd: { host: string; port: number };
   guacdTimeoutMs?: number;
@@ -53,10 +56,6 @@ function num(v: unknown, dflt: number, min: number, max: number): number {
   return n >= min && n <= max ? n : dflt;
 }
 
-function publicError(err: unknown): { code: string; message: string } {
-  if (isJitgateError(err)) return { code: err.code, message: err.message };
-  return { code: 'JIT_ERR_INTERNAL', message: 'internal error' };
-}
 
 /** Fastify plugin (register under /api/v1): the read-only RDP watch tunnel. */
 export function rdpWatchRoutes(deps: RdpWatchDeps): (app: FastifyInstance) => Promise<void> {
@@ -70,35 +69,37 @@ export function rdpWatchRoutes(deps: RdpWatchDeps): (app: FastifyInstance) => Pr
   };
 }
 
-/** Guacamole status for the close reason (guacamole-common-js reads it as the status code). */
-const STATUS: Record<number, number> = { 1000: 0x0000, 4001: 0x0301, 4003: 0x0303, 4011: 0x0208, 4014: 0x0300 };
-
 async function runWatch(ws: WebSocket, req: FastifyRequest, deps: RdpWatchDeps): Promise<void> {
-  const send = (opcode: string, ...args: string[]): void => {
-    if (ws.readyState === ws.OPEN) ws.send(encodeInstructionUtf16(opcode, ...args));
-  };
-  const close = (code: number, error?: { code: string; message: string }, reason?: string): void => {
-    if (error) send('jitgate', 'error', error.code, error.message);
-    if (reason) send('jitgate', 'closed', reason);
-    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, String(STATUS[code] ?? 0x0200));
-  };
-  send('', randomUUID());
-
-  const principal = req.principal;
-  if (!principal) return close(RDP_CLOSE.notSignedIn, { code: CoreErrors.JIT_ERR_AUTH_REQUIRED.code, message: 'sign in first' });
-  if (!deps.checkCsrf(req)) {
-    return close(RDP_CLOSE.accessDenied, { code: 'JIT_ERR_AUTH_CSRF', message: 'missing or wrong CSRF token (x-csrf-token from GET /auth/me)' });
-  }
+  const opened = openGuacTunnel(ws, req, deps.checkCsrf);
+  if (!opened) return;
+  const { principal } = opened;
+  const { send, close } = opened.tunnel;
   const q = (req.query ?? {}) as Record<string, unknown>;
   const id = typeof q.session === 'string' ? q.session : '';
-  const entry = /^[0-9a-f-]{36}$/i.test(id) ? await deps.live.get(id) : null;
-  // Not live, not RDP, or guacd has not accepted it yet (no connection id to join): nothing to watch.
-  if (!entry || entry.protocol !== 'rdp' || !entry.guacdConnection?.startsWith('$')) {
+  const found = /^[0-9a-f-]{36}$/i.test(id) ? await deps.live.get(id) : null;
+  // Not live or not RDP: nothing to watch.
+  if (!found || found.protocol !== 'rdp') {
     return close(RDP_CLOSE.badRequest, publicError(new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `live remote desktop session ${id.slice(0, 40)}` })));
   }
-  if (!(await deps.mayWatch(principal, entry))) {
+  if (!(await deps.mayWatch(principal, found))) {
     return close(RDP_CLOSE.accessDenied, publicError(new JitgateError(CoreErrors.JIT_ERR_FORBIDDEN, { action: 'watch live sessions' })));
   }
+  // Presence on the live registry, as an SSH watcher: the person is told, and a four-eyes session
+  // counts an eligible watcher as its moderator (it connects only then, so guacd's id comes after).
+  let presenceEnded = false;
+  const stopPresence = await deps.live
+    .watchFrames(id, { onData: () => undefined, onResize: () => undefined, onEnd: () => (presenceEnded = true) }, principal.login, principal.personId)
+    .catch(() => null);
+  ws.once('close', () => void stopPresence?.());
+  let entry: LiveEntry | null = found;
+  if (!entry.guacdConnection?.startsWith('$')) send('jitgate', 'waiting', id, entry.computerName, entry.personLogin);
+  while (entry && !entry.guacdConnection?.startsWith('$') && !presenceEnded && ws.readyState === ws.OPEN) {
+    await new Promise((r) => setTimeout(r, deps.pollMs ?? 250));
+    entry = await deps.live.get(id);
+  }
+  if (ws.readyState !== ws.OPEN) return;
+  if (!entry?.guacdConnection?.startsWith('$')) return close(RDP_CLOSE.normal, undefined, 'the session ended');
+  const live = entry;
   const log = deps.log.child({ component: 'rdp-watch', watcher: principal.login, sessionId: id });
   let clientGone = false;
   let conn: GuacdConnection | null = null;
@@ -119,6 +120,14 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: RdpWatchDeps):
       } else if (opcode === 'disconnect') {
         ws.close(RDP_CLOSE.normal, '0');
         return;
+      } else if (opcode === 'jitgate' && args[0] === 'terminate') {
+        // A moderator (or an admin) ends the session: the live list's terminate, audited by the holder.
+        void (async () => {
+          if (!deps.mayTerminate || !(await deps.mayTerminate(principal, live))) {
+            return send('jitgate', 'error', CoreErrors.JIT_ERR_FORBIDDEN.code, 'you may not terminate this session');
+          }
+          await deps.live.terminate(id, principal.login);
+        })().catch((err: unknown) => log.warn({ err }, 'terminate from the watch failed'));
       } else if (conn && WATCHER_FORWARDED.has(opcode)) conn.send(opcode, ...args);
     }
   });
@@ -128,11 +137,11 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: RdpWatchDeps):
   });
 
   const size = { width: num(q.width, 1024, 64, 8192), height: num(q.height, 768, 64, 8192), dpi: num(q.dpi, 96, 48, 480) };
-  const pending = preconnectGuacd(deps.guacd, { protocol: entry.guacdConnection as `$${string}`, ...(deps.guacdTimeoutMs ? { timeoutMs: deps.guacdTimeoutMs } : {}) });
+  const pending = preconnectGuacd(deps.guacd, { protocol: live.guacdConnection as `$${string}`, ...(deps.guacdTimeoutMs ? { timeoutMs: deps.guacdTimeoutMs } : {}) });
   try {
     // `read-only` is required: a guacd that did not know it would give the watcher a live keyboard.
     conn = await pending.complete({
-      params: { 'read-only': 'true' }, required: new Set(['read-only']), computerName: entry.computerName,
+      params: { 'read-only': 'true' }, required: new Set(['read-only']), computerName: live.computerName,
       size, image: ['image/png', 'image/jpeg', 'image/webp'],
     });
   } catch (err) {
@@ -145,14 +154,14 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: RdpWatchDeps):
   const audited = (phase: 'started' | 'stopped'): void => {
     void deps.audit
       .record({
-        type: 'session.watch', actor: principal.login, outcome: 'success', sessionId: id, computer: entry.computerName, account: entry.account,
-        data: { phase, protocol: 'rdp', person: entry.personLogin, ...(phase === 'stopped' ? { seconds: Math.round((Date.now() - started) / 1000) } : {}) },
+        type: 'session.watch', actor: principal.login, outcome: 'success', sessionId: id, computer: live.computerName, account: live.account,
+        data: { phase, protocol: 'rdp', person: live.personLogin, ...(phase === 'stopped' ? { seconds: Math.round((Date.now() - started) / 1000) } : {}) },
       })
       .catch((err: unknown) => log.error({ err }, 'watch could not be audited'));
   };
   audited('started');
   log.info({ connectionId: conn.connectionId }, 'watching');
-  send('jitgate', 'watching', id, entry.computerName, entry.personLogin, entry.account ?? '');
+  send('jitgate', 'watching', id, live.computerName, live.personLogin, live.account ?? '');
 
   const highWater = deps.highWaterBytes ?? 1 << 20;
   let inFlight = 0;

@@ -48,6 +48,8 @@ export interface WatchersChange {
   event: 'joined' | 'left';
   /** Login of the watcher who joined or left. */
   by: string;
+  /** The watcher's person id, when its gateway said (a moderator's eligibility is checked on it). */
+  personId?: string;
 }
 
 /** What the gateway holding a session feeds to watchers. */
@@ -105,14 +107,14 @@ interface LocalSession {
   scrollback: Buffer[];
   scrollbackLength: number;
   /** Watcher id → who and when their last keep-alive came. */
-  watchers: Map<string, { by: string; seen: number }>;
+  watchers: Map<string, { by: string; personId: string | undefined; seen: number }>;
   /** Take the session off the live list now and end its watchers (what `unregister` does). */
   drop: () => Promise<void>;
 }
 
 type ControlMessage =
   | { type: 'terminate'; sessionId: string; by: string }
-  | { type: 'watch'; sessionId: string; watcherId?: string; by?: string }
+  | { type: 'watch'; sessionId: string; watcherId?: string; by?: string; personId?: string }
   | { type: 'unwatch'; sessionId: string; watcherId: string };
 
 /** The last `max` bytes of `chunks`, starting after a line break when cut, so a replay does not begin inside an escape sequence. */
@@ -246,21 +248,22 @@ export class RedisLiveSessions implements LiveSessions {
         return;
       }
       const by = typeof msg.by === 'string' && msg.by ? msg.by.slice(0, 200) : 'someone';
-      local.watchers.set(id, { by, seen: Date.now() });
+      const personId = typeof msg.personId === 'string' && msg.personId ? msg.personId.slice(0, 64) : undefined;
+      local.watchers.set(id, { by, personId, seen: Date.now() });
       const data = scrollbackTail(local.scrollback, this.#scrollbackBytes);
       this.#publishFrame(msg.sessionId, FRAME_SCROLLBACK, scrollbackPayload(id, local.entry.cols, local.entry.rows, data));
-      this.#watchersChanged(local, 'joined', by);
+      this.#watchersChanged(local, 'joined', by, personId);
     } else if (msg.type === 'unwatch') {
       const w = local.watchers.get(msg.watcherId);
       if (!w) return;
       local.watchers.delete(msg.watcherId);
-      this.#watchersChanged(local, 'left', w.by);
+      this.#watchersChanged(local, 'left', w.by, w.personId);
     }
   }
 
-  #watchersChanged(local: LocalSession, event: WatchersChange['event'], by: string): void {
+  #watchersChanged(local: LocalSession, event: WatchersChange['event'], by: string, personId?: string): void {
     try {
-      local.onWatchers?.({ count: local.watchers.size, event, by });
+      local.onWatchers?.({ count: local.watchers.size, event, by, ...(personId ? { personId } : {}) });
     } catch (err) {
       this.#log.warn({ err, sessionId: local.entry.sessionId }, 'watchers callback failed');
     }
@@ -282,7 +285,7 @@ export class RedisLiveSessions implements LiveSessions {
         for (const [wid, w] of l.watchers) {
           if (now - w.seen <= this.#staleMs) continue;
           l.watchers.delete(wid);
-          this.#watchersChanged(l, 'left', w.by);
+          this.#watchersChanged(l, 'left', w.by, w.personId);
         }
       }
       // Stop publishing output nobody reads.
@@ -293,7 +296,7 @@ export class RedisLiveSessions implements LiveSessions {
           l.watched = false;
           for (const [wid, w] of l.watchers) {
             l.watchers.delete(wid);
-            this.#watchersChanged(l, 'left', w.by);
+            this.#watchersChanged(l, 'left', w.by, w.personId);
           }
         }
       }
@@ -423,12 +426,14 @@ export class RedisLiveSessions implements LiveSessions {
    * `watch` with resize notifications (for the watch websocket's header and
    * resizes). Starts with the session's recent output (scrollback, after an
    * `onResize` to the size it was written at); `by` is the watcher's login,
-   * shown to the watched person.
+   * shown to the watched person, `personId` the watcher's id (a four-eyes
+   * session counts an eligible watcher as its moderator).
    */
   async watchFrames(
     sessionId: string,
     h: { onData: (chunk: Buffer) => void; onResize: (cols: number, rows: number) => void; onEnd: () => void },
     by = 'someone',
+    personId?: string,
   ): Promise<() => Promise<void>> {
     const e = await this.get(sessionId);
     if (!e) throw new JitgateError(SessionErrors.JIT_ERR_SESSION_NOT_LIVE, { session: sessionId });
@@ -476,7 +481,7 @@ export class RedisLiveSessions implements LiveSessions {
         }
       }
     });
-    const watchMsg: ControlMessage = { type: 'watch', sessionId, watcherId, by };
+    const watchMsg: ControlMessage = { type: 'watch', sessionId, watcherId, by, ...(personId ? { personId } : {}) };
     await control(watchMsg);
     // The holding gateway may die without saying so: end when its entry goes stale.
     // Each round also tells the holder this watcher is still there.

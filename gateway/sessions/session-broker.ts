@@ -27,7 +27,7 @@ import type { JitAccountService, SessionLogin } from '../../provisioner/jit-acco
 import type { ProvisionProgress } from '../../provisioner/job-handlers.js';
 import { JitErrors } from '../../provisioner/jit-errors.js';
 import { QUEUE_NAME, type JitQueue, type QueueOptions } from '../../provisioner/jobs.js';
-import type { AccessChecker, OpenSessionRequest, OpenedSession, ProgressFn, SessionBroker } from '../contracts.js';
+import type { AccessChecker, OpenSessionRequest, OpenedSession, ProgressFn, SessionBroker, SessionGate, SessionModeration } from '../contracts.js';
 import { SshGatewayErrors } from '../ssh/errors.js';
 import { SessionErrors } from './errors.js';
 import type { LiveRegistration, LiveTap, RedisLiveSessions, TerminateReason, WatchersChange } from './live-sessions.js';
@@ -43,6 +43,8 @@ export interface SessionBrokerDeps {
   log: Logger;
   /** How long to wait for the provision job; default 120 s. */
   provisionTimeoutMs?: number;
+  /** Four-eyes sessions (gateway/access-requests/moderation.ts): a gate for sessions on computers that require a moderator. */
+  moderation?: SessionModeration;
 }
 
 /** An OpenedSession from this broker: also a tap feeding live watchers. */
@@ -61,6 +63,7 @@ class Opened implements BrokeredSession {
   #ended: Promise<void> | null = null;
   #leaseTimer: NodeJS.Timeout | null = null;
   registration: LiveRegistration | null = null;
+  moderation: SessionGate | null = null;
 
   constructor(
     readonly session: SessionRecord,
@@ -102,6 +105,7 @@ class Opened implements BrokeredSession {
   }
 
   fireWatchers(change: WatchersChange): void {
+    this.moderation?.watchers(change);
     for (const cb of this.#watcherCbs) {
       try {
         cb(change);
@@ -127,6 +131,12 @@ class Opened implements BrokeredSession {
     await this.broker.deps.engine.releaseCredentials(this.session.id);
   }
 
+  /** The access-request window the session runs in (break-glass flagged) and, for a four-eyes session, the moderation so far. */
+  async recordingMetadata(): Promise<Record<string, unknown>> {
+    const window = this.session.personId ? await this.broker.deps.moderation?.windowMetadata({ computerId: this.computer.id, personId: this.session.personId }) : undefined;
+    return { ...window, ...(this.moderation ? { moderated: true, moderation: [...this.moderation.log()] } : {}) };
+  }
+
   async setGuacdConnection(id: string): Promise<void> {
     await this.registration?.setGuacdConnection(id);
   }
@@ -134,6 +144,7 @@ class Opened implements BrokeredSession {
   end(reason: string): Promise<void> {
     this.#ended ??= (async () => {
       if (this.#leaseTimer) clearTimeout(this.#leaseTimer);
+      this.moderation?.close();
       this.broker.forget(this.session.id);
       await this.registration?.unregister();
       await this.broker.enqueueTeardown(this.session.id, reason);
@@ -259,6 +270,14 @@ export class JitSessionBroker implements SessionBroker {
     };
     const opened = new Opened(fresh, computer, credentials, tap, this);
     this.#open.set(session.id, opened);
+    // Four-eyes: the gate exists before the live entry, so the first moderator's join is counted.
+    opened.moderation = this.deps.moderation?.gateFor(
+      { sessionId: session.id, computer, personId: principal.personId, personLogin: principal.login, protocol: req.protocol },
+      (reason) => {
+        log.info({ reason }, 'moderated session ends');
+        opened.fireTerminate('terminated', 'system:moderation');
+      },
+    ) ?? null;
     try {
       opened.registration = registrationRef.r = await this.deps.live.register(
         {

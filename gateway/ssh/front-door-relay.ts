@@ -10,10 +10,11 @@ export interface RelayTap {
  * Copy `src` to `dst` without ending `dst` (like `pipe(dst, { end: false })`,
  * so the caller can still send exit-status before EOF), optionally teeing into
  * a recording. Backpressure from either side pauses `src`: memory stays
- * bounded whether the client or the recorder is the slow one. Resolves when
+ * bounded whether the client or the recorder is the slow one. `allow`
+ * (checked per chunk) drops what arrives while it says no. Resolves when
  * `src` ends or closes.
  */
-export function relay(src: Readable, dst: Writable, tap?: RelayTap): Promise<void> {
+export function relay(src: Readable, dst: Writable, tap?: RelayTap, allow?: () => boolean): Promise<void> {
   return new Promise((resolve) => {
     let waiting = 0;
     const release = (): void => {
@@ -23,6 +24,8 @@ export function relay(src: Readable, dst: Writable, tap?: RelayTap): Promise<voi
       if (waiting++ === 0) src.pause();
     };
     src.on('data', (d: Buffer) => {
+      // Held back (a paused four-eyes session): dropped, not queued, so nothing typed then runs later.
+      if (allow && !allow()) return;
       if (dst.writable && !dst.write(d)) {
         hold();
         dst.once('drain', release);

@@ -4,7 +4,8 @@ import type { Logger } from '../../core/logging.js';
 import type { RecordingMeta, StreamRecording, TerminalRecording } from '../../recorder/recorder.js';
 import type { Principal } from '../auth/principal.js';
 import type { Computer } from '../../core/domain.js';
-import type { OpenedSession } from '../contracts.js';
+import type { OpenedSession, SessionGate } from '../contracts.js';
+import { moderationPolicyOf } from '../access-requests/moderation.js';
 import type { BrokeredSession } from '../sessions/session-broker.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
@@ -92,6 +93,9 @@ export class FrontDoorSessionHandler {
   /** Channels with a pty (a person at a terminal): the only ones told about the lease end. */
   readonly #interactive = new Set<ServerChannel>();
   #leaseTimer: NodeJS.Timeout | undefined;
+  /** A four-eyes session's gate: input from the person passes only while it allows. */
+  #gate: SessionGate | null = null;
+  readonly #inputAllowed = (): boolean => !this.#gate || this.#gate.inputAllowed();
   /** Set once the lease warning is due: terminals opened later get it at once. */
   #leaseNotice: (() => string) | null = null;
   /** Channel runs in flight (each ends with its recording closed). */
@@ -174,6 +178,8 @@ export class FrontDoorSessionHandler {
             pinOf(c);
           },
           onAccessGranted: (c) => {
+            // A four-eyes session may wait long for its moderator, past the computer's login grace time: connect when admitted.
+            if (moderationPolicyOf(c.policy).required) return;
             early = this.#o.preconnectUpstream({ host: c.address, port: c.sshPort, hostKeySha256: pinOf(c), log: this.#log });
           },
         },
@@ -207,6 +213,22 @@ export class FrontDoorSessionHandler {
       for (const ch of this.#interactive) if (ch.writable) ch.stderr.write(line);
     });
     this.#warnBeforeLeaseEnd(opened, opened.session.leaseExpiresAt);
+    // Four-eyes: no login (no credentials reach the computer) until a moderator watches; every change is told on the terminal.
+    const gate = opened.moderation ?? null;
+    if (gate) {
+      this.#gate = gate;
+      let first = true;
+      gate.onStatus((st) => {
+        const line = `jitgate: ${st.message}`;
+        if (first) progress(line);
+        else for (const ch of this.#interactive) if (ch.writable) ch.stderr.write(`\r\n${line}\r\n`);
+        first = false;
+      });
+      if (!(await gate.admitted()) || this.#closed) {
+        await opened.end('no moderator').catch(() => undefined);
+        throw new Error('no moderator joined');
+      }
+    }
     progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
     try {
       const pending: PendingUpstream =
@@ -260,8 +282,10 @@ export class FrontDoorSessionHandler {
     arm(leaseEnd);
   }
 
-  #meta(up: Upstream): RecordingMeta {
+  /** With the break-glass window and the moderation so far (recordings.metadata). */
+  async #meta(up: Upstream): Promise<RecordingMeta> {
     return {
+      metadata: await up.opened.recordingMetadata?.(),
       sessionId: up.opened.session.id,
       personLogin: this.#o.principal.login,
       computerName: up.opened.computer.name,
@@ -402,13 +426,13 @@ export class FrontDoorSessionHandler {
     let stream: StreamRecording | null = null;
     try {
       if (recorder && st.pty) {
-        terminal = await recorder.startTerminal(this.#meta(up), {
+        terminal = await recorder.startTerminal(await this.#meta(up), {
           cols: st.pty.cols, rows: st.pty.rows, recordInput, term: st.pty.term,
           ...(req.kind === 'exec' ? { command: req.command } : {}),
         });
         st.terminal = terminal;
       } else if (recorder) {
-        stream = await recorder.startStream(this.#meta(up), req.kind === 'sftp' ? 'sftp' : 'exec', req.kind === 'exec' ? req.command : undefined);
+        stream = await recorder.startStream(await this.#meta(up), req.kind === 'sftp' ? 'sftp' : 'exec', req.kind === 'exec' ? req.command : undefined);
       }
     } catch (err) {
       // A session that must be recorded and cannot be is not opened.
@@ -437,7 +461,7 @@ export class FrontDoorSessionHandler {
 
     const out = relay(upCh, ch, outTap);
     const err = relay(upCh.stderr, ch.stderr, errTap);
-    void relay(ch, upCh, inTap);
+    void relay(ch, upCh, inTap, this.#inputAllowed);
     ch.once('end', () => upCh.end());
     ch.once('close', () => upCh.close());
     ch.resume();
@@ -468,7 +492,7 @@ export class FrontDoorSessionHandler {
       if (err) return reject();
       const ch = this.#track(accept());
       void relay(upCh, ch).then(() => ch.end());
-      void relay(ch, upCh).then(() => upCh.end());
+      void relay(ch, upCh, undefined, this.#inputAllowed).then(() => upCh.end());
       ch.once('close', () => upCh.close());
       upCh.once('close', () => ch.close());
     });

@@ -11,7 +11,7 @@ import type { JitAccountService } from '../../provisioner/jit-account.service.js
 import type { JitQueue, QueueOptions } from '../../provisioner/jobs.js';
 import type { SessionRecorder } from '../../recorder/recorder.js';
 import type { Principal } from '../auth/principal.js';
-import type { AccessChecker } from '../contracts.js';
+import type { AccessChecker, SessionModeration } from '../contracts.js';
 import { RedisLiveSessions, type LiveEntry } from '../sessions/live-sessions.js';
 import { JitSessionBroker } from '../sessions/session-broker.js';
 import { terminalRoutes, watchRoutes, type TerminalDeps } from './terminal.route.js';
@@ -30,6 +30,10 @@ export interface SshGatewayOptions {
   /** Step-up check for the browser terminal (gateway/auth/step-up.ts). */
   stepUp?: TerminalDeps['stepUp'];
   mayWatch: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
+  /** Who may end a session from its watch (its moderators, admins). */
+  mayTerminate?: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
+  /** Four-eyes sessions (gateway/access-requests/moderation.ts). */
+  moderation?: SessionModeration;
   /** Key/channel prefix of the live-session registry; default `jitgate:live`. */
   livePrefix?: string;
   gatewayId?: string;
@@ -56,6 +60,7 @@ export async function startSshGateway(o: SshGatewayOptions): Promise<SshGateway>
   const broker = new JitSessionBroker({
     access: o.access, engine: o.engine, queue: o.queue, queueEvents: o.queueEvents, live, audit: o.audit, log: o.log,
     ...(o.provisionTimeoutMs ? { provisionTimeoutMs: o.provisionTimeoutMs } : {}),
+    ...(o.moderation ? { moderation: o.moderation } : {}),
   });
   await broker.ready();
   return {
@@ -63,7 +68,7 @@ export async function startSshGateway(o: SshGatewayOptions): Promise<SshGateway>
     live,
     apiPlugins: [
       terminalRoutes({ broker, recorder: o.recorder, audit: o.audit, checkCsrf: o.checkCsrf, log: o.log, ...(o.stepUp ? { stepUp: o.stepUp } : {}) }),
-      watchRoutes({ live, checkCsrf: o.checkCsrf, mayWatch: o.mayWatch, audit: o.audit, log: o.log }),
+      watchRoutes({ live, checkCsrf: o.checkCsrf, mayWatch: o.mayWatch, audit: o.audit, log: o.log, ...(o.mayTerminate ? { mayTerminate: o.mayTerminate } : {}) }),
     ],
     async close() {
       await broker.close();

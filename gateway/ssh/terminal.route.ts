@@ -27,12 +27,13 @@ import type { Logger } from '../../core/logging.js';
 import type { SessionRecorder, TerminalRecording } from '../../recorder/recorder.js';
 import { AuthErrors } from '../auth/errors.js';
 import type { Principal } from '../auth/principal.js';
-import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../contracts.js';
+import type { OpenSessionRequest, OpenedSession, ProgressFn, SessionGate } from '../contracts.js';
 import type { LiveEntry, LiveTap, RedisLiveSessions, WatchersChange } from '../sessions/live-sessions.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
 import { preconnectUpstream, type AskPerson, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 import { leaseMaxAt } from '../sessions/lease-cap.js';
+import { moderationPolicyOf } from '../access-requests/moderation.js';
 
 /** Websocket close codes (docs/api.md). */
 export const CLOSE = {
@@ -63,8 +64,10 @@ export interface TerminalDeps {
 export interface WatchDeps {
   live: RedisLiveSessions;
   checkCsrf: (req: FastifyRequest) => boolean;
-  /** Whether `principal` (admins, auditors) may watch this live session. */
+  /** Whether `principal` (admins, auditors, a four-eyes session's moderators) may watch this live session. */
   mayWatch: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
+  /** Whether the watcher may end the session from the watch (`{"type":"terminate"}`): its moderators, admins of its organization. */
+  mayTerminate?: (principal: Principal, session: LiveEntry) => boolean | Promise<boolean>;
   audit: { record(e: AuditEventInput): Promise<unknown> };
   log: Logger;
 }
@@ -160,13 +163,14 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   let shell: ClientChannel | null = null;
   let rec: TerminalRecording | null = null;
   let recordInput = false;
-  const live: { tap?: LiveTap | undefined } = {};
+  const live: { tap?: LiveTap | undefined; gate?: SessionGate | null | undefined } = {};
   /** The login prompt waiting for the person's answer (their own password: relayed once, never logged, recorded or kept). */
   let answer: { n: number; resolve: (a: string[]) => void } | null = null;
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     if (isBinary) {
-      if (!shell || closing) return;
+      // Four-eyes: nothing the person types reaches the computer while no moderator watches.
+      if (!shell || closing || (live.gate && !live.gate.inputAllowed())) return;
       shell.write(buf);
       if (recordInput) rec?.input(buf);
       return;
@@ -221,7 +225,8 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
           await deps.stepUp?.(principal, c);
         },
         onAccessGranted: (c) => {
-          early = preconnectUpstream(upstreamTarget(c, log));
+          // A four-eyes session may wait long for its moderator, past the computer's login grace time: connect when admitted.
+          if (!moderationPolicyOf(c.policy).required) early = preconnectUpstream(upstreamTarget(c, log));
         },
       },
       (step) => sendJson(ws, { type: 'progress', step: `${step}…` }),
@@ -298,7 +303,17 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     return void finish('client disconnected');
   }
 
-  // 2. Log in to the computer with the injected credentials.
+  // 2. Four-eyes: no login (no credentials reach the computer) until a moderator watches; the person sees why.
+  const gate = opened.moderation ?? null;
+  live.gate = gate;
+  if (gate) {
+    gate.onStatus((st) => sendJson(ws, { type: 'moderation', ...st }));
+    const admitted = await gate.admitted();
+    if (finished) return;
+    if (!admitted) return void finish('no moderator', { code: CLOSE.terminated, reason: 'no-moderator' });
+  }
+
+  // 3. Log in to the computer with the injected credentials.
   sendJson(ws, { type: 'progress', step: `connecting to ${computer.name}…` });
   const pinned = typeof computer.policy.sshHostKeySha256 === 'string' ? computer.policy.sshHostKeySha256 : null;
   try {
@@ -320,11 +335,13 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   }
   if (finished) return;
 
-  // 3. Record and relay.
+  // 4. Record and relay.
   recordInput = computer.policy.recordInput === true;
   try {
+    // Break-glass window, moderators' presence so far: in the recording's metadata from the start.
+    const metadata = await opened.recordingMetadata?.();
     rec = await deps.recorder.startTerminal(
-      { sessionId: session.id, personLogin: principal.login, computerName: computer.name, account: credentials.username, protocol: 'ssh', startedAt: new Date() },
+      { sessionId: session.id, personLogin: principal.login, computerName: computer.name, account: credentials.username, protocol: 'ssh', startedAt: new Date(), metadata },
       { cols, rows, recordInput, term: 'xterm-256color' },
     );
   } catch (err) {
@@ -432,6 +449,23 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: WatchDeps): Pr
     return fail(ws, CLOSE.accessDenied, publicError(e));
   }
   sendJson(ws, { type: 'header', cols: entry.cols, rows: entry.rows });
+  // A moderator (or an admin) ends the session from the watch: the same terminate as the live list's, audited by the holder.
+  ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+    if (isBinary) return;
+    let msg: { type?: unknown };
+    try {
+      msg = JSON.parse((Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8')) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.type !== 'terminate') return;
+    void (async () => {
+      if (!deps.mayTerminate || !(await deps.mayTerminate(principal, entry))) {
+        return sendJson(ws, { type: 'error', ...publicError(new JitgateError(CoreErrors.JIT_ERR_FORBIDDEN, { action: 'terminate this session' })) });
+      }
+      await deps.live.terminate(id, principal.login);
+    })().catch((err: unknown) => deps.log.warn({ err, sessionId: id }, 'terminate from the watch failed'));
+  });
   let stop: (() => Promise<void>) | null = null;
   try {
     stop = await deps.live.watchFrames(
@@ -447,6 +481,7 @@ async function runWatch(ws: WebSocket, req: FastifyRequest, deps: WatchDeps): Pr
       },
       },
       principal.login,
+      principal.personId,
     );
   } catch (err) {
     return fail(ws, CLOSE.badRequest, publicError(err));

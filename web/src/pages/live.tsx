@@ -10,6 +10,7 @@ const sid = (s: LiveSession) => s.sessionId ?? s.id ?? '';
 function Watch({ id }: { id: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [state, setState] = useState('connecting…');
+  const wsRef = useRef<WebSocket | null>(null);
   useEffect(() => {
     let stop: (() => void) | null = null;
     let cancelled = false;
@@ -24,6 +25,7 @@ function Watch({ id }: { id: string }) {
 
   function watch({ term, dispose }: ReturnType<typeof import('../term.js').createTerminal>): () => void {
     const ws = new WebSocket(wsUrl(`/sessions/${encodeURIComponent(id)}/watch`, {}));
+    wsRef.current = ws;
     ws.binaryType = 'arraybuffer';
     // The watched terminal keeps the person's size (their lines wrap there): shrink the font until it fits the box.
     const fitFont = () => {
@@ -63,7 +65,18 @@ function Watch({ id }: { id: string }) {
     };
   }
   return (
-    <Page title="Watching a session" actions={<Link href="/live">Back to live sessions</Link>}>
+    <Page
+      title="Watching a session"
+      actions={
+        <>
+          {/* a moderator (or an admin) ends the session from here: refused by the gateway for anyone else */}
+          <button type="button" class="danger" onClick={() => confirm('Terminate this session? The person is disconnected and the account torn down.') && wsRef.current?.send(JSON.stringify({ type: 'terminate' }))}>
+            Terminate
+          </button>{' '}
+          <Link href="/live">Back to live sessions</Link>
+        </>
+      }
+    >
       <p role="status" aria-live="polite">
         {state}
       </p>
@@ -75,13 +88,18 @@ function Watch({ id }: { id: string }) {
 export function LivePage({ watch }: { watch?: string }) {
   const { me } = useSession();
   const { data, error, reload } = useLoad(async () => listOf<LiveSession>(await get('/sessions?state=live'), 'sessions'));
+  // Four-eyes sessions this person moderates (docs/access-requests.md): a session waits until one of them watches.
+  const moderate = useLoad(async () => get<LiveSession[]>('/moderation/sessions').catch(() => [] as LiveSession[]));
   const [err, setErr] = useState<unknown>(null);
   const [gone, setGone] = useState<string[]>([]);
   useEffect(() => {
     if (watch) return;
-    const t = setInterval(reload, 5000);
+    const t = setInterval(() => {
+      reload();
+      moderate.reload();
+    }, 5000);
     return () => clearInterval(t);
-  }, [watch, reload]);
+  }, [watch, reload, moderate.reload]);
   if (watch) return new URLSearchParams(location.search).get('protocol') === 'rdp' ? <RdpWatch id={watch} /> : <Watch id={watch} />;
   const extend = async (s: LiveSession) => {
     try {
@@ -106,6 +124,20 @@ export function LivePage({ watch }: { watch?: string }) {
   return (
     <Page title="Live sessions">
       <ErrorBox error={error ?? err} />
+      {(moderate.data ?? []).length > 0 && (
+        <section aria-label="Sessions to moderate" data-testid="moderation-list">
+          <h2>Sessions to moderate</h2>
+          <p class="muted">These sessions connect only while a moderator watches: open one to let it run; closing the watch pauses it.</p>
+          <ul>
+            {(moderate.data ?? []).map((s) => (
+              <li key={sid(s)}>
+                {s.personLogin} on {s.computerName} <span class="badge">{s.protocol.toUpperCase()}</span>{' '}
+                <Link href={`/live/${encodeURIComponent(sid(s))}/watch${s.protocol === 'rdp' ? '?protocol=rdp' : ''}`}>Moderate</Link>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
       <table class="list">
         <thead>
           <tr>

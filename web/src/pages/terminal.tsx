@@ -22,6 +22,8 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const [progress, setProgress] = useState<string[]>([]);
   const [attempt, setAttempt] = useState(0);
   const [watched, setWatched] = useState<string | null>(null);
+  /** Four-eyes: "waiting for a moderator", "moderated by …", "paused: …" (docs/access-requests.md). */
+  const [moderation, setModeration] = useState<{ state: string; message: string } | null>(null);
   const endRef = useRef<(() => void) | null>(null);
   // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
   const used = useEntryUsed();
@@ -99,7 +101,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
+      let msg: { type: string; state?: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -135,6 +137,9 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         const who = msg.by ?? 'someone';
         const now = msg.watchers === 1 ? '1 person is' : `${msg.watchers} people are`;
         setWatched(msg.event === 'left' ? (msg.watchers > 0 ? `${who} stopped watching; ${now} still watching this session live (read-only).` : `${who} stopped watching. Nobody is watching this session now.`) : `${who} started watching this session live (read-only)${msg.watchers > 1 ? `; ${now} watching` : ''}.`);
+      } else if (msg.type === 'moderation' && typeof msg.state === 'string' && typeof msg.message === 'string') {
+        setModeration({ state: msg.state, message: msg.message });
+        if (msg.state === 'ended') lastError = `The session ended: ${msg.message}.`;
       } else if (msg.type === 'closed') {
         lastError = lastError ?? (msg.reason ? `The session ended: ${msg.reason}.` : null);
       }
@@ -207,6 +212,11 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         {progress.length > 0 && status.kind === 'connecting' && <span class="muted"> ({progress.length} steps)</span>}
       </div>
       {status.kind === 'step-up' && <StepUpPrompt message={status.message} onDone={() => setAttempt((n) => n + 1)} />}
+      {moderation && (
+        <p class="watch-banner" role="status" aria-live="polite" data-testid="moderation-banner" data-state={moderation.state}>
+          {moderation.message}
+        </p>
+      )}
       {watched && (
         <p class="watch-banner" role="alert" data-testid="watch-banner">
           {watched}
