@@ -37,7 +37,7 @@ export async function startBastion(host: SshHostHandle, port = 2222): Promise<Ba
   mkdirSync(outside, { recursive: true });
   const password = randomBytes(12).toString('hex');
   writeFileSync(join(outside, 'id'), host.adminPrivateKey, { mode: 0o600 });
-  const target = `ssh -q -T -c ${CIPHER} -i ${inside}/id -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p ${host.port} ${host.adminUser}@${host.address}`;
+  const target = `ssh -q -T -c ${CIPHER} -i /home/bastion/id -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p ${host.port} ${host.adminUser}@${host.address}`;
   writeFileSync(join(outside, 'sshd_config'), [
     `ListenAddress ${host.address}:${port}`,
     `HostKey ${inside}/host_key`,
@@ -57,7 +57,8 @@ export async function startBastion(host: SshHostHandle, port = 2222): Promise<Ba
     'set -e',
     'id bastion >/dev/null 2>&1 || useradd -m -s /bin/sh bastion',
     'chpasswd',
-    `chown bastion ${inside}/id`,
+    // The state dir is root's only (0700): the key goes to the bastion user's home.
+    `install -o bastion -m 600 ${inside}/id /home/bastion/id`,
     `ssh-keygen -q -t ed25519 -N '' -f ${inside}/host_key`,
     `/usr/sbin/sshd -f ${inside}/sshd_config`,
     `for i in $(seq 100); do [ -s ${inside}/sshd.pid ] && break; sleep 0.05; done`,

@@ -69,7 +69,9 @@ export function perSession(points: readonly MemPoint[]): { live: number; rss: nu
   const rss = slope(points, (p) => p.rss) / 1024;
   return {
     live, rss,
-    text: `${live.toFixed(1)} KiB heap+external, ${rss.toFixed(1)} KiB RSS`,
+    // RSS also moves with V8's new space and the allocator giving memory back: a slope below zero is that
+    // noise, not sessions freeing memory, and is not printed as a figure.
+    text: `${live.toFixed(1)} KiB heap+external (RSS slope ${rss >= 0 ? `${rss.toFixed(1)} KiB` : 'within the allocator\'s noise, not a figure'})`,
     method: `slope over ${points.map((p) => p.n).join('/')} held; each point the median of 5 samples after a forced GC`,
   };
 }
