@@ -27,6 +27,7 @@ import { JitQueue } from '../provisioner/jobs.js';
 import { multinodeAvailable, startMultinode, type Multinode } from '../test/harness/multinode.js';
 import { sambaAdAvailable, startSambaAd, type SambaAdHandle } from '../test/harness/samba-ad.js';
 import { sshHostAvailable, startSshHost, type SshHostHandle } from '../test/harness/ssh-host.js';
+import { runBench } from './lib/run.js';
 import { formatTable } from './lib/stats.js';
 
 const { values: args } = parseArgs({ options: { jobs: { type: 'string', default: '40' }, stores: { type: 'string', default: 'linux,ad' } } });
@@ -155,15 +156,4 @@ async function main(): Promise<void> {
   console.log(formatTable(['store', 'jobs', '1 worker jobs/s', '2 workers jobs/s', 'scaling', 'failed (1 / 2)'], rows));
 }
 
-const deadline = setTimeout(() => {
-  console.error('bench: deadline reached, aborting');
-  process.exit(2);
-}, DEADLINE_MS);
-deadline.unref();
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main, DEADLINE_MS);

@@ -22,6 +22,7 @@ import { sshHostAvailable } from '../test/harness/ssh-host.js';
 import type { Request, Target } from './ssh-bench-client.js';
 import { startRig, type Rig } from './ssh-front-door-rig.js';
 import { startBastion } from './lib/bastion.js';
+import { runBench } from './lib/run.js';
 import { perSession, sampleSelf, settle, type MemPoint } from './lib/memory.js';
 
 const { values: args } = parseArgs({
@@ -256,15 +257,4 @@ async function main(): Promise<void> {
   for (const [k, v] of rows) console.log(`| ${k} | ${v} |`);
 }
 
-const deadline = setTimeout(() => {
-  console.error('bench: deadline reached, aborting');
-  process.exit(2);
-}, DEADLINE_MS);
-deadline.unref();
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main, DEADLINE_MS);
