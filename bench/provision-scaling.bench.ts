@@ -69,7 +69,7 @@ async function main(): Promise<void> {
       });
     }
     const configPath = join(dir, 'jitgate.yaml');
-    writeFileSync(configPath, stringify({ log: { level: 'warn' }, accountStores: stores }), { mode: 0o600 });
+    writeFileSync(configPath, stringify({ log: { level: 'info' }, accountStores: stores }), { mode: 0o600 });
     progress('scripts/multinode.sh up…');
     nodes = await startMultinode({ configPath, orphanCheckSeconds: 10 });
     db = await openDatabase({ url: nodes.databaseUrl, dataDir: '/nonexistent', poolSize: 4 });
