@@ -76,6 +76,8 @@ async function main(): Promise<void> {
     const repo = new JitRepository(db);
     queue = new JitQueue({ connection: { url: nodes.redisUrl } as never, prefix: 'jitgate' });
     await queue.ready();
+    // One waitUntilFinished per job in a batch.
+    queue.queue.setMaxListeners(4 * JOBS + 10);
     const orgId = randomUUID();
     await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1, $2, $3)', [orgId, orgName, String(100_000 + Math.floor(Math.random() * 800_000))]);
     const computer = async (store: string, accountType: 'local' | 'domain', address: string, port: number, group: string): Promise<{ id: string; name: string }> => {
