@@ -115,7 +115,15 @@ export function isElevatedSession(s: Pick<SessionRecord, 'accountType' | 'accoun
 }
 
 const MAX_NAME_ATTEMPTS = 5;
-const LOCK_TTL_MS = 60_000;
+/**
+ * A held lock's lease in the database. The holder renews it every third of
+ * the lease while it works, so a worker that dies holding a lock (SIGKILL
+ * mid-teardown) delays the next holder by at most this, not by the whole
+ * time a step may take (issue 18).
+ */
+export const LOCK_LEASE_MS = 10_000;
+/** How long a caller waits for a lock before giving up (a transient error: the job is retried). */
+const LOCK_WAIT_MS = 60_000;
 
 /**
  * The JIT account engine: it decides what to create, reuse, remove and
@@ -478,14 +486,24 @@ export class JitAccountService {
 
   async #withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const owner = randomUUID();
-    const deadline = Date.now() + LOCK_TTL_MS;
-    while (!(await this.#o.repo.tryLock(key, owner, LOCK_TTL_MS))) {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    while (!(await this.#o.repo.tryLock(key, owner, LOCK_LEASE_MS))) {
       if (Date.now() > deadline) throw new JitgateError(JitErrors.JIT_ERR_JIT_LOCK_TIMEOUT, { key });
       await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
     }
+    // Renew while working; a lease lost meanwhile (the database unreachable for longer than the
+    // lease) is logged: every step is idempotent and re-reads what it acts on.
+    const renew = setInterval(() => {
+      this.#o.repo.renewLock(key, owner, LOCK_LEASE_MS).then(
+        (held) => held || this.#log.warn({ key }, 'lock lease lost while working'),
+        () => undefined,
+      );
+    }, LOCK_LEASE_MS / 3);
+    renew.unref();
     try {
       return await fn();
     } finally {
+      clearInterval(renew);
       await this.#o.repo.unlock(key, owner).catch(() => undefined);
     }
   }
@@ -573,8 +591,8 @@ export class JitAccountService {
     if (!first) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `session ${sessionId}` });
     if (first.state === 'ended' || first.state === 'failed') return { state: first.state };
     // One teardown per session at a time (the lease job, the reconciler, a check-in may race): the
-    // second waits, then finds it ended. The lock is leased, so a worker that dies holding it only
-    // delays the next teardown by its lease, never blocks it.
+    // second waits, then finds it ended. The lock is leased (LOCK_LEASE_MS, renewed while held), so a
+    // worker that dies holding it only delays the next teardown by that lease, never blocks it.
     return this.#withLock(`session:${sessionId}`, async () => {
       const s0 = await repo.getSession(sessionId);
       if (!s0 || s0.state === 'ended' || s0.state === 'failed') return { state: s0?.state ?? 'ended' };

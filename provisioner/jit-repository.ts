@@ -352,6 +352,15 @@ export class JitRepository {
     return rows.length === 1;
   }
 
+  /** Extend a lock `owner` still holds; never takes one (a renewal racing the unlock must not re-create it). */
+  async renewLock(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const rows = await this.db.query(
+      `UPDATE locks SET expires_at = now() + ($3::double precision * interval '1 millisecond') WHERE key = $1 AND owner = $2 RETURNING owner`,
+      [key, owner, ttlMs],
+    );
+    return rows.length === 1;
+  }
+
   async unlock(key: string, owner: string): Promise<void> {
     await this.db.query('DELETE FROM locks WHERE key = $1 AND owner = $2', [key, owner]);
   }

@@ -77,14 +77,15 @@ export class BoundedSink {
    * Returns whether the caller may keep writing (false: pause until `drained()`).
    * After `finish()` began, records are ignored (a proxy racing its own close).
    */
-  push(record: string | Buffer, payloadBytes: number): boolean {
+  push(record: string | Buffer | readonly Buffer[], payloadBytes: number): boolean {
     if (this.#closing) return false;
     const s = this.#handle.stream;
     if (this.#error || s.destroyed) {
       this.#dropped += payloadBytes;
       return false;
     }
-    const len = typeof record === 'string' ? Buffer.byteLength(record) : record.length;
+    const parts = typeof record === 'string' || Buffer.isBuffer(record) ? null : record;
+    const len = parts ? parts.reduce((n, b) => n + b.length, 0) : typeof record === 'string' ? Buffer.byteLength(record) : (record as Buffer).length;
     if (s.writableLength + len > this.#hardCap) {
       this.#dropped += payloadBytes;
       this.#gapPending += payloadBytes;
@@ -94,7 +95,13 @@ export class BoundedSink {
       s.write(this.#gapRecord(this.#gapPending));
       this.#gapPending = 0;
     }
-    return s.write(record);
+    if (!parts) return s.write(record as string | Buffer);
+    // A record in parts (a frame header and the relayed bytes as they came): queued without
+    // copying them into one buffer. The parts are never changed after this, as for any
+    // chunk written to a stream; the file stream writes queued chunks with one writev.
+    let ok = true;
+    for (const part of parts) ok = s.write(part);
+    return ok;
   }
 
   /** Resolves once the queue is below the high-water mark (or the recording is closing or failed). */

@@ -40,13 +40,20 @@ export function encodeStreamPreamble(header: StreamHeader): Buffer {
   return Buffer.concat([b, json]);
 }
 
-export function encodeFrame(direction: FrameDirection, ms: number, data: Uint8Array): Buffer {
-  const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES + data.length);
+/**
+ * The 9 header bytes of a frame carrying `length` bytes: written before the
+ * payload itself, the recorder never copies relayed data into a frame.
+ */
+export function encodeFrameHeader(direction: FrameDirection, ms: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
   b.writeUInt8(DIRECTION_CODES[direction], 0);
   b.writeUInt32BE(Math.min(0xffffffff, Math.max(0, Math.floor(ms))), 1);
-  b.writeUInt32BE(data.length, 5);
-  b.set(data, FRAME_HEADER_BYTES);
+  b.writeUInt32BE(length, 5);
   return b;
+}
+
+export function encodeFrame(direction: FrameDirection, ms: number, data: Uint8Array): Buffer {
+  return Buffer.concat([encodeFrameHeader(direction, ms, data.length), data]);
 }
 
 export function encodeGapFrame(ms: number, droppedBytes: number): Buffer {

@@ -1,6 +1,6 @@
 import { BoundedSink, DEFAULT_HARD_CAP, type SinkResult } from './bounded-sink.js';
 import type { RecordingWriteHandle } from './recording.store.js';
-import { encodeEndFrame, encodeFrame, encodeGapFrame, encodeStreamPreamble, type StreamHeader } from './stream.format.js';
+import { encodeEndFrame, encodeFrameHeader, encodeGapFrame, encodeStreamPreamble, type StreamHeader } from './stream.format.js';
 
 /** Writes a `.jsr` stream record (see stream.format.ts) on a file stream with bounded memory. */
 export class StreamWriter {
@@ -30,7 +30,8 @@ export class StreamWriter {
   write(direction: 'in' | 'out' | 'err', data: Uint8Array): boolean {
     if (this.#sink.closing) return false;
     if (data.length === 0) return this.#sink.ready;
-    return this.#sink.push(encodeFrame(direction, this.#ms(), data), data.length);
+    const bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return this.#sink.push([encodeFrameHeader(direction, this.#ms(), data.length), bytes], data.length);
   }
 
   drained(): Promise<void> {
