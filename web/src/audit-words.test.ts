@@ -23,6 +23,8 @@ describe('describeAuditEvent', () => {
     ['an admin adding a person', ev('admin.changed', { actor: 'ada', computer: null, account: null, data: { action: 'person.created', login: 'bob' } }), 'ada added the person bob'],
     ['an admin sharing a computer', ev('admin.changed', { actor: 'ada', account: null, data: { action: 'grant.added', person: 'tina' } }), 'ada let tina use web01'],
     ['an unknown admin action', ev('admin.changed', { actor: 'ada', computer: null, account: null, data: { action: 'apply' } }), 'ada changed the settings (apply)'],
+    ['a moderator joining', ev('session.moderation', { actor: 'mo', data: { event: 'joined', person: 'alice' } }), "mo joined alice's session on web01 as moderator"],
+    ['a session paused without moderator', ev('session.moderation', { actor: 'system:moderation', data: { event: 'paused', person: 'alice' } }), "alice's session on web01 was paused: no moderator"],
     ['an unknown type', ev('future.thing', { account: null }), 'alice: future.thing on web01'],
   ])('%s', (_what, e, words) => {
     expect(describeAuditEvent(e)).toBe(words);

@@ -105,10 +105,33 @@ export function describeAuditEvent(e: Pick<AuditEvent, 'type' | 'actor' | 'compu
       return `${who} deleted a recording${on}${as} (retention)`;
     case 'session.legal_hold':
       return d.hold === true ? `${who} put a session${on} under legal hold` : `${who} lifted the legal hold of a session${on}`;
+    case 'session.moderation':
+      return moderationWords(who, str('event'), str('person'), on, str('reason'));
     case 'admin.changed':
       return adminWords(who, str('action'), d, e.computer);
     default:
       return `${who}: ${e.type}${on}${as}`;
+  }
+}
+
+/** Four-eyes sessions: the moderator's coming and going, and what it did to the session. */
+function moderationWords(who: string, event: string | null, person: string | null, on: string, reason: string | null): string {
+  const theirs = person ? `${person}'s session${on}` : `a session${on}`;
+  switch (event) {
+    case 'waiting':
+      return `${theirs} is waiting for a moderator`;
+    case 'joined':
+      return `${who} joined ${theirs} as moderator`;
+    case 'left':
+      return `${who} left ${theirs} as moderator`;
+    case 'paused':
+      return `${theirs} was paused: no moderator`;
+    case 'resumed':
+      return `${theirs} went on: ${who} is moderating`;
+    case 'ended':
+      return `${theirs} ended without a moderator${reason ? `: ${reason}` : ''}`;
+    default:
+      return `${who}: moderation of ${theirs}${event ? ` (${event})` : ''}`;
   }
 }
 
