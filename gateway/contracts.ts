@@ -58,6 +58,8 @@ export interface OpenedSession {
   loggedIn(): Promise<void>;
   /** End the session: enqueue teardown (idempotent), close live watchers. */
   end(reason: string): Promise<void>;
+  /** Somebody started or stopped watching this session live (the person is told); absent where nobody can watch. */
+  onWatchers?(cb: (change: { count: number; event: 'joined' | 'left'; by: string }) => void): void;
   /** RDP: guacd's connection id, published in the live list so an admin can join it read-only (gateway/rdp/rdp-watch.ts). */
   setGuacdConnection?(id: string): Promise<void>;
   /** A four-eyes session's gate (its computer requires a moderator); absent or null: not moderated. */

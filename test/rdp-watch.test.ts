@@ -12,7 +12,7 @@ import type { Principal } from '../gateway/auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn } from '../gateway/contracts.js';
 import { ModerationGate } from '../gateway/access-requests/moderation-gate.js';
 import { rdpWatchRoutes } from '../gateway/rdp/rdp-watch.js';
-import { RedisLiveSessions, type LiveRegistration } from '../gateway/sessions/live-sessions.js';
+import { RedisLiveSessions, type LiveRegistration, type WatchersChange } from '../gateway/sessions/live-sessions.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
 import { FixedBroker, SlotRecorder, TEST_PRINCIPAL, solidPng, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 import { redisAvailable, startRedis, type RedisHandle } from './harness/redis.js';
@@ -59,14 +59,19 @@ class LiveBroker extends FixedBroker {
             graceMs: this.moderatedGraceMs, waitMs: 60_000, isModerator: async (pid) => pid === AUDITOR.personId,
             onEvent: () => undefined, end: () => o.fireTerminate('terminated', 'system:moderation'),
           });
+    const watcherCbs: ((change: WatchersChange) => void)[] = [];
     const reg: LiveRegistration = await this.live.register(
       { sessionId: o.session.id, personLogin: req.principal.login, computerName: COMPUTER.name, protocol: 'rdp', account: CREDS.username, startedAt: new Date().toISOString() },
       (reason, by) => o.fireTerminate(reason, by),
-      (change) => moderation?.watchers(change),
+      (change) => {
+        moderation?.watchers(change);
+        for (const cb of watcherCbs) cb(change);
+      },
     );
     const end = o.end.bind(o);
     return Object.assign(o, {
       moderation,
+      onWatchers: (cb: (change: WatchersChange) => void) => void watcherCbs.push(cb),
       setGuacdConnection: (id: string) => reg.setGuacdConnection(id),
       end: async (reason: string) => {
         await reg.unregister();
@@ -174,7 +179,7 @@ describe.skipIf(!avail.ok)('watching a live RDP session', () => {
 
   const watchUrl = (sessionId: string, as = 'auditor'): string => `${base}/watch?session=${sessionId}&as=${as}&csrf=good&width=800&height=600`;
 
-  it('joins mid-session read-only: the current screen first, then updates; nothing the watcher sends acts', async () => {
+  it('joins mid-session read-only: the current screen first, then updates; nothing the watcher sends acts; the person is told', async () => {
     const { person, sessionId, owner } = await startSession();
     expect((await live.get(sessionId))?.guacdConnection).toBe(owner.id);
     // The screen changes before the watcher comes: the watcher must get this one, not the first.
@@ -218,8 +223,14 @@ describe.skipIf(!avail.ok)('watching a live RDP session', () => {
     const started = await until(() => audit.find((e) => e.type === 'session.watch' && e.sessionId === sessionId), 'audit');
     expect(started).toMatchObject({ actor: 'sam', outcome: 'success', computer: 'win01', account: CREDS.username, data: { phase: 'started', protocol: 'rdp', person: 'alice' } });
 
+    // The watched person is told who watches, and when they stop.
+    const told = await until(() => jit(person, 'watchers'), 'the person told of the watcher');
+    expect(told.slice(2)).toEqual(['1', 'joined', 'sam']);
+
     watcher.ws.close();
     await until(() => audit.find((e) => e.type === 'session.watch' && e.sessionId === sessionId && e.data?.phase === 'stopped'), 'stop audited');
+    const left = await until(() => person.instructions.find((i) => i[0] === 'jitgate' && i[1] === 'watchers' && i[3] === 'left'), 'the person told the watcher left');
+    expect(left.slice(2)).toEqual(['0', 'left', 'sam']);
     // The person's session goes on.
     owner.send('x-mark', 'still-here');
     await until(() => person.instructions.some((i) => i[0] === 'x-mark' && i[1] === 'still-here'), 'person still connected');

@@ -29,6 +29,7 @@ import { StreamGuard, type TransferEvent } from './rdp-streams.js';
  * them by wrapping `tunnel.oninstruction`):
  *   jitgate,progress,<text>   jitgate,ready,<sessionId>,<computer>,<clipboard 0|1>,<lease end, ISO 8601>,<clipboard mode>,<policy JSON (RdpViewPolicy)>
  *   jitgate,error,<code>,<message>   jitgate,closed,<reason>
+ *   jitgate,watchers,<count>,<joined|left>,<by>   jitgate,moderation,<state>,<message>,<moderators>,<grace end>
  * There is no idle timeout: the browser's 500 ms pings (`0.,4.ping,<ts>;`)
  * are echoed, its `nop`/`sync` go to guacd, and guacd's own timeouts apply.
  */
@@ -294,6 +295,9 @@ async function runTunnel(ws: WebSocket, req: FastifyRequest, deps: RdpDeps & { c
   });
   void closedByClient.then(() => end('client disconnected'));
   if (clientGone) return void end('client disconnected');
+
+  // The person is told whenever somebody starts or stops watching (`jitgate,watchers,<count>,<joined|left>,<by>`).
+  opened.onWatchers?.((w) => send('jitgate', 'watchers', String(w.count), w.event, w.by));
 
   // 2. Four-eyes: no credentials go to guacd until a moderator watches; the person sees why
   // (`jitgate,moderation,<state>,<message>,<moderators>,<grace end>`).

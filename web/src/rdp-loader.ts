@@ -14,6 +14,8 @@ export interface RdpOptions {
   onClosed: (reason: string, retry: boolean) => void;
   onStepUp?: (message: string) => void;
   onReady?: (info: { sessionId: string; computer: string; leaseExpiresAt: number | null }) => void;
+  onWatchers?: (change: { watchers: number; event: string | undefined; by: string | undefined }) => void;
+  onModeration?: (status: { state: string; message: string }) => void;
 }
 export interface RdpReplayHandle {
   dispose(): void;

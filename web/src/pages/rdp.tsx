@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { watchersWords } from '../watch-words.js';
 import { csrf } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { loadRdpView } from '../rdp-loader.js';
@@ -9,6 +10,8 @@ import { StepUpPrompt } from '../passkeys.js';
 export function RdpPage({ computerId }: { computerId: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [status, setStatus] = useState('Preparing session…');
+  const [watched, setWatched] = useState<string | null>(null);
+  const [moderation, setModeration] = useState<{ state: string; message: string } | null>(null);
   const [closed, setClosed] = useState<string | null>(null);
   // false after a close that connecting again cannot fix (no access): no button that only repeats the refusal
   const [retry, setRetry] = useState(true);
@@ -32,6 +35,8 @@ export function RdpPage({ computerId }: { computerId: string }) {
     setLease(null);
     setStepUp(null);
     setStatus('Preparing session…');
+    setWatched(null);
+    setModeration(null);
     const asked = new URLSearchParams(location.search).get('accountType');
     const accountType = asked === 'domain' || asked === 'local' ? asked : undefined;
     loadRdpView().then(
@@ -47,6 +52,8 @@ export function RdpPage({ computerId }: { computerId: string }) {
             setClosed('Confirm it is you to connect.');
             setStepUp(m);
           },
+          onWatchers: (w) => setWatched(watchersWords(w)),
+          onModeration: setModeration,
           onReady: (i) => setLease(i.leaseExpiresAt !== null ? { sessionId: i.sessionId, leaseExpiresAt: i.leaseExpiresAt } : null),
         });
         endRef.current = () => {
@@ -91,6 +98,16 @@ export function RdpPage({ computerId }: { computerId: string }) {
           </span>
         )}
       </div>
+      {moderation && closed === null && (
+        <p class="watch-banner" role="status" aria-live="polite" data-testid="moderation-banner" data-state={moderation.state}>
+          {moderation.message}
+        </p>
+      )}
+      {watched && closed === null && (
+        <p class="watch-banner" role="alert" data-testid="watch-banner">
+          {watched}
+        </p>
+      )}
       {stepUp !== null && <StepUpPrompt message={stepUp} onDone={() => setAttempt((n) => n + 1)} />}
       <div class="rdp-host" ref={host} />
     </SessionFrame>

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { watchersWords } from '../watch-words.js';
 import { wsUrl } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { closeOutcome } from '../close-reasons.js';
@@ -134,9 +135,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         setStatus({ kind: 'error', message: lastError });
       } else if (msg.type === 'watchers' && typeof msg.watchers === 'number') {
         // The person is told whenever somebody starts or stops watching their session live.
-        const who = msg.by ?? 'someone';
-        const now = msg.watchers === 1 ? '1 person is' : `${msg.watchers} people are`;
-        setWatched(msg.event === 'left' ? (msg.watchers > 0 ? `${who} stopped watching; ${now} still watching this session live (read-only).` : `${who} stopped watching. Nobody is watching this session now.`) : `${who} started watching this session live (read-only)${msg.watchers > 1 ? `; ${now} watching` : ''}.`);
+        setWatched(watchersWords({ watchers: msg.watchers, event: msg.event, by: msg.by }));
       } else if (msg.type === 'moderation' && typeof msg.state === 'string' && typeof msg.message === 'string') {
         setModeration({ state: msg.state, message: msg.message });
         if (msg.state === 'ended') lastError = `The session ended: ${msg.message}.`;

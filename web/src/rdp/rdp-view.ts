@@ -22,6 +22,10 @@ export interface RdpViewOptions {
   onStepUp?(message: string): void;
   /** The session is up: its id and lease end (for the lease bar). */
   onReady?(info: { sessionId: string; computer: string; leaseExpiresAt: number | null }): void;
+  /** Somebody started or stopped watching the session live (the person is always told). */
+  onWatchers?(change: { watchers: number; event: string | undefined; by: string | undefined }): void;
+  /** Four-eyes: waiting for a moderator, moderated, paused (input held back), ended. */
+  onModeration?(status: { state: string; message: string }): void;
   /** Tunnel endpoint; default `/api/v1/rdp` on this origin. */
   tunnelUrl?: string;
 }
@@ -144,6 +148,8 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
       errorText = rest[1] ?? rest[0] ?? 'error';
       if (rest[0] === 'JIT_ERR_AUTH_STEP_UP_REQUIRED') stepUp = errorText;
     }
+    else if (kind === 'watchers') opts.onWatchers?.({ watchers: Number(rest[0] ?? 0), event: rest[1], by: rest[2] });
+    else if (kind === 'moderation') opts.onModeration?.({ state: rest[0] ?? '', message: rest[1] ?? '' });
     else if (kind === 'closed') closedText = rest[0] === 'remote desktop closed' ? 'The remote desktop closed the session.' : (rest[0] ?? null);
   };
   tunnel.onerror = (status) => {
