@@ -69,6 +69,19 @@ export function isAdmin(p: Principal): boolean {
   return p.role === 'global_admin' || p.role === 'org_admin';
 }
 
+// ---- teams (gateway/teams) ----
+/** Create, rename, delete teams of `organizationId`, change members, grants and synced groups. */
+export function canManageTeams(p: Principal, organizationId: string): boolean {
+  return isAdminOf(p, organizationId);
+}
+
+/** Read the teams (members, grants) of `organizationId`: its admins and auditors, global admins and global auditors. */
+export function canSeeTeams(p: Principal, organizationId: string): boolean {
+  if (p.role === 'technician') return false;
+  const s = readScope(p);
+  return s.kind === 'all' || (s.kind === 'org' && s.organizationId === organizationId);
+}
+
 // ---- organizations ----
 export function canSeeOrganization(p: Principal, organizationId: string): boolean {
   return inScope(p, organizationId);

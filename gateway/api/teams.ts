@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { toComputer } from '../../provisioner/jit-repository.js';
-import { canConnect, canSeePerson, isUuid, readScope } from '../access-policy.js';
+import { canConnect, canManageTeams, canSeePerson, canSeeTeams, isUuid, readScope } from '../access-policy.js';
 import { openWindowFor } from '../access-requests/access-window.js';
 import type { Principal, Role } from '../auth/principal.js';
 import { labelsOf, personHasGrant } from '../teams/team-grants.js';
-import { canBeMember, canManageTeams, canSeeTeams, formatLabels, selectorSchema } from '../teams/team-policy.js';
+import { canBeMember, formatLabels, selectorSchema } from '../teams/team-policy.js';
 import type { ApiDeps } from './deps.js';
 import { conflict, ensure, FieldValidationError, iso, isUniqueViolation, notFound, parseBody, principalOf } from './http.js';
 

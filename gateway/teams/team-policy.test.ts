@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { canConnect, canSeeComputer } from '../access-policy.js';
+import { canConnect, canManageTeams, canSeeComputer, canSeeTeams } from '../access-policy.js';
 import type { Principal, Role } from '../auth/principal.js';
 import {
-  canBeMember, canManageTeams, canSeeTeams, formatLabels, grantedByTeams, labelsSchema, parseLabelText, planTeamSync, selectorMatches, selectorSchema,
+  canBeMember, formatLabels, grantedByTeams, labelsSchema, parseLabelText, planTeamSync, selectorMatches, selectorSchema,
   type HeldMembership, type SyncTeam, type TeamGrantRef,
 } from './team-policy.js';
 

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { isAdminOf, readScope } from '../access-policy.js';
-import type { Principal, Role } from '../auth/principal.js';
+import type { Role } from '../auth/principal.js';
 
 /**
  * Teams, labels and grants by team × label selector: pure rules, tested
@@ -95,17 +94,8 @@ export function grantedByTeams(person: MemberRef, grants: readonly TeamGrantRef[
 
 // ---- administration ----
 
-/** Create, rename, delete teams of `organizationId`, change members, grants and synced groups. */
-export function canManageTeams(p: Principal, organizationId: string): boolean {
-  return isAdminOf(p, organizationId);
-}
-
-/** Read the teams (members, grants) of `organizationId`: its admins and auditors, global admins and global auditors. */
-export function canSeeTeams(p: Principal, organizationId: string): boolean {
-  if (p.role === 'technician') return false;
-  const s = readScope(p);
-  return s.kind === 'all' || (s.kind === 'org' && s.organizationId === organizationId);
-}
+// Who manages and reads teams: canManageTeams and canSeeTeams in access-policy.ts, beside the other access rules
+// (access-policy.ts reads team grants through team-grants.ts, so this module does not import it).
 
 /** Whether `person` may be a member of a team of `teamOrganizationId`: people of that organization only. */
 export function canBeMember(person: MemberRef, teamOrganizationId: string): boolean {
