@@ -243,8 +243,15 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
       await searchQueue.close();
     },
   };
+  // Where approvers and moderators are told (email, webhooks): access requests and four-eyes sessions waiting for a moderator.
+  const smtp = cfg.notifications.smtp;
+  const notifier = new ChannelNotifier({
+    log,
+    mail: smtp ? smtpSender({ host: smtp.host, port: smtp.port, tls: smtp.tls, user: smtp.user, password: smtp.password?.reveal(), from: smtp.from }) : undefined,
+    webhooks: cfg.notifications.webhooks.map((w) => ({ name: w.name, url: w.url, format: w.format, secret: w.secret.reveal(), organizations: w.organizations })),
+  });
   // Four-eyes sessions (docs/access-requests.md): moderators are the computer's approvers, checked when they join.
-  const moderation = new SessionModerationService({ db, audit, log });
+  const moderation = new SessionModerationService({ db, audit, log, notifier, publicUrl: cfg.server.publicUrl });
   // Who may watch a live session (SSH or RDP): admins and auditors who can see it, and its moderators.
   const mayWatch = async (p: Principal, live: { sessionId: string }): Promise<boolean> =>
     (p.role !== 'technician' && canSeeSession(p, await sessionRef(db, live.sessionId))) || moderation.mayModerate(p, live.sessionId);
@@ -290,16 +297,11 @@ async function buildGateway(cfg: Config, c: Core, queue: JitQueue, connection: C
     },
   });
   // Access requests with approval (docs/access-requests.md): approvers confirm with a fresh second factor; revoking ends live sessions.
-  const smtp = cfg.notifications.smtp;
   const requests = new AccessRequestService({
     db, audit, log, publicUrl: cfg.server.publicUrl, pendingMinutes: cfg.accessRequests.pendingMinutes,
     secondFactor: { confirm: async (personId, proof, purpose) => (proof.code ? auth.identity.confirmSecondFactor(personId, proof.code, purpose) : null) },
     endSessions: computerSessionEnder(db, ssh.live),
-    notifier: new ChannelNotifier({
-      log,
-      mail: smtp ? smtpSender({ host: smtp.host, port: smtp.port, tls: smtp.tls, user: smtp.user, password: smtp.password?.reveal(), from: smtp.from }) : undefined,
-      webhooks: cfg.notifications.webhooks.map((w) => ({ name: w.name, url: w.url, format: w.format, secret: w.secret.reveal(), organizations: w.organizations })),
-    }),
+    notifier,
   });
   const rdp = rdpRoutes({ log, broker: ssh.broker, recorder, audit, checkCsrf: checkCsrfQuery, stepUp: stepUpCheck(db), guacd: guacd.address, capabilities: guacd });
   const rdpWatch = rdpWatchRoutes({ log, live: ssh.live, checkCsrf: checkCsrfQuery, mayWatch, mayTerminate, audit, guacd: guacd.address });

@@ -8,6 +8,7 @@ import type { LiveSessionInfo, ModerationStatus, PresenceEvent, SessionGate, Ses
 import { openWindowFor } from './access-window.js';
 import { approvalPolicyOf, isApprover } from './approval-rules.js';
 import { ModerationGate } from './moderation-gate.js';
+import type { AccessRequestNotifier, Recipient } from './notifier.js';
 
 /**
  * Four-eyes sessions (docs/access-requests.md "Four-eyes sessions"). A
@@ -40,9 +41,14 @@ export interface SessionModerationDeps {
   log: Logger;
   /** Tests shorten the wait for the first moderator below the policy's whole minutes. */
   waitMsOverride?: number;
+  /** Tells the computer's moderators (email, webhooks) that a session waits for one; absent → they see it in Live sessions only. */
+  notifier?: AccessRequestNotifier | undefined;
+  /** `server.publicUrl`, for the link in the notice. */
+  publicUrl?: string | undefined;
 }
 
 type PersonRow = { id: string; login: string; role: Role; organization_id: string | null; disabled: boolean };
+type NoticeRow = PersonRow & { display_name: string; email: string | null };
 
 export class SessionModerationService implements SessionModeration {
   readonly #d: SessionModerationDeps;
@@ -65,9 +71,34 @@ export class SessionModerationService implements SessionModeration {
       end,
       onEvent: (e, status) => {
         writes = writes.then(() => this.#record(s, e, status, gate.log())).catch((err: unknown) => this.#log.error({ err, sessionId: s.sessionId }, 'moderation step not recorded'));
+        if (e.event === 'waiting') writes = writes.then(() => this.#notifyModerators(s, m.waitMinutes)).catch((err: unknown) => this.#log.error({ err, sessionId: s.sessionId }, 'moderators not notified'));
       },
     });
     return gate;
+  }
+
+  /** Email and webhooks to the computer's moderators: a session waits for one (each channel's outcome audited). */
+  async #notifyModerators(s: { sessionId: string; computer: Computer; personId: string; personLogin: string }, waitMinutes: number): Promise<void> {
+    const notifier = this.#d.notifier;
+    if (!notifier) return;
+    const c = s.computer;
+    const people = await this.#d.db.query<NoticeRow>('SELECT id, login, display_name, email, role, organization_id, disabled FROM people WHERE organization_id = $1', [c.organizationId]);
+    const policy = approvalPolicyOf(c.policy);
+    const moderators = people.filter((r) => isApprover({ id: r.id, login: r.login, role: r.role, organizationId: r.organization_id, disabled: r.disabled }, c.organizationId, policy, s.personId));
+    const recipients: Recipient[] = moderators.map((r) => ({ login: r.login, displayName: r.display_name, email: r.email }));
+    const org = await this.#d.db.query<{ name: string }>('SELECT name FROM organizations WHERE id = $1', [c.organizationId]);
+    const path = `/live/${s.sessionId}/watch`;
+    const results = await notifier.notify({
+      kind: 'moderator_needed', requestId: s.sessionId, organizationId: c.organizationId, organization: org[0]?.name ?? c.organizationId, computer: c.name,
+      requester: s.personLogin, reason: 'four-eyes session', ticket: null, minutes: waitMinutes, approvals: 0, required: 1,
+      link: this.#d.publicUrl ? `${this.#d.publicUrl.replace(/\/$/, '')}${path}` : path, recipients,
+    });
+    for (const res of results) {
+      await this.#d.audit.record({
+        type: 'access_request.notified', actor: 'system:notifier', outcome: res.ok ? 'success' : 'failure', sessionId: s.sessionId, computer: c.name,
+        data: { kind: 'moderator_needed', channel: res.channel, target: res.target, recipients: res.recipients ?? null, ...(res.error ? { error: res.error.slice(0, 200) } : {}) },
+      });
+    }
   }
 
   /**

@@ -16,7 +16,8 @@ export interface Recipient {
   email: string | null;
 }
 
-export type NoticeKind = 'requested' | 'break_glass' | 'approved' | 'denied' | 'revoked';
+/** `moderator_needed`: a four-eyes session waits for a moderator (its `requestId` is the session's id, its link the watch page). */
+export type NoticeKind = 'requested' | 'break_glass' | 'approved' | 'denied' | 'revoked' | 'moderator_needed';
 
 /** One thing to tell; no secrets in here (it goes to chat rooms). */
 export interface RequestNotice {
@@ -100,9 +101,18 @@ const TITLE: Record<NoticeKind, (n: RequestNotice) => string> = {
   approved: (n) => `Access to ${n.computer} approved for ${n.requester}`,
   denied: (n) => `Access to ${n.computer} denied for ${n.requester}`,
   revoked: (n) => `Access to ${n.computer} revoked for ${n.requester}`,
+  moderator_needed: (n) => `Four-eyes: ${n.requester} waits for a moderator on ${n.computer}`,
 };
 
 function facts(n: RequestNotice): [string, string][] {
+  if (n.kind === 'moderator_needed') {
+    return [
+      ['Organization', n.organization],
+      ['Computer', n.computer],
+      ['Session of', n.requester],
+      ['Waits up to', `${n.minutes} minutes`],
+    ];
+  }
   return [
     ['Organization', n.organization],
     ['Computer', n.computer],
@@ -121,7 +131,9 @@ export function emailOf(n: RequestNotice): { subject: string; text: string } {
       ? 'To approve or deny, open the request, sign in and confirm with your second factor:'
       : n.kind === 'break_glass'
         ? 'No approval was asked. Review it, and revoke it if it is not justified:'
-        : 'Details:';
+        : n.kind === 'moderator_needed'
+          ? 'The session connects only while a moderator watches it. To moderate, sign in and open it:'
+          : 'Details:';
   return { subject: `[jitgate] ${TITLE[n.kind](n)}`, text: `${TITLE[n.kind](n)}\n\n${lines.join('\n')}\n\n${action}\n${n.link}\n` };
 }
 
