@@ -67,6 +67,21 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
     await screenshot(page, 'people');
     await restrictAndShare(page, computer, tech.login);
 
+    // four-eyes in the editor: the wait and grace fields appear with the checkbox; the API's words for a bad value show beside it
+    await page.locator(`tr[data-computer="${computer}"]`).getByRole('button', { name: 'Edit' }).click();
+    const editor = page.locator('form.editor');
+    await editor.getByLabel(/^Require a moderator/).check();
+    await editor.getByLabel('Wait for a first moderator (minutes)').fill('0');
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.getByTestId('form-errors').getByText(/at least 1 minute/).waitFor();
+    await editor.getByLabel('Wait for a first moderator (minutes)').fill('7');
+    await editor.getByRole('button', { name: 'Save' }).click();
+    await editor.waitFor({ state: 'detached' });
+    const [moderated] = await db.query<{ policy: unknown }>('SELECT policy FROM computers WHERE name = $1', [computer]);
+    const pol = (typeof moderated!.policy === 'string' ? JSON.parse(moderated!.policy) : moderated!.policy) as Record<string, unknown>;
+    expect(pol).toMatchObject({ requireModerator: true, moderatorWaitMinutes: 7 });
+    expect(pol.moderatorGraceSeconds).toBeUndefined();
+
     // inventory as YAML (global admins): export, import a new computer from a file, a refused import changes nothing
     const imported = `yaml${tag}`;
     await go(page, 'Computers');
@@ -210,9 +225,9 @@ describe.skipIf(!browserOk.ok)(`web app on the real identity and admin API${brow
     expect((await techMe()).person).toBeNull();
     expect((await fetch(`${base}/api/v1/computers`, { headers: { cookie: techCookie } })).status).toBe(401);
 
-    // the refused save (no admin group) and the refused inventory import are the only failed requests the browser saw
+    // the refused saves (no admin group; a moderator wait of 0 minutes) and the refused inventory import are the only failed requests the browser saw
     const refused = b.errors.filter((e) => e.includes('status of 400'));
-    expect(refused).toHaveLength(2);
+    expect(refused).toHaveLength(3);
     expect(b.errors.filter((e) => !refused.includes(e))).toEqual([]);
    }, 420_000);
 });

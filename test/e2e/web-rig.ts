@@ -10,7 +10,7 @@ import { silentLogger, type Logger } from '../../core/logging.js';
 import { redisOptions } from '../../core/redis.js';
 import { SecretBox } from '../../core/secret-box.js';
 import { AccessService } from '../../gateway/access-policy.js';
-import { AccessRequestService, accessRequestRoutes, computerSessionEnder } from '../../gateway/access-requests/index.js';
+import { AccessRequestService, SessionModerationService, accessRequestRoutes, computerSessionEnder, moderationRoutes } from '../../gateway/access-requests/index.js';
 import { apiRoutes } from '../../gateway/api/index.js';
 import type { ApiDeps, StoreInfo } from '../../gateway/api/deps.js';
 import { checkCsrfQuery, createAuth, type Auth } from '../../gateway/auth/index.js';
@@ -34,7 +34,7 @@ import { startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
  * The web app on the real gateway pieces, wired in-process the way
  * app/main.ts wires them, for the Chromium tests: the built web app, the auth
  * plugin (sign-in, CSRF), the administration API and the access-request
- * routes (the navigation polls them for every signed-in person), plus what a
+ * and moderation routes (the navigation polls them for every signed-in person), plus what a
  * test adds. One rig instead of a copy per test file.
  */
 type Plugin = (app: FastifyInstance) => Promise<void>;
@@ -117,6 +117,7 @@ export async function startWebRig(o: WebRigOptions = {}): Promise<WebRig> {
         ...o.api,
       }),
       accessRequestRoutes(requests),
+      moderationRoutes(new SessionModerationService({ db, audit, log }), live),
       ...(o.apiPlugins?.(parts) ?? []),
     ],
   });

@@ -165,9 +165,9 @@ describe.skipIf(!browserOk.ok)(`web app usability and accessibility${browserOk.o
     await admin.getByRole('button', { name: 'Add organization' }).click();
     await admin.getByLabel('Name').fill(`o${'y'.repeat(70)}`);
     await admin.getByLabel('Shared account code').fill('1234');
-    await admin.getByRole('button', { name: 'Save' }).click();
+    await admin.locator('form.editor').getByRole('button', { name: 'Save', exact: true }).click();
     await admin.locator('form.editor').getByTestId('form-errors').getByRole('link', { name: 'Name: at most 63 characters' }).waitFor();
-    expect(await focusedId(admin)).toBe('o-name');
+    await expect.poll(() => focusedId(admin)).toBe('o-name');
     await admin.getByRole('button', { name: 'Cancel' }).click();
 
     await go(admin, 'My account');

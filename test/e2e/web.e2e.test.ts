@@ -157,7 +157,7 @@ describe.skipIf(why !== undefined)(`web: the full story of issue #7${why ? ` (sk
     // the auditor: recordings and audit, read-only
     await signIn(page, base, auditor, 'full-auditor');
     const nav = page.getByRole('navigation', { name: 'Main' });
-    expect(await nav.getByRole('link').allTextContents()).toEqual(['Live sessions', 'Recordings', 'Audit', 'My account']);
+    expect(await nav.getByRole('link').allTextContents()).toEqual(['Live sessions', 'Recordings', 'Search', 'Audit', 'My account']);
     await go(page, 'Recordings');
     const rec = page.locator('tr[data-recording]', { hasText: computer }).first();
     await rec.waitFor({ timeout: 60_000 });

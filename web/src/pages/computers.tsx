@@ -3,6 +3,7 @@ import { del, get, listOf, patch, post, put, type AccountStore, type Computer, t
 import { InventoryActions } from '../inventory.js';
 import { APPROVAL_FIELDS, ApprovalPolicyFields } from './requests.js';
 import { STEP_UP_FIELDS, StepUpField } from './step-up-field.js';
+import { MODERATOR_FIELDS, ModeratorFields } from './policy-fields.js';
 import { can, useSession } from '../session.js';
 import { Checkbox, ErrorBox, Field, FormErrors, Page, TextInput, useForm, useLoad, type FormSpec } from '../ui.js';
 import { LabelChips, labelText, parseLabels } from '../labels.js';
@@ -303,6 +304,7 @@ const COMPUTER_FIELDS: FormSpec = {
   'policy.rdpTimezone': { label: 'Time zone (IANA name)', id: 'p-rdpTimezone' },
   ...APPROVAL_FIELDS,
   ...STEP_UP_FIELDS,
+  ...MODERATOR_FIELDS,
 };
 
 function Editor(props: { computer: Computer | null; orgs: Organization[]; stores: AccountStore[]; people: PersonRow[]; presets: Record<'maximumSecurity' | 'balanced', Preset>; onDone: () => void; onCancel: () => void }) {
@@ -577,6 +579,7 @@ function Editor(props: { computer: Computer | null; orgs: Organization[]; stores
         <Checkbox id="c-restricted" label="Restricted: only technicians it is shared with may connect" checked={f.restricted} onChange={(v) => set('restricted', v)} />
       </fieldset>
       <ApprovalPolicyFields policy={f.policy} onPolicy={(v) => set('policy', v)} fe={fe} />
+      <ModeratorFields policy={f.policy} onPolicy={(v) => set('policy', v)} fe={fe} />
 
       <div class="row">
         <button type="submit" class="primary" disabled={busy}>

@@ -89,7 +89,7 @@ export function RetentionCell({ organizationId }: { organizationId: string }) {
       </label>
       <input id={id} type="number" min={1} max={36500} placeholder="forever" value={days ?? (data.recordingRetentionDays === null ? '' : String(data.recordingRetentionDays))} onInput={(e) => setDays((e.currentTarget as HTMLInputElement).value)} style={{ width: '7em' }} />
       <button type="submit" disabled={days === null}>
-        Save
+        Save retention
       </button>
       <ErrorBox error={err} />
     </form>
