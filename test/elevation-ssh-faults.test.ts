@@ -102,9 +102,16 @@ describe.skipIf(skipReason !== undefined)(`elevation on an sshd host: faults at 
       await env.must('ip link set eth0 up');
       expect(await isMember('sudo', name)).toBe(true);
 
-      const ok = await local.service.reconcile();
-      expect(ok.failures).toEqual([]);
-      const items = [...failed.elevations, ...ok.elevations].filter((e) => e.sessionId === sessionId && e.done).map((e) => [e.group, e.action]);
+      // The next sweeps after the link is back (the first may still meet a connection the outage left dead) remove it.
+      const sweeps = [failed];
+      for (let i = 0; i < 5; i++) {
+        const r = await local.service.reconcile();
+        sweeps.push(r);
+        if (r.failures.length === 0) break;
+        await new Promise((res) => setTimeout(res, 2000));
+      }
+      expect(sweeps.at(-1)!.failures).toEqual([]);
+      const items = sweeps.flatMap((r) => r.elevations).filter((e) => e.sessionId === sessionId && e.done).map((e) => [e.group, e.action]);
       expect(Object.fromEntries(items)).toEqual({ admins: 'removed', operators: 'kept' });
       expect(await isMember('sudo', name)).toBe(false);
       expect(await isMember('adm', name)).toBe(true);
