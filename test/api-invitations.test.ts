@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FastifyInstance, InjectOptions } from 'fastify';
-import { generate } from 'otplib';
+import type { FastifyInstance } from 'fastify';
 import { AuditLog } from '../core/audit.js';
 import type { Database } from '../core/db/database.js';
 import { silentLogger } from '../core/logging.js';
@@ -14,6 +13,7 @@ import type { Role } from '../gateway/auth/principal.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { buildServer } from '../gateway/server.js';
 import { MemoryLiveSessions } from './fixtures/api-fixture.js';
+import { secondFactor, signInAs, SignedInClient } from './fixtures/signed-in.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**
@@ -29,31 +29,6 @@ const factories = databaseFactories();
 const factory = factories.find((f) => f.label === 'postgres' && f.skip === '') ?? factories.find((f) => f.label === 'pglite')!;
 const PASSWORD = 'correct horse battery staple';
 const MAX_FAILED = 3;
-
-class Client {
-  cookie: string | undefined;
-  csrf = '';
-  constructor(private readonly app: FastifyInstance) {}
-
-  async req(method: InjectOptions['method'], url: string, body?: unknown, opts: { csrf?: boolean } = {}) {
-    const headers: Record<string, string> = {};
-    if (this.cookie) headers.cookie = `jitgate_session=${this.cookie}`;
-    if (this.csrf && method !== 'GET' && opts.csrf !== false) headers['x-csrf-token'] = this.csrf;
-    const r = await this.app.inject({ method, url: `/api/v1${url}`, headers, ...(body !== undefined ? { payload: body as object } : {}) });
-    const sc = r.headers['set-cookie'];
-    for (const c of sc === undefined ? [] : Array.isArray(sc) ? sc : [sc]) {
-      const m = /^jitgate_session=([^;]*)/.exec(c);
-      if (m) this.cookie = m[1] || undefined;
-    }
-    const me = await this.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: this.cookie ? { cookie: `jitgate_session=${this.cookie}` } : {} });
-    this.csrf = (me.json() as { csrfToken: string }).csrfToken;
-    return r;
-  }
-
-  async me(): Promise<{ login: string; role: Role; organizationId: string | null; mustChangePassword: boolean } | null> {
-    return ((await this.req('GET', '/auth/me')).json() as { person: never }).person;
-  }
-}
 
 describe(`invitations and people management through the real sign-in (${factory.label})`, () => {
   let db: Database;
@@ -103,27 +78,17 @@ describe(`invitations and people management through the real sign-in (${factory.
     return createPerson(db, { login: `${label}-${tag}`, displayName: label, role, organizationId, password: PASSWORD });
   }
 
-  /** Finish a half-done sign-in: enroll TOTP the first time, else a fresh code. */
-  async function secondFactor(c: Client, login: string, next: string): Promise<void> {
-    clock += 31_000; // each TOTP step is accepted once
-    const epoch = Math.floor(clock / 1000);
-    if (next === 'totp-enrollment') {
-      const e = await c.req('POST', '/auth/totp/enrollment');
-      expect(e.statusCode).toBe(200);
-      const { secret } = e.json() as { secret: string };
-      secrets.set(login, secret);
-      expect((await c.req('POST', '/auth/totp/enrollment/confirm', { code: await generate({ secret, epoch }) })).statusCode).toBe(200);
-    } else {
-      expect((await c.req('POST', '/auth/totp', { code: await generate({ secret: secrets.get(login)!, epoch }) })).statusCode).toBe(200);
-    }
+  const client = () => new SignedInClient(app, { followCsrf: true });
+
+  /** Finish a half-done sign-in: enroll TOTP the first time, else a fresh code (each TOTP step is accepted once). */
+  async function finishSignIn(c: SignedInClient, login: string, next: string): Promise<void> {
+    await secondFactor(c, next, (clock += 31_000), secrets.get(login));
+    secrets.set(login, c.secret);
   }
 
-  async function signIn(login: string, password = PASSWORD): Promise<Client> {
-    const c = new Client(app);
-    const r = await c.req('POST', '/auth/sign-in', { login, password });
-    expect(r.statusCode, r.body).toBe(200);
-    await secondFactor(c, login, (r.json() as { next: string }).next);
-    expect((await c.me())?.login).toBe(login);
+  async function signIn(login: string, password = PASSWORD): Promise<SignedInClient> {
+    const c = await signInAs(app, login, password, { secret: secrets.get(login), totpTime: () => (clock += 31_000), followCsrf: true });
+    secrets.set(login, c.secret);
     return c;
   }
 
@@ -161,7 +126,7 @@ describe(`invitations and people management through the real sign-in (${factory.
     expect(JSON.stringify((await adminA.req('GET', '/invitations')).json())).not.toContain(token);
     expect(new Date(inv.expiresAt).getTime() - Date.now()).toBeGreaterThan(71 * 3_600_000);
 
-    const invitee = new Client(app);
+    const invitee = client();
     const preview = await invitee.req('POST', '/auth/invitation', { token });
     expect(preview.statusCode, preview.body).toBe(200);
     expect(preview.json()).toMatchObject({ login, displayName: 'New Bie', role: 'technician', organizationName: expect.stringMatching(/^a-/) });
@@ -171,18 +136,18 @@ describe(`invitations and people management through the real sign-in (${factory.
     expect(accepted.statusCode, accepted.body).toBe(200);
     expect(accepted.json()).toEqual({ next: 'totp-enrollment', login });
     expect(await invitee.me()).toBeNull(); // half-done until TOTP is enrolled
-    await secondFactor(invitee, login, 'totp-enrollment');
+    await finishSignIn(invitee, login, 'totp-enrollment');
     expect(await invitee.me()).toMatchObject({ login, role: 'technician', organizationId: a, mustChangePassword: false });
     expect((await invitee.req('GET', '/computers')).statusCode).toBe(200);
 
     // The link is spent: refused on check and on use, whoever tries.
-    for (const r of [await new Client(app).req('POST', '/auth/invitation', { token }), await new Client(app).req('POST', '/auth/invitation/accept', { token, password: 'another long passphrase' })]) {
+    for (const r of [await client().req('POST', '/auth/invitation', { token }), await client().req('POST', '/auth/invitation/accept', { token, password: 'another long passphrase' })]) {
       expect(r.statusCode).toBe(410);
       expect(r.json().code).toBe('JIT_ERR_AUTH_INVITATION_USED');
     }
     // The chosen password signs in (TOTP next), not the rejected one.
-    expect((await new Client(app).req('POST', '/auth/sign-in', { login, password: 'another long passphrase' })).statusCode).toBe(401);
-    expect((await new Client(app).req('POST', '/auth/sign-in', { login, password: 'my own long passphrase' })).json()).toEqual({ next: 'totp' });
+    expect((await client().req('POST', '/auth/sign-in', { login, password: 'another long passphrase' })).statusCode).toBe(401);
+    expect((await client().req('POST', '/auth/sign-in', { login, password: 'my own long passphrase' })).json()).toEqual({ next: 'totp' });
 
     expect((await adminA.req('GET', '/invitations')).json()).toEqual(expect.arrayContaining([expect.objectContaining({ id: inv.id, state: 'used' })]));
     expect((await auditOf('auth.invitation_created', `ada-${tag}`)).map((e) => e.data.login)).toContain(login);
@@ -209,19 +174,19 @@ describe(`invitations and people management through the real sign-in (${factory.
     expect((await adminA.req('DELETE', `/invitations/${inB.id}`)).statusCode).toBe(404);
 
     expect((await adminA.req('DELETE', `/invitations/${later.id}`)).statusCode).toBe(204);
-    const withdrawn = await new Client(app).req('POST', '/auth/invitation/accept', { token: later.path.split('#')[1]!, password: 'a long enough passphrase' });
+    const withdrawn = await client().req('POST', '/auth/invitation/accept', { token: later.path.split('#')[1]!, password: 'a long enough passphrase' });
     expect(withdrawn.statusCode).toBe(410);
     expect(withdrawn.json().code).toBe('JIT_ERR_AUTH_INVITATION_REVOKED');
     expect((await adminA.req('DELETE', `/invitations/${later.id}`)).statusCode).toBe(409);
 
     clock += 2 * 3_600_000; // past the one-hour link
-    const expired = await new Client(app).req('POST', '/auth/invitation', { token: short.path.split('#')[1]! });
+    const expired = await client().req('POST', '/auth/invitation', { token: short.path.split('#')[1]! });
     expect(expired.statusCode).toBe(410);
     expect(expired.json()).toMatchObject({ code: 'JIT_ERR_AUTH_INVITATION_EXPIRED', details: { expiredAt: short.expiresAt } });
-    expect((await new Client(app).req('POST', '/auth/invitation/accept', { token: short.path.split('#')[1]!, password: 'a long enough passphrase' })).json().code).toBe('JIT_ERR_AUTH_INVITATION_EXPIRED');
+    expect((await client().req('POST', '/auth/invitation/accept', { token: short.path.split('#')[1]!, password: 'a long enough passphrase' })).json().code).toBe('JIT_ERR_AUTH_INVITATION_EXPIRED');
     expect((await db.query('SELECT 1 FROM people WHERE login = $1', [`brief-${tag}`])).length).toBe(0);
 
-    const unknown = await new Client(app).req('POST', '/auth/invitation', { token: randomBytes(32).toString('base64url') });
+    const unknown = await client().req('POST', '/auth/invitation', { token: randomBytes(32).toString('base64url') });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().code).toBe('JIT_ERR_AUTH_INVITATION_UNKNOWN');
     // A login that exists cannot be invited again.
@@ -271,12 +236,12 @@ describe(`invitations and people management through the real sign-in (${factory.
     const adminB = await signIn(`bob-${tag}`);
 
     let last;
-    for (let i = 0; i < MAX_FAILED; i++) last = await new Client(app).req('POST', '/auth/sign-in', { login: locked.login, password: 'wrong password here' });
+    for (let i = 0; i < MAX_FAILED; i++) last = await client().req('POST', '/auth/sign-in', { login: locked.login, password: 'wrong password here' });
     expect(last!.statusCode).toBe(423);
     const until = (last!.json() as { details: { until: string } }).details.until;
     expect(new Date(until).getTime()).toBe(clock + 15 * 60_000);
     // Even the right password is refused while locked, saying until when.
-    const refused = await new Client(app).req('POST', '/auth/sign-in', { login: locked.login, password: PASSWORD });
+    const refused = await client().req('POST', '/auth/sign-in', { login: locked.login, password: PASSWORD });
     expect(refused.json()).toMatchObject({ code: 'JIT_ERR_AUTH_LOCKED', details: { until } });
 
     const seen = ((await adminA.req('GET', '/people')).json() as { login: string; locked: boolean; lockedUntil: string | null }[]).find((p) => p.login === locked.login);

@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { FastifyInstance, InjectOptions } from 'fastify';
-import { generate } from 'otplib';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../core/audit.js';
 import type { Database } from '../core/db/database.js';
@@ -15,6 +14,7 @@ import { createMetrics } from '../gateway/metrics.js';
 import { buildServer } from '../gateway/server.js';
 import { MemoryAccountStore } from '../provisioner/stores/memory.store.js';
 import { DirRecordingFiles, MemoryLiveSessions } from './fixtures/api-fixture.js';
+import { signIn, type SignedInClient } from './fixtures/signed-in.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**
@@ -42,34 +42,6 @@ const ssh = (name: string, organizations?: string[], accountName?: string) =>
   });
 const STORES = [ldap('acme-ad', 'acme', ['acme']), ldap('beta-ad', 'beta', ['beta']), ssh('shared-linux', ['acme', 'beta'], 'adm_{login}'), ssh('global-linux')];
 
-class Client {
-  cookie = '';
-  csrf = '';
-  constructor(private readonly app: FastifyInstance) {}
-
-  async req(method: InjectOptions['method'], url: string, body?: unknown, headers: Record<string, string> = {}) {
-    const h: Record<string, string> = { ...headers };
-    if (this.cookie) h.cookie = `jitgate_session=${this.cookie}`;
-    if (this.csrf && method !== 'GET') h['x-csrf-token'] = this.csrf;
-    const r = await this.app.inject({ method, url: `/api/v1${url}`, headers: h, ...(body === undefined ? {} : { payload: body as object | string }) });
-    const sc = r.headers['set-cookie'];
-    for (const c of sc === undefined ? [] : Array.isArray(sc) ? sc : [sc]) {
-      const m = /^jitgate_session=([^;]*)/.exec(c);
-      if (m) this.cookie = m[1] ?? '';
-    }
-    return r;
-  }
-
-  get = (url: string) => this.req('GET', url);
-  post = (url: string, body: unknown, headers?: Record<string, string>) => this.req('POST', url, body, headers);
-  put = (url: string, body: unknown) => this.req('PUT', url, body);
-  delete = (url: string) => this.req('DELETE', url);
-
-  async refreshCsrf(): Promise<void> {
-    this.csrf = (await this.get('/auth/me')).json().csrfToken;
-  }
-}
-
 for (const factory of databaseFactories()) {
   describe.skipIf(factory.skip)(`person → existing account mappings (${factory.label})`, () => {
     let db: Database;
@@ -78,20 +50,14 @@ for (const factory of databaseFactories()) {
     const ids: Record<string, string> = {};
     const password = `pw-${randomBytes(8).toString('hex')}-long enough`;
     const t = randomBytes(3).toString('hex');
-    let adminA: Client, adminB: Client, ga: Client, techA: Client;
+    let adminA: SignedInClient, adminB: SignedInClient, ga: SignedInClient, techA: SignedInClient;
     /** One in-memory directory per store name. */
     const dirs = new Map(STORES.map((s) => [s.name, new MemoryAccountStore()]));
     const dir = (name: string) => dirs.get(name)!;
 
-    async function signedIn(login: string, role: Role, organizationId: string | null): Promise<Client> {
-      ids[login] = (await createPerson(db, { login, displayName: login, role, organizationId, password })).id;
-      const c = new Client(app);
-      expect((await c.post('/auth/sign-in', { login, password })).json()).toEqual({ next: 'totp-enrollment' });
-      await c.refreshCsrf();
-      const { secret } = (await c.post('/auth/totp/enrollment', {})).json() as { secret: string };
-      const code = await generate({ secret, epoch: Math.floor(Date.now() / 1000) });
-      expect((await c.post('/auth/totp/enrollment/confirm', { code })).statusCode).toBe(200);
-      await c.refreshCsrf();
+    async function signedIn(login: string, role: Role, organizationId: string | null): Promise<SignedInClient> {
+      const c = await signIn(app, db, { login, role, organizationId, password });
+      ids[login] = c.id;
       return c;
     }
 

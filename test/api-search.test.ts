@@ -57,7 +57,7 @@ for (const factory of databaseFactories()) {
       await db.query(
         `INSERT INTO sessions (id, person_id, person_login, computer_id, computer_name, organization_id, protocol, account_type, account_name, state, lease_expires_at, started_at)
          VALUES ($1,$2,$3,$4,$5,$6,$7,'local',$8,'ended', now() + interval '1 hour', now())`,
-        [id, person.personId, login, c.id, c.name, orgs[org], protocol, `acct-${login}`],
+        [id, person.id, login, c.id, c.name, orgs[org], protocol, `acct-${login}`],
       );
       return { sessionId: id, personLogin: login, computerName: c.name, account: `acct-${login}`, protocol: 'ssh', startedAt: new Date() };
     }

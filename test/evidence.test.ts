@@ -2,8 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance, InjectOptions } from 'fastify';
-import { generate } from 'otplib';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../core/audit.js';
 import { loadAuditKey } from '../core/audit-key.js';
@@ -12,7 +11,7 @@ import { silentLogger } from '../core/logging.js';
 import { SecretBox } from '../core/secret-box.js';
 import { AccessService } from '../gateway/access-policy.js';
 import { apiRoutes } from '../gateway/api/index.js';
-import { createAuth, createPerson } from '../gateway/auth/index.js';
+import { createAuth } from '../gateway/auth/index.js';
 import type { Role } from '../gateway/auth/principal.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { buildServer } from '../gateway/server.js';
@@ -25,6 +24,7 @@ import { loadSigningKey } from '../recorder/signing-key.js';
 import { verifyRecordings } from '../recorder/verify.js';
 import { MemoryLiveSessions } from './fixtures/api-fixture.js';
 import { runCli } from './harness/cli.js';
+import { signIn, type SignedInClient } from './fixtures/signed-in.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**
@@ -41,27 +41,6 @@ const subjects = (b: EvidenceBundle, opts = {}) => [...new Set(verifyBundle(b, o
 const partJson = (b: EvidenceBundle, name: string) => JSON.parse(Buffer.from(b.parts[name]!, 'base64').toString('utf8')) as Record<string, unknown>;
 const setPart = (b: EvidenceBundle, name: string, v: unknown) => void (b.parts[name] = jsonPart(v).toString('base64'));
 
-class Client {
-  cookie = '';
-  csrf = '';
-  constructor(private readonly app: FastifyInstance) {}
-  async req(method: InjectOptions['method'], url: string, body?: unknown) {
-    const h: Record<string, string> = {};
-    if (this.cookie) h.cookie = `jitgate_session=${this.cookie}`;
-    if (this.csrf && method !== 'GET') h['x-csrf-token'] = this.csrf;
-    const r = await this.app.inject({ method, url: `/api/v1${url}`, headers: h, ...(body === undefined ? {} : { payload: body as object }) });
-    const sc = r.headers['set-cookie'];
-    for (const c of sc === undefined ? [] : Array.isArray(sc) ? sc : [sc]) {
-      const m = /^jitgate_session=([^;]*)/.exec(c);
-      if (m) this.cookie = m[1] ?? '';
-    }
-    return r;
-  }
-  get = (url: string) => this.req('GET', url);
-  put = (url: string, body: unknown) => this.req('PUT', url, body);
-  post = (url: string, body: unknown) => this.req('POST', url, body);
-}
-
 for (const factory of databaseFactories()) {
   describe.skipIf(factory.skip)(`evidence bundles, legal hold and retention (${factory.label})`, () => {
     let db: Database;
@@ -74,7 +53,7 @@ for (const factory of databaseFactories()) {
     let app: FastifyInstance;
     const orgs = { a: randomUUID(), b: randomUUID() };
     const people: Record<string, { id: string; login: string }> = {};
-    const clients: Record<string, Client> = {};
+    const clients: Record<string, SignedInClient> = {};
     const password = `pw-${randomBytes(8).toString('hex')}-long enough`;
 
     async function newSession(org: string, owner: { id: string; login: string }): Promise<string> {
@@ -118,14 +97,8 @@ for (const factory of databaseFactories()) {
 
     async function signedIn(key: string, role: Role, organizationId: string | null): Promise<void> {
       const login = `${key}-${randomBytes(3).toString('hex')}`;
-      const p = await createPerson(db, { login, displayName: login, role, organizationId, password });
-      people[key] = { id: p.id, login: p.login };
-      const c = new Client(app);
-      expect((await c.post('/auth/sign-in', { login, password })).json()).toEqual({ next: 'totp-enrollment' });
-      c.csrf = (await c.get('/auth/me')).json().csrfToken;
-      const { secret } = (await c.post('/auth/totp/enrollment', {})).json() as { secret: string };
-      expect((await c.post('/auth/totp/enrollment/confirm', { code: await generate({ secret, epoch: Math.floor(Date.now() / 1000) }) })).statusCode).toBe(200);
-      c.csrf = (await c.get('/auth/me')).json().csrfToken;
+      const c = await signIn(app, db, { login, role, organizationId, password });
+      people[key] = { id: c.id, login: c.login };
       clients[key] = c;
     }
 

@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { FastifyInstance, InjectOptions } from 'fastify';
-import { generate } from 'otplib';
+import type { FastifyInstance } from 'fastify';
 import { AuditLog } from '../core/audit.js';
 import type { Database } from '../core/db/database.js';
 import { silentLogger } from '../core/logging.js';
@@ -16,6 +15,7 @@ import { createMetrics } from '../gateway/metrics.js';
 import { buildServer } from '../gateway/server.js';
 import { liveSessionEnder } from '../gateway/sessions/end-live-sessions.js';
 import { RedisLiveSessions } from '../gateway/sessions/live-sessions.js';
+import { signInAs, type SignedInClient } from './fixtures/signed-in.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**
@@ -31,34 +31,6 @@ const redisSocket = inject('redisSocket');
 const factories = databaseFactories();
 const factory = factories.find((f) => f.label === 'postgres' && f.skip === '') ?? factories.find((f) => f.label === 'pglite')!;
 const PASSWORD = 'correct horse battery staple';
-
-class Client {
-  cookie: string | undefined;
-  csrf = '';
-  constructor(private readonly app: FastifyInstance) {}
-
-  async req(method: InjectOptions['method'], url: string, body?: unknown) {
-    const headers: Record<string, string> = {};
-    if (this.cookie) headers.cookie = `jitgate_session=${this.cookie}`;
-    if (this.csrf && method !== 'GET') headers['x-csrf-token'] = this.csrf;
-    const r = await this.app.inject({ method, url: `/api/v1${url}`, headers, ...(body !== undefined ? { payload: body as object } : {}) });
-    const sc = r.headers['set-cookie'];
-    for (const c of sc === undefined ? [] : Array.isArray(sc) ? sc : [sc]) {
-      const m = /^jitgate_session=([^;]*)/.exec(c);
-      if (m) this.cookie = m[1] || undefined;
-    }
-    if (method !== 'GET' || url !== '/auth/me') {
-      const me = await this.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: this.cookie ? { cookie: `jitgate_session=${this.cookie}` } : {} });
-      this.csrf = (me.json() as { csrfToken: string }).csrfToken;
-    }
-    return r;
-  }
-
-  async login(): Promise<string | null> {
-    const r = await this.req('GET', '/auth/me');
-    return (r.json() as { person: { login: string } | null }).person?.login ?? null;
-  }
-}
 
 describe.skipIf(!redisSocket)(`signing out, revoking a sign-in, a password change and an MFA reset end live sessions (Redis, ${factory.label})`, () => {
   let db: Database;
@@ -119,21 +91,11 @@ describe.skipIf(!redisSocket)(`signing out, revoking a sign-in, a password chang
   }
 
   /** A complete sign-in (enrolling TOTP the first time); returns the client and its sign-in id. */
-  async function signIn(login: string): Promise<{ client: Client; authSessionId: string }> {
+  async function signIn(login: string): Promise<{ client: SignedInClient; authSessionId: string }> {
     clock += 31_000; // each TOTP step is accepted once
-    const c = new Client(app);
-    const r = await c.req('POST', '/auth/sign-in', { login, password: PASSWORD });
-    expect(r.statusCode).toBe(200);
-    const epoch = Math.floor(clock / 1000);
-    if ((r.json() as { next: string }).next === 'totp-enrollment') {
-      const { secret } = (await c.req('POST', '/auth/totp/enrollment')).json() as { secret: string };
-      secrets.set(login, secret);
-      expect((await c.req('POST', '/auth/totp/enrollment/confirm', { code: await generate({ secret, epoch }) })).statusCode).toBe(200);
-    } else {
-      expect((await c.req('POST', '/auth/totp', { code: await generate({ secret: secrets.get(login)!, epoch }) })).statusCode).toBe(200);
-    }
-    expect(await c.login()).toBe(login);
-    const rows = await db.query<{ id: string }>('SELECT id FROM auth_sessions WHERE token_hash = $1', [tokenHash(c.cookie!)]);
+    const c = await signInAs(app, login, PASSWORD, { secret: secrets.get(login), totpTime: () => clock, followCsrf: true });
+    secrets.set(login, c.secret);
+    const rows = await db.query<{ id: string }>('SELECT id FROM auth_sessions WHERE token_hash = $1', [tokenHash(c.cookie)]);
     return { client: c, authSessionId: rows[0]!.id };
   }
 
@@ -194,14 +156,14 @@ describe.skipIf(!redisSocket)(`signing out, revoking a sign-in, a password chang
     expect((await admin.req('DELETE', `/auth-sessions/${s2.authSessionId}`)).statusCode).toBe(204);
     await settle();
     expect(Object.fromEntries(ended)).toEqual({ [l1]: lena.login, [l2]: gus.login });
-    expect(await s2.client.login()).toBeNull();
+    expect((await s2.client.me())?.login ?? null).toBeNull();
 
     // Her own password change: the SSH front door session ends, the tab she uses stays.
     expect((await s3.client.req('POST', '/me/password', { current: PASSWORD, next: 'another long passphrase' })).statusCode).toBe(204);
     await settle();
     expect(ended.get(l4)).toBe(lena.login);
     expect(ended.has(l3)).toBe(false);
-    expect(await s3.client.login()).toBe(lena.login);
+    expect((await s3.client.me())?.login ?? null).toBe(lena.login);
 
     // An MFA reset by an admin: every session of hers ends; Mark keeps his.
     expect((await admin.req('POST', `/people/${lena.id}/reset-mfa`)).statusCode).toBe(204);
@@ -232,15 +194,15 @@ describe.skipIf(!redisSocket)(`signing out, revoking a sign-in, a password chang
 
     const denied = await ottoC.client.req('DELETE', `/auth-sessions/${gwenS.authSessionId}`);
     expect(denied.statusCode).toBe(404);
-    expect(await gwenS.client.login()).toBe(gwen.login);
+    expect((await gwenS.client.me())?.login ?? null).toBe(gwen.login);
     expect((await ottoC.client.req('DELETE', `/auth-sessions/${bertS.authSessionId}`)).statusCode).toBe(404);
-    expect(await bertS.client.login()).toBe(bert.login);
+    expect((await bertS.client.me())?.login ?? null).toBe(bert.login);
 
     expect((await ottoC.client.req('DELETE', `/auth-sessions/${tessS.authSessionId}`)).statusCode).toBe(204);
-    expect(await tessS.client.login()).toBeNull();
+    expect((await tessS.client.me())?.login ?? null).toBeNull();
     // The global admin may revoke the org admin's.
     expect((await gwenS.client.req('DELETE', `/auth-sessions/${ottoC.authSessionId}`)).statusCode).toBe(204);
-    expect(await ottoC.client.login()).toBeNull();
+    expect((await ottoC.client.me())?.login ?? null).toBeNull();
   });
 
   /** A stored passkey (the WebAuthn ceremonies themselves run in chromium: test/e2e/passkeys.e2e.test.ts). */
@@ -283,7 +245,7 @@ describe.skipIf(!redisSocket)(`signing out, revoking a sign-in, a password chang
     expect(r.statusCode).toBe(200);
     expect(r.json()).toEqual({ removed: 2 });
     expect(await passkeysOf(tess.id)).toEqual([]);
-    expect(await tessS.client.login()).toBeNull();
+    expect((await tessS.client.me())?.login ?? null).toBeNull();
     await settle();
     expect(ended.get(live)).toBe(otto.login);
     const [ev] = await db.query<{ actor: string; data: { action: string; login: string; passkeys: string[] } }>(

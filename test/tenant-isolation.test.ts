@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { FastifyInstance, InjectOptions } from 'fastify';
-import { generate } from 'otplib';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../core/audit.js';
 import type { Database } from '../core/db/database.js';
@@ -9,11 +8,12 @@ import { SecretBox } from '../core/secret-box.js';
 import { buildConfigSchema } from '../config/schema.js';
 import { AccessService } from '../gateway/access-policy.js';
 import { apiRoutes, storeInfos } from '../gateway/api/index.js';
-import { createAuth, createPerson } from '../gateway/auth/index.js';
+import { createAuth } from '../gateway/auth/index.js';
 import type { Role } from '../gateway/auth/principal.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { buildServer } from '../gateway/server.js';
 import { MemoryLiveSessions, DirRecordingFiles } from './fixtures/api-fixture.js';
+import { signIn, type SignedInClient } from './fixtures/signed-in.js';
 import { databaseFactories } from './harness/databases.js';
 
 /**
@@ -43,55 +43,15 @@ const STORES = [ldap('acme-ad', 'acme', ['acme']), ldap('beta-ad', 'beta', ['bet
 const PIN = `SHA256:${'k'.repeat(43)}`;
 const acmeJit = { enabled: true, deleteOnCheckIn: true, adminGroups: ['acme Admins'], accountType: 'domain' };
 
-class Client {
-  cookie = '';
-  csrf = '';
-  constructor(private readonly app: FastifyInstance) {}
-
-  async req(method: InjectOptions['method'], url: string, body?: unknown, headers: Record<string, string> = {}) {
-    const h: Record<string, string> = { ...headers };
-    if (this.cookie) h.cookie = `jitgate_session=${this.cookie}`;
-    if (this.csrf && method !== 'GET') h['x-csrf-token'] = this.csrf;
-    const r = await this.app.inject({ method, url: `/api/v1${url}`, headers: h, ...(body === undefined ? {} : { payload: body as object }) });
-    const sc = r.headers['set-cookie'];
-    for (const c of sc === undefined ? [] : Array.isArray(sc) ? sc : [sc]) {
-      const m = /^jitgate_session=([^;]*)/.exec(c);
-      if (m) this.cookie = m[1] ?? '';
-    }
-    return r;
-  }
-
-  get = (url: string) => this.req('GET', url);
-  post = (url: string, body: unknown, headers?: Record<string, string>) => this.req('POST', url, body, headers);
-  patch = (url: string, body: unknown) => this.req('PATCH', url, body);
-
-  async refreshCsrf(): Promise<void> {
-    this.csrf = (await this.get('/auth/me')).json().csrfToken;
-  }
-}
-
 for (const factory of databaseFactories()) {
   describe.skipIf(factory.skip)(`tenant isolation of account stores (${factory.label})`, () => {
     let db: Database;
     let app: FastifyInstance;
     const orgs: Record<'acme' | 'beta', string> = { acme: '', beta: '' };
     const password = `pw-${randomBytes(8).toString('hex')}-long enough`;
-    let adminA: Client, adminB: Client, ga: Client, tech: Client, auditor: Client;
+    let adminA: SignedInClient, adminB: SignedInClient, ga: SignedInClient, tech: SignedInClient, auditor: SignedInClient;
 
-    /** Create a person and sign them in for real: password, TOTP enrollment with a computed code, cookie and CSRF token. */
-    async function signedIn(login: string, role: Role, organizationId: string | null): Promise<Client> {
-      await createPerson(db, { login, displayName: login, role, organizationId, password });
-      const c = new Client(app);
-      expect((await c.post('/auth/sign-in', { login, password })).json()).toEqual({ next: 'totp-enrollment' });
-      await c.refreshCsrf();
-      const { secret } = (await c.post('/auth/totp/enrollment', {})).json() as { secret: string };
-      const code = await generate({ secret, epoch: Math.floor(Date.now() / 1000) });
-      expect((await c.post('/auth/totp/enrollment/confirm', { code })).statusCode).toBe(200);
-      await c.refreshCsrf();
-      const me = (await c.get('/auth/me')).json();
-      expect(me.person).toMatchObject({ login, role });
-      return c;
-    }
+    const signedIn = (login: string, role: Role, organizationId: string | null) => signIn(app, db, { login, role, organizationId, password });
 
     beforeAll(async () => {
       db = await factory.open();
