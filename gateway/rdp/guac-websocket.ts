@@ -3,19 +3,11 @@ import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { CoreErrors, isJitgateError } from '../../core/errors.js';
 import type { Principal } from '../auth/principal.js';
+import { SESSION_CLOSE } from '../sessions/close-codes.js';
 import { encodeInstructionUtf16 } from './guac-protocol.js';
 
-/** Websocket close codes (same numbering as the browser terminal, docs/api.md). */
-export const RDP_CLOSE = {
-  normal: 1000,
-  notSignedIn: 4001,
-  accessDenied: 4003,
-  provisioningFailed: 4010,
-  hostUnreachable: 4011,
-  terminated: 4012,
-  leaseExpired: 4013,
-  badRequest: 4014,
-} as const;
+/** Websocket close codes: the browser terminal's (docs/api.md). */
+export const RDP_CLOSE = SESSION_CLOSE;
 
 /**
  * guacamole-common-js takes the close *reason* as a Guacamole status code

@@ -34,18 +34,10 @@ import { pinnedHostKey } from './host-key-pin.js';
 import { preconnectUpstream, type AskPerson, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 import { leaseMaxAt } from '../sessions/lease-cap.js';
 import { moderationPolicyOf } from '../access-requests/moderation.js';
+import { SESSION_CLOSE } from '../sessions/close-codes.js';
 
-/** Websocket close codes (docs/api.md). */
-export const CLOSE = {
-  normal: 1000,
-  notSignedIn: 4001,
-  accessDenied: 4003,
-  provisioningFailed: 4010,
-  hostUnreachable: 4011,
-  terminated: 4012,
-  leaseExpired: 4013,
-  badRequest: 4014,
-} as const;
+/** Websocket close codes (docs/api.md), shared with the remote desktop tunnel. */
+export const CLOSE = SESSION_CLOSE;
 
 export interface TerminalDeps {
   broker: { open(req: OpenSessionRequest, onProgress: ProgressFn): Promise<OpenedSession & { tap?: LiveTap; onWatchers?: (cb: (change: WatchersChange) => void) => void }> };
