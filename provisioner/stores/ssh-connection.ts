@@ -16,7 +16,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { Client, type ClientChannel } from 'ssh2';
 import type { Logger } from 'pino';
-import { CoreErrors, JitgateError } from '../../core/errors.js';
+import { CoreErrors, JitgateError, isJitgateError } from '../../core/errors.js';
 import { StoreErrors } from '../errors.js';
 
 export interface SshConnectionOptions {
@@ -58,8 +58,28 @@ export function sshFingerprintSha256(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
 }
 
+/** A pooled connection unused for longer than this is proven with a harmless command before it carries one. */
+const IDLE_PROBE_MS = 1000;
+const PROBE_TIMEOUT_MS = 5000;
+
+/** A timer this late means the process did not run meanwhile (stopped, or its event loop blocked). */
+const STALL_MS = 1000;
+/** After such a stall, how long a command still gets before it times out. */
+const STALL_GRACE_MS = 5000;
+
 /** Channel-open failure (the command never ran): safe to retry on a new connection. */
 class ChannelOpenError extends Error {}
+
+/**
+ * Whether ssh2's error to `Client.exec` says the channel never opened. ssh2 gives a
+ * channel-open failure (CHANNEL_OPEN_FAILURE, or the connection closing before the
+ * channel opened) a `reason` property; an error after the channel opened (the exec
+ * request refused, or the connection lost once the request was sent, when the command
+ * may already be running) has none, and is never retried.
+ */
+function channelNeverOpened(err: Error): boolean {
+  return Object.hasOwn(err, 'reason');
+}
 
 export class SshConnection {
   readonly #opts: SshConnectionOptions;
@@ -71,6 +91,8 @@ export class SshConnection {
   #connecting: Promise<Client> | null = null;
   #closed = false;
   #active = 0;
+  /** When the pooled connection last answered (a command finished on it, or it was established). */
+  #lastHeard = 0;
   readonly #waiting: (() => void)[] = [];
 
   constructor(opts: SshConnectionOptions) {
@@ -122,6 +144,8 @@ export class SshConnection {
         this.#log.warn({ level: err.level, code: err.code }, 'ssh connection error');
         this.#drop(client);
       });
+      // The server's end of the stream: no new command may go out on this connection.
+      client.on('end', () => this.#drop(client));
       client.on('close', () => {
         if (!settled) {
           fail(new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'connection closed during handshake' }));
@@ -185,7 +209,23 @@ export class SshConnection {
     if (this.#closed) {
       throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'store closed' });
     }
-    if (this.#client) return this.#client;
+    const pooled = this.#client;
+    if (pooled) {
+      if (Date.now() - this.#lastHeard <= IDLE_PROBE_MS) return pooled;
+      // Idle for a while (or this process did not run: stopped, event loop blocked): the peer may be gone
+      // without us having noticed yet. A command sent on such a connection fails in a way that cannot tell
+      // whether it ran, so first prove the connection with a command that may safely run twice.
+      try {
+        await this.#execOn(pooled, 'true', { timeoutMs: Math.min(this.#timeoutMs, PROBE_TIMEOUT_MS) });
+        this.#lastHeard = Date.now();
+        if (this.#client === pooled) return pooled;
+      } catch {
+        this.#log.info('pooled ssh connection did not answer; reconnecting');
+        this.#drop(pooled);
+        pooled.end();
+      }
+      if (this.#client) return this.#client;
+    }
     this.#connecting ??= this.#connect()
       .then((c) => {
         if (this.#closed) {
@@ -193,6 +233,7 @@ export class SshConnection {
           throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'store closed' });
         }
         this.#client = c;
+        this.#lastHeard = Date.now();
         return c;
       })
       .finally(() => {
@@ -222,27 +263,36 @@ export class SshConnection {
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     await this.#acquire();
     try {
-      const client = await this.#getClient();
-      try {
-        return await this.#execOn(client, command, opts);
-      } catch (err) {
-        if (!(err instanceof ChannelOpenError)) throw err;
-        // The channel never opened, so the command never ran: one fresh connection, one retry.
-        this.#log.warn('ssh channel open failed; reconnecting');
-        this.#drop(client);
-        client.end();
-        const again = await this.#getClient();
-        try {
-          return await this.#execOn(again, command, opts);
-        } catch (err2) {
-          if (err2 instanceof ChannelOpenError) {
-            throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'cannot open an ssh channel' }, { cause: err2 });
-          }
-          throw err2;
-        }
-      }
+      return await this.#exec(command, opts);
+    } catch (err) {
+      if (isJitgateError(err) && err.code === StoreErrors.JIT_ERR_STORE_UNREACHABLE.code) this.#log.warn({ reason: err.details.reason }, 'ssh command failed: store unreachable');
+      throw err;
     } finally {
       this.#release();
+    }
+  }
+
+  async #exec(command: string, opts: ExecOptions): Promise<ExecResult> {
+    const client = await this.#getClient();
+    try {
+      const result = await this.#execOn(client, command, opts);
+      this.#lastHeard = Date.now();
+      return result;
+    } catch (err) {
+      if (!(err instanceof ChannelOpenError)) throw err;
+      // The channel never opened, so the command never ran: one fresh connection, one retry.
+      this.#log.warn('ssh channel open failed; reconnecting');
+      this.#drop(client);
+      client.end();
+      const again = await this.#getClient();
+      try {
+        return await this.#execOn(again, command, opts);
+      } catch (err2) {
+        if (err2 instanceof ChannelOpenError) {
+          throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'cannot open an ssh channel' }, { cause: err2 });
+        }
+        throw err2;
+      }
     }
   }
 
@@ -251,12 +301,23 @@ export class SshConnection {
     return new Promise<ExecResult>((resolve, reject) => {
       let channel: ClientChannel | null = null;
       let done = false;
-      const timer = setTimeout(() => {
+      const expire = (): void => {
         if (done) return;
         done = true;
         // The command may still be running remotely; closing the channel sends SIGHUP to it.
         channel?.close();
         reject(new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: `command timed out after ${timeoutMs} ms` }));
+      };
+      const due = Date.now() + timeoutMs;
+      let timer = setTimeout(function check() {
+        const late = Date.now() - due;
+        if (late > STALL_MS) {
+          // This process was stopped or its event loop blocked (SIGSTOP, a long GC, a busy start): the reply
+          // may be sitting unread in the socket. Timers run before I/O, so give the connection time to speak.
+          timer = setTimeout(expire, STALL_GRACE_MS);
+          return;
+        }
+        expire();
       }, timeoutMs);
 
       const onOpen = (err: Error | undefined, stream: ClientChannel): void => {
@@ -267,7 +328,11 @@ export class SshConnection {
         if (err) {
           done = true;
           clearTimeout(timer);
-          reject(new ChannelOpenError('channel open failed', { cause: err }));
+          if (channelNeverOpened(err)) {
+            reject(new ChannelOpenError('channel open failed', { cause: err }));
+          } else {
+            reject(new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'the ssh exec request failed after the channel opened' }, { cause: err }));
+          }
           return;
         }
         channel = stream;
