@@ -205,14 +205,7 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
   return {
     host, db, fx, queue, broker, identity, dir, log,
     person(login) {
-      const keyPath = join(dir, `${login}_ed25519`);
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', login, '-f', keyPath]);
-      chmodSync(keyPath, 0o600);
-      const pubLine = readFileSync(`${keyPath}.pub`, 'utf8').trim().split(/\s+/);
-      const principal: Principal = { personId: randomUUID(), login, displayName: login, role: 'technician', organizationId: null, authSessionId: '' };
-      const totpSecret = generateSecret();
-      identity.add(principal, Buffer.from(pubLine[1]!, 'base64'), totpSecret);
-      return { principal, keyPath, privateKey: readFileSync(keyPath), totpSecret };
+      return frontDoorPerson(identity, dir, { personId: randomUUID(), login, displayName: login, role: 'technician', organizationId: null, authSessionId: '' });
     },
     async computer(policy = {}) {
       const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { localStore: 'linux' });
@@ -236,6 +229,37 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A person the front door knows: a fresh ed25519 key in `dir` and a TOTP secret, registered with `identity`. */
+export function frontDoorPerson(identity: RigIdentity, dir: string, principal: Principal): RigPerson {
+  const keyPath = join(dir, `${principal.login}_ed25519`);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', principal.login, '-f', keyPath]);
+  chmodSync(keyPath, 0o600);
+  const pubLine = readFileSync(`${keyPath}.pub`, 'utf8').trim().split(/\s+/);
+  const totpSecret = generateSecret();
+  identity.add(principal, Buffer.from(pubLine[1]!, 'base64'), totpSecret);
+  return { principal, keyPath, privateKey: readFileSync(keyPath), totpSecret };
+}
+
+/**
+ * How the tests run the real OpenSSH clients (ssh, scp, sftp) against a front
+ * door: no user config, only `knownHosts` trusted, only the person's key,
+ * public key then keyboard-interactive (the TOTP prompt, answered by
+ * {@link writeAskpass}). Options first, then the command's own arguments.
+ */
+export function opensshArgs(knownHosts: string, person: RigPerson): string[] {
+  return [
+    '-F', '/dev/null',
+    '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive', '-o', 'UpdateHostKeys=no',
+    '-o', 'ConnectTimeout=30', '-i', person.keyPath,
+  ];
+}
+
+/** The environment for {@link opensshArgs}: the askpass program answers the TOTP prompt (`askpass` default: the person's current code). */
+export function opensshEnv(home: string, person: RigPerson, askpass?: string): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: home, SSH_ASKPASS: askpass ?? writeAskpass(home, person.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
 }
 
 /** The current TOTP code for a secret (what the person's authenticator shows). */

@@ -15,7 +15,7 @@ import type { Computer } from '../core/domain.js';
 import type { FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { parseFrontDoorUser } from '../gateway/ssh/front-door.js';
 import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
-import { ADMIN_GROUP, execOver, frontDoorClient, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { ADMIN_GROUP, execOver, frontDoorClient, opensshArgs, opensshEnv, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
 import { sshHostAvailable } from './harness/ssh-host.js';
 
 const avail = sshHostAvailable();
@@ -60,12 +60,7 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
 
   /** The real OpenSSH client; the TOTP prompt is answered by an askpass program. */
   function ssh(user: string, person: RigPerson, command: string[], opts: { askpass?: string; sftpBatch?: string } = {}): Promise<SshRun> {
-    const common = [
-      '-F', '/dev/null',
-      '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive', '-o', 'UpdateHostKeys=no',
-      '-o', 'ConnectTimeout=30', '-i', person.keyPath,
-    ];
+    const common = opensshArgs(knownHosts, person);
     const [cmd, args] = opts.sftpBatch
       ? // sftp -b turns BatchMode on (no prompts); ssh keeps the first value given, so ours wins.
         ['sftp', [...common, '-o', 'BatchMode=no', '-P', String(door.port), '-b', opts.sftpBatch, `${user}@127.0.0.1`]]
@@ -73,7 +68,7 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
     return new Promise((resolve, reject) => {
       const child = spawn(cmd, args, {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH, HOME: rig.dir, SSH_ASKPASS: opts.askpass ?? writeAskpass(rig.dir, person.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+        env: opensshEnv(rig.dir, person, opts.askpass),
       });
       let stdout = '';
       let stderr = '';
