@@ -175,6 +175,8 @@ export async function startSshWebRig(o: {
   onSealed?: (recordingId: string) => Promise<void>;
   /** Where the gateway, worker and store log (a test searching the logs for a secret); absent → silent. */
   log?: Logger;
+  /** Four-eyes sessions as app/main.ts wires them: the gateway gates sessions on computers that require a moderator, whose moderators may watch and terminate. */
+  moderation?: boolean;
 }): Promise<SshWebRig> {
   const recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
   const host = await startSshHost();
@@ -192,10 +194,13 @@ export async function startSshWebRig(o: {
   await queue.ready();
   const worker: Worker = startJitWorker({ connection, prefix: o.prefix, concurrency: 2, log, handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
   const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32), ...(o.onSealed ? { onSealed: o.onSealed } : {}) });
+  const moderation = o.moderation ? new SessionModerationService({ db, audit: fx.audit, log }) : null;
   const gw = await startSshGateway({
     redis: redisOptions({ path: o.redisSocket }), queueEvents: { connection, prefix: o.prefix }, queue, engine, access: new AccessService(db, fx.audit), recorder, audit: fx.audit,
     checkCsrf: checkCsrfQuery,
-    mayWatch: (p) => p.role !== 'technician', livePrefix: `${o.prefix}:live`, log,
+    mayWatch: async (p, e) => p.role !== 'technician' || ((await moderation?.mayModerate(p, e.sessionId)) ?? false),
+    ...(moderation ? { moderation, mayTerminate: (p, e) => moderation.mayModerate(p, e.sessionId), liveHeartbeatMs: 1000 } : {}),
+    livePrefix: `${o.prefix}:live`, log,
   });
   const web = await startWebRig({
     db, audit: fx.audit,
