@@ -7,7 +7,7 @@
  * through the queue), a test identity (registered public keys + a TOTP secret
  * per person), and `startFrontDoor` on a loopback port.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -176,6 +176,8 @@ export interface Rig {
   /** A computer on the test host (JIT maximum security, joins the sudo group); `policy` as in the inventory. */
   computer(policy?: Record<string, unknown>): Promise<Computer>;
   frontDoor(extra?: Partial<FrontDoorDeps>): Promise<FrontDoorHandle>;
+  /** JIT accounts of `login` on the test host now (`<login>_xxxxxx`). */
+  accountsOf(login: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -219,6 +221,10 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
       doors.push(d);
       return d;
     },
+    async accountsOf(login) {
+      const r = await host.exec(`getent passwd | cut -d: -f1 | grep '^${login}_' || true`);
+      return r.stdout.split('\n').filter(Boolean);
+    },
     async close() {
       for (const d of doors) await d.close().catch(() => undefined);
       await worker.close().catch(() => undefined);
@@ -260,6 +266,23 @@ export function opensshArgs(knownHosts: string, person: RigPerson): string[] {
 /** The environment for {@link opensshArgs}: the askpass program answers the TOTP prompt (`askpass` default: the person's current code). */
 export function opensshEnv(home: string, person: RigPerson, askpass?: string): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: home, SSH_ASKPASS: askpass ?? writeAskpass(home, person.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
+}
+
+/** Run one of the OpenSSH clients to the end: exit code (null when killed after 90 s), stdout and stderr. */
+export function runOpenssh(cmd: 'ssh' | 'scp' | 'sftp', args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** The current TOTP code for a secret (what the person's authenticator shows). */

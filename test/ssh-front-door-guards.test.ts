@@ -20,7 +20,7 @@ import { AccessService } from '../gateway/access-policy.js';
 import type { FrontDoorIdentity, SessionBroker } from '../gateway/contracts.js';
 import type { FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { parseFrontDoorUser } from '../gateway/ssh/front-door.js';
-import { execOver, frontDoorClient, opensshArgs, opensshEnv, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { execOver, frontDoorClient, opensshArgs, opensshEnv, runOpenssh, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
 import { sshHostAvailable } from './harness/ssh-host.js';
 
 const avail = sshHostAvailable();
@@ -67,28 +67,10 @@ describe.skipIf(skip !== '')(`SSH front door guards on an sshd test host${skip ?
 
   /** One of the real OpenSSH clients; the TOTP prompt is answered by an askpass program. */
   function openssh(cmd: 'ssh' | 'scp' | 'sftp', person: RigPerson, args: string[], askpass?: string): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, [...common(person), ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: opensshEnv(rig.dir, person, askpass),
-      });
-      let stdout = '';
-      let stderr = '';
-      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return runOpenssh(cmd, [...common(person), ...args], opensshEnv(rig.dir, person, askpass));
   }
 
-  async function accountsOf(login: string): Promise<string[]> {
-    const r = await rig.host.exec(`getent passwd | cut -d: -f1 | grep '^${login}_' || true`);
-    return r.stdout.split('\n').filter(Boolean);
-  }
+  const accountsOf = (login: string): Promise<string[]> => rig.accountsOf(login);
 
   async function denials(computer: string): Promise<{ reason: string; tool: string | null }[]> {
     const rows = await rig.db.query<{ data: { reason: string; tool: string | null } }>(
