@@ -7,7 +7,7 @@
  * through the queue), a test identity (registered public keys + a TOTP secret
  * per person), and `startFrontDoor` on a loopback port.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -176,6 +176,8 @@ export interface Rig {
   /** A computer on the test host (JIT maximum security, joins the sudo group); `policy` as in the inventory. */
   computer(policy?: Record<string, unknown>): Promise<Computer>;
   frontDoor(extra?: Partial<FrontDoorDeps>): Promise<FrontDoorHandle>;
+  /** JIT accounts of `login` on the test host now (`<login>_xxxxxx`). */
+  accountsOf(login: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -205,14 +207,7 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
   return {
     host, db, fx, queue, broker, identity, dir, log,
     person(login) {
-      const keyPath = join(dir, `${login}_ed25519`);
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', login, '-f', keyPath]);
-      chmodSync(keyPath, 0o600);
-      const pubLine = readFileSync(`${keyPath}.pub`, 'utf8').trim().split(/\s+/);
-      const principal: Principal = { personId: randomUUID(), login, displayName: login, role: 'technician', organizationId: null, authSessionId: '' };
-      const totpSecret = generateSecret();
-      identity.add(principal, Buffer.from(pubLine[1]!, 'base64'), totpSecret);
-      return { principal, keyPath, privateKey: readFileSync(keyPath), totpSecret };
+      return frontDoorPerson(identity, dir, { personId: randomUUID(), login, displayName: login, role: 'technician', organizationId: null, authSessionId: '' });
     },
     async computer(policy = {}) {
       const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { localStore: 'linux' });
@@ -226,6 +221,10 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
       doors.push(d);
       return d;
     },
+    async accountsOf(login) {
+      const r = await host.exec(`getent passwd | cut -d: -f1 | grep '^${login}_' || true`);
+      return r.stdout.split('\n').filter(Boolean);
+    },
     async close() {
       for (const d of doors) await d.close().catch(() => undefined);
       await worker.close().catch(() => undefined);
@@ -236,6 +235,54 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A person the front door knows: a fresh ed25519 key in `dir` and a TOTP secret, registered with `identity`. */
+export function frontDoorPerson(identity: RigIdentity, dir: string, principal: Principal): RigPerson {
+  const keyPath = join(dir, `${principal.login}_ed25519`);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', principal.login, '-f', keyPath]);
+  chmodSync(keyPath, 0o600);
+  const pubLine = readFileSync(`${keyPath}.pub`, 'utf8').trim().split(/\s+/);
+  const totpSecret = generateSecret();
+  identity.add(principal, Buffer.from(pubLine[1]!, 'base64'), totpSecret);
+  return { principal, keyPath, privateKey: readFileSync(keyPath), totpSecret };
+}
+
+/**
+ * How the tests run the real OpenSSH clients (ssh, scp, sftp) against a front
+ * door: no user config, only `knownHosts` trusted, only the person's key,
+ * public key then keyboard-interactive (the TOTP prompt, answered by
+ * {@link writeAskpass}). Options first, then the command's own arguments.
+ */
+export function opensshArgs(knownHosts: string, person: RigPerson): string[] {
+  return [
+    '-F', '/dev/null',
+    '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive', '-o', 'UpdateHostKeys=no',
+    '-o', 'ConnectTimeout=30', '-i', person.keyPath,
+  ];
+}
+
+/** The environment for {@link opensshArgs}: the askpass program answers the TOTP prompt (`askpass` default: the person's current code). */
+export function opensshEnv(home: string, person: RigPerson, askpass?: string): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: home, SSH_ASKPASS: askpass ?? writeAskpass(home, person.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
+}
+
+/** Run one of the OpenSSH clients to the end: exit code (null when killed after 90 s), stdout and stderr. */
+export function runOpenssh(cmd: 'ssh' | 'scp' | 'sftp', args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** The current TOTP code for a secret (what the person's authenticator shows). */

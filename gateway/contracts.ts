@@ -107,6 +107,8 @@ export interface SessionGate {
   inputAllowed(): boolean;
   /** Called at once with the status, then on every change. */
   onStatus(cb: (s: ModerationStatus) => void): void;
+  /** The status now (what onStatus last said). */
+  status(): ModerationStatus;
   log(): readonly PresenceEvent[];
   watchers(change: WatcherChange): void;
   close(): void;

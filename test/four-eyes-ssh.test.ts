@@ -1,43 +1,30 @@
 /**
- * Four-eyes sessions (docs/access-requests.md "Four-eyes sessions") through
- * the browser terminal on real services: the JIT account is provisioned on a
- * real sshd test host through BullMQ on a real Redis, the session waits
- * (no login, nothing typed reaches the host) until an approver of the
- * computer's organization watches it through the real watch websocket;
- * watchers who are not moderators do not count; when the moderator leaves,
- * input is dropped and the session ends after the grace period unless a
- * moderator rejoins; the moderator terminates from the watch. Presence goes
- * into the audit trail and the real recorder's `recordings.metadata`.
+ * Four-eyes sessions (docs/access-requests.md "Four-eyes sessions") on real
+ * services, through the browser terminal and the native SSH front door (the
+ * real OpenSSH client): the JIT account is provisioned on a real sshd test
+ * host through BullMQ on a real Redis, the session waits (no login, nothing
+ * typed reaches the host) until an approver of the computer's organization
+ * watches it through the real watch websocket; watchers who are not
+ * moderators do not count; when the moderator leaves, input is dropped and
+ * the session ends after the grace period unless a moderator rejoins; the
+ * moderator terminates from the watch. Presence goes into the audit trail
+ * and the real recorder's `recordings.metadata`.
  */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectionOptions, Worker } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { Database } from '../core/db/database.js';
-import { migrate } from '../core/db/migrations.js';
-import { PgDatabase } from '../core/db/pg.database.js';
-import { PgliteDatabase } from '../core/db/pglite.database.js';
 import type { Computer } from '../core/domain.js';
-import { CoreErrors, JitgateError } from '../core/errors.js';
 import { silentLogger } from '../core/logging.js';
-import { redisOptions } from '../core/redis.js';
 import { SessionModerationService } from '../gateway/access-requests/index.js';
 import type { Principal } from '../gateway/auth/principal.js';
-import type { AccessChecker } from '../gateway/contracts.js';
-import { createMetrics } from '../gateway/metrics.js';
-import { buildServer } from '../gateway/server.js';
-import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
-import { buildJobHandlers } from '../provisioner/job-handlers.js';
-import { JitQueue, startJitWorker } from '../provisioner/jobs.js';
-import { JIT_PRESETS } from '../provisioner/jit-settings.js';
-import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
+import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { createRecorder } from '../recorder/session-recorder.js';
-import { JitFixture } from './fixtures/jit-fixture.js';
-import { createTestDatabase } from './harness/postgres.js';
-import { sshHostAvailable, startSshHost, type SshHostHandle } from './harness/ssh-host.js';
+import { frontDoorPerson, opensshArgs, opensshEnv, RigIdentity, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { startSshGatewayFixture, type SshGatewayFixture } from './fixtures/ssh-gateway-fixture.js';
+import { sshHostAvailable } from './harness/ssh-host.js';
 import { WsTerminal } from './harness/ws-terminal.js';
 
 const avail = sshHostAvailable();
@@ -54,28 +41,50 @@ async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs =
   }
 }
 
+/** The real OpenSSH client at a terminal (`-tt`): what it prints (stdout and stderr together), what it is sent, how it exits. */
+class OpenSshTerminal {
+  text = '';
+  readonly exited: Promise<number | null>;
+  readonly #child: ChildProcessWithoutNullStreams;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.#child = spawn('ssh', ['-tt', ...args], { stdio: 'pipe', env });
+    this.#child.stdout.on('data', (d: Buffer) => (this.text += d.toString()));
+    this.#child.stderr.on('data', (d: Buffer) => (this.text += d.toString()));
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 170_000);
+    this.exited = new Promise((resolve) => this.#child.on('close', (code) => (clearTimeout(timer), resolve(code))));
+  }
+
+  type(line: string): void {
+    this.#child.stdin.write(line);
+  }
+
+  async waitFor(re: RegExp, from = 0, timeoutMs = 90_000): Promise<void> {
+    await waitUntil(`${String(re)} on the terminal; it shows:\n${this.text.slice(-600)}`, async () => re.test(this.text.slice(from)), timeoutMs);
+  }
+
+  kill(): void {
+    this.#child.kill('SIGKILL');
+  }
+}
+
 describe.skipIf(!avail.ok || !redisSocket)(`four-eyes SSH sessions on an sshd test host${avail.ok ? (redisSocket ? '' : ' (skipped: no Redis)') : ` (skipped: ${avail.reason ?? ''})`}`, () => {
-  let host: SshHostHandle;
-  let db: Database;
-  let fx: JitFixture;
-  let store: SshAccountStore;
-  let queue: JitQueue;
-  let worker: Worker;
-  let gw: SshGateway;
-  let app: FastifyInstance;
-  let base: string;
-  let recDir: string;
+  let rig: SshGatewayFixture;
+  let door: FrontDoorHandle;
+  let dir: string;
+  let knownHosts: string;
   let orgId: string;
-  const prefix = `t${randomBytes(4).toString('hex')}`;
+  let aliceAtSsh: RigPerson;
+  const identity = new RigIdentity();
   const tag = randomBytes(2).toString('hex');
-  const people = new Map<string, Principal>();
   const tokens = new Map<string, string>();
+  const all: Principal[] = [];
 
   function who(login: string, role: Principal['role']): Principal {
-    const p: Principal = { personId: randomUUID(), login: `${login}${tag}`, displayName: login, role, organizationId: null, authSessionId: `auth-${randomBytes(6).toString('hex')}` };
-    const token = randomBytes(12).toString('hex');
-    people.set(token, p);
-    tokens.set(p.personId, token);
+    // Letters only: the front door's JIT account names derive from the login.
+    const p: Principal = { personId: randomUUID(), login: `${login}${tag}`.replace(/[0-9]/g, 'q'), displayName: login, role, organizationId: null, authSessionId: `auth-${randomBytes(6).toString('hex')}` };
+    tokens.set(p.personId, randomBytes(12).toString('hex'));
+    all.push(p);
     return p;
   }
   const alice = who('alice', 'technician');
@@ -83,99 +92,63 @@ describe.skipIf(!avail.ok || !redisSocket)(`four-eyes SSH sessions on an sshd te
   const nia = who('nia', 'technician');
   const audra = who('audra', 'auditor');
 
-  const access: AccessChecker = {
-    async computerForConnect(_principal, ref) {
-      const c = await fx.repo.getComputer(ref);
-      if (!c) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `computer ${ref}` });
-      return c;
-    },
-  };
-
-  async function computer(policy: Record<string, unknown>): Promise<Computer> {
-    const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { orgId, localStore: STORE, domainStore: STORE });
-    await db.query('UPDATE computers SET address = $2, ssh_port = $3, policy = $4 WHERE id = $1', [c.id, host.address, host.port, JSON.stringify({ sshHostKeySha256: host.hostKeySha256, ...policy })]);
-    return (await fx.repo.getComputer(c.id))!;
-  }
-
+  const computer = (policy: Record<string, unknown>): Promise<Computer> => rig.computer(policy, { orgId });
   const csrf = (p: Principal) => `csrf-${p.authSessionId}`;
   const headers = (p: Principal) => ({ 'x-test-person': tokens.get(p.personId)! });
-  const terminal = (p: Principal, pc: Computer) => new WsTerminal(`${base}/api/v1/terminal?computer=${pc.id}&cols=100&rows=30&csrf=${csrf(p)}`, { headers: headers(p), timeoutMs: 90_000 });
-  const watch = (p: Principal, sessionId: string) => new WsTerminal(`${base}/api/v1/sessions/${sessionId}/watch?csrf=${csrf(p)}`, { headers: headers(p), timeoutMs: 60_000 });
+  const terminal = (p: Principal, pc: Computer) => new WsTerminal(`${rig.base}/api/v1/terminal?computer=${pc.id}&cols=100&rows=30&csrf=${csrf(p)}`, { headers: headers(p), timeoutMs: 90_000 });
+  const watch = (p: Principal, sessionId: string) => new WsTerminal(`${rig.base}/api/v1/sessions/${sessionId}/watch?csrf=${csrf(p)}`, { headers: headers(p), timeoutMs: 60_000 });
   const moderation = (t: WsTerminal, state: string) => t.waitFor(`moderation ${state}`, () => t.messages.find((m) => m.type === 'moderation' && m.state === state));
+  const frontDoor = (pc: Computer) => new OpenSshTerminal([...opensshArgs(knownHosts, aliceAtSsh), '-p', String(door.port), `${alice.login}+${pc.name}@127.0.0.1`], opensshEnv(dir, aliceAtSsh));
+  const seen = new Set<string>();
+  /** The person's newest live session (one not returned before). */
   async function liveSessionOf(p: Principal): Promise<string> {
     let id = '';
     await waitUntil('the session in the live list', async () => {
-      id = (await gw.live.list()).find((l) => l.personId === p.personId)?.sessionId ?? '';
+      id = (await rig.gw.live.list()).find((l) => l.personId === p.personId && !seen.has(l.sessionId))?.sessionId ?? '';
       return id !== '';
     });
+    seen.add(id);
     return id;
   }
   async function moderationAudit(sessionId: string): Promise<{ event: string; actor: string }[]> {
-    const rows = await db.query<{ actor: string; data: unknown }>("SELECT actor, data FROM audit_events WHERE type = 'session.moderation' AND session_id = $1 ORDER BY seq", [sessionId]);
+    const rows = await rig.db.query<{ actor: string; data: unknown }>("SELECT actor, data FROM audit_events WHERE type = 'session.moderation' AND session_id = $1 ORDER BY seq", [sessionId]);
     return rows.map((r) => ({ event: String((typeof r.data === 'string' ? JSON.parse(r.data) : r.data).event), actor: r.actor }));
   }
+  const accountOf = async (sessionId: string): Promise<string | null> => (await rig.fx.repo.getSession(sessionId))?.accountName ?? null;
+  const accountGone = (account: string) => waitUntil(`the JIT account ${account} to be deleted`, async () => (await rig.host.exec(`getent passwd ${account}`)).code !== 0);
 
   beforeAll(async () => {
-    host = await startSshHost();
-    db = pgUrl ? new PgDatabase({ url: await createTestDatabase(pgUrl, `t_${randomBytes(6).toString('hex')}`), poolSize: 5 }) : await PgliteDatabase.open();
-    await migrate(db);
-    store = new SshAccountStore({
-      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
-      groups: { admins: 'sudo' }, logger: silentLogger(), timeoutMs: 20_000,
+    dir = mkdtempSync(join(tmpdir(), 'jitgate-4eyes-'));
+    rig = await startSshGatewayFixture({
+      redisSocket: redisSocket!, pgUrl, store: STORE, prefix: `t${randomBytes(4).toString('hex')}`,
+      gateway: ({ db, fx }) => {
+        const mod = new SessionModerationService({ db, audit: fx.audit, log: silentLogger() });
+        return {
+          recorder: createRecorder({ db, audit: fx.audit, log: silentLogger(), dir: join(dir, 'recordings'), signingKey: randomBytes(32) }),
+          // as app/main.ts: auditors watch; moderators watch and terminate
+          mayWatch: async (p, e) => p.role === 'auditor' || mod.mayModerate(p, e.sessionId),
+          mayTerminate: (p, e) => mod.mayModerate(p, e.sessionId),
+          moderation: mod,
+        };
+      },
     });
-    fx = new JitFixture(db, new Map([[STORE, store]]));
-    orgId = (await fx.organization()).id;
-    const other = (await fx.organization()).id;
-    for (const p of people.values()) {
+    orgId = (await rig.fx.organization()).id;
+    const other = (await rig.fx.organization()).id;
+    for (const p of all) {
+      rig.people.set(tokens.get(p.personId)!, p);
       // nia approves in another organization; the rest are of the computer's organization
-      const org = p === nia ? other : orgId;
-      await db.query('INSERT INTO people (id, login, display_name, role, organization_id) VALUES ($1, $2, $3, $4, $5)', [p.personId, p.login, p.displayName, p.role, org]);
+      await rig.db.query('INSERT INTO people (id, login, display_name, role, organization_id) VALUES ($1, $2, $3, $4, $5)', [p.personId, p.login, p.displayName, p.role, p === nia ? other : orgId]);
     }
-    const connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
-    queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
-    await queue.ready();
-    worker = startJitWorker({
-      connection, prefix, concurrency: 4, log: silentLogger(),
-      handlers: buildJobHandlers(fx.service, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null),
-    });
-    recDir = mkdtempSync(join(tmpdir(), 'jitgate-4eyes-'));
-    const recorder = createRecorder({ db, audit: fx.audit, log: silentLogger(), dir: recDir, signingKey: randomBytes(32) });
-    const mod = new SessionModerationService({ db, audit: fx.audit, log: silentLogger() });
-    gw = await startSshGateway({
-      redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine: fx.service, access, recorder, audit: fx.audit,
-      checkCsrf: (req) => (req.query as { csrf?: string }).csrf === `csrf-${req.principal?.authSessionId ?? ''}`,
-      // as app/main.ts: auditors watch; moderators watch and terminate
-      mayWatch: async (p, e) => p.role === 'auditor' || mod.mayModerate(p, e.sessionId),
-      mayTerminate: (p, e) => mod.mayModerate(p, e.sessionId),
-      moderation: mod,
-      livePrefix: `${prefix}:live`, liveHeartbeatMs: 1000, log: silentLogger(),
-    });
-    app = await buildServer({
-      log: silentLogger(), metrics: createMetrics(), readiness: [], version: 'test',
-      rootPlugins: [
-        async (a) => {
-          a.addHook('onRequest', async (req) => {
-            const t = req.headers['x-test-person'];
-            req.principal = (typeof t === 'string' && people.get(t)) || null;
-          });
-        },
-      ],
-      apiPlugins: gw.apiPlugins,
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    aliceAtSsh = frontDoorPerson(identity, dir, alice);
+    door = await startFrontDoor({ host: '127.0.0.1', port: 0, dataDir: dir, identity, broker: rig.gw.broker, audit: rig.fx.audit, log: silentLogger() });
+    knownHosts = join(dir, 'known_hosts');
+    writeFileSync(knownHosts, `[127.0.0.1]:${door.port} ${door.hostKeyPublic}\n`);
   }, 120_000);
 
   afterAll(async () => {
-    await app?.close();
-    await gw?.close();
-    await worker?.close();
-    await queue?.close();
-    await store?.close();
-    await db?.close();
-    await host?.stop();
-    if (recDir) rmSync(recDir, { recursive: true, force: true });
+    await door?.close();
+    await rig?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('waits for a moderator (other watchers do not count), pauses input when the moderator leaves and ends after the grace period; presence in audit and recording metadata', async () => {
@@ -219,12 +192,12 @@ describe.skipIf(!avail.ok || !redisSocket)(`four-eyes SSH sessions on an sshd te
     expect(term.messages.find((m) => m.type === 'moderation' && m.state === 'ended')?.message).toMatch(/no moderator rejoined within 5 seconds/);
     auditorView.close();
 
-    await waitUntil('the JIT account to be deleted', async () => (await host.exec(`getent passwd ${account}`)).code !== 0);
+    await accountGone(account);
     const events = await moderationAudit(sessionId);
     expect(events.map((e) => e.event)).toEqual(['waiting', 'joined', 'left', 'paused', 'ended']);
     expect(events.filter((e) => e.event === 'joined' || e.event === 'left').map((e) => e.actor)).toEqual([mo.login, mo.login]);
     await waitUntil('the recording metadata to carry the end', async () => {
-      const r = await db.query<{ metadata: unknown }>('SELECT metadata FROM recordings WHERE session_id = $1', [sessionId]);
+      const r = await rig.db.query<{ metadata: unknown }>('SELECT metadata FROM recordings WHERE session_id = $1', [sessionId]);
       const m = (typeof r[0]?.metadata === 'string' ? JSON.parse(r[0].metadata) : r[0]?.metadata) as { moderated?: boolean; moderation?: { event: string; by?: string }[] } | undefined;
       return m?.moderated === true && (m.moderation ?? []).map((e) => e.event).join(',') === 'waiting,joined,left,paused,ended' && m.moderation?.[1]?.by === mo.login;
     }, 20_000);
@@ -251,10 +224,92 @@ describe.skipIf(!avail.ok || !redisSocket)(`four-eyes SSH sessions on an sshd te
     again.ws.send(JSON.stringify({ type: 'terminate' }));
     expect((await term.waitClosed()).code).toBe(4012);
     await waitUntil('the termination in the audit trail', async () => {
-      const r = await db.query<{ actor: string }>("SELECT actor FROM audit_events WHERE type = 'session.terminated' AND session_id = $1", [sessionId]);
+      const r = await rig.db.query<{ actor: string }>("SELECT actor FROM audit_events WHERE type = 'session.terminated' AND session_id = $1", [sessionId]);
       return r[0]?.actor === mo.login;
     }, 20_000);
     const events = (await moderationAudit(sessionId)).map((e) => e.event);
     expect(events).toEqual(['waiting', 'joined', 'left', 'paused', 'joined', 'resumed']);
+  }, 180_000);
+
+  it('SSH front door (OpenSSH): told it waits for a moderator and not logged in until one joins; input typed then is dropped; paused with a notice when the moderator leaves; ended after the grace period with the reason', async () => {
+    const pc = await computer({ requireModerator: true, moderatorGraceSeconds: GRACE_SECONDS });
+    const ssh = frontDoor(pc);
+    try {
+      await ssh.waitFor(/jitgate: waiting for a moderator: an approver of this organization must join the session as observer before it connects/);
+      const sessionId = await liveSessionOf(alice);
+      const account = (await accountOf(sessionId))!;
+      // The JIT account exists, but nothing logs in to the host with it until a moderator watches.
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(ssh.text).not.toMatch(/connecting to/);
+      expect((await rig.host.exec(`pgrep -u ${account} || true`)).stdout.trim()).toBe('');
+      ssh.type('echo early-$((40+2))\n');
+      // A watcher who is not a moderator (an auditor) does not let it start.
+      const auditorView = watch(audra, sessionId);
+      await auditorView.waitForMessage('header');
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(ssh.text).not.toMatch(/connecting to/);
+
+      const modView = watch(mo, sessionId);
+      await modView.waitForMessage('header');
+      await ssh.waitFor(new RegExp(`jitgate: moderated by ${mo.login}`));
+      await ssh.waitFor(new RegExp(`jitgate: connecting to ${pc.name} as ${account}`));
+      await ssh.waitFor(/\$ $/);
+      let mark = ssh.text.length;
+      ssh.type('echo four-$((2*2))\n');
+      await ssh.waitFor(/four-4/, mark);
+      await modView.waitForOutput(/four-4/);
+
+      // the moderator leaves: told, input dropped, ended after the grace period with the reason
+      modView.close();
+      await ssh.waitFor(/jitgate: paused: the moderator left, input is blocked; the session ends at \d\d:\d\d:\d\d UTC unless a moderator rejoins/, mark);
+      mark = ssh.text.length;
+      ssh.type('echo typed-while-paused-$((1+1))\n');
+      const code = await ssh.exited;
+      expect(code).not.toBe(0);
+      expect(ssh.text.slice(mark)).toContain(`jitgate: session ended: no moderator rejoined within ${GRACE_SECONDS} seconds`);
+      expect(ssh.text.slice(mark)).not.toMatch(/typed-while-paused-2/);
+      expect(ssh.text).not.toMatch(/early-42/);
+      auditorView.close();
+      await accountGone(account);
+      expect((await moderationAudit(sessionId)).map((e) => e.event)).toEqual(['waiting', 'joined', 'left', 'paused', 'ended']);
+      await waitUntil('the session to end', async () => (await rig.fx.repo.getSession(sessionId))?.state === 'ended');
+    } finally {
+      ssh.kill();
+    }
+  }, 180_000);
+
+  it('SSH front door: the moderator terminates from the watch and the person is told by whom; leaving while waiting ends the session at once', async () => {
+    const pc = await computer({ requireModerator: true, moderatorGraceSeconds: 60 });
+    const ssh = frontDoor(pc);
+    try {
+      await ssh.waitFor(/waiting for a moderator/);
+      const sessionId = await liveSessionOf(alice);
+      const modView = watch(mo, sessionId);
+      await modView.waitForMessage('header');
+      await ssh.waitFor(/\$ $/);
+      const mark = ssh.text.length;
+      ssh.type('echo moderated-$((6*7))\n');
+      await ssh.waitFor(/moderated-42/, mark);
+      modView.ws.send(JSON.stringify({ type: 'terminate' }));
+      await ssh.exited;
+      expect(ssh.text).toContain(`jitgate: session terminated by ${mo.login}`);
+      await waitUntil('the termination in the audit trail', async () => {
+        const r = await rig.db.query<{ actor: string }>("SELECT actor FROM audit_events WHERE type = 'session.terminated' AND session_id = $1", [sessionId]);
+        return r[0]?.actor === mo.login;
+      }, 20_000);
+      await accountGone((await accountOf(sessionId))!);
+    } finally {
+      ssh.kill();
+    }
+
+    // Nobody comes and the person gives up: the session ends now, not when the wait for a moderator runs out.
+    const gaveUp = frontDoor(pc);
+    await gaveUp.waitFor(/waiting for a moderator/);
+    const sessionId = await liveSessionOf(alice);
+    const account = (await accountOf(sessionId))!;
+    gaveUp.kill();
+    await waitUntil('the session to leave the live list', async () => !(await rig.gw.live.list()).some((l) => l.sessionId === sessionId), 30_000);
+    await accountGone(account);
+    await waitUntil('the session to end', async () => (await rig.fx.repo.getSession(sessionId))?.state === 'ended');
   }, 180_000);
 });

@@ -12,39 +12,27 @@
  * - changing the address (API or import) drops the pin; DELETE unpins;
  * - the Linux store refuses a host whose key is not its `hostKeySha256`.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectionOptions, Worker } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
-import { generateSecret } from 'otplib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { migrate } from '../core/db/migrations.js';
-import { PgliteDatabase } from '../core/db/pglite.database.js';
+import type { Database } from '../core/db/database.js';
 import type { Computer } from '../core/domain.js';
-import { CoreErrors, isJitgateError, JitgateError } from '../core/errors.js';
+import { isJitgateError } from '../core/errors.js';
 import { createLogger, silentLogger } from '../core/logging.js';
-import { redisOptions } from '../core/redis.js';
 import type { Principal } from '../gateway/auth/principal.js';
-import type { AccessChecker } from '../gateway/contracts.js';
 import { applyInventory } from '../gateway/inventory.js';
-import { createMetrics } from '../gateway/metrics.js';
-import { buildServer } from '../gateway/server.js';
 import { startFrontDoor, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { scanHostKey } from '../gateway/ssh/host-key-scan.js';
-import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
-import { buildJobHandlers } from '../provisioner/job-handlers.js';
-import { JitQueue, startJitWorker } from '../provisioner/jobs.js';
-import { JIT_PRESETS } from '../provisioner/jit-settings.js';
 import { SshConnection } from '../provisioner/stores/ssh-connection.js';
 import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
 import type { RecordingMeta, SessionRecorder, TerminalRecording } from '../recorder/recorder.js';
-import { execOver, frontDoorClient, RigIdentity, totpNow, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { execOver, frontDoorClient, frontDoorPerson, RigIdentity, totpNow, type RigPerson } from '../bench/ssh-front-door-rig.js';
 import { ApiFixture } from './fixtures/api-fixture.js';
-import { JitFixture } from './fixtures/jit-fixture.js';
-import { sshHostAvailable, startSshHost, type SshHostHandle } from './harness/ssh-host.js';
+import type { JitFixture } from './fixtures/jit-fixture.js';
+import { startSshGatewayFixture, type SshGatewayFixture } from './fixtures/ssh-gateway-fixture.js';
+import { sshHostAvailable, type SshHostHandle } from './harness/ssh-host.js';
 import { WsTerminal } from './harness/ws-terminal.js';
 
 const avail = sshHostAvailable();
@@ -82,44 +70,29 @@ const testLog = process.env.JITGATE_TEST_LOG ? createLogger({ level: process.env
 const randomPin = (): string => `SHA256:${randomBytes(32).toString('base64').replace(/=+$/, '')}`;
 
 describe.skipIf(skip !== '')(`SSH host keys are pinned, never trusted on first use${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let rig: SshGatewayFixture;
   let host: SshHostHandle;
-  let db: PgliteDatabase;
+  let db: Database;
   let fx: JitFixture;
-  let store: SshAccountStore;
-  let queue: JitQueue;
-  let worker: Worker;
-  let gw: SshGateway;
-  let app: FastifyInstance;
   let api: ApiFixture;
   let door: FrontDoorHandle;
-  let base: string;
   let dir: string;
   const identity = new RigIdentity();
-  const people = new Map<string, Principal>();
-  const prefix = `hk${randomBytes(4).toString('hex')}`;
 
   /** A technician known to the terminal (test header) and the front door (key + TOTP); login of letters only. */
   async function person(label: string): Promise<RigPerson> {
     const login = `${label}${randomBytes(3).toString('hex')}`.replace(/[0-9]/g, 'q');
     const principal: Principal = { personId: randomUUID(), login, displayName: login, role: 'technician', organizationId: null, authSessionId: `s-${randomUUID()}` };
-    people.set(principal.personId, principal);
+    rig.people.set(principal.personId, principal);
     await db.query('INSERT INTO people (id, login, display_name, role) VALUES ($1, $2, $3, $4)', [principal.personId, login, login, 'technician']);
-    const keyPath = join(dir, `${login}_ed25519`);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', login, '-f', keyPath]);
-    chmodSync(keyPath, 0o600);
-    const totpSecret = generateSecret();
-    identity.add(principal, Buffer.from(readFileSync(`${keyPath}.pub`, 'utf8').trim().split(/\s+/)[1]!, 'base64'), totpSecret);
-    return { principal, keyPath, privateKey: readFileSync(keyPath), totpSecret };
+    return frontDoorPerson(identity, dir, principal);
   }
 
-  async function computer(policy: Record<string, unknown>): Promise<Computer> {
-    const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { localStore: STORE, domainStore: STORE });
-    await db.query('UPDATE computers SET address = $2, ssh_port = $3, policy = $4 WHERE id = $1', [c.id, host.address, host.port, JSON.stringify(policy)]);
-    return (await fx.repo.getComputer(c.id))!;
-  }
+  /** A computer on the test host with exactly this policy (no pin unless it says so). */
+  const computer = (policy: Record<string, unknown>): Promise<Computer> => rig.computer(policy, { pinned: false });
 
   function terminal(p: Principal, c: Computer): WsTerminal {
-    return new WsTerminal(`${base}/api/v1/terminal?computer=${c.id}&csrf=csrf-${p.authSessionId}`, { headers: { 'x-test-person': p.personId }, timeoutMs: 90_000 });
+    return new WsTerminal(`${rig.base}/api/v1/terminal?computer=${c.id}&csrf=csrf-${p.authSessionId}`, { headers: { 'x-test-person': p.personId }, timeoutMs: 90_000 });
   }
 
   async function accountsOf(login: string): Promise<string[]> {
@@ -133,51 +106,12 @@ describe.skipIf(skip !== '')(`SSH host keys are pinned, never trusted on first u
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'jgt-hostkey-'));
-    host = await startSshHost();
-    db = await PgliteDatabase.open();
-    await migrate(db);
-    store = new SshAccountStore({
-      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
-      groups: { admins: 'sudo' }, logger: silentLogger(), timeoutMs: 20_000,
+    rig = await startSshGatewayFixture({
+      redisSocket: redisSocket!, store: STORE, prefix: `hk${randomBytes(4).toString('hex')}`, log: testLog,
+      gateway: () => ({ recorder: nullRecorder, mayWatch: () => false }),
     });
-    fx = new JitFixture(db, new Map([[STORE, store]]));
-    const connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
-    queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
-    await queue.ready();
-    worker = startJitWorker({
-      connection, prefix, concurrency: 4, log: silentLogger(),
-      handlers: buildJobHandlers(fx.service, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null),
-    });
-    const access: AccessChecker = {
-      async computerForConnect(_principal, ref) {
-        // By id (browser terminal) or by name (front door).
-        const rows = await db.query<{ id: string }>('SELECT id FROM computers WHERE id::text = $1 OR name = $1', [ref]);
-        const c = rows[0] ? await fx.repo.getComputer(rows[0].id) : null;
-        if (!c) throw new JitgateError(CoreErrors.JIT_ERR_NOT_FOUND, { what: `computer ${ref}` });
-        return c;
-      },
-    };
-    gw = await startSshGateway({
-      redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine: fx.service, access, recorder: nullRecorder, audit: fx.audit,
-      checkCsrf: (req) => (req.query as { csrf?: string }).csrf === `csrf-${req.principal?.authSessionId ?? ''}`,
-      mayWatch: () => false, livePrefix: `${prefix}:live`, log: testLog,
-    });
-    app = await buildServer({
-      log: silentLogger(), metrics: createMetrics(), readiness: [], version: 'test',
-      rootPlugins: [
-        async (a) => {
-          a.addHook('onRequest', async (req) => {
-            const t = req.headers['x-test-person'];
-            req.principal = (typeof t === 'string' && people.get(t)) || null;
-          });
-        },
-      ],
-      apiPlugins: gw.apiPlugins,
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    door = await startFrontDoor({ host: '127.0.0.1', port: 0, dataDir: dir, identity, broker: gw.broker, audit: fx.audit, log: testLog });
+    ({ host, db, fx } = rig);
+    door = await startFrontDoor({ host: '127.0.0.1', port: 0, dataDir: dir, identity, broker: rig.gw.broker, audit: fx.audit, log: testLog });
     // The administration API (host-key routes, PATCH /computers) on the same database, knowing the store computers here use.
     api = await ApiFixture.start(db, { stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}`, organizations: null, groups: ['admins'], allowedContainers: null }] });
   }, 120_000);
@@ -185,13 +119,7 @@ describe.skipIf(skip !== '')(`SSH host keys are pinned, never trusted on first u
   afterAll(async () => {
     await door?.close();
     await api?.close();
-    await app?.close();
-    await gw?.close();
-    await worker?.close();
-    await queue?.close();
-    await store?.close();
-    await db?.close();
-    await host?.stop();
+    await rig?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -20,7 +20,7 @@ import { AccessService } from '../gateway/access-policy.js';
 import type { FrontDoorIdentity, SessionBroker } from '../gateway/contracts.js';
 import type { FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { parseFrontDoorUser } from '../gateway/ssh/front-door.js';
-import { execOver, frontDoorClient, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { execOver, frontDoorClient, opensshArgs, opensshEnv, runOpenssh, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
 import { sshHostAvailable } from './harness/ssh-host.js';
 
 const avail = sshHostAvailable();
@@ -62,37 +62,15 @@ describe.skipIf(skip !== '')(`SSH front door guards on an sshd test host${skip ?
     await rig?.close();
   });
 
-  const common = (person: RigPerson): string[] => [
-    '-F', '/dev/null',
-    '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive', '-o', 'UpdateHostKeys=no',
-    '-o', 'ConnectTimeout=30', '-o', 'BatchMode=no', '-i', person.keyPath,
-  ];
+  // sftp -b turns BatchMode on (no prompts); ssh keeps the first value given, so ours wins.
+  const common = (person: RigPerson): string[] => ['-o', 'BatchMode=no', ...opensshArgs(knownHosts, person)];
 
   /** One of the real OpenSSH clients; the TOTP prompt is answered by an askpass program. */
   function openssh(cmd: 'ssh' | 'scp' | 'sftp', person: RigPerson, args: string[], askpass?: string): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, [...common(person), ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH, HOME: rig.dir, SSH_ASKPASS: askpass ?? writeAskpass(rig.dir, person.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
-      });
-      let stdout = '';
-      let stderr = '';
-      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return runOpenssh(cmd, [...common(person), ...args], opensshEnv(rig.dir, person, askpass));
   }
 
-  async function accountsOf(login: string): Promise<string[]> {
-    const r = await rig.host.exec(`getent passwd | cut -d: -f1 | grep '^${login}_' || true`);
-    return r.stdout.split('\n').filter(Boolean);
-  }
+  const accountsOf = (login: string): Promise<string[]> => rig.accountsOf(login);
 
   async function denials(computer: string): Promise<{ reason: string; tool: string | null }[]> {
     const rows = await rig.db.query<{ data: { reason: string; tool: string | null } }>(
@@ -179,7 +157,7 @@ describe.skipIf(skip !== '')(`SSH front door guards on an sshd test host${skip ?
     });
     const child = spawn('ssh', [...common(alice), '-p', String(door.port), '-N', '-L', `127.0.0.1:${localPort}:${rig.host.address}:${rig.host.port}`, `${alice.principal.login}+${closed.name}@127.0.0.1`], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { PATH: process.env.PATH, HOME: rig.dir, SSH_ASKPASS: writeAskpass(rig.dir, alice.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+      env: opensshEnv(rig.dir, alice),
     });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

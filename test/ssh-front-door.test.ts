@@ -4,7 +4,6 @@
  * provisioned through the real queue on Redis. Skips, saying why, when the
  * machine cannot run sshd test hosts or has no Redis.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import type { Computer } from '../core/domain.js';
 import type { FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { parseFrontDoorUser } from '../gateway/ssh/front-door.js';
 import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
-import { ADMIN_GROUP, execOver, frontDoorClient, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { ADMIN_GROUP, execOver, frontDoorClient, opensshArgs, opensshEnv, runOpenssh, startRig, totpNow, writeAskpass, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
 import { sshHostAvailable } from './harness/ssh-host.js';
 
 const avail = sshHostAvailable();
@@ -60,38 +59,15 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
 
   /** The real OpenSSH client; the TOTP prompt is answered by an askpass program. */
   function ssh(user: string, person: RigPerson, command: string[], opts: { askpass?: string; sftpBatch?: string } = {}): Promise<SshRun> {
-    const common = [
-      '-F', '/dev/null',
-      '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey,keyboard-interactive', '-o', 'UpdateHostKeys=no',
-      '-o', 'ConnectTimeout=30', '-i', person.keyPath,
-    ];
-    const [cmd, args] = opts.sftpBatch
+    const common = opensshArgs(knownHosts, person);
+    const [cmd, args]: ['ssh' | 'sftp', string[]] = opts.sftpBatch
       ? // sftp -b turns BatchMode on (no prompts); ssh keeps the first value given, so ours wins.
         ['sftp', [...common, '-o', 'BatchMode=no', '-P', String(door.port), '-b', opts.sftpBatch, `${user}@127.0.0.1`]]
       : ['ssh', [...common, '-p', String(door.port), '-n', `${user}@127.0.0.1`, ...command]];
-    return new Promise((resolve, reject) => {
-      const child = spawn(cmd, args, {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH, HOME: rig.dir, SSH_ASKPASS: opts.askpass ?? writeAskpass(rig.dir, person.totpSecret), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
-      });
-      let stdout = '';
-      let stderr = '';
-      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return runOpenssh(cmd, args, opensshEnv(rig.dir, person, opts.askpass));
   }
 
-  async function accountsOf(login: string): Promise<string[]> {
-    const r = await rig.host.exec(`getent passwd | cut -d: -f1 | grep '^${login}_' || true`);
-    return r.stdout.split('\n').filter(Boolean);
-  }
+  const accountsOf = (login: string): Promise<string[]> => rig.accountsOf(login);
 
   it('OpenSSH: runs `id` as the JIT account in the admin group, forwards the exit status, and the account is gone afterwards', async () => {
     const pc = await rig.computer();

@@ -13,33 +13,22 @@ import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ConnectionOptions, Worker } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Database } from '../core/db/database.js';
-import { migrate } from '../core/db/migrations.js';
-import { PgDatabase } from '../core/db/pg.database.js';
-import { PgliteDatabase } from '../core/db/pglite.database.js';
 import type { Computer } from '../core/domain.js';
 import { CoreErrors, JitgateError } from '../core/errors.js';
 import { createLogger, silentLogger } from '../core/logging.js';
 import { SecretBox } from '../core/secret-box.js';
-import { redisOptions } from '../core/redis.js';
 import type { Principal } from '../gateway/auth/principal.js';
 import type { AccessChecker } from '../gateway/contracts.js';
-import { createMetrics } from '../gateway/metrics.js';
-import { buildServer } from '../gateway/server.js';
-import { startSshGateway, type SshGateway } from '../gateway/ssh/ssh-gateway.js';
-import { buildJobHandlers } from '../provisioner/job-handlers.js';
-import { JitQueue, startJitWorker } from '../provisioner/jobs.js';
+import type { SshGateway } from '../gateway/ssh/ssh-gateway.js';
+import type { JitQueue } from '../provisioner/jobs.js';
 import { JitAccountService } from '../provisioner/jit-account.service.js';
-import { JIT_PRESETS } from '../provisioner/jit-settings.js';
-import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
 import type { RecordingMeta, RecordingSummary, SessionRecorder, TerminalRecording, TerminalRecordingOptions } from '../recorder/recorder.js';
 import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
-import { JitFixture } from './fixtures/jit-fixture.js';
-import { createTestDatabase } from './harness/postgres.js';
-import { sshHostAvailable, startSshHost, type SshHostHandle } from './harness/ssh-host.js';
+import type { JitFixture } from './fixtures/jit-fixture.js';
+import { startSshGatewayFixture, type SshGatewayFixture } from './fixtures/ssh-gateway-fixture.js';
+import { sshHostAvailable, type SshHostHandle } from './harness/ssh-host.js';
 import { WsTerminal } from './harness/ws-terminal.js';
 
 const avail = sshHostAvailable();
@@ -160,20 +149,17 @@ async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs =
 describe.skipIf(!avail.ok || !redisSocket)(
   `browser SSH terminal on an sshd test host${avail.ok ? (redisSocket ? '' : ' (skipped: no Redis)') : ` (skipped: ${avail.reason ?? ''})`}`,
   () => {
+    let rig: SshGatewayFixture;
     let host: SshHostHandle;
     let db: Database;
     let fx: JitFixture;
-    let store: SshAccountStore;
     let queue: JitQueue;
-    let worker: Worker;
     let gw: SshGateway;
-    let app: FastifyInstance;
     let base: string;
     let recDir: string;
     let recorder: AsciicastTestRecorder;
     let realRecorder: Recorder;
     let switchRecorder: SwitchRecorder;
-    let connection: ConnectionOptions;
     let dbUrl: string | null = null;
     let engine: JitAccountService;
     let clock: Date | null = null;
@@ -194,11 +180,7 @@ describe.skipIf(!avail.ok || !redisSocket)(
     };
 
     /** A computer on the test host with its host key pinned (no trust on first use: an unpinned one is refused). */
-    async function computer(policy: Record<string, unknown> = {}): Promise<Computer> {
-      const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { localStore: STORE, domainStore: STORE });
-      await db.query('UPDATE computers SET address = $2, ssh_port = $3, policy = $4 WHERE id = $1', [c.id, host.address, host.port, JSON.stringify({ sshHostKeySha256: host.hostKeySha256, ...policy })]);
-      return (await fx.repo.getComputer(c.id))!;
-    }
+    const computer = (policy: Record<string, unknown> = {}): Promise<Computer> => rig.computer(policy);
 
     function terminal(who: { token: string; principal: Principal }, query: string, csrf = `csrf-${who.principal.authSessionId}`): WsTerminal {
       return new WsTerminal(`${base}/api/v1/terminal?${query}&csrf=${encodeURIComponent(csrf)}`, { headers: { 'x-test-person': who.token }, timeoutMs: 90_000 });
@@ -215,70 +197,31 @@ describe.skipIf(!avail.ok || !redisSocket)(
     }
 
     beforeAll(async () => {
-      host = await startSshHost();
-      if (pgUrl) {
-        dbUrl = await createTestDatabase(pgUrl, `t_${randomBytes(6).toString('hex')}`);
-        db = new PgDatabase({ url: dbUrl, poolSize: 5 });
-      } else {
-        db = await PgliteDatabase.open();
-      }
-      await migrate(db);
-      for (const p of people.values()) {
-        await db.query('INSERT INTO people (id, login, display_name, role) VALUES ($1, $2, $3, $4)', [p.personId, p.login, p.displayName, p.role]);
-      }
-      store = new SshAccountStore({
-        host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
-        groups: { admins: 'sudo' }, logger: silentLogger(), timeoutMs: 20_000,
-      });
-      fx = new JitFixture(db, new Map([[STORE, store]]));
-      // Our own engine over the fixture's repository: a known secret key (the crash test's child gateway
-      // decrypts credentials with it) and a clock the test can move past a lease.
-      engine = new JitAccountService({
-        repo: fx.repo, audit: fx.audit, box: new SecretBox(boxKey), stores: new Map([[STORE, store]]), log: silentLogger(),
-        installationId: fx.installationId, leaseGraceMs: 1000, now: () => clock ?? new Date(),
-      });
-      connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
-      queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
-      await queue.ready();
-      worker = startJitWorker({
-        connection, prefix, concurrency: 4, log: silentLogger(),
-        handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null),
-      });
       recDir = mkdtempSync(join(tmpdir(), 'jitgate-ssh-rec-'));
       recorder = new AsciicastTestRecorder(recDir);
-      realRecorder = createRecorder({ db, audit: fx.audit, log: silentLogger(), dir: join(recDir, 'real'), signingKey: recKey });
       switchRecorder = new SwitchRecorder(recorder);
-      gw = await startSshGateway({
-        redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine, access, recorder: switchRecorder, audit: fx.audit,
-        checkCsrf: (req) => (req.query as { csrf?: string }).csrf === `csrf-${req.principal?.authSessionId ?? ''}`,
-        mayWatch: (p) => p.role === 'global_admin' || p.role === 'auditor',
-        livePrefix, liveHeartbeatMs: 1000, log: gwLog,
+      rig = await startSshGatewayFixture({
+        redisSocket: redisSocket!, pgUrl, store: STORE, prefix, log: gwLog,
+        // Our own engine over the fixture's repository: a known secret key (the crash test's child gateway
+        // decrypts credentials with it) and a clock the test can move past a lease.
+        engine: (f, store) => new JitAccountService({
+          repo: f.repo, audit: f.audit, box: new SecretBox(boxKey), stores: new Map([[STORE, store]]), log: silentLogger(),
+          installationId: f.installationId, leaseGraceMs: 1000, now: () => clock ?? new Date(),
+        }),
+        gateway: ({ db: d, fx: f }) => {
+          realRecorder = createRecorder({ db: d, audit: f.audit, log: silentLogger(), dir: join(recDir, 'real'), signingKey: recKey });
+          return { access, recorder: switchRecorder, mayWatch: (p) => p.role === 'global_admin' || p.role === 'auditor' };
+        },
       });
-      app = await buildServer({
-        log: silentLogger(), metrics: createMetrics(), readiness: [], version: 'test',
-        rootPlugins: [
-          async (a) => {
-            a.addHook('onRequest', async (req) => {
-              const t = req.headers['x-test-person'];
-              req.principal = (typeof t === 'string' && people.get(t)) || null;
-            });
-          },
-        ],
-        apiPlugins: gw.apiPlugins,
-      });
-      await app.listen({ host: '127.0.0.1', port: 0 });
-      const addr = app.server.address();
-      base = `ws://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+      ({ host, db, dbUrl, fx, queue, gw, engine, base } = rig);
+      for (const [token, p] of people) {
+        rig.people.set(token, p);
+        await db.query('INSERT INTO people (id, login, display_name, role) VALUES ($1, $2, $3, $4)', [p.personId, p.login, p.displayName, p.role]);
+      }
     });
 
     afterAll(async () => {
-      await app?.close();
-      await gw?.close();
-      await worker?.close();
-      await queue?.close();
-      await store?.close();
-      await db?.close();
-      await host?.stop();
+      await rig?.close();
       if (recDir) rmSync(recDir, { recursive: true, force: true });
     });
 

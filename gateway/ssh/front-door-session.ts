@@ -6,6 +6,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Computer } from '../../core/domain.js';
 import type { OpenedSession, SessionGate } from '../contracts.js';
 import { moderationPolicyOf } from '../access-requests/moderation.js';
+import type { LiveTap } from '../sessions/live-sessions.js';
 import type { BrokeredSession } from '../sessions/session-broker.js';
 import { SshGatewayErrors } from './errors.js';
 import { pinnedHostKey } from './host-key-pin.js';
@@ -50,6 +51,8 @@ interface SessionState {
   env: Record<string, string>;
   upstream: ClientChannel | null;
   terminal: TerminalRecording | null;
+  /** Where its output goes to live watchers (a pty channel of a session in the live list). */
+  live?: LiveTap | undefined;
 }
 
 function policyFlag(session: OpenedSession, name: string): boolean {
@@ -89,6 +92,7 @@ export class FrontDoorSessionHandler {
   #computer: string | null;
   #upstream: Promise<Upstream> | null = null;
   #closed = false;
+  #closeReason = '';
   readonly #channels = new Set<ServerChannel>();
   /** Channels with a pty (a person at a terminal): the only ones told about the lease end. */
   readonly #interactive = new Set<ServerChannel>();
@@ -201,9 +205,10 @@ export class FrontDoorSessionHandler {
     }
     opened.onTerminate((reason, by) => {
       this.#log.info({ reason, by }, 'session closed from outside');
-      for (const ch of this.#channels) {
-        if (ch.writable) ch.stderr.write(`\r\njitgate: session ${reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`}\r\n`);
-      }
+      // A four-eyes session ended by its rule (no moderator came or rejoined in time) says why, not who.
+      const ended = by === 'system:moderation' && this.#gate?.state === 'ended' ? `ended: ${this.#gate.status().message}` : null;
+      const line = `\r\njitgate: session ${ended ?? (reason === 'lease-expired' ? 'lease expired' : `terminated by ${by}`)}\r\n`;
+      for (const ch of this.#channels) if (ch.writable) ch.stderr.write(line);
       void this.close(reason);
     });
     // Watching is told on native SSH too (the browser terminal shows a banner): a line on the person's terminal.
@@ -217,17 +222,21 @@ export class FrontDoorSessionHandler {
     const gate = opened.moderation ?? null;
     if (gate) {
       this.#gate = gate;
-      let first = true;
+      // Until the session runs, the channel waiting for it is told (its progress); then every terminal. The end is told by onTerminate.
+      let running = false;
       gate.onStatus((st) => {
+        if (st.state === 'ended') return;
         const line = `jitgate: ${st.message}`;
-        if (first) progress(line);
+        if (!running) progress(line);
         else for (const ch of this.#interactive) if (ch.writable) ch.stderr.write(`\r\n${line}\r\n`);
-        first = false;
       });
       if (!(await gate.admitted()) || this.#closed) {
-        await opened.end('no moderator').catch(() => undefined);
+        await opened.end(this.#closed ? this.#closeReason : 'no moderator').catch(() => undefined);
         throw new Error('no moderator joined');
       }
+      running = true;
+      // Typed while nobody moderated (the channels were paused, not read): dropped, so nothing runs unseen-then-late.
+      for (const ch of this.#channels) while (ch.read() !== null);
     }
     progress(`jitgate: connecting to ${opened.computer.name} as ${opened.credentials.username}…`);
     try {
@@ -311,6 +320,7 @@ export class FrontDoorSessionHandler {
       if (st.pty) Object.assign(st.pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
       st.upstream?.setWindow(info.rows, info.cols, info.height, info.width);
       st.terminal?.resize(info.cols, info.rows);
+      st.live?.resize(info.cols, info.rows);
       accept?.();
     });
     s.on('signal', (accept, _reject, info) => {
@@ -459,8 +469,24 @@ export class FrontDoorSessionHandler {
         ? tap((d) => stream.write('in', d), () => stream.drained())
         : undefined;
 
-    const out = relay(upCh, ch, outTap);
-    const err = relay(upCh.stderr, ch.stderr, errTap);
+    // A terminal is shown live to its watchers (auditors, a four-eyes session's moderators), as the browser terminal is.
+    const liveTap = st.pty ? (up.opened as Partial<Pick<BrokeredSession, 'tap'>>).tap : undefined;
+    if (liveTap && st.pty) {
+      st.live = liveTap;
+      liveTap.resize(st.pty.cols, st.pty.rows);
+    }
+    const watched = (t: RelayTap | undefined): RelayTap | undefined =>
+      liveTap
+        ? {
+            write: (d) => {
+              liveTap.output(d);
+              return t ? t.write(d) : true;
+            },
+            drained: () => (t ? t.drained() : Promise.resolve()),
+          }
+        : t;
+    const out = relay(upCh, ch, watched(outTap));
+    const err = relay(upCh.stderr, ch.stderr, watched(errTap));
     void relay(ch, upCh, inTap, this.#inputAllowed);
     ch.once('end', () => upCh.end());
     ch.once('close', () => upCh.close());
@@ -502,8 +528,20 @@ export class FrontDoorSessionHandler {
   async close(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closeReason = reason;
     clearTimeout(this.#leaseTimer);
-    for (const ch of this.#channels) if (ch.writable) ch.end();
+    // Still waiting for a moderator: stop waiting, so the session ends now (not when the wait runs out).
+    if (this.#gate?.state === 'waiting') this.#gate.close();
+    // Channels first, the connection once the client closed them too (or after 2 s): a client that gets the
+    // disconnect while the last lines are on their way (OpenSSH) exits without showing them, and they say why.
+    const open = [...this.#channels];
+    for (const ch of open) if (ch.writable) ch.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(open.map((ch) => new Promise((r) => (this.#channels.has(ch) ? ch.once('close', r) : r(null))))),
+      new Promise((r) => (timer = setTimeout(r, 2000))),
+    ]);
+    clearTimeout(timer);
     this.#o.conn.end();
     const up = await this.#upstream?.catch(() => null);
     if (up) {

@@ -1,28 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
 import { isJitgateError } from '../../core/errors.js';
-import { silentLogger } from '../../core/logging.js';
-import { SecretBox } from '../../core/secret-box.js';
-import { AccessService } from '../../gateway/access-policy.js';
-import { AccessRequestService, accessRequestRoutes, computerSessionEnder } from '../../gateway/access-requests/index.js';
-import { apiRoutes } from '../../gateway/api/index.js';
-import { createAuth, createPerson } from '../../gateway/auth/index.js';
+import type { AccessService } from '../../gateway/access-policy.js';
+import type { AccessRequestService } from '../../gateway/access-requests/index.js';
+import { createPerson } from '../../gateway/auth/index.js';
 import type { Principal } from '../../gateway/auth/principal.js';
-import { createMetrics } from '../../gateway/metrics.js';
-import { buildServer } from '../../gateway/server.js';
-import { webStatic } from '../../gateway/web-static.js';
-import { buildWeb } from '../../web/build.js';
-import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
-import { databaseFactories } from '../harness/databases.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
 import { signIn, totpCode, type Person } from './web-steps.js';
+import { startWebRig, type WebRig } from './web-rig.js';
 
 /**
  * Access requests in a real chromium with two browser contexts: the
@@ -34,12 +21,10 @@ import { signIn, totpCode, type Person } from './web-steps.js';
  * access check is asked after each step.
  */
 const browserOk = chromiumAvailable();
-const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
 
 describe.skipIf(!browserOk.ok)(`access requests in the browser${browserOk.ok ? '' : ` (skipped: ${browserOk.reason})`}`, () => {
-  let dist = '';
+  let rig: WebRig;
   let db: Database;
-  let app: FastifyInstance;
   let base = '';
   let techB: BrowserHandle;
   let approverB: BrowserHandle;
@@ -88,43 +73,15 @@ describe.skipIf(!browserOk.ok)(`access requests in the browser${browserOk.ok ? '
   const statusOf = (page: Page, id: string) => page.locator(`article[data-request="${id}"] [data-testid="request-status"]`).first();
 
   beforeAll(async () => {
-    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
-    await buildWeb(dist);
-    db = await pglite.open();
-    const audit = new AuditLog(db);
-    const log = silentLogger();
+    rig = await startWebRig({
+      stores: [{ name: 'linux', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }],
+      now: () => new Date(Date.now() + offset),
+    });
+    ({ db, access, requests: service, base } = rig);
     await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1,$2,$3)', [orgId, `acme${tag}`, String(10_000_000 + Math.floor(Math.random() * 89_999_999))]);
     await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: orgId, password: tech.password });
     await createPerson(db, { login: approver.login, displayName: approver.displayName, role: 'org_admin', organizationId: orgId, password: approver.password });
     for (const n of ['approve', 'deny', 'expire']) computers.push(await computer(`${n}${tag}`));
-    const auth = createAuth({
-      db, box: new SecretBox(randomBytes(32)), audit, log,
-      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
-    });
-    access = new AccessService(db, audit);
-    const live = new MemoryLiveSessions();
-    service = new AccessRequestService({
-      db, audit, log, now: () => new Date(Date.now() + offset),
-      secondFactor: { confirm: async (personId, proof, purpose) => (proof.code ? auth.identity.confirmSecondFactor(personId, proof.code, purpose) : null) },
-      endSessions: computerSessionEnder(db, live),
-    });
-    app = await buildServer({
-      log, metrics: createMetrics(), version: 'e2e', readiness: [],
-      rootPlugins: [auth.plugin, webStatic(dist)],
-      apiPlugins: [
-        apiRoutes({
-          db, audit, access, liveSessions: live, recordingFiles: new DirRecordingFiles(),
-          stores: [{ name: 'linux', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }],
-          checkStore: async () => ({ ok: true }),
-          extendSession: () => Promise.reject(new Error('not in this test')),
-        }),
-        accessRequestRoutes(service),
-      ],
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    if (!addr || typeof addr === 'string') throw new Error('no address');
-    base = `http://127.0.0.1:${addr.port}`;
     techB = await launchBrowser();
     approverB = await launchBrowser({ width: 390, height: 844 });
   }, 240_000);
@@ -132,9 +89,7 @@ describe.skipIf(!browserOk.ok)(`access requests in the browser${browserOk.ok ? '
   afterAll(async () => {
     await techB?.close();
     await approverB?.close();
-    await app?.close();
-    await db?.close();
-    if (dist) rmSync(dist, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('technician asks, approver approves from the link after sign-in and MFA; then a denial and an expiry, each seen live', async () => {

@@ -1,33 +1,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { ConnectionOptions, Worker } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
-import type { Database } from '../../core/db/database.js';
-import { silentLogger } from '../../core/logging.js';
-import { redisOptions } from '../../core/redis.js';
-import { SecretBox } from '../../core/secret-box.js';
-import { AccessService } from '../../gateway/access-policy.js';
-import { AccessRequestService, SessionModerationService, accessRequestRoutes, computerSessionEnder, moderationRoutes } from '../../gateway/access-requests/index.js';
-import { apiRoutes } from '../../gateway/api/index.js';
-import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
-import { createMetrics } from '../../gateway/metrics.js';
-import { buildServer } from '../../gateway/server.js';
-import { startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
-import { webStatic } from '../../gateway/web-static.js';
-import { buildJobHandlers } from '../../provisioner/job-handlers.js';
-import { JitQueue, startJitWorker } from '../../provisioner/jobs.js';
+import { createPerson } from '../../gateway/auth/index.js';
 import { JIT_PRESETS } from '../../provisioner/jit-settings.js';
-import { SshAccountStore } from '../../provisioner/stores/ssh.store.js';
-import { createRecorder } from '../../recorder/session-recorder.js';
-import { buildWeb } from '../../web/build.js';
-import { JitFixture } from '../fixtures/jit-fixture.js';
-import { databaseFactories } from '../harness/databases.js';
-import { sshHostAvailable, startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
+import { sshHostAvailable } from '../harness/ssh-host.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { startSshWebRig, waitFor, type SshWebRig } from './web-rig.js';
 import { go, signIn, type Person } from './web-steps.js';
 
 /**
@@ -42,16 +20,6 @@ const redisSocket = inject('redisSocket');
 const why = [chromiumAvailable(), sshHostAvailable(), redisSocket ? { ok: true } : { ok: false, reason: 'no test Redis' }].find((a) => !a.ok)?.reason;
 const STORE = 'e2e-ssh';
 
-async function waitFor<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 const terminalText = (page: Page): Promise<string> => page.locator('.xterm-rows').innerText().catch(() => '');
 const banner = async (page: Page): Promise<{ state: string | null; text: string }> => {
   const el = page.getByTestId('moderation-banner');
@@ -60,69 +28,12 @@ const banner = async (page: Page): Promise<{ state: string | null; text: string 
 };
 
 describe.skipIf(why !== undefined)(`four-eyes sessions in the browser${why ? ` (skipped: ${why})` : ''}`, () => {
-  let dist = '';
-  let recDir = '';
-  let host: SshHostHandle;
-  let db: Database;
-  let store: SshAccountStore;
-  let queue: JitQueue;
-  let worker: Worker;
-  let gw: SshGateway;
-  let app: FastifyInstance;
+  let rig: SshWebRig;
   let techB: BrowserHandle;
   let modB: BrowserHandle;
-  let base = '';
-  let fx: JitFixture;
-  const prefix = `jg-4e-${randomBytes(4).toString('hex')}`;
 
   beforeAll(async () => {
-    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
-    recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
-    const built = buildWeb(dist);
-    host = await startSshHost();
-    db = await databaseFactories().find((f) => f.label === 'pglite')!.open();
-    const log = silentLogger();
-    store = new SshAccountStore({
-      host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
-      groups: { admins: 'sudo' }, logger: log, timeoutMs: 20_000,
-    });
-    fx = new JitFixture(db, new Map([[STORE, store]]));
-    const connection = redisOptions({ path: redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
-    queue = new JitQueue({ connection, prefix, teardownAttempts: 3 });
-    await queue.ready();
-    worker = startJitWorker({ connection, prefix, concurrency: 2, log, handlers: buildJobHandlers(fx.service, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
-    const auth = createAuth({
-      db, box: new SecretBox(randomBytes(32)), audit: fx.audit, log,
-      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
-    });
-    const access = new AccessService(db, fx.audit);
-    const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32) });
-    const moderation = new SessionModerationService({ db, audit: fx.audit, log });
-    gw = await startSshGateway({
-      redis: redisOptions({ path: redisSocket }), queueEvents: { connection, prefix }, queue, engine: fx.service, access, recorder, audit: fx.audit,
-      checkCsrf: checkCsrfQuery,
-      mayWatch: async (p, e) => p.role === 'global_admin' || moderation.mayModerate(p, e.sessionId),
-      mayTerminate: (p, e) => moderation.mayModerate(p, e.sessionId),
-      moderation, livePrefix: `${prefix}:live`, liveHeartbeatMs: 1000, log,
-    });
-    const requests = new AccessRequestService({ db, audit: fx.audit, log, secondFactor: { confirm: async () => null }, endSessions: computerSessionEnder(db, gw.live) });
-    app = await buildServer({
-      log, metrics: createMetrics(), version: 'e2e', readiness: [],
-      rootPlugins: [auth.plugin, webStatic(await built)],
-      apiPlugins: [
-        apiRoutes({
-          db, audit: fx.audit, access, liveSessions: gw.live, recordingFiles: recorder,
-          stores: [{ name: STORE, type: 'ssh', url: `ssh://${host.address}:${host.port}`, organizations: null, groups: ['admins'], allowedContainers: null }], checkStore: async () => ({ ok: true }),
-          extendSession: async (id, minutes, actor) => fx.service.extendLease(id, minutes, actor),
-        }),
-        ...gw.apiPlugins,
-        accessRequestRoutes(requests),
-        moderationRoutes(moderation, gw.live),
-      ],
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    base = `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`;
+    rig = await startSshWebRig({ redisSocket, prefix: `jg-4e-${randomBytes(4).toString('hex')}`, store: STORE, moderation: true });
     techB = await launchBrowser();
     modB = await launchBrowser();
   }, 300_000);
@@ -130,17 +41,11 @@ describe.skipIf(why !== undefined)(`four-eyes sessions in the browser${why ? ` (
   afterAll(async () => {
     await techB?.close();
     await modB?.close();
-    await app?.close();
-    await gw?.close();
-    await worker?.close();
-    await queue?.close();
-    await store?.close();
-    await db?.close();
-    await host?.stop();
-    for (const d of [dist, recDir]) if (d) rmSync(d, { recursive: true, force: true });
+    await rig?.close();
   }, 60_000);
 
   it('technician waits for the moderator, runs while moderated, is paused when the moderator leaves and ended after the grace period', async () => {
+    const { fx, db, host, base } = rig;
     const org = await fx.organization();
     const tag = randomBytes(2).toString('hex');
     const tech: Person = { login: `tina${tag}`, displayName: 'Tina Tech', password: `pw-${randomUUID()}` };

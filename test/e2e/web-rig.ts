@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectionOptions, Worker } from 'bullmq';
+import type { ConnectionOptions } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
 import { silentLogger, type Logger } from '../../core/logging.js';
-import { redisOptions } from '../../core/redis.js';
 import { SecretBox } from '../../core/secret-box.js';
 import { AccessService } from '../../gateway/access-policy.js';
 import { AccessRequestService, SessionModerationService, accessRequestRoutes, computerSessionEnder, moderationRoutes } from '../../gateway/access-requests/index.js';
@@ -17,18 +16,18 @@ import { checkCsrfQuery, createAuth, type Auth } from '../../gateway/auth/index.
 import type { LiveSessions } from '../../gateway/contracts.js';
 import { createMetrics } from '../../gateway/metrics.js';
 import { buildServer } from '../../gateway/server.js';
-import { startSshGateway, type SshGateway } from '../../gateway/ssh/ssh-gateway.js';
+import type { SshGateway } from '../../gateway/ssh/ssh-gateway.js';
 import { webStatic } from '../../gateway/web-static.js';
-import { buildJobHandlers } from '../../provisioner/job-handlers.js';
 import { JitAccountService } from '../../provisioner/jit-account.service.js';
-import { JitQueue, startJitWorker } from '../../provisioner/jobs.js';
-import { SshAccountStore } from '../../provisioner/stores/ssh.store.js';
+import type { JitQueue } from '../../provisioner/jobs.js';
+import type { SshAccountStore } from '../../provisioner/stores/ssh.store.js';
 import { createRecorder, type Recorder } from '../../recorder/session-recorder.js';
 import { buildWeb } from '../../web/build.js';
 import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
-import { JitFixture } from '../fixtures/jit-fixture.js';
+import type { JitFixture } from '../fixtures/jit-fixture.js';
 import { databaseFactories } from '../harness/databases.js';
-import { startSshHost, type SshHostHandle } from '../harness/ssh-host.js';
+import type { SshHostHandle } from '../harness/ssh-host.js';
+import { startSshBackend } from '../fixtures/ssh-gateway-fixture.js';
 
 /**
  * The web app on the real gateway pieces, wired in-process the way
@@ -175,27 +174,23 @@ export async function startSshWebRig(o: {
   onSealed?: (recordingId: string) => Promise<void>;
   /** Where the gateway, worker and store log (a test searching the logs for a secret); absent → silent. */
   log?: Logger;
+  /** Four-eyes sessions as app/main.ts wires them: the gateway gates sessions on computers that require a moderator, whose moderators may watch and terminate. */
+  moderation?: boolean;
 }): Promise<SshWebRig> {
   const recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
-  const host = await startSshHost();
-  const db = await databaseFactories().find((f) => f.label === 'pglite')!.open();
   const log = o.log ?? silentLogger();
-  const store = new SshAccountStore({
-    host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
-    groups: { admins: 'sudo' }, logger: log, timeoutMs: 20_000,
+  const backend = await startSshBackend({
+    redisSocket: o.redisSocket, prefix: o.prefix, store: o.store, log, concurrency: 2,
+    // The engine on the real clock, with its own secret key.
+    engine: (f, store) => new JitAccountService({ repo: f.repo, audit: f.audit, box: new SecretBox(randomBytes(32)), stores: new Map([[o.store, store]]), log, installationId: f.installationId, leaseGraceMs: 1000 }),
   });
-  const stores = new Map([[o.store, store]]);
-  const fx = new JitFixture(db, stores);
-  const engine = new JitAccountService({ repo: fx.repo, audit: fx.audit, box: new SecretBox(randomBytes(32)), stores, log, installationId: fx.installationId, leaseGraceMs: 1000 });
-  const connection = redisOptions({ path: o.redisSocket }, { maxRetriesPerRequest: null }) as ConnectionOptions;
-  const queue = new JitQueue({ connection, prefix: o.prefix, teardownAttempts: 3 });
-  await queue.ready();
-  const worker: Worker = startJitWorker({ connection, prefix: o.prefix, concurrency: 2, log, handlers: buildJobHandlers(engine, queue, async (id) => (await fx.repo.getSession(id))?.leaseExpiresAt ?? null) });
+  const { host, store, fx, db, engine, queue, connection } = backend;
   const recorder = createRecorder({ db, audit: fx.audit, log, dir: recDir, signingKey: randomBytes(32), ...(o.onSealed ? { onSealed: o.onSealed } : {}) });
-  const gw = await startSshGateway({
-    redis: redisOptions({ path: o.redisSocket }), queueEvents: { connection, prefix: o.prefix }, queue, engine, access: new AccessService(db, fx.audit), recorder, audit: fx.audit,
-    checkCsrf: checkCsrfQuery,
-    mayWatch: (p) => p.role !== 'technician', livePrefix: `${o.prefix}:live`, log,
+  const moderation = o.moderation ? new SessionModerationService({ db, audit: fx.audit, log }) : null;
+  const gw = await backend.startGateway({
+    access: new AccessService(db, fx.audit), recorder, checkCsrf: checkCsrfQuery,
+    mayWatch: async (p, e) => p.role !== 'technician' || ((await moderation?.mayModerate(p, e.sessionId)) ?? false),
+    ...(moderation ? { moderation, mayTerminate: (p, e) => moderation.mayModerate(p, e.sessionId) } : {}),
   });
   const web = await startWebRig({
     db, audit: fx.audit,
@@ -214,12 +209,7 @@ export async function startSshWebRig(o: {
     host, store, fx, db, engine, queue, gw, recorder, recDir, connection, web, base: web.base,
     close: async () => {
       await web.close();
-      await gw.close();
-      await worker.close();
-      await queue.close();
-      await store.close();
-      await db.close();
-      await host.stop();
+      await backend.close();
       rmSync(recDir, { recursive: true, force: true });
     },
   };
