@@ -83,8 +83,8 @@ window.handle = watchRdp(document.getElementById('host'), {
 import { mountRdpReplay } from './rdp-replay.js';
 window.replay = mountRdpReplay(document.getElementById('host'), { url: '/rdp-test/keys.guac' });
 </script></body></html>`);
-    // The golden fragment of key-timeline.test.ts with a real image in place of its placeholder.
-    const fragment = readFileSync(join(repo, 'web/src/rdp/testdata/keys.guac'), 'utf8');
+    // The golden fragment of recorder/rdp-key-timeline.test.ts with a real image in place of its placeholder.
+    const fragment = readFileSync(join(repo, 'recorder/testdata/rdp-keys.guac'), 'utf8');
     const png = solidPng(64, 48, COLOR).toString('base64');
     writeFileSync(join(dir, 'keys.guac'), fragment.replace('4.blob,1.1,12.iVBORw0KGgo=;', peerEncode('blob', '1', png)));
 
