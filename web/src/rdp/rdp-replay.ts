@@ -84,7 +84,8 @@ function fmt(ms: number): string {
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 
-export function mountRdpReplay(el: HTMLElement, opts: { url: string }): { dispose(): void } {
+/** `startAtMs`: open at that moment (a search hit, an audit event) instead of the first frame. */
+export function mountRdpReplay(el: HTMLElement, opts: { url: string; startAtMs?: number }): { dispose(): void } {
   const root = document.createElement('div');
   root.className = 'jitgate-rdp-replay';
   const screen = document.createElement('div');
@@ -247,7 +248,7 @@ export function mountRdpReplay(el: HTMLElement, opts: { url: string }): { dispos
     renderTimeline();
     seek.max = String(recording.getDuration());
     // SessionRecording draws nothing before a seek or play; frames are seekable once the data is in its Blob.
-    if (!playing() && recording.getPosition() === 0) recording.seek(0, showTime);
+    if (!playing() && recording.getPosition() === 0) recording.seek(Math.min(opts.startAtMs ?? 0, recording.getDuration()), showTime);
     else showTime();
   };
   recording.onseek = () => showTime();
