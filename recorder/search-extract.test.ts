@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { encodeEndFrame, encodeFrame, encodeStreamPreamble } from './stream.format.js';
-import { commandOfPromptLine, extractAsciicast, extractStreamRecord } from './search-extract.js';
+import { commandOfPromptLine, extractAsciicast, extractGuacRecording, extractStreamRecord } from './search-extract.js';
 
 /** An asciicast v2 file from events, as recorder/asciicast.writer.ts writes it. */
 function cast(events: [number, 'o' | 'i', string][]): string {
@@ -147,4 +148,42 @@ describe('prompt lines', () => {
     ['total 24', null],
     ['drwxr-xr-x 2 root root 4096 Dec  5 07:00 etc', null],
   ])('%s → %s', (line, cmd) => expect(commandOfPromptLine(line)).toBe(cmd));
+});
+
+describe('search extraction of an RDP recording (guacd format)', () => {
+  // The golden fragment of rdp-key-timeline.test.ts: the lines are its timeline's entries, as the replay lists them.
+  const fragment = readFileSync(new URL('./testdata/rdp-keys.guac', import.meta.url));
+
+  it('indexes typed text with Backspace applied, key combinations and clipboard text at the replay timeline\'s moments', () => {
+    expect(extractGuacRecording(fragment)).toEqual({
+      masked: 0,
+      lines: [
+        { atMs: 500, kind: 'keys', text: 'dir:C\\' },
+        { atMs: 1440, kind: 'key', text: 'Ctrl+C' },
+        { atMs: 4420, kind: 'keys', text: 'whoami 😀' },
+        { atMs: 5720, kind: 'clipboard', text: 'P@ss wörd' },
+        { atMs: 5740, kind: 'keys', text: '@' },
+        { atMs: 9720, kind: 'key', text: 'Escape' },
+        { atMs: 9820, kind: 'key', text: 'F5' },
+        { atMs: 9930, kind: 'key', text: 'Alt+Tab' },
+      ],
+    });
+  });
+
+  it('gives the same lines when the file is cut inside an instruction (guacd stopped), up to the cut', () => {
+    const text = fragment.toString('utf8');
+    const cut = text.indexOf('9.clipboard') + 5;
+    expect(extractGuacRecording(Buffer.from(text.slice(0, cut))).lines.map((l) => l.text)).toEqual(['dir:C\\', 'Ctrl+C', 'whoami 😀']);
+  });
+
+  it('keeps what it read before a malformed instruction', () => {
+    const text = fragment.toString('utf8');
+    const at = text.indexOf('9.clipboard');
+    expect(extractGuacRecording(Buffer.from(`${text.slice(0, at)}x.bad;${text.slice(at)}`)).lines.map((l) => l.text)).toEqual(['dir:C\\', 'Ctrl+C', 'whoami 😀']);
+  });
+
+  it('indexes nothing typed from a recording without key events (recordInput off)', () => {
+    const noKeys = fragment.toString('utf8').replace(/3\.key,[^;]*;/g, '');
+    expect(extractGuacRecording(Buffer.from(noKeys)).lines).toEqual([{ atMs: 5720, kind: 'clipboard', text: 'P@ss wörd' }]);
+  });
 });

@@ -1,3 +1,4 @@
+import { CodePointParser, KeyTimeline, type TimelineEntry } from './rdp-key-timeline.js';
 import { parseStreamRecord } from './stream.format.js';
 
 /**
@@ -15,10 +16,11 @@ import { parseStreamRecord } from './stream.format.js';
  *   prompt (a password) is stored masked (empty, `masked: true`), never its text: see
  *   `TerminalLines`.
  * - `exec`: the command of an exec channel; `sftp`: one SFTP operation.
- * - `keys`, `clipboard`: RDP typed text and clipboard text (from guacd's
- *   recording with `recording-include-keys`).
+ * - `keys`, `key`, `clipboard`: RDP typed text, key combinations and special
+ *   keys (`Ctrl+C`, `Alt+Tab`, `F5`), and clipboard text sent to the person
+ *   (from guacd's recording; keys only with `recording-include-keys`).
  */
-export type LineKind = 'output' | 'input' | 'command' | 'exec' | 'sftp' | 'keys' | 'clipboard';
+export type LineKind = 'output' | 'input' | 'command' | 'exec' | 'sftp' | 'keys' | 'key' | 'clipboard';
 
 export interface IndexedLine {
   /**
@@ -336,4 +338,52 @@ export function extractStreamRecord(buf: Buffer): Extracted {
   const out = t.finish(last);
   // Exec output is not a shell session: no prompt lines to turn into commands.
   return { lines: [...lines, ...out.lines.filter((l) => l.kind === 'output')], masked: 0 };
+}
+
+/** A typed run as it was meant: Backspace applied, Tab as a space, the closing Enter dropped (it ended the line). */
+function typedText(run: string): string {
+  const out: string[] = [];
+  for (const ch of run) {
+    if (ch === '⌫') out.pop();
+    else if (ch === '⇥') out.push(' ');
+    else if (ch !== '⏎') out.push(ch);
+  }
+  return out.join('');
+}
+
+function guacLine(e: TimelineEntry): IndexedLine | null {
+  const text = (e.kind === 'text' ? typedText(e.text) : e.text).slice(0, MAX_LINE_CHARS);
+  if (!text.trim()) return null;
+  return { atMs: e.at, kind: e.kind === 'text' ? 'keys' : e.kind, text };
+}
+
+/** Text decoded per slice: a recording is read in pieces, never as one string of its whole size. */
+const GUAC_SLICE = 1024 * 1024;
+
+/**
+ * Lines of a guacd session recording (`.guac`): the entries the RDP replay
+ * lists beside the player (recorder/rdp-key-timeline.ts, the same code), so
+ * a hit opens the player where the timeline entry is. Typed text is there
+ * only when the computer's `recordInput` policy had guacd record keys
+ * (`recording-include-keys`); without it a recording carries no key events
+ * and nothing typed is indexed. Nothing is masked: a key event carries no
+ * echo and no prompt to tell a password from a command, which is why
+ * `recordInput` is off by default (gateway/api/computer-policy.ts); what is
+ * indexed is exactly what the replay already shows to the same people.
+ * A recording that ends inside an instruction (guacd stopped) or turns
+ * malformed gives the lines read until then.
+ */
+export function extractGuacRecording(bytes: Buffer): Extracted {
+  const timeline = new KeyTimeline();
+  const parser = new CodePointParser();
+  const decoder = new TextDecoder('utf-8');
+  const emit = (op: string, args: string[]): void => timeline.push(op, args);
+  try {
+    for (let i = 0; i < bytes.length; i += GUAC_SLICE) parser.push(decoder.decode(bytes.subarray(i, i + GUAC_SLICE), { stream: true }), emit);
+    parser.push(decoder.decode(), emit);
+  } catch {
+    // malformed from here on: keep what was read (guacd writes whole instructions; this is damage, reported by verify)
+  }
+  const lines = timeline.entries.map(guacLine).filter((l): l is IndexedLine => l !== null);
+  return { lines, masked: 0 };
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../core/logging.js';
 import { RecorderErrors } from './errors.js';
 import type { RecordingStore } from './recording.store.js';
 import { isUuid, parseRelPath } from './recording.store.js';
-import { extractAsciicast, extractStreamRecord, type Extracted, type IndexedLine } from './search-extract.js';
+import { extractAsciicast, extractGuacRecording, extractStreamRecord, type Extracted, type IndexedLine } from './search-extract.js';
 
 /** Rows per INSERT (one statement of parallel arrays, `unnest`): bounded memory and statement size. */
 const BATCH = 2000;
@@ -16,15 +16,15 @@ export interface IndexResult {
   lines: number;
   masked: number;
   bytes: number;
-  /** Why nothing was indexed (`never started`, `rdp`: not read yet), when nothing was. */
+  /** Why nothing was indexed (`never started`), when nothing was. */
   skipped?: string;
 }
 
-/** Lines of one recording's bytes, by its format. RDP (`.guac`) is not extracted here yet: no lines. */
+/** Lines of one recording's bytes, by its format. */
 export function extractRecording(ext: 'cast' | 'jsr' | 'guac', bytes: Buffer): Extracted {
   if (ext === 'cast') return extractAsciicast(bytes.toString('utf8'));
   if (ext === 'jsr') return extractStreamRecord(bytes);
-  return { lines: [], masked: 0 };
+  return extractGuacRecording(bytes);
 }
 
 /**
@@ -94,7 +94,7 @@ export class SearchIndexer {
     const ex = extractRecording(ext, bytes);
     await this.#db.transaction((tx) => replaceIndexedLines(tx, rec, ex, bytes.length));
     this.#log.info({ recordingId, sessionId: row.session_id, lines: ex.lines.length, masked: ex.masked, bytes: bytes.length }, 'recording indexed');
-    return { recordingId, lines: ex.lines.length, masked: ex.masked, bytes: bytes.length, ...(ext === 'guac' ? { skipped: 'rdp' } : {}) };
+    return { recordingId, lines: ex.lines.length, masked: ex.masked, bytes: bytes.length };
   }
 
   async #read(relPath: string, recordingId: string): Promise<Buffer> {

@@ -81,10 +81,10 @@ window.handle = watchRdp(document.getElementById('host'), {
 <div id="host" style="width:900px"></div>
 <script type="module">
 import { mountRdpReplay } from './rdp-replay.js';
-window.replay = mountRdpReplay(document.getElementById('host'), { url: '/rdp-test/keys.guac' });
+window.replay = mountRdpReplay(document.getElementById('host'), { url: '/rdp-test/keys.guac', startAtMs: Number(new URLSearchParams(location.search).get('at') ?? 0) });
 </script></body></html>`);
-    // The golden fragment of key-timeline.test.ts with a real image in place of its placeholder.
-    const fragment = readFileSync(join(repo, 'web/src/rdp/testdata/keys.guac'), 'utf8');
+    // The golden fragment of recorder/rdp-key-timeline.test.ts with a real image in place of its placeholder.
+    const fragment = readFileSync(join(repo, 'recorder/testdata/rdp-keys.guac'), 'utf8');
     const png = solidPng(64, 48, COLOR).toString('base64');
     writeFileSync(join(dir, 'keys.guac'), fragment.replace('4.blob,1.1,12.iVBORw0KGgo=;', peerEncode('blob', '1', png)));
 
@@ -186,6 +186,10 @@ window.replay = mountRdpReplay(document.getElementById('host'), { url: '/rdp-tes
     await entries.nth(2).click();
     // 4420 ms into the recording: the player shows 00:04.
     await expect.poll(() => page.locator('.replay-controls span').innerText(), { timeout: 20_000 }).toMatch(/^00:04 \//);
+    // Opened at a moment (a search hit, `?t=` on the replay page): the player starts there (5720 ms: a frame), not at the first frame.
+    await page.goto(`${app.url}/rdp-test/replay.html?at=5720`);
+    await expect.poll(() => entries.count(), { timeout: 30_000 }).toBe(8);
+    await expect.poll(() => page.locator('.replay-controls span').innerText(), { timeout: 20_000 }).toMatch(/^00:05 \//);
     await page.close();
   }, 60_000);
 

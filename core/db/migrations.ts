@@ -15,6 +15,7 @@ import { searchMigration } from './migrations/018-search.js';
 import { teamsLabelsMigration } from './migrations/020-teams-labels.js';
 import { evidenceRetentionMigration } from './migrations/019-evidence-retention.js';
 import { sessionModerationMigration } from './migrations/021-session-moderation.js';
+import { searchRdpKeysMigration } from './migrations/022-search-rdp-keys.js';
 
 /**
  * Ordered schema migrations, the same SQL on PostgreSQL and PGlite. A
@@ -200,6 +201,7 @@ CREATE TABLE settings (
   evidenceRetentionMigration,
   teamsLabelsMigration,
   sessionModerationMigration,
+  searchRdpKeysMigration,
 ];
 
 /** Lock id for pg_advisory_lock so concurrent `migrate` runs serialise. */

@@ -110,7 +110,7 @@ export function searchRoutes(deps: Pick<ApiDeps, 'db'>) {
       const lines = await db.query<LineRow>(
         `SELECT l.recording_id, l.seq, l.at_ms, l.kind, l.text, l.masked
            FROM search_lines l JOIN recordings r ON r.id = l.recording_id
-          WHERE l.session_id = $1 AND l.kind IN ('input', 'command', 'exec', 'sftp', 'keys', 'clipboard')
+          WHERE l.session_id = $1 AND l.kind IN ('input', 'command', 'exec', 'sftp', 'keys', 'key', 'clipboard')
           ORDER BY r.started_at, l.seq`,
         [id],
       );

@@ -115,8 +115,9 @@ export interface GuacdPeerOptions {
   /**
    * Write a session recording like guacd: every instruction sent after
    * `ready` goes to `<recording-path>/<recording-name>` (directory created
-   * when `create-recording-path` is "true"); the file is closed before the
-   * connection closes.
+   * when `create-recording-path` is "true"), and with `recording-include-keys`
+   * the user's key events as guacd records them; the file is closed before
+   * the connection closes.
    */
   writeRecordings?: boolean;
 }
@@ -427,6 +428,11 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
         }
         case 'ready': {
           conn.received.push(ins);
+          // guacd with recording-include-keys writes each key event the user sends into the recording only
+          // (guac_recording_report_key → `key,<keysym>,<pressed>,<timestamp ms>`), never back to the user.
+          if (opcode === 'key' && recordingFd !== null && conn.args['recording-include-keys'] === 'true') {
+            writeSync(recordingFd, Buffer.from(peerEncode('key', args[0] ?? '', args[1] ?? '', String(Date.now())), 'utf8'));
+          }
           if (opcode === 'disconnect') {
             phase = 'done';
             closeRecording();

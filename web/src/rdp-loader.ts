@@ -28,7 +28,7 @@ export interface RdpWatchOptions {
   onClosed: (reason: string) => void;
 }
 type ViewModule = { mountRdp: (el: HTMLElement, opts: RdpOptions) => RdpHandle; watchRdp: (el: HTMLElement, opts: RdpWatchOptions) => RdpHandle };
-type ReplayModule = { mountRdpReplay: (el: HTMLElement, opts: { url: string }) => RdpReplayHandle };
+type ReplayModule = { mountRdpReplay: (el: HTMLElement, opts: { url: string; startAtMs?: number }) => RdpReplayHandle };
 
 const views = import.meta.glob<ViewModule>('./rdp/rdp-view.ts');
 const replays = import.meta.glob<ReplayModule>('./rdp/rdp-replay.ts');

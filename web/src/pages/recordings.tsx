@@ -63,7 +63,7 @@ function Replay({ id }: { id: string }) {
       loadRdpReplay().then((mod) => {
         if (cancelled) return;
         if (!mod) return setErr(new Error('Remote desktop replay is not available in this build.'));
-        const h = mod.mountRdpReplay(el, { url });
+        const h = mod.mountRdpReplay(el, { url, startAtMs: startAt * 1000 });
         dispose = () => h.dispose();
       }, setErr);
     } else {

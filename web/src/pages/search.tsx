@@ -14,7 +14,7 @@ export interface SearchHit {
   account: string | null;
   organizationId: string | null;
   protocol: string;
-  kind: 'output' | 'input' | 'exec' | 'sftp' | 'keys' | 'clipboard';
+  kind: 'output' | 'input' | 'exec' | 'sftp' | 'keys' | 'key' | 'clipboard';
   line: string;
   before: string[];
   after: string[];
@@ -25,7 +25,7 @@ export interface SearchHit {
 interface TimelineEntry {
   recordingId: string;
   atMs: number;
-  kind: 'input' | 'exec' | 'sftp' | 'keys' | 'clipboard';
+  kind: 'input' | 'exec' | 'sftp' | 'keys' | 'key' | 'clipboard';
   text: string;
   masked: boolean;
 }
@@ -36,6 +36,7 @@ const KIND_WORDS: Record<SearchHit['kind'], string> = {
   exec: 'command (exec)',
   sftp: 'file transfer',
   keys: 'typed (remote desktop)',
+  key: 'key (remote desktop)',
   clipboard: 'clipboard',
 };
 

@@ -1,5 +1,5 @@
 import Guacamole from 'guacamole-common-js';
-import { KeyTimeline, type TimelineEntry } from './key-timeline.js';
+import { CodePointParser, KeyTimeline, type TimelineEntry } from '../../../recorder/rdp-key-timeline.js';
 
 /**
  * Replay of a guacd session recording with Guacamole.SessionRecording:
@@ -17,43 +17,6 @@ import { KeyTimeline, type TimelineEntry } from './key-timeline.js';
  * data is base64 (ASCII); the tunnel replaces non-ASCII characters in text
  * arguments (window names, messages) with "?" so seeking stays exact.
  */
-
-/** Streaming parser for code-point-length instructions (the recording file). */
-export class CodePointParser {
-  #buf = '';
-  push(text: string, emit: (opcode: string, args: string[]) => void): void {
-    this.#buf += text;
-    const buf = this.#buf;
-    let pos = 0;
-    outer: while (pos < buf.length) {
-      const elements: string[] = [];
-      let p = pos;
-      for (;;) {
-        const dot = buf.indexOf('.', p);
-        if (dot === -1) break outer;
-        const len = Number(buf.slice(p, dot));
-        if (!Number.isInteger(len) || len < 0) throw new Error('malformed recording');
-        let i = dot + 1;
-        for (let n = 0; n < len; n++) {
-          if (i >= buf.length) break outer;
-          const c = buf.charCodeAt(i);
-          i += c >= 0xd800 && c <= 0xdbff ? 2 : 1;
-        }
-        if (i >= buf.length) break outer;
-        elements.push(buf.slice(dot + 1, i));
-        if (buf[i] === ';') {
-          const [opcode = '', ...args] = elements;
-          emit(opcode, args);
-          pos = i + 1;
-          break;
-        }
-        if (buf[i] !== ',') throw new Error('malformed recording');
-        p = i + 1;
-      }
-    }
-    this.#buf = buf.slice(pos);
-  }
-}
 
 function asciiOnly(s: string): string {
   return /[^\x00-\x7f]/u.test(s) ? s.replace(/[^\x00-\x7f]/gu, '?') : s;
@@ -121,7 +84,8 @@ function fmt(ms: number): string {
 
 const SPEEDS = [0.5, 1, 2, 4, 8];
 
-export function mountRdpReplay(el: HTMLElement, opts: { url: string }): { dispose(): void } {
+/** `startAtMs`: open at that moment (a search hit, an audit event) instead of the first frame. */
+export function mountRdpReplay(el: HTMLElement, opts: { url: string; startAtMs?: number }): { dispose(): void } {
   const root = document.createElement('div');
   root.className = 'jitgate-rdp-replay';
   const screen = document.createElement('div');
@@ -284,7 +248,7 @@ export function mountRdpReplay(el: HTMLElement, opts: { url: string }): { dispos
     renderTimeline();
     seek.max = String(recording.getDuration());
     // SessionRecording draws nothing before a seek or play; frames are seekable once the data is in its Blob.
-    if (!playing() && recording.getPosition() === 0) recording.seek(0, showTime);
+    if (!playing() && recording.getPosition() === 0) recording.seek(Math.min(opts.startAtMs ?? 0, recording.getDuration()), showTime);
     else showTime();
   };
   recording.onseek = () => showTime();

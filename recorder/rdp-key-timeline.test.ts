@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { KeyTimeline, keyTimeline, keysymChar } from './key-timeline.js';
-import { CodePointParser } from './rdp-replay.js';
+import { CodePointParser, KeyTimeline, keyTimeline, keysymChar } from './rdp-key-timeline.js';
 
 /**
  * Golden test: a recording fragment in guacd's format (code-point lengths;
@@ -10,8 +9,8 @@ import { CodePointParser } from './rdp-replay.js';
  * file is written by hand from the fragment, not from this code's output.
  */
 const dir = new URL('./testdata/', import.meta.url);
-const fragment = readFileSync(new URL('keys.guac', dir), 'utf8');
-const expected: unknown = JSON.parse(readFileSync(new URL('keys.timeline.json', dir), 'utf8'));
+const fragment = readFileSync(new URL('rdp-keys.guac', dir), 'utf8');
+const expected: unknown = JSON.parse(readFileSync(new URL('rdp-keys.timeline.json', dir), 'utf8'));
 
 function instructions(text: string, chunk = text.length): string[][] {
   const out: string[][] = [];

@@ -1,6 +1,9 @@
 /**
- * The typed-text and clipboard timeline of an RDP recording, for the replay
- * (shown beside the player; each entry seeks it to that moment).
+ * The typed-text and clipboard timeline of an RDP recording: for the replay
+ * (web/src/rdp/rdp-replay.ts, shown beside the player; each entry seeks it
+ * to that moment) and for search (recorder/search-extract.ts indexes the
+ * same entries). One copy for both: the web build bundles this file, so it
+ * uses only what browsers and Node share (atob, TextDecoder), no Node APIs.
  *
  * With `recording-include-keys` (the computer's `recordInput` policy) guacd
  * writes every key event into the recording as `key,<keysym>,<pressed 1|0>,
@@ -158,4 +161,41 @@ export function keyTimeline(instructions: Iterable<readonly string[]>): Timeline
   const t = new KeyTimeline();
   for (const [opcode = '', ...args] of instructions) t.push(opcode, args);
   return t.entries;
+}
+
+/** Streaming parser for code-point-length instructions (the recording file). */
+export class CodePointParser {
+  #buf = '';
+  push(text: string, emit: (opcode: string, args: string[]) => void): void {
+    this.#buf += text;
+    const buf = this.#buf;
+    let pos = 0;
+    outer: while (pos < buf.length) {
+      const elements: string[] = [];
+      let p = pos;
+      for (;;) {
+        const dot = buf.indexOf('.', p);
+        if (dot === -1) break outer;
+        const len = Number(buf.slice(p, dot));
+        if (!Number.isInteger(len) || len < 0) throw new Error('malformed recording');
+        let i = dot + 1;
+        for (let n = 0; n < len; n++) {
+          if (i >= buf.length) break outer;
+          const c = buf.charCodeAt(i);
+          i += c >= 0xd800 && c <= 0xdbff ? 2 : 1;
+        }
+        if (i >= buf.length) break outer;
+        elements.push(buf.slice(dot + 1, i));
+        if (buf[i] === ';') {
+          const [opcode = '', ...args] = elements;
+          emit(opcode, args);
+          pos = i + 1;
+          break;
+        }
+        if (buf[i] !== ',') throw new Error('malformed recording');
+        p = i + 1;
+      }
+    }
+    this.#buf = buf.slice(pos);
+  }
 }
