@@ -6,7 +6,8 @@
  * rule by its own clock) and then nothing of jitgate runs: no worker, no
  * lease-expiry job, no teardown. sudo, run as the account with its own
  * password, works before the bound and is refused after it, while the account
- * and its membership of `sudo` are still there. The teardown that comes later
+ * and its membership of `sudo` are still there (and the group's passwordless
+ * rule, named as `jitgate demo` names it, is in /etc/sudoers.d). The teardown that comes later
  * removes the rule with the account; a kept account's rule moves with `enable`
  * and goes with `disable`.
  */
@@ -40,6 +41,9 @@ describe.skipIf(!avail.ok)(`sudo fail-safe of created JIT accounts on an sshd ho
       host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey, hostKeySha256: host.hostKeySha256,
       groups: { admins: 'sudo' }, logger: silentLogger(), timeoutMs: 20_000,
     });
+    // The admin group's passwordless rule as `jitgate demo` writes it (docs/ssh.md): the fail-safe must sort after it to win.
+    const demo = await host.exec("printf '%%sudo ALL=(ALL:ALL) NOPASSWD: ALL\\n' >/etc/sudoers.d/jitgate-demo && chmod 0440 /etc/sudoers.d/jitgate-demo && visudo -c -q");
+    if (demo.code !== 0) throw new Error(demo.stderr);
     db = await PgliteDatabase.open();
     await migrate(db);
     fx = new JitFixture(db, new Map([[STORE, store]]));
@@ -56,7 +60,7 @@ describe.skipIf(!avail.ok)(`sudo fail-safe of created JIT accounts on an sshd ho
     if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
     return r.stdout;
   };
-  const ruleFile = (name: string) => `/etc/sudoers.d/jitgate-acct-${name}`;
+  const ruleFile = (name: string) => `/etc/sudoers.d/jitgate-lease-${name}`;
   const exists = async (path: string) => (await host.exec(`test -e ${path}`)).code === 0;
   const inSudo = async (name: string) => (await must('getent group sudo')).trim().split(':')[3]!.split(',').includes(name);
   /** sudo as the account itself (su from root needs no password; sudo then asks for the account's own, on stdin). */

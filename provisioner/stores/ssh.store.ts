@@ -177,7 +177,9 @@ jgt_describe() {
  * wins (sudoers(5)), so from that time sudo itself refuses the account every
  * command whatever groups it is in, with no jitgate process alive; before it
  * the rule does not apply. NOTBEFORE needs sudo ≥ 1.8.20 (Debian 12: 1.9.13).
- * Two files, so that one never takes the other away: `jitgate-acct-<name>` for
+ * Two files, so that one never takes the other away, both named to sort after
+ * an admin rule such as `jitgate` or `jitgate-demo` (drop-ins are read in name
+ * order, so a later grant would win): `jitgate-lease-<name>` for
  * an account jitgate created (written with the account, moved by `enable`,
  * removed by `disable` and `delete`), `jitgate-elev-<name>` for an elevation
  * (written only for an account that had no sudo rights before jitgate's first
@@ -188,7 +190,7 @@ jgt_describe() {
  * goes in as a variable, never spliced into the script. No sudo on the host:
  * nothing. $T: the time as sudoers wants it (YYYYMMDDHHMMSSZ); empty: no fail-safe.
  */
-const SUDO_BOUND_FN = `jgt_acct_sudo_file=/etc/sudoers.d/jitgate-acct-$N
+const SUDO_BOUND_FN = `jgt_lease_sudo_file=/etc/sudoers.d/jitgate-lease-$N
 # jgt_sudo_bound FILE: (re)write the fail-safe for $N at $T in FILE; status 1 when visudo refuses it.
 jgt_sudo_bound() {
   jgt_tmp=$(mktemp /etc/sudoers.d/.jitgate-XXXXXX) || return 1
@@ -221,9 +223,9 @@ fi
 [ "$rc" -eq 0 ] || exit "$rc"
 # useradd left the password locked, so nobody can log on yet: the sudo fail-safe goes in
 # before the password does. Roll back the account we just made if either fails.
-if jgt_has_sudo && ! jgt_sudo_bound "$jgt_acct_sudo_file"; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.SUDO_BOUND_FAILED}; fi
+if jgt_has_sudo && ! jgt_sudo_bound "$jgt_lease_sudo_file"; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.SUDO_BOUND_FAILED}; fi
 # stdin: "name:password" for chpasswd.
-if ! jgt_chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; rm -f "$jgt_acct_sudo_file"; exit ${Rc.CHPASSWD_FAILED}; fi
+if ! jgt_chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; rm -f "$jgt_lease_sudo_file"; exit ${Rc.CHPASSWD_FAILED}; fi
 `;
 
 const ADD_TO_GROUP = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
@@ -242,12 +244,12 @@ gpasswd -d "$N" "$G" </dev/null >/dev/null
 // A disabled account is expired, which sudo's PAM account check refuses anyway: its fail-safe goes with it.
 const DISABLE = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
 usermod -L -e 1 -- "$N" </dev/null >&2 || exit
-rm -f "/etc/sudoers.d/jitgate-acct-$N"
+rm -f "/etc/sudoers.d/jitgate-lease-$N"
 `;
 
 // The fail-safe moves (or is written) before the account can log on again.
 const ENABLE = `${SUDO_BOUND_FN}jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
-if jgt_has_sudo && ! jgt_sudo_bound "$jgt_acct_sudo_file"; then exit ${Rc.SUDO_BOUND_FAILED}; fi
+if jgt_has_sudo && ! jgt_sudo_bound "$jgt_lease_sudo_file"; then exit ${Rc.SUDO_BOUND_FAILED}; fi
 usermod -U -e "$EXP" -- "$N" </dev/null >&2
 `;
 
@@ -277,13 +279,13 @@ exit 0
 // userdel exits 8 while any process runs as the user (it scans /proc); kill and retry.
 // The fail-safe file is removed once the account is gone (or was never made: a crash between
 // writing it and rolling back); for an account someone else owns, jgt_managed exits first.
-const DELETE = `jgt_managed "$N" || { rm -f "/etc/sudoers.d/jitgate-acct-$N"; exit 0; }
+const DELETE = `jgt_managed "$N" || { rm -f "/etc/sudoers.d/jitgate-lease-$N"; exit 0; }
 i=0
 while :; do
   jgt_kill_user "$N" >/dev/null 2>&1
   userdel -r -- "$N" </dev/null >&2
   rc=$?
-  case "$rc" in 0|${USERDEL_NO_USER}|${USERDEL_HOME_NOT_REMOVED}) rm -f "/etc/sudoers.d/jitgate-acct-$N" ;; esac
+  case "$rc" in 0|${USERDEL_NO_USER}|${USERDEL_HOME_NOT_REMOVED}) rm -f "/etc/sudoers.d/jitgate-lease-$N" ;; esac
   [ "$rc" -eq ${USERDEL_IN_USE} ] || exit "$rc"
   i=$((i + 1))
   [ "$i" -lt 10 ] || exit ${Rc.BUSY}
