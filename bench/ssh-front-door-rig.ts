@@ -126,7 +126,7 @@ export class RigBroker implements SessionBroker {
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
     const t0 = performance.now();
-    req.admit?.(computer);
+    await req.admit?.(computer);
     req.onAccessGranted?.(computer);
     const s = await this.fx.service.requestSession({ personLogin: req.principal.login, personId: null, computer, protocol: req.protocol });
     onProgress('creating account');
