@@ -15,7 +15,6 @@
  * question to the page, ends the session with words saying what to change,
  * and the membership is taken back.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { isJitgateError } from '../core/errors.js';
 import { JitErrors } from '../provisioner/jit-errors.js';
 import { startRig, type Rig, type RigPerson } from '../bench/ssh-front-door-rig.js';
+import { hostAccounts } from './fixtures/linux-host-accounts.js';
 import { openGuacBrowser, until, type GuacBrowser } from './harness/guac-browser.js';
 import { SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 import { sshHostAvailable } from './harness/ssh-host.js';
@@ -50,21 +50,13 @@ describe.skipIf(skip !== '')(`elevated RDP sessions through the tunnel to the gu
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const must = async (cmd: string, stdin?: string) => {
-    const r = await rig.host.exec(cmd, stdin === undefined ? {} : { stdin });
-    if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const members = async (group: string) => (await must(`getent group ${group}`)).trim().split(':')[3]!.split(',');
-
+  const host = () => hostAccounts(rig.host);
+  const must = (cmd: string) => host().must(cmd);
+  const members = (group: string) => host().members(group);
   /** A person whose own Linux account (same name, a password of their own, already in adm) is on the host. */
-  async function personWithAccount(prefix: string): Promise<{ person: RigPerson; name: string; password: string; shadow: string }> {
-    const name = `${prefix}${randomBytes(3).toString('hex').replace(/[0-9]/g, (d) => 'ghijklmnop'[Number(d)]!)}`;
-    const person = rig.person(name);
-    const password = `Own-${randomBytes(12).toString('base64url')}`;
-    await must(`useradd -m -s /bin/bash ${name} && gpasswd -a ${name} adm >/dev/null`);
-    await must('chpasswd', `${name}:${password}\n`);
-    return { person, name, password, shadow: await must(`getent shadow ${name}`) };
+  async function personWithAccount(prefix: string) {
+    const own = await host().ownAccount(prefix);
+    return { ...own, person: rig.person(own.name) };
   }
 
   /** A gateway serving the tunnel for `person`, in front of its own guacd test peer. */
@@ -132,7 +124,7 @@ describe.skipIf(skip !== '')(`elevated RDP sessions through the tunnel to the gu
     await rig.broker.allEnded(90_000);
     expect(await members('sudo')).not.toContain(name);
     expect(await members('adm')).toContain(name);
-    expect((await rig.host.exec(`test -e /etc/sudoers.d/jitgate-elev-${name}`)).code).not.toBe(0);
+    expect(await host().exists(`/etc/sudoers.d/jitgate-elev-${name}`)).toBe(false);
     expect(await groupsOf(sessionId)).toEqual({ admins: [true, 'removed'], operators: [false, 'removed'] });
     // The account itself is untouched: same password hash and expiry, home still there.
     expect(await must(`getent shadow ${name}`)).toBe(shadow);

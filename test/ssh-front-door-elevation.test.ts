@@ -20,14 +20,12 @@ import type { FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { createRecorder, type Recorder } from '../recorder/session-recorder.js';
 import { execOver, frontDoorClient, startRig, totpNow, type Rig } from '../bench/ssh-front-door-rig.js';
 import { waitFor } from './fixtures/elevation-ssh-env.js';
+import { hostAccounts } from './fixtures/linux-host-accounts.js';
 import { sshHostAvailable } from './harness/ssh-host.js';
 
 const avail = sshHostAvailable();
 const socket = inject('redisSocket');
 const skip = !avail.ok ? avail.reason ?? 'no ssh test hosts' : !socket ? `no Redis: ${inject('missing')}` : '';
-
-/** A login that is also a Linux user name (the store's default rule maps the person to `{login}`). */
-const login = (prefix: string) => `${prefix}${randomBytes(3).toString('hex').replace(/[0-9]/g, (d) => 'ghijklmnop'[Number(d)]!)}`;
 
 describe.skipIf(skip !== '')(`elevated sessions through the SSH front door${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let rig: Rig;
@@ -43,25 +41,15 @@ describe.skipIf(skip !== '')(`elevated sessions through the SSH front door${skip
     await rig?.close();
   });
 
-  const must = async (cmd: string, stdin?: string) => {
-    const r = await rig.host.exec(cmd, stdin === undefined ? {} : { stdin });
-    if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
-    return r.stdout;
-  };
-  const members = async (group: string) => (await must(`getent group ${group}`)).trim().split(':')[3]!.split(',');
-  /** The person's own account on the host: a password of their own, already in adm. */
-  async function ownAccount(name: string): Promise<{ password: string; shadow: string }> {
-    const password = `Own-${randomBytes(12).toString('base64url')}`;
-    await must(`useradd -m -s /bin/bash -c 'a person' ${name} && gpasswd -a ${name} adm >/dev/null`);
-    await must('chpasswd', `${name}:${password}\n`);
-    return { password, shadow: await must(`getent shadow ${name}`) };
-  }
+  const host = () => hostAccounts(rig.host);
+  const must = (cmd: string) => host().must(cmd);
+  const members = (group: string) => host().members(group);
   const elevated = () => rig.computer({}, { mode: 'elevate', adminGroups: ['admins', 'operators'] });
 
   it('the person logs in with their own password at their terminal; sudo is theirs for the session only, adm (theirs before) stays', async () => {
-    const name = login('ev');
+    const own = await host().ownAccount('ev');
+    const { name } = own;
     const person = rig.person(name);
-    const own = await ownAccount(name);
     const wrong = `Wrong-${randomBytes(9).toString('base64url')}`;
     const pc = await elevated();
     expect(await members('sudo')).not.toContain(name);
@@ -86,7 +74,7 @@ describe.skipIf(skip !== '')(`elevated sessions through the SSH front door${skip
       const sessionId = rig.broker.opened.at(-1)!;
       // Elevated before the login: the account is in sudo now, with its fail-safe; the records say which membership is jitgate's.
       expect(await members('sudo')).toContain(name);
-      expect((await rig.host.exec(`test -e /etc/sudoers.d/jitgate-elev-${name}`)).code).toBe(0);
+      expect(await host().exists(`/etc/sudoers.d/jitgate-elev-${name}`)).toBe(true);
       const rows = await rig.fx.repo.elevationsOfSession(sessionId);
       expect(Object.fromEntries(rows.map((e) => [e.group, [e.addedByJitgate, e.state]]))).toEqual({ admins: [true, 'active'], operators: [false, 'active'] });
 
@@ -116,7 +104,7 @@ describe.skipIf(skip !== '')(`elevated sessions through the SSH front door${skip
     await rig.broker.allEnded(90_000);
     expect(await members('sudo')).not.toContain(name);
     expect(await members('adm')).toContain(name);
-    expect((await rig.host.exec(`test -e /etc/sudoers.d/jitgate-elev-${name}`)).code).not.toBe(0);
+    expect(await host().exists(`/etc/sudoers.d/jitgate-elev-${name}`)).toBe(false);
     const rows = await rig.fx.repo.elevationsOfSession(sessionId);
     expect(Object.fromEntries(rows.map((e) => [e.group, [e.addedByJitgate, e.state]]))).toEqual({ admins: [true, 'removed'], operators: [false, 'removed'] });
     const removals = (await rig.fx.audit.list({ sessionId })).filter((e) => e.type === 'account.group_removed');
@@ -143,9 +131,9 @@ describe.skipIf(skip !== '')(`elevated sessions through the SSH front door${skip
   }, 240_000);
 
   it('without a terminal the front door cannot ask for the password: refused with a hint, and the membership jitgate added is taken back', async () => {
-    const name = login('nt');
+    const own = await host().ownAccount('nt');
+    const { name } = own;
     const person = rig.person(name);
-    const own = await ownAccount(name);
     const pc = await elevated();
     const c = await frontDoorClient(door.port, `${name}+${pc.name}`, person, totpNow(person.totpSecret));
     try {

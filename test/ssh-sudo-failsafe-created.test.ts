@@ -22,6 +22,7 @@ import { shellQuote } from '../provisioner/stores/linux-names.js';
 import { SshAccountStore, sudoersTime } from '../provisioner/stores/ssh.store.js';
 import { waitFor } from './fixtures/elevation-ssh-env.js';
 import { JitFixture } from './fixtures/jit-fixture.js';
+import { hostAccounts } from './fixtures/linux-host-accounts.js';
 import { sshHostAvailable, startSshHost, type SshHostHandle } from './harness/ssh-host.js';
 
 const avail = sshHostAvailable();
@@ -55,14 +56,10 @@ describe.skipIf(!avail.ok)(`sudo fail-safe of created JIT accounts on an sshd ho
     await host?.stop();
   });
 
-  const must = async (cmd: string) => {
-    const r = await host.exec(cmd);
-    if (r.code !== 0) throw new Error(`${cmd}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const must = (cmd: string) => hostAccounts(host).must(cmd);
+  const exists = (path: string) => hostAccounts(host).exists(path);
+  const inSudo = async (name: string) => (await hostAccounts(host).members('sudo')).includes(name);
   const ruleFile = (name: string) => `/etc/sudoers.d/jitgate-lease-${name}`;
-  const exists = async (path: string) => (await host.exec(`test -e ${path}`)).code === 0;
-  const inSudo = async (name: string) => (await must('getent group sudo')).trim().split(':')[3]!.split(',').includes(name);
   /** sudo as the account itself (su from root needs no password; sudo then asks for the account's own, on stdin). */
   const sudoAs = (name: string, password: string) => host.exec(`su -s /bin/sh ${name} -c ${shellQuote("sudo -S -p '' /usr/bin/id -u")}`, { stdin: `${password}\n` });
 
