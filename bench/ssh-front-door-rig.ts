@@ -27,7 +27,7 @@ import type { FrontDoorIdentity, OpenedSession, SessionBroker } from '../gateway
 import { startFrontDoor, type FrontDoorDeps, type FrontDoorHandle } from '../gateway/ssh/front-door.js';
 import { buildJobHandlers } from '../provisioner/job-handlers.js';
 import { JitQueue, startJitWorker } from '../provisioner/jobs.js';
-import { JIT_PRESETS } from '../provisioner/jit-settings.js';
+import { JIT_PRESETS, type JitSettingsInput } from '../provisioner/jit-settings.js';
 import { toComputer } from '../provisioner/jit-repository.js';
 import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
 import { JitFixture } from '../test/fixtures/jit-fixture.js';
@@ -126,14 +126,15 @@ export class RigBroker implements SessionBroker {
     if (!rows[0]) throw new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer: req.computerRef });
     const computer = toComputer(rows[0]);
     const t0 = performance.now();
-    req.admit?.(computer);
+    await req.admit?.(computer);
     req.onAccessGranted?.(computer);
     const s = await this.fx.service.requestSession({ personLogin: req.principal.login, personId: null, computer, protocol: req.protocol });
     onProgress('creating account');
     const job = await this.queue.provision(s.id);
     await this.queue.waitFor(job, 60_000);
     onProgress('account ready');
-    const credentials = await this.fx.service.credentials(s.id);
+    // As gateway/sessions does: the injected credentials, or for an elevated session the account name only.
+    const credentials = await this.fx.service.sessionLogin(s.id);
     const session = (await this.fx.repo.getSession(s.id))!;
     this.opened.push(s.id);
     this.provisionMs.push(performance.now() - t0);
@@ -173,21 +174,22 @@ export interface Rig {
   dir: string;
   log: Logger;
   person(login: string): RigPerson;
-  /** A computer on the test host (JIT maximum security, joins the sudo group); `policy` as in the inventory. */
-  computer(policy?: Record<string, unknown>): Promise<Computer>;
+  /** A computer on the test host (JIT maximum security, joins the sudo group; `jit` overrides those settings); `policy` as in the inventory. */
+  computer(policy?: Record<string, unknown>, jit?: Partial<JitSettingsInput>): Promise<Computer>;
   frontDoor(extra?: Partial<FrontDoorDeps>): Promise<FrontDoorHandle>;
   /** JIT accounts of `login` on the test host now (`<login>_xxxxxx`). */
   accountsOf(login: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
-export async function startRig(redisSocket: string, opts: { log?: Logger; concurrency?: number } = {}): Promise<Rig> {
+/** `groups`: configured group → Linux group of the host's store (default: `admins` → sudo). */
+export async function startRig(redisSocket: string, opts: { log?: Logger; concurrency?: number; groups?: Record<string, string> } = {}): Promise<Rig> {
   const log = opts.log ?? silentLogger();
   const dir = mkdtempSync(join(tmpdir(), 'jgt-fd-'));
   const host = await startSshHost();
   const store = new SshAccountStore({
     host: host.address, port: host.port, username: host.adminUser, privateKey: host.adminPrivateKey,
-    hostKeySha256: host.hostKeySha256, groups: { admins: ADMIN_GROUP }, logger: log, timeoutMs: 20_000,
+    hostKeySha256: host.hostKeySha256, groups: opts.groups ?? { admins: ADMIN_GROUP }, logger: log, timeoutMs: 20_000,
   });
   const db = await PgliteDatabase.open();
   await migrate(db);
@@ -209,8 +211,8 @@ export async function startRig(redisSocket: string, opts: { log?: Logger; concur
     person(login) {
       return frontDoorPerson(identity, dir, { personId: randomUUID(), login, displayName: login, role: 'technician', organizationId: null, authSessionId: '' });
     },
-    async computer(policy = {}) {
-      const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { localStore: 'linux' });
+    async computer(policy = {}, jit = {}) {
+      const c = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local', ...jit }, { localStore: 'linux' });
       const rows = await db.query('UPDATE computers SET address = $2, ssh_port = $3, policy = $4 WHERE id = $1 RETURNING *', [
         c.id, host.address, host.port, JSON.stringify({ sshHostKeySha256: host.hostKeySha256, ...policy }),
       ]);

@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import type { AuditEventInput } from '../core/audit.js';
 import type { Computer } from '../core/domain.js';
 import { Secret } from '../core/secret.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
+import { openGuacBrowser as openBrowser, until, type GuacBrowser } from './harness/guac-browser.js';
 import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer, type PeerConnection } from './harness/guacd-peer.js';
 
 /**
@@ -16,12 +16,6 @@ import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGua
  * would not enforce a parameter itself (the peer enforces nothing).
  */
 
-interface GuacParser {
-  oninstruction: ((opcode: string, args: string[]) => void) | null;
-  receive(s: string): void;
-}
-const guacModule = 'guacamole-common-js';
-const Guacamole = ((await import(guacModule)) as { default: { Parser: new () => GuacParser } }).default;
 
 const CREDS: Credentials = { username: 'alice_k3x9q2', password: new Secret('Pw-1'), domain: 'CORP' };
 const Q = { computer: 'win01', accountType: 'domain', width: '1280', height: '720', dpi: '96', csrf: 'good' };
@@ -35,43 +29,15 @@ function computer(policy: Record<string, unknown>): Computer {
   };
 }
 
-interface Browser {
-  ws: WebSocket;
-  instructions: string[][];
-  send(...elements: string[]): void;
-}
 
-async function openBrowser(wsUrl: string, query: Record<string, string>): Promise<Browser> {
-  const ws = new WebSocket(`${wsUrl}?${new URLSearchParams(query).toString()}`, 'guacamole');
-  const instructions: string[][] = [];
-  const parser = new Guacamole.Parser();
-  parser.oninstruction = (op, args) => instructions.push([op, ...args]);
-  ws.on('message', (data: Buffer) => parser.receive(data.toString('utf8')));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  // guacamole-common-js WebSocketTunnel.sendMessage: lengths in UTF-16 units.
-  return { ws, instructions, send: (...els) => ws.send(els.map((e) => `${e.length}.${e}`).join(',') + ';') };
-}
 
-async function until<T>(fn: () => T | undefined | false | null, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const isReady = (b: Browser): boolean => b.instructions.some((i) => i[0] === 'jitgate' && i[1] === 'ready');
+const isReady = (b: GuacBrowser): boolean => b.instructions.some((i) => i[0] === 'jitgate' && i[1] === 'ready');
 /** A marker both sides can wait for: everything sent before it has been relayed (the relay keeps order). */
-async function browserFlush(b: Browser, conn: PeerConnection, n: string): Promise<void> {
+async function browserFlush(b: GuacBrowser, conn: PeerConnection, n: string): Promise<void> {
   b.send('key', n, '1');
   await until(() => conn.received.some((i) => i[0] === 'key' && i[1] === n), `key ${n} at the peer`);
 }
-async function guacdFlush(b: Browser, conn: PeerConnection, n: string): Promise<void> {
+async function guacdFlush(b: GuacBrowser, conn: PeerConnection, n: string): Promise<void> {
   conn.send('x-mark', n);
   await until(() => b.instructions.some((i) => i[0] === 'x-mark' && i[1] === n), `mark ${n} in the browser`);
 }
@@ -102,7 +68,7 @@ describe('RDP policy controls, enforced by the gateway', () => {
     return { broker, audits, ...t };
   }
 
-  async function connected(wsUrl: string, query: Record<string, string> = Q): Promise<{ b: Browser; conn: PeerConnection }> {
+  async function connected(wsUrl: string, query: Record<string, string> = Q): Promise<{ b: GuacBrowser; conn: PeerConnection }> {
     const b = await openBrowser(wsUrl, query);
     cleanups.push(() => b.ws.close());
     await until(() => isReady(b), 'ready');

@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { generatePassword } from '../provisioner/account-names.js';
 import { SshAccountStore } from '../provisioner/stores/ssh.store.js';
 import { startXrdpHost, xrdpHostAvailable, type XrdpHostHandle } from './harness/xrdp-host.js';
+import { openGuacBrowser as openBrowser, until, type GuacBrowser } from './harness/guac-browser.js';
 import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 
 /**
@@ -23,12 +24,6 @@ import { FixedBroker, GUACD_1_5_RDP_ARGS, GUACD_RDP_ARGS, SlotRecorder, startGua
  * browser); the guacd side is the peer, which checks the handshake.
  */
 
-interface GuacParser {
-  oninstruction: ((opcode: string, args: string[]) => void) | null;
-  receive(s: string): void;
-}
-const guacModule = 'guacamole-common-js';
-const Guacamole = ((await import(guacModule)) as { default: { Parser: new () => GuacParser } }).default;
 
 const PASSWORD = 'Pw;1,x.😀-ü';
 const CREDS: Credentials = { username: 'alice_k3x9q2', password: new Secret(PASSWORD), domain: 'CORP' };
@@ -41,50 +36,9 @@ function computer(policy: Record<string, unknown> = {}): Computer {
   };
 }
 
-/** guacamole-common-js WebSocketTunnel.sendMessage: lengths are String.length (UTF-16 units). */
-function browserEncode(...elements: string[]): string {
-  return elements.map((e) => `${e.length}.${e}`).join(',') + ';';
-}
 
-interface Browser {
-  ws: WebSocket;
-  frames: string[];
-  instructions: string[][];
-  closed: Promise<{ code: number; reason: string }>;
-  send(...elements: string[]): void;
-}
 
-async function openBrowser(wsUrl: string, query: Record<string, string>, headers: Record<string, string> = {}): Promise<Browser> {
-  const ws = new WebSocket(`${wsUrl}?${new URLSearchParams(query).toString()}`, 'guacamole', { headers });
-  const frames: string[] = [];
-  const instructions: string[][] = [];
-  const parser = new Guacamole.Parser();
-  parser.oninstruction = (op, args) => instructions.push([op, ...args]);
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
-    expect(isBinary).toBe(false);
-    const t = data.toString('utf8');
-    frames.push(t);
-    parser.receive(t);
-  });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  return { ws, frames, instructions, closed, send: (...els) => ws.send(browserEncode(...els)) };
-}
-
-async function until<T>(fn: () => T | undefined | false | null, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const jitgate = (b: Browser, kind: string): string[][] => b.instructions.filter((i) => i[0] === 'jitgate' && i[1] === kind);
+const jitgate = (b: GuacBrowser, kind: string): string[][] => b.instructions.filter((i) => i[0] === 'jitgate' && i[1] === kind);
 const Q = { computer: 'win01', accountType: 'domain', width: '1280', height: '720', dpi: '120', csrf: 'good' };
 
 describe('RDP tunnel against the Guacamole test peer', () => {

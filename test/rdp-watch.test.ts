@@ -14,6 +14,7 @@ import { ModerationGate } from '../gateway/access-requests/moderation-gate.js';
 import { rdpWatchRoutes } from '../gateway/rdp/rdp-watch.js';
 import { RedisLiveSessions, type LiveRegistration, type WatchersChange } from '../gateway/sessions/live-sessions.js';
 import type { Credentials } from '../provisioner/jit-account.service.js';
+import { until } from './harness/guac-browser.js';
 import { FixedBroker, SlotRecorder, TEST_PRINCIPAL, solidPng, startGuacdPeer, startRdpTestApp, type GuacdPeer } from './harness/guacd-peer.js';
 import { redisAvailable, startRedis, type RedisHandle } from './harness/redis.js';
 
@@ -102,15 +103,6 @@ async function open(url: string): Promise<Client> {
   return { ws, instructions, closed, send: (...els) => ws.send(els.map((e) => `${e.length}.${e}`).join(',') + ';') };
 }
 
-async function until<T>(fn: () => T | undefined | false | null, what: string, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const jit = (c: Client, kind: string): string[] | undefined => c.instructions.find((i) => i[0] === 'jitgate' && i[1] === kind);
 const avail = redisAvailable();

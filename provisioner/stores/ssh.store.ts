@@ -79,6 +79,7 @@ const Rc = {
   NOT_ROOT: 206,
   MISSING_TOOL: 207,
   PROTECTED: 208,
+  SUDO_BOUND_FAILED: 209,
 } as const;
 
 /** NetBIOS domain names (at most 15 characters; no `\`, `/`, `:`, `*`, ... and nothing the shell would see). */
@@ -168,11 +169,44 @@ jgt_describe() {
 }
 `;
 
+/**
+ * The sudo fail-safe (docs/jit-engine.md, "What the directory enforces by
+ * itself"): a drop-in in /etc/sudoers.d saying
+ * `<name> ALL=(ALL:ALL) NOTBEFORE=<lease end + grace> !ALL`. Drop-ins are read
+ * last (`@includedir` ends Debian's /etc/sudoers) and the last matching rule
+ * wins (sudoers(5)), so from that time sudo itself refuses the account every
+ * command whatever groups it is in, with no jitgate process alive; before it
+ * the rule does not apply. NOTBEFORE needs sudo ≥ 1.8.20 (Debian 12: 1.9.13).
+ * Two files, so that one never takes the other away, both named to sort after
+ * an admin rule such as `jitgate` or `jitgate-demo` (drop-ins are read in name
+ * order, so a later grant would win): `jitgate-lease-<name>` for
+ * an account jitgate created (written with the account, moved by `enable`,
+ * removed by `disable` and `delete`), `jitgate-elev-<name>` for an elevation
+ * (written only for an account that had no sudo rights before jitgate's first
+ * add, taking back only what jitgate gave; removed with the membership).
+ * Checked with `visudo -c` in a temporary file and moved into place (sudo
+ * skips names with a dot, so the temporary one is never read, and Linux names
+ * here never hold one: linux-names.ts); the name is a checked Linux name and
+ * goes in as a variable, never spliced into the script. No sudo on the host:
+ * nothing. $T: the time as sudoers wants it (YYYYMMDDHHMMSSZ); empty: no fail-safe.
+ */
+const SUDO_BOUND_FN = `jgt_lease_sudo_file=/etc/sudoers.d/jitgate-lease-$N
+# jgt_sudo_bound FILE: (re)write the fail-safe for $N at $T in FILE; status 1 when visudo refuses it.
+jgt_sudo_bound() {
+  jgt_tmp=$(mktemp /etc/sudoers.d/.jitgate-XXXXXX) || return 1
+  printf '%s ALL=(ALL:ALL) NOTBEFORE=%s !ALL\\n' "$N" "$T" >"$jgt_tmp" && chmod 0440 "$jgt_tmp" &&
+    visudo -c -q -f "$jgt_tmp" >/dev/null 2>&1 && mv -f "$jgt_tmp" "$1" && return 0
+  rm -f "$jgt_tmp"
+  return 1
+}
+jgt_has_sudo() { [ -n "$T" ] && command -v visudo >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && [ -d /etc/sudoers.d ]; }
+`;
+
 // $GL: extra groups joined with the creation (space separated, already validated).
 // Happy path: one useradd and one chpasswd. Only when useradd reports a
 // missing group (exit 6) is it diagnosed: an admin group is the admin's to
 // create (reported), the marker group is ours (created, then retried).
-const CREATE = `jgt_gl=$MG
+const CREATE = `${SUDO_BOUND_FN}jgt_gl=$MG
 set -f
 for g in $GL; do jgt_gl="$jgt_gl,$g"; done
 jgt_useradd() { useradd -m -s /bin/bash -e "$EXP" -c "$GECOS" -G "$jgt_gl" -- "$N" </dev/null >&2; }
@@ -187,8 +221,11 @@ if [ "$rc" -eq ${USERADD_NO_GROUP} ]; then
   rc=$?
 fi
 [ "$rc" -eq 0 ] || exit "$rc"
-# stdin: "name:password" for chpasswd. Roll back the account we just made if it fails.
-if ! jgt_chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.CHPASSWD_FAILED}; fi
+# useradd left the password locked, so nobody can log on yet: the sudo fail-safe goes in
+# before the password does. Roll back the account we just made if either fails.
+if jgt_has_sudo && ! jgt_sudo_bound "$jgt_lease_sudo_file"; then userdel -r -- "$N" >/dev/null 2>&1; exit ${Rc.SUDO_BOUND_FAILED}; fi
+# stdin: "name:password" for chpasswd.
+if ! jgt_chpasswd >&2; then userdel -r -- "$N" >/dev/null 2>&1; rm -f "$jgt_lease_sudo_file"; exit ${Rc.CHPASSWD_FAILED}; fi
 `;
 
 const ADD_TO_GROUP = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
@@ -204,11 +241,15 @@ gpasswd -d "$N" "$G" </dev/null >/dev/null
 `;
 
 // shadow(5): expire 1 = 1970-01-02, i.e. expired; -L prefixes the hash with '!'.
+// A disabled account is expired, which sudo's PAM account check refuses anyway: its fail-safe goes with it.
 const DISABLE = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
-usermod -L -e 1 -- "$N" </dev/null >&2
+usermod -L -e 1 -- "$N" </dev/null >&2 || exit
+rm -f "/etc/sudoers.d/jitgate-lease-$N"
 `;
 
-const ENABLE = `jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+// The fail-safe moves (or is written) before the account can log on again.
+const ENABLE = `${SUDO_BOUND_FN}jgt_managed "$N" || exit ${Rc.NO_ACCOUNT}
+if jgt_has_sudo && ! jgt_sudo_bound "$jgt_lease_sudo_file"; then exit ${Rc.SUDO_BOUND_FAILED}; fi
 usermod -U -e "$EXP" -- "$N" </dev/null >&2
 `;
 
@@ -236,12 +277,15 @@ exit 0
 `;
 
 // userdel exits 8 while any process runs as the user (it scans /proc); kill and retry.
-const DELETE = `jgt_managed "$N" || exit 0
+// The fail-safe file is removed once the account is gone (or was never made: a crash between
+// writing it and rolling back); for an account someone else owns, jgt_managed exits first.
+const DELETE = `jgt_managed "$N" || { rm -f "/etc/sudoers.d/jitgate-lease-$N"; exit 0; }
 i=0
 while :; do
   jgt_kill_user "$N" >/dev/null 2>&1
   userdel -r -- "$N" </dev/null >&2
   rc=$?
+  case "$rc" in 0|${USERDEL_NO_USER}|${USERDEL_HOME_NOT_REMOVED}) rm -f "/etc/sudoers.d/jitgate-lease-$N" ;; esac
   [ "$rc" -eq ${USERDEL_IN_USE} ] || exit "$rc"
   i=$((i + 1))
   [ "$i" -lt 10 ] || exit ${Rc.BUSY}
@@ -295,44 +339,18 @@ case " $(id -nG "$N" 2>/dev/null) " in *" $G "*) printf 'Y\\n' ;; *) printf 'N\\
 `;
 
 // The protection check runs in the same command as the add.
-/**
- * The sudo fail-safe of an elevation (docs/jit-engine.md, "What the directory
- * enforces by itself"): a drop-in `/etc/sudoers.d/jitgate-elev-<name>` saying
- * `<name> ALL=(ALL:ALL) NOTBEFORE=<lease end + grace> !ALL`. Drop-ins are read
- * last (`@includedir` ends Debian's /etc/sudoers) and the last matching rule
- * wins (sudoers(5)), so from that time sudo itself refuses the account every
- * command whatever groups it is in, with no jitgate process alive; before it
- * the rule does not apply. NOTBEFORE needs sudo ≥ 1.8.20 (Debian 12: 1.9.13).
- * Written only for an account that had no sudo rights before jitgate's first
- * add (taking back only what jitgate gave), checked with `visudo -c` in a
- * temporary file and moved into place (sudo skips names with a dot, so the
- * temporary one is never read); the name is a checked Linux name and goes in
- * as a variable, never spliced into the script. No sudo on the host: nothing.
- * $T: the time as sudoers wants it (YYYYMMDDHHMMSSZ); empty: no fail-safe.
- */
-const SUDO_BOUND_FN = `jgt_sudo_file=/etc/sudoers.d/jitgate-elev-$N
-# jgt_sudo_bound: (re)write the fail-safe for $N at $T; status 1 when visudo refuses it.
-jgt_sudo_bound() {
-  jgt_tmp=$(mktemp /etc/sudoers.d/.jitgate-XXXXXX) || return 1
-  printf '%s ALL=(ALL:ALL) NOTBEFORE=%s !ALL\\n' "$N" "$T" >"$jgt_tmp" && chmod 0440 "$jgt_tmp" &&
-    visudo -c -q -f "$jgt_tmp" >/dev/null 2>&1 && mv -f "$jgt_tmp" "$jgt_sudo_file" && return 0
-  rm -f "$jgt_tmp"
-  return 1
-}
-jgt_has_sudo() { [ -n "$T" ] && command -v visudo >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && [ -d /etc/sudoers.d ]; }
-`;
-
-const ADD_MEMBER = `${PROTECTED_FN}${SUDO_BOUND_FN}jgt_account "$N" || exit ${Rc.NO_ACCOUNT}
+const ADD_MEMBER = `${PROTECTED_FN}${SUDO_BOUND_FN}jgt_sudo_file=/etc/sudoers.d/jitgate-elev-$N
+jgt_account "$N" || exit ${Rc.NO_ACCOUNT}
 getent group "$G" >/dev/null || exit ${Rc.NO_GROUP}
 jgt_protected "$N" && exit ${Rc.PROTECTED}
 case " $(id -nG "$N" 2>/dev/null) " in *" $G "*)
   # Already a member: only a fail-safe jitgate wrote moves (the lease was extended).
-  if jgt_has_sudo && [ -e "$jgt_sudo_file" ]; then jgt_sudo_bound || exit 1; fi
+  if jgt_has_sudo && [ -e "$jgt_sudo_file" ]; then jgt_sudo_bound "$jgt_sudo_file" || exit 1; fi
   exit 0 ;;
 esac
 # Before the add, so there is no moment with the membership and without its fail-safe.
 # Any sudo right at all before the add (sudo -l exits 0 either way: its words tell, in the C locale): no fail-safe.
-if jgt_has_sudo && { [ -e "$jgt_sudo_file" ] || ! LC_ALL=C sudo -n -l -U "$N" 2>/dev/null | grep -q 'may run the following commands'; }; then jgt_sudo_bound || exit 1; fi
+if jgt_has_sudo && { [ -e "$jgt_sudo_file" ] || ! LC_ALL=C sudo -n -l -U "$N" 2>/dev/null | grep -q 'may run the following commands'; }; then jgt_sudo_bound "$jgt_sudo_file" || exit 1; fi
 gpasswd -a "$N" "$G" </dev/null >/dev/null
 `;
 
@@ -504,6 +522,9 @@ export class SshAccountStore implements AccountStore {
       case Rc.CHPASSWD_FAILED:
         this.#log.warn({ operation, account: name, stderr: res.stderr.slice(0, 500) }, 'chpasswd refused the password');
         return new JitgateError(StoreErrors.JIT_ERR_STORE_PASSWORD_POLICY, { reason: 'chpasswd refused the password' });
+      case Rc.SUDO_BOUND_FAILED:
+        this.#log.warn({ operation, account: name, stderr: res.stderr.slice(0, 500) }, 'the sudo fail-safe could not be written');
+        return new JitgateError(StoreErrors.JIT_ERR_STORE_FAILED, { store: this.#conn.store, reason: `${operation}: the sudo fail-safe in /etc/sudoers.d could not be written` });
       default:
         return null;
     }
@@ -582,7 +603,8 @@ export class SshAccountStore implements AccountStore {
     assertValidMarker(spec.marker);
     assertPassword(spec.password);
     const linuxGroups = [...new Set((spec.groups ?? []).map((g) => this.#linuxGroup(g)))];
-    const vars = { N: spec.name, GECOS: markerToGecos(spec.marker), EXP: shadowExpiryDate(spec.expiresAt), GL: linuxGroups.join(' ') };
+    // T: the sudo fail-safe at the same instant as the account's expiry (lease + grace), to the second.
+    const vars = { N: spec.name, GECOS: markerToGecos(spec.marker), EXP: shadowExpiryDate(spec.expiresAt), GL: linuxGroups.join(' '), T: sudoersTime(spec.expiresAt) };
     const res = await this.#run('create', vars, CREATE, `${spec.name}:${spec.password}\n`);
     switch (res.code) {
       case 0:
@@ -600,7 +622,7 @@ export class SshAccountStore implements AccountStore {
       default:
         throw this.#mapRc('create', res, spec.name) ?? this.#failed('create', res, spec.name);
     }
-    this.#log.info({ account: spec.name, marker: spec.marker, expires: vars.EXP, groups: spec.groups ?? [] }, 'linux account created');
+    this.#log.info({ account: spec.name, marker: spec.marker, expires: vars.EXP, sudoUntil: vars.T, groups: spec.groups ?? [] }, 'linux account created');
   }
 
   async addToGroup(name: string, group: string): Promise<void> {
@@ -634,7 +656,7 @@ export class SshAccountStore implements AccountStore {
   async enable(name: string, expiresAt: Date): Promise<void> {
     assertValidLinuxName(name, 'user');
     const exp = shadowExpiryDate(expiresAt);
-    const res = await this.#run('enable', { N: name, EXP: exp }, ENABLE);
+    const res = await this.#run('enable', { N: name, EXP: exp, T: sudoersTime(expiresAt) }, ENABLE);
     if (res.code !== 0) throw this.#mapRc('enable', res, name) ?? this.#failed('enable', res, name);
     this.#log.info({ account: name, expires: exp }, 'linux account enabled');
   }
