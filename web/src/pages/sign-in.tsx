@@ -57,6 +57,8 @@ export function SignInPage() {
   const [busy, setBusy] = useState(false);
   const [providers, setProviders] = useState<IdentityProvider[]>([]);
   const [directory, setDirectory] = useState('');
+  // A recovery code in place of a lost passkey: the sign-in goes on only to creating a new one.
+  const [recovered, setRecovered] = useState(false);
 
   useEffect(() => {
     document.title = 'Sign in · jitgate';
@@ -125,6 +127,7 @@ export function SignInPage() {
     setError(null);
     try {
       await post('/auth/totp', { code: code.replace(/\s/g, '') });
+      setRecovered(!/^\d{6}$/.test(code.replace(/\s/g, '')));
       setCode('');
       await finish();
     } catch (err) {
@@ -188,7 +191,14 @@ export function SignInPage() {
         )}
         {step === 'passkey-enrollment' && (
           <div>
-            <p>Your organization requires a passkey to sign in. Create one now on this device, a security key, or your phone.</p>
+            {recovered ? (
+              <p data-testid="recovered">
+                You used a recovery code. Create a new passkey now (on this device, a security key, or your phone) to finish signing in; then revoke the lost one
+                under My account.
+              </p>
+            ) : (
+              <p>Your organization requires a passkey to sign in. Create one now on this device, a security key, or your phone.</p>
+            )}
             <PasskeyEnrollForm onDone={() => void finish()} />
           </div>
         )}
