@@ -57,8 +57,8 @@ export function SignInPage() {
   const [busy, setBusy] = useState(false);
   const [providers, setProviders] = useState<IdentityProvider[]>([]);
   const [directory, setDirectory] = useState('');
-  // A recovery code in place of a lost passkey: the sign-in goes on only to creating a new one.
-  const [recovered, setRecovered] = useState(false);
+  // Why a passkey is being created: the organization wants one, the person chose one instead of TOTP, or a recovery code stood in for a lost one.
+  const [why, setWhy] = useState<'required' | 'chosen' | 'recovered'>('required');
 
   useEffect(() => {
     document.title = 'Sign in · jitgate';
@@ -127,7 +127,7 @@ export function SignInPage() {
     setError(null);
     try {
       await post('/auth/totp', { code: code.replace(/\s/g, '') });
-      setRecovered(!/^\d{6}$/.test(code.replace(/\s/g, '')));
+      if (!/^\d{6}$/.test(code.replace(/\s/g, ''))) setWhy('recovered');
       setCode('');
       await finish();
     } catch (err) {
@@ -191,11 +191,13 @@ export function SignInPage() {
         )}
         {step === 'passkey-enrollment' && (
           <div>
-            {recovered ? (
+            {why === 'recovered' ? (
               <p data-testid="recovered">
                 You used a recovery code. Create a new passkey now (on this device, a security key, or your phone) to finish signing in; then revoke the lost one
                 under My account.
               </p>
+            ) : why === 'chosen' ? (
+              <p>Create a passkey on this device, a security key, or your phone: it signs you in from now on, without a password.</p>
             ) : (
               <p>Your organization requires a passkey to sign in. Create one now on this device, a security key, or your phone.</p>
             )}
@@ -241,6 +243,20 @@ export function SignInPage() {
           </form>
         )}
         {step === 'totp-enrollment' && <TotpEnrollment onDone={() => void finish()} />}
+        {step === 'totp-enrollment' && passkeysSupported() && (
+          <p>
+            <button
+              type="button"
+              class="link"
+              onClick={() => {
+                setWhy('chosen');
+                setStep('passkey-enrollment');
+              }}
+            >
+              Create a passkey instead
+            </button>
+          </p>
+        )}
       </div>
     </main>
   );
