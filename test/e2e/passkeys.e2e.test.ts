@@ -114,6 +114,17 @@ describe.skipIf(!browserOk.ok)(`passkeys in chromium with a virtual authenticato
     await rig?.close();
   });
 
+  /** A technician with a password and no second factor, in a new organization of their own (`requirePasskeys` or not). */
+  let orgs = 0;
+  async function newTechnician(name: string, displayName: string, requirePasskeys: boolean): Promise<{ id: string; login: string; password: string }> {
+    const orgId = randomUUID();
+    // Shared account codes are unique: a fresh one per organization.
+    await db.query('INSERT INTO organizations (id, name, shared_code, require_passkeys) VALUES ($1,$2,$3,$4)', [orgId, `${name}${tag}`, String(5100 + ++orgs), requirePasskeys]);
+    const who = { login: `${name}${tag}`, password: `pw-${randomUUID()}` };
+    const p = await createPerson(db, { login: who.login, displayName, role: 'technician', organizationId: orgId, password: who.password });
+    return { id: p.id, ...who };
+  }
+
   it('enrolls a passkey, signs in with it and no password; wrong origin/RP ID, a counter gone back and a revoked passkey are refused', async () => {
     const page = await b.newPage();
     const { cdp, authenticatorId } = await virtualAuthenticator(page);
@@ -196,10 +207,8 @@ describe.skipIf(!browserOk.ok)(`passkeys in chromium with a virtual authenticato
   }, 300_000);
 
   it('an organization that requires passkeys: a new person signs in with the password, must create a passkey, then is in; step-up before connecting asks for a fresh passkey', async () => {
-    const orgId = randomUUID();
-    await db.query('INSERT INTO organizations (id, name, shared_code, require_passkeys) VALUES ($1,$2,$3,true)', [orgId, `strict${tag}`, '5151']);
-    const tech = { login: `tech${tag}`, password: `pw-${randomUUID()}` };
-    const p = await createPerson(db, { login: tech.login, displayName: 'Strict Tech', role: 'technician', organizationId: orgId, password: tech.password });
+    const tech = await newTechnician('strict', 'Strict Tech', true);
+    const p = tech;
     const page = await b.newPage();
     await virtualAuthenticator(page);
     await page.goto(`${base}/sign-in`);
@@ -246,10 +255,8 @@ describe.skipIf(!browserOk.ok)(`passkeys in chromium with a virtual authenticato
     await page.close();
   }, 300_000);
   it('a passkey-only person: codes shown with the first passkey; authenticator gone, a code after the password leads only to a new passkey; new codes under My account after a passkey confirmation', async () => {
-    const orgId = randomUUID();
-    await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1,$2,$3)', [orgId, `solo${tag}`, '5252']);
-    const who = { login: `solo${tag}`, password: `pw-${randomUUID()}` };
-    const p = await createPerson(db, { login: who.login, displayName: 'Solo Passkey', role: 'technician', organizationId: orgId, password: who.password });
+    const who = await newTechnician('solo', 'Solo Passkey', false);
+    const p = who;
     const page = await b.newPage();
     const laptop = await virtualAuthenticator(page);
     const codes = await firstSignInWithPasskey(page, base, who, 'Laptop', 'passkeys-first-passkey');
@@ -300,10 +307,8 @@ describe.skipIf(!browserOk.ok)(`passkeys in chromium with a virtual authenticato
   }, 300_000);
 
   it('an admin resets a person\'s passkeys on the People page: confirmed and audited; the old passkey no longer signs in; the person\'s sign-ins and live sessions end', async () => {
-    const orgId = randomUUID();
-    await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1,$2,$3)', [orgId, `reset${tag}`, '5353']);
-    const tech = { login: `lost${tag}`, password: `pw-${randomUUID()}` };
-    const p = await createPerson(db, { login: tech.login, displayName: 'Lost Laptop', role: 'technician', organizationId: orgId, password: tech.password });
+    const tech = await newTechnician('lost', 'Lost Laptop', false);
+    const p = tech;
     const techPage = await b.newPage();
     await virtualAuthenticator(techPage);
     await firstSignInWithPasskey(techPage, base, tech, 'Laptop', 'passkeys-reset-person');
