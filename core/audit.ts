@@ -61,6 +61,8 @@ export const AUDIT_TYPES = [
   'auth.passkey_renamed',
   'auth.passkey_revoked',
   'auth.step_up',
+  // Recovery codes issued at a passkey-only person's first passkey, or regenerated under My account (data.reason).
+  'auth.recovery_codes_issued',
   // Invitations (issue 15): an admin made a one-time link, the invitee used it, a used/expired/withdrawn link was refused, an admin withdrew one.
   'auth.invitation_created',
   'auth.invitation_used',

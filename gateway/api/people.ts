@@ -231,6 +231,8 @@ export function peopleRoutes(deps: ApiDeps) {
       ensure(canManagePerson(p, ref(cur)) && cur.id !== p.personId, `reset the passkeys of ${cur.login}`);
       const removed = await db.transaction(async (tx) => {
         const rows = await tx.query<{ name: string }>('DELETE FROM passkeys WHERE person_id = $1 RETURNING name', [cur.id]);
+        // A passkey-only person's recovery codes stood in for those passkeys: they go too (new ones come with the next first passkey).
+        await tx.query("UPDATE people SET recovery_codes = '[]' WHERE id = $1 AND NOT totp_enabled", [cur.id]);
         await audit.record(
           { type: 'admin.changed', actor: p.login, outcome: 'success', data: { action: 'person.passkeys_reset', id: cur.id, login: cur.login, organizationId: cur.organization_id, passkeys: rows.map((r) => r.name) } },
           tx,

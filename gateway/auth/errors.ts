@@ -26,4 +26,5 @@ export const AuthErrors = defineErrors({
   JIT_ERR_AUTH_INVITATION_EXPIRED: { status: 410, message: 'this invitation link expired at {expiredAt}: ask an administrator for a new one' },
   JIT_ERR_AUTH_INVITATION_REVOKED: { status: 410, message: 'this invitation was withdrawn by an administrator' },
   JIT_ERR_AUTH_PASSWORD_CHANGE_REQUIRED: { status: 403, message: 'an administrator set your password: change it before anything else (POST /me/password)' },
+  JIT_ERR_AUTH_CONFIRMATION_REQUIRED: { status: 403, message: 'confirm it is you (passkey or authentication code) within {minutes} min before {action}' },
 });

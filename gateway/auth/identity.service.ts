@@ -15,6 +15,7 @@ import { checkPasswordPolicy, hashPassword, verifyPassword, warmUpPasswordHashin
 import { createPerson, normalizeLogin, sha256hex, LOGIN_PATTERN } from './people.js';
 import type { Principal, Role } from './principal.js';
 import { parsePublicKeyLine, fingerprintOf } from './ssh-key.js';
+import { stepUpSatisfied } from './step-up.js';
 import {
   RECOVERY_CODE_COUNT,
   hashRecoveryCode,
@@ -22,6 +23,7 @@ import {
   isTotpCodeShape,
   matchRecoveryCode,
   newRecoveryCode,
+  newRecoveryCodeSet,
   newTotpSecret,
   qrDataUrl,
   totpUri,
@@ -83,6 +85,9 @@ export interface ExternalSignIn {
   /** The person's groups at this sign-in: team memberships follow them (gateway/teams/team-policy.ts planTeamSync). */
   groups?: readonly string[];
 }
+
+/** Minutes a passkey or code confirmation lets the person make new recovery codes (My account). */
+export const RECOVERY_CONFIRM_MINUTES = 5;
 
 /** Minutes a half-done sign-in (password accepted, second factor pending) stays usable. */
 export const PENDING_SIGN_IN_MINUTES = 10;
@@ -206,11 +211,13 @@ function recoveryHashes(p: PersonRow): string[] {
  * organization requires passkeys: a passkey when the person has one
  * (a recovery code still lets them enroll a new one); otherwise their TOTP
  * first, then enrolling a passkey. Elsewhere: TOTP when enrolled, else a
- * passkey when they have one, else enrolling TOTP (or a passkey).
+ * passkey when they have one (or a recovery code, then enrolling a new
+ * passkey), else enrolling TOTP (or a passkey).
  */
 export function pendingStep(x: { totpEnabled: boolean; hasPasskey: boolean; passkeyRequired: boolean; secondFactorPassed: boolean }): PendingStep {
+  // Passed without completing: where passkeys are required, or a passkey-only person's recovery code (a lost passkey).
+  if (x.secondFactorPassed) return 'passkey-enrollment';
   if (x.passkeyRequired) {
-    if (x.secondFactorPassed) return 'passkey-enrollment';
     if (x.hasPasskey) return 'passkey';
     return x.totpEnabled ? 'totp' : 'passkey-enrollment';
   }
@@ -624,7 +631,8 @@ export class IdentityService implements FrontDoorIdentity {
    * none; a recovery code also when they lost theirs).
    */
   async signInSecondFactor(s: AuthSession, code: string, client: ClientInfo): Promise<SignInNext> {
-    if (s.stage !== 'password' || !s.person.totpEnabled) {
+    // TOTP people: a TOTP or recovery code. Passkey-only people: a recovery code (their passkey is lost), never twice per sign-in.
+    if (s.stage !== 'password' || (s.pending !== 'totp' && s.pending !== 'passkey') || (!s.person.totpEnabled && !s.hasPasskey)) {
       throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: IdentityService.pendingOf(s) ?? 'none' });
     }
     if (s.passkeyRequired && s.hasPasskey && isTotpCodeShape(code.trim())) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_PASSKEY_REQUIRED);
@@ -634,12 +642,52 @@ export class IdentityService implements FrontDoorIdentity {
     const factor = await this.#checkSecondFactor(p, code);
     if (!factor) return this.#failed(p, isRecoveryCodeShape(code) && !isTotpCodeShape(code.trim()) ? 'recovery-code' : 'totp', client, 'web');
     await this.#succeeded(p.id);
-    if (s.passkeyRequired) {
+    // A recovery code stands in for a lost passkey only to enroll a new one (docs/auth.md, Recovery codes for passkey-only people).
+    if (s.passkeyRequired || !p.totp_enabled) {
       await this.#db.query('UPDATE auth_sessions SET second_factor_passed = true WHERE id = $1', [s.id]);
       return 'passkey-enrollment';
     }
     await this.#completeSession(s.id, p, client, factor);
     return 'done';
+  }
+
+  // ---- recovery codes of passkey-only people ------------------------------
+
+  /**
+   * A new set of recovery codes for the person, replacing any earlier one
+   * (audited with why: `first-passkey` or `regenerated`). The codes leave
+   * here once; only their hashes are stored.
+   */
+  async issueRecoveryCodes(personId: string, login: string, reason: 'first-passkey' | 'regenerated', client: ClientInfo, q: Queryable = this.#db): Promise<string[]> {
+    const { codes, hashes } = newRecoveryCodeSet();
+    await q.query('UPDATE people SET recovery_codes = $2::jsonb WHERE id = $1', [personId, JSON.stringify(hashes)]);
+    await this.#audit.record({ type: 'auth.recovery_codes_issued', actor: login, outcome: 'success', data: { reason, count: codes.length, ip: client.ip } }, q);
+    return codes;
+  }
+
+  /** How many unused recovery codes the person has (My account shows it). */
+  async recoveryCodesLeft(personId: string): Promise<number> {
+    const p = await this.#personById(personId);
+    return p ? recoveryHashes(p).length : 0;
+  }
+
+  /**
+   * Regenerate one's recovery codes under My account: only within
+   * RECOVERY_CONFIRM_MINUTES of a fresh passkey or code confirmation on this
+   * sign-in (its step_up_at, read now), so an unattended browser cannot mint
+   * codes; the old codes stop working.
+   */
+  async regenerateRecoveryCodes(s: AuthSession, client: ClientInfo): Promise<string[]> {
+    if (s.stage !== 'done') throw new JitgateError(CoreErrors.JIT_ERR_AUTH_REQUIRED);
+    if (!s.person.totpEnabled && !s.hasPasskey) throw new JitgateError(CoreErrors.JIT_ERR_CONFLICT, { reason: 'recovery codes stand in for a passkey or an authenticator app: add one first' });
+    return this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ step_up_at: Date | string | null }>('SELECT step_up_at FROM auth_sessions WHERE id = $1 AND revoked_at IS NULL FOR UPDATE', [s.id]);
+      const at = rows[0]?.step_up_at ?? null;
+      if (!stepUpSatisfied(RECOVERY_CONFIRM_MINUTES, at === null ? null : toDate(at), this.now())) {
+        throw new JitgateError(AuthErrors.JIT_ERR_AUTH_CONFIRMATION_REQUIRED, { minutes: RECOVERY_CONFIRM_MINUTES, action: 'making new recovery codes' });
+      }
+      return this.issueRecoveryCodes(s.person.id, s.person.login, 'regenerated', client, tx);
+    });
   }
 
   // ---- passkeys (gateway/auth/passkey.service.ts verifies; these complete) ----

@@ -72,8 +72,22 @@ export function passkeyRoutes(d: PasskeyRouteDeps) {
       d.limit(`passkey-enroll:${req.ip}:${s.person.id}`);
       const b = req.body as { name: string; response: RegistrationResponseJSON };
       const r = await d.passkeys.register(s, b.name, b.response, target(req), d.clientOf(req));
-      return reply.status(201).send({ ...r.passkey, next: r.next });
+      return reply.status(201).send({ ...r.passkey, next: r.next, recoveryCodes: r.recoveryCodes });
     });
+
+    api.get('/me/recovery-codes', { schema: { tags, description: 'How many unused recovery codes you have (`{remaining}`).' } }, async (req) => ({
+      remaining: await d.identity.recoveryCodesLeft(done(req).person.id),
+    }));
+
+    api.post(
+      '/me/recovery-codes',
+      { schema: { tags, description: 'New recovery codes (shown once; the old ones stop working). Needs a passkey or code confirmation (POST /auth/step-up) within the last 5 minutes, else 403 JIT_ERR_AUTH_CONFIRMATION_REQUIRED.' } },
+      async (req) => {
+        const s = done(req);
+        d.limit(`recovery-codes:${req.ip}:${s.person.id}`);
+        return { recoveryCodes: await d.identity.regenerateRecoveryCodes(s, d.clientOf(req)) };
+      },
+    );
 
     api.patch<{ Params: { id: string } }>(
       '/me/passkeys/:id',

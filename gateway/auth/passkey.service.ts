@@ -195,9 +195,11 @@ export class PasskeyService {
 
   /**
    * Verify a new passkey and store it. On a half-done sign-in it is the
-   * second factor: the sign-in completes. Returns the passkey and what comes next.
+   * second factor: the sign-in completes. Returns the passkey, what comes
+   * next, and the recovery codes (shown once) when this is the first passkey
+   * of a person without TOTP.
    */
-  async register(s: AuthSession, name: string, response: RegistrationResponseJSON, t: WebAuthnTarget, client: ClientInfo): Promise<{ passkey: PasskeyView; next: SignInNext }> {
+  async register(s: AuthSession, name: string, response: RegistrationResponseJSON, t: WebAuthnTarget, client: ClientInfo): Promise<{ passkey: PasskeyView; next: SignInNext; recoveryCodes: string[] | null }> {
     if (!PasskeyService.mayEnroll(s)) throw new JitgateError(AuthErrors.JIT_ERR_AUTH_WRONG_STEP, { expected: s.pending ?? 'none' });
     const cleanName = cleanPasskeyName(name);
     let info;
@@ -217,7 +219,10 @@ export class PasskeyService {
     }
     const id = randomUUID();
     const now = this.#now();
-    const row = await this.#db.transaction(async (tx) => {
+    const { row, recoveryCodes } = await this.#db.transaction(async (tx) => {
+      // Locked first: two first enrollments at once must not both count zero passkeys.
+      const [person] = await tx.query<{ totp_enabled: boolean }>('SELECT totp_enabled FROM people WHERE id = $1 FOR UPDATE', [s.person.id]);
+      const first = (await tx.query('SELECT 1 FROM passkeys WHERE person_id = $1 LIMIT 1', [s.person.id])).length === 0;
       let r: PasskeyRow | undefined;
       try {
         [r] = await tx.query<PasskeyRow & Record<string, unknown>>(
@@ -236,11 +241,13 @@ export class PasskeyService {
         { type: 'auth.passkey_enrolled', actor: s.person.login, outcome: 'success', data: { passkey: id, name: cleanName, deviceType: info.credentialDeviceType, aaguid: info.aaguid, ip: client.ip } },
         tx,
       );
+      // A passkey-only person's first passkey: recovery codes for when it is lost (TOTP people have theirs from TOTP enrollment).
+      const codes = first && person && !person.totp_enabled ? await this.#identity.issueRecoveryCodes(s.person.id, s.person.login, 'first-passkey', client, tx) : null;
       if (s.stage === 'password') await this.#identity.completeSignIn(s.id, s.person.id, client, 'passkey-enrollment', tx);
-      return r!;
+      return { row: r!, recoveryCodes: codes };
     });
     this.#log.info({ personId: s.person.id, passkey: id }, 'passkey enrolled');
-    return { passkey: view(row), next: 'done' };
+    return { passkey: view(row), next: 'done', recoveryCodes };
   }
 
   async list(personId: string): Promise<PasskeyView[]> {

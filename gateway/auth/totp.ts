@@ -60,6 +60,12 @@ export function newRecoveryCode(): string {
   return `${s.slice(0, 4)}-${s.slice(4, 8)}-${s.slice(8)}`;
 }
 
+/** A fresh set of RECOVERY_CODE_COUNT codes: the codes (shown once) and what is stored (their hashes). */
+export function newRecoveryCodeSet(): { codes: string[]; hashes: string[] } {
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+  return { codes, hashes: codes.map(hashRecoveryCode) };
+}
+
 export function normalizeRecoveryCode(code: string): string {
   return code.trim().toLowerCase().replace(/[\s-]/g, '');
 }

@@ -39,6 +39,11 @@ export async function enrollTotp(page: Page, who: Person, shot: string): Promise
   await screenshot(page, `${shot}-totp-enrollment`);
   await page.getByLabel('Code from your app').fill(await totpCode(who.secret));
   await page.getByRole('button', { name: 'Confirm' }).click();
+  return keepRecoveryCodes(page, shot);
+}
+
+/** The ten recovery codes shown once (after TOTP enrollment or a first passkey): read them, tick "I saved them", go on. */
+export async function keepRecoveryCodes(page: Page, shot: string): Promise<string[]> {
   const codes = page.getByTestId('recovery-codes').locator('li');
   await codes.first().waitFor();
   const list = await codes.allTextContents();

@@ -77,6 +77,8 @@ export function describeAuditEvent(e: Pick<AuditEvent, 'type' | 'actor' | 'compu
       return `${who} set up an authenticator app`;
     case 'auth.recovery_code_used':
       return `${who} signed in with a recovery code`;
+    case 'auth.recovery_codes_issued':
+      return `${who} got new recovery codes`;
     case 'auth.password_changed':
       return `${who} changed their password`;
     case 'auth.session_revoked':

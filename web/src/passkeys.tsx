@@ -1,6 +1,7 @@
 import { startAuthentication, startRegistration, WebAuthnError, type PublicKeyCredentialCreationOptionsJSON, type PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/browser';
 import { useState } from 'preact/hooks';
 import { ApiError, post } from './api.js';
+import { RecoveryCodesShown } from './recovery-codes.js';
 import { ErrorBox, Field, TextInput } from './ui.js';
 
 /**
@@ -32,11 +33,11 @@ export async function signInWithPasskey(): Promise<{ next: string }> {
   return post<{ next: string }>('/auth/passkey', { response });
 }
 
-/** Create a passkey named `name` (My account, or the enrollment step of a sign-in). */
-export async function createPasskey(name: string): Promise<{ next: string }> {
+/** Create a passkey named `name` (My account, or the enrollment step of a sign-in); a passkey-only person's first one comes with recovery codes. */
+export async function createPasskey(name: string): Promise<{ next: string; recoveryCodes: string[] | null }> {
   const optionsJSON = await post<PublicKeyCredentialCreationOptionsJSON>('/me/passkeys/options');
   const response = await startRegistration({ optionsJSON });
-  return post<{ next: string }>('/me/passkeys', { name, response });
+  return post<{ next: string; recoveryCodes: string[] | null }>('/me/passkeys', { name, response });
 }
 
 /** Step-up with a passkey before connecting. */
@@ -53,18 +54,24 @@ export function defaultPasskeyName(): string {
   return `${os} passkey`;
 }
 
-/** The "name it, then create it" form, for My account and the sign-in's enrollment step. */
+/**
+ * The "name it, then create it" form, for My account and the sign-in's
+ * enrollment step; the recovery codes of a first passkey are shown before `onDone`.
+ */
 export function PasskeyEnrollForm({ onDone, submitLabel = 'Create passkey' }: { onDone: (next: string) => void; submitLabel?: string }) {
   const [name, setName] = useState(defaultPasskeyName);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [codes, setCodes] = useState<{ list: string[]; next: string } | null>(null);
+  if (codes) return <RecoveryCodesShown codes={codes.list} what="your passkey" onDone={() => onDone(codes.next)} />;
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true);
     setError(null);
     try {
       const r = await createPasskey(name.trim());
-      onDone(r.next);
+      if (r.recoveryCodes) setCodes({ list: r.recoveryCodes, next: r.next });
+      else onDone(r.next);
     } catch (err) {
       setError(passkeyError(err));
     } finally {

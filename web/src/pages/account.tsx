@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
-import { del, get, listOf, patch, post } from '../api.js';
-import { PasskeyEnrollForm, passkeyError, passkeysSupported } from '../passkeys.js';
+import { ApiError, del, get, listOf, patch, post } from '../api.js';
+import { PasskeyEnrollForm, passkeyError, passkeysSupported, StepUpPrompt } from '../passkeys.js';
+import { RecoveryCodesShown } from '../recovery-codes.js';
 import { useSession } from '../session.js';
 import { ErrorBox, Field, FormErrors, Page, ROLE_LABEL, TextInput, fmtTime, useForm, useLoad, type FormSpec } from '../ui.js';
 import { TotpEnrollment } from './enroll.js';
@@ -190,6 +191,58 @@ function Passkeys() {
   );
 }
 
+/**
+ * Recovery codes: how many are left, and new ones after a fresh passkey or
+ * code confirmation (POST /me/recovery-codes answers
+ * JIT_ERR_AUTH_CONFIRMATION_REQUIRED until then; docs/auth.md).
+ */
+function RecoveryCodes() {
+  const { data, error, reload } = useLoad(async () => get<{ remaining: number }>('/me/recovery-codes'));
+  const [confirming, setConfirming] = useState(false);
+  const [codes, setCodes] = useState<string[] | null>(null);
+  const [err, setErr] = useState<unknown>(null);
+  const make = async () => {
+    setErr(null);
+    try {
+      setCodes((await post<{ recoveryCodes: string[] }>('/me/recovery-codes')).recoveryCodes);
+      setConfirming(false);
+    } catch (x) {
+      if (x instanceof ApiError && x.code === 'JIT_ERR_AUTH_CONFIRMATION_REQUIRED') setConfirming(true);
+      else setErr(x);
+    }
+  };
+  if (codes)
+    return (
+      <section class="editor" aria-label="New recovery codes">
+        <RecoveryCodesShown
+          codes={codes}
+          what="your passkey or authenticator"
+          onDone={() => {
+            setCodes(null);
+            reload();
+          }}
+        />
+      </section>
+    );
+  return (
+    <section class="editor" aria-labelledby="recovery-title">
+      <h2 id="recovery-title">Recovery codes</h2>
+      <p data-testid="recovery-remaining">
+        {data === undefined ? '…' : `${data.remaining} unused recovery ${data.remaining === 1 ? 'code' : 'codes'} left.`} Each signs you in once when your passkey or
+        authenticator is lost.
+      </p>
+      <ErrorBox error={error ?? err} />
+      {confirming ? (
+        <StepUpPrompt message="Confirm it is you before making new recovery codes: the old ones stop working." onDone={() => void make()} />
+      ) : (
+        <button type="button" onClick={() => void make()}>
+          Make new recovery codes
+        </button>
+      )}
+    </section>
+  );
+}
+
 export function AccountPage() {
   const { me } = useSession();
   const [reenroll, setReenroll] = useState(false);
@@ -204,6 +257,7 @@ export function AccountPage() {
         <Password />
         <SshKeys />
         <Passkeys />
+        <RecoveryCodes />
         <div class="editor">
           <h2>Two-factor sign-in</h2>
           {reenroll ? (

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, post } from '../api.js';
+import { RecoveryCodesShown } from '../recovery-codes.js';
 import { ErrorBox, Field, TextInput } from '../ui.js';
 
 interface Enrollment {
@@ -18,35 +19,12 @@ export function TotpEnrollment({ onDone }: { onDone: () => void }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [codes, setCodes] = useState<string[] | null>(null);
-  const [saved, setSaved] = useState(false);
 
   useEffect(() => {
     post<Enrollment>('/auth/totp/enrollment').then(setEnr, setError);
   }, []);
 
-  if (codes)
-    return (
-      <div class="enroll">
-        <h2>Recovery codes</h2>
-        <p>
-          Each code signs you in once if you lose your authenticator. They are shown <strong>only now</strong>: store them somewhere safe.
-        </p>
-        <ol class="codes" data-testid="recovery-codes">
-          {codes.map((c) => (
-            <li key={c}>
-              <code>{c}</code>
-            </li>
-          ))}
-        </ol>
-        <div class="check">
-          <input id="saved" type="checkbox" checked={saved} onChange={(e) => setSaved((e.currentTarget as HTMLInputElement).checked)} />
-          <label for="saved">I saved my recovery codes</label>
-        </div>
-        <button type="button" class="primary" disabled={!saved} onClick={onDone}>
-          Continue
-        </button>
-      </div>
-    );
+  if (codes) return <RecoveryCodesShown codes={codes} onDone={onDone} />;
 
   const confirm = async (e: Event) => {
     e.preventDefault();

@@ -57,6 +57,8 @@ export function SignInPage() {
   const [busy, setBusy] = useState(false);
   const [providers, setProviders] = useState<IdentityProvider[]>([]);
   const [directory, setDirectory] = useState('');
+  // Why a passkey is being created: the organization wants one, the person chose one instead of TOTP, or a recovery code stood in for a lost one.
+  const [why, setWhy] = useState<'required' | 'chosen' | 'recovered'>('required');
 
   useEffect(() => {
     document.title = 'Sign in · jitgate';
@@ -125,6 +127,7 @@ export function SignInPage() {
     setError(null);
     try {
       await post('/auth/totp', { code: code.replace(/\s/g, '') });
+      if (!/^\d{6}$/.test(code.replace(/\s/g, ''))) setWhy('recovered');
       setCode('');
       await finish();
     } catch (err) {
@@ -188,7 +191,16 @@ export function SignInPage() {
         )}
         {step === 'passkey-enrollment' && (
           <div>
-            <p>Your organization requires a passkey to sign in. Create one now on this device, a security key, or your phone.</p>
+            {why === 'recovered' ? (
+              <p data-testid="recovered">
+                You used a recovery code. Create a new passkey now (on this device, a security key, or your phone) to finish signing in; then revoke the lost one
+                under My account.
+              </p>
+            ) : why === 'chosen' ? (
+              <p>Create a passkey on this device, a security key, or your phone: it signs you in from now on, without a password.</p>
+            ) : (
+              <p>Your organization requires a passkey to sign in. Create one now on this device, a security key, or your phone.</p>
+            )}
             <PasskeyEnrollForm onDone={() => void finish()} />
           </div>
         )}
@@ -231,6 +243,20 @@ export function SignInPage() {
           </form>
         )}
         {step === 'totp-enrollment' && <TotpEnrollment onDone={() => void finish()} />}
+        {step === 'totp-enrollment' && passkeysSupported() && (
+          <p>
+            <button
+              type="button"
+              class="link"
+              onClick={() => {
+                setWhy('chosen');
+                setStep('passkey-enrollment');
+              }}
+            >
+              Create a passkey instead
+            </button>
+          </p>
+        )}
       </div>
     </main>
   );
