@@ -348,6 +348,8 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     type: 'ready', sessionId: session.id, account: credentials.username, computer: computer.name, leaseExpiresAt: session.leaseExpiresAt.toISOString(),
     // how far Extend can go (the computer's maximum session length): the page offers only what fits
     ...(leaseMax ? { leaseMaxAt: leaseMax.toISOString() } : {}),
+    // the session page's side menu mentions file transfer only where the SSH front door allows it (front-door-policy.ts)
+    fileTransfer: computer.policy.sftp === true,
   });
 
   const sh = shell;

@@ -85,10 +85,11 @@ export async function signIn(page: Page, base: string, who: Person, shot?: strin
   } else {
     await enrollTotp(page, who, shot ?? who.login);
   }
-  await page.locator('nav[aria-label="Main"], [data-testid="must-change-password"]').first().waitFor();
+  // attached, not visible: at mobile width the links fold behind the Menu button
+  await page.locator('nav[aria-label="Main"], [data-testid="must-change-password"]').first().waitFor({ state: 'attached' });
   // An admin typed this person's password: the gateway holds everything back until they choose their own.
   if (await page.getByTestId('must-change-password').isVisible()) await changeAdminSetPassword(page, who);
-  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await page.locator('nav[aria-label="Main"]').waitFor({ state: 'attached' });
 }
 
 /** The forced change of an admin-set password at first sign-in; `who.password` becomes the new one. */
@@ -108,6 +109,9 @@ export async function signOut(page: Page): Promise<void> {
 }
 
 export async function go(page: Page, linkName: string): Promise<void> {
+  // at mobile width the navigation is folded behind the Menu button
+  const menu = page.getByRole('button', { name: 'Menu', exact: true });
+  if ((await menu.isVisible()) && (await menu.getAttribute('aria-expanded')) !== 'true') await menu.click();
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: linkName, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: linkName === 'Sessions' ? 'Sessions' : linkName }).waitFor();
 }

@@ -1,25 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
-import { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
-import { silentLogger } from '../../core/logging.js';
-import { SecretBox } from '../../core/secret-box.js';
-import { AccessService } from '../../gateway/access-policy.js';
-import { apiRoutes } from '../../gateway/api/index.js';
-import { createAuth, createPerson } from '../../gateway/auth/index.js';
-import { createMetrics } from '../../gateway/metrics.js';
-import { buildServer } from '../../gateway/server.js';
-import { webStatic } from '../../gateway/web-static.js';
-import { buildWeb } from '../../web/build.js';
-import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
-import { databaseFactories } from '../harness/databases.js';
+import { createPerson } from '../../gateway/auth/index.js';
 import { axeProblems } from './axe.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { startWebRig, type WebRig } from './web-rig.js';
 import { go, signIn, signOut, type Person } from './web-steps.js';
 
 /**
@@ -32,18 +18,15 @@ import { go, signIn, signOut, type Person } from './web-steps.js';
  * page. Real identity module, real API and web bundle, PGlite.
  */
 const browserOk = chromiumAvailable();
-const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
 
 describe.skipIf(!browserOk.ok)(`teams and labels in the web app${browserOk.ok ? '' : ` (skipped: ${browserOk.reason})`}`, () => {
-  let dist = '';
+  let rig: WebRig;
   let db: Database;
-  let app: FastifyInstance;
   let base = '';
   let bAdmin: BrowserHandle;
   let bTech: BrowserHandle;
   let admin: Page;
   let tech: Page;
-  const files = new DirRecordingFiles();
   const tag = randomBytes(3).toString('hex');
   const orgId = randomUUID();
   const adminP: Person = { login: `ta${tag}`, displayName: 'Olga Admin', password: `pw-${randomUUID()}` };
@@ -55,29 +38,8 @@ describe.skipIf(!browserOk.ok)(`teams and labels in the web app${browserOk.ok ? 
   const webId = randomUUID();
 
   beforeAll(async () => {
-    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
-    const built = buildWeb(dist);
-    db = await pglite.open();
-    const audit = new AuditLog(db);
-    const auth = createAuth({
-      db, box: new SecretBox(randomBytes(32)), audit, log: silentLogger(),
-      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
-    });
-    app = await buildServer({
-      log: silentLogger(), metrics: createMetrics(), version: 'e2e', readiness: [],
-      rootPlugins: [auth.plugin, webStatic(await built)],
-      apiPlugins: [
-        apiRoutes({
-          db, audit, access: new AccessService(db, audit), liveSessions: new MemoryLiveSessions(), recordingFiles: files,
-          stores: [], checkStore: async () => ({ ok: true }),
-          extendSession: () => Promise.reject(new Error('no sessions here')),
-        }),
-      ],
-    });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    if (!addr || typeof addr === 'string') throw new Error('no address');
-    base = `http://127.0.0.1:${addr.port}`;
+    rig = await startWebRig();
+    ({ db, base } = rig);
     await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1, $2, $3)', [orgId, `org${tag}`, '5432']);
     await createPerson(db, { login: adminP.login, displayName: adminP.displayName, role: 'org_admin', organizationId: orgId, password: adminP.password });
     const ivan = await createPerson(db, { login: inTeam.login, displayName: inTeam.displayName, role: 'technician', organizationId: orgId, password: inTeam.password });
@@ -102,10 +64,7 @@ describe.skipIf(!browserOk.ok)(`teams and labels in the web app${browserOk.ok ? 
   afterAll(async () => {
     await bAdmin?.close();
     await bTech?.close();
-    await app?.close();
-    await db?.close();
-    if (dist) rmSync(dist, { recursive: true, force: true });
-    rmSync(files.dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('an admin labels a computer, creates a team, adds a technician and grants env=prod; only that technician sees it, searchable and filterable, recent on top', async () => {

@@ -1,28 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import type { Page } from 'playwright-core';
-import { AuditLog } from '../../core/audit.js';
 import type { Database } from '../../core/db/database.js';
 import { CoreErrors, JitgateError } from '../../core/errors.js';
-import { silentLogger } from '../../core/logging.js';
-import { SecretBox } from '../../core/secret-box.js';
-import { AccessService } from '../../gateway/access-policy.js';
-import { apiRoutes } from '../../gateway/api/index.js';
-import { checkCsrfQuery, createAuth, createPerson } from '../../gateway/auth/index.js';
-import { createMetrics } from '../../gateway/metrics.js';
-import { buildServer } from '../../gateway/server.js';
+import { checkCsrfQuery, createPerson } from '../../gateway/auth/index.js';
 import { terminalRoutes } from '../../gateway/ssh/terminal.route.js';
-import { webStatic } from '../../gateway/web-static.js';
 import type { SessionRecorder } from '../../recorder/recorder.js';
-import { buildWeb } from '../../web/build.js';
-import { DirRecordingFiles, MemoryLiveSessions } from '../fixtures/api-fixture.js';
-import { databaseFactories } from '../harness/databases.js';
 import { axeProblems } from './axe.js';
 import { chromiumAvailable, launchBrowser, screenshot, type BrowserHandle } from './browser.js';
+import { startWebRig, type WebRig } from './web-rig.js';
 import { enrollTotp, go, signIn, type Person } from './web-steps.js';
 
 /**
@@ -34,7 +20,6 @@ import { enrollTotp, go, signIn, type Person } from './web-steps.js';
  * access (what the gateway answers for a computer the person may not use).
  */
 const browserOk = chromiumAvailable();
-const pglite = databaseFactories().find((f) => f.label === 'pglite')!;
 // page-side code as strings: the test project's TypeScript has no DOM library
 const inViewport = (page: Page, selector: string) =>
   page.evaluate<boolean>(`(() => { const r = document.querySelector(${JSON.stringify(selector)}).getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()`);
@@ -42,43 +27,24 @@ const inViewport = (page: Page, selector: string) =>
 const focusedId = (page: Page) => page.evaluate<string>(`document.activeElement ? document.activeElement.id : ''`);
 
 describe.skipIf(!browserOk.ok)(`web app usability and accessibility${browserOk.ok ? '' : ` (skipped: ${browserOk.reason})`}`, () => {
-  let dist = '';
+  let rig: WebRig;
   let db: Database;
-  let app: FastifyInstance;
   let base = '';
   let bAdmin: BrowserHandle;
   let bTech: BrowserHandle;
   let admin: Page;
   let tech: Page;
   let orgId = '';
-  const files = new DirRecordingFiles();
   const tag = randomBytes(3).toString('hex');
   const adminP: Person = { login: `ua${tag}`, displayName: 'Ada Admin', password: `pw-${randomUUID()}` };
   const techP: Person = { login: `ut${tag}`, displayName: 'Tom Tech', password: `pw-${randomUUID()}` };
   const csrfOf = async (page: Page) => ((await (await page.request.get(`${base}/api/v1/auth/me`)).json()) as { csrfToken: string }).csrfToken;
 
   beforeAll(async () => {
-    dist = mkdtempSync(join(tmpdir(), 'jg-web-dist-'));
-    const built = buildWeb(dist);
-    db = await pglite.open();
-    const audit = new AuditLog(db);
-    const log = silentLogger();
-    const auth = createAuth({
-      db, box: new SecretBox(randomBytes(32)), audit, log,
-      cfg: { sessionHours: 12, idleMinutes: 60, maxFailedSignIns: 5, lockoutMinutes: 15, totpIssuer: 'jitgate-e2e', cookieSecure: 'auto' },
-    });
-    const access = new AccessService(db, audit);
     const refuse = (computer: string) => Promise.reject(new JitgateError(CoreErrors.JIT_ERR_ACCESS_DENIED, { computer }));
-    app = await buildServer({
-      log, metrics: createMetrics(), version: 'e2e', readiness: [],
-      rootPlugins: [auth.plugin, webStatic(await built)],
-      apiPlugins: [
-        apiRoutes({
-          db, audit, access, liveSessions: new MemoryLiveSessions(), recordingFiles: files,
-          stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }],
-          checkStore: async () => ({ ok: true }),
-          extendSession: () => Promise.reject(new Error('no sessions here')),
-        }),
+    rig = await startWebRig({
+      stores: [{ name: 'linux-ssh', type: 'ssh', url: 'ssh://192.0.2.10:22', organizations: null, groups: ['sudo'], allowedContainers: null }],
+      apiPlugins: ({ audit, log }) => [
         terminalRoutes({
           broker: { open: (req) => refuse(req.computerRef) },
           recorder: {} as SessionRecorder, // never reached: the broker refuses first
@@ -86,10 +52,7 @@ describe.skipIf(!browserOk.ok)(`web app usability and accessibility${browserOk.o
         }),
       ],
     });
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.server.address();
-    if (!addr || typeof addr === 'string') throw new Error('no address');
-    base = `http://127.0.0.1:${addr.port}`;
+    ({ db, base } = rig);
     orgId = randomUUID();
     await db.query('INSERT INTO organizations (id, name, shared_code) VALUES ($1, $2, $3)', [orgId, `org${tag}`, '4321']);
     await createPerson(db, { login: adminP.login, displayName: adminP.displayName, role: 'global_admin', organizationId: null, password: adminP.password });
@@ -110,10 +73,7 @@ describe.skipIf(!browserOk.ok)(`web app usability and accessibility${browserOk.o
   afterAll(async () => {
     await bAdmin?.close();
     await bTech?.close();
-    await app?.close();
-    await db?.close();
-    if (dist) rmSync(dist, { recursive: true, force: true });
-    rmSync(files.dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('computer editor: a failed Save shows a summary on top and takes focus, scrolled into view, to the first field in error', async () => {

@@ -7,8 +7,7 @@ import { Session, can, routeNeeds } from './session.js';
 import { Link, Page, ROLE_LABEL } from './ui.js';
 import { SignInPage, SetupPage } from './pages/sign-in.js';
 import { SessionsPage } from './pages/sessions.js';
-import { TerminalPage } from './pages/terminal.js';
-import { RdpPage } from './pages/rdp.js';
+import { SessionDesk, isSessionPath } from './session-desk.js';
 import { ComputersPage } from './pages/computers.js';
 import { StoresPage } from './pages/stores.js';
 import { PeoplePage } from './pages/people.js';
@@ -29,6 +28,9 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
   const { path } = useLocation();
   const p = me.person;
   const requests = useRequestsNav(p);
+  // at mobile width the links fold behind a Menu button (styles.css .nav-toggle); closed again on every page change
+  const [open, setOpen] = useState(false);
+  useEffect(() => setOpen(false), [path]);
   const items: [string, ComponentChildren, boolean][] = [
     ['/', 'Sessions', can(p, 'connect')],
     ['/admin/computers', 'Computers', can(p, 'admin')],
@@ -50,7 +52,10 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         Skip to content
       </a>
       <span class="brand">jitgate</span>
-      <nav aria-label="Main">
+      <button type="button" class="nav-toggle" aria-expanded={open} aria-controls="main-nav" onClick={() => setOpen((o) => !o)}>
+        Menu
+      </button>
+      <nav aria-label="Main" id="main-nav" class={open ? 'open' : undefined}>
         <ul>
           {items
             .filter(([, , show]) => show)
@@ -91,8 +96,8 @@ function Routes({ me }: { me: Me }) {
   const needs = routeNeeds(path);
   if (needs && !can(p, needs)) return <NotAvailable role={ROLE_LABEL[p?.role ?? ''] ?? p?.role ?? ''} />;
   let m: RegExpExecArray | null;
-  if ((m = /^\/terminal\/([^/]+)$/.exec(path))) return <TerminalPage computerId={decodeURIComponent(m[1]!)} />;
-  if ((m = /^\/rdp\/([^/]+)$/.exec(path))) return <RdpPage computerId={decodeURIComponent(m[1]!)} />;
+  // one desk for every terminal and remote desktop of this window: switching between them keeps each connected
+  if (isSessionPath(path)) return <SessionDesk />;
   if ((m = /^\/live\/([^/]+)\/watch$/.exec(path))) return <LivePage watch={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/requests\/([^/]+)$/.exec(path))) return <RequestsPage id={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/recordings\/([^/]+)$/.exec(path))) return <RecordingsPage replay={decodeURIComponent(m[1]!)} />;

@@ -13,7 +13,9 @@ export interface RdpOptions {
   onStatus: (status: string) => void;
   onClosed: (reason: string, retry: boolean) => void;
   onStepUp?: (message: string) => void;
-  onReady?: (info: { sessionId: string; computer: string; leaseExpiresAt: number | null }) => void;
+  onReady?: (info: { sessionId: string; computer: string; leaseExpiresAt: number | null; menu: boolean }) => void;
+  /** Where the clipboard and file controls go (the session page's side menu). */
+  menuHost?: HTMLElement;
   onWatchers?: (change: { watchers: number; event: string | undefined; by: string | undefined }) => void;
   onModeration?: (status: { state: string; message: string }) => void;
 }

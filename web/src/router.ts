@@ -3,32 +3,43 @@ import { useEffect, useState } from 'preact/hooks';
 /** History routing: paths like /admin/computers; the gateway answers index.html for every non-/api path. */
 const listeners = new Set<() => void>();
 
-/** A page that must not be left silently (a live session): asked before in-app navigation and Back/Forward. */
-let leaveGuard: { ask: () => boolean; url: string } | null = null;
+/**
+ * A page that must not be left silently (live sessions): asked before in-app
+ * navigation and Back/Forward, with the address about to open (`/terminal/…`
+ * and `/rdp/…` stay in the session desk, so switching tabs asks nothing).
+ */
+let leaveGuard: ((to: string) => boolean) | null = null;
+/** The address the app shows, to put back when Back/Forward is refused. */
+let shown = location.pathname + location.search;
 
-/** Install `ask` (true = may leave) for the current address; returns its remover. */
-export function guardLeaving(ask: () => boolean): () => void {
-  const g = { ask, url: location.pathname + location.search };
+/** Install `ask` (true = may go to `to`); returns its remover. */
+export function guardLeaving(ask: (to: string) => boolean): () => void {
+  const g = ask;
   leaveGuard = g;
+  shown = location.pathname + location.search;
   return () => {
     if (leaveGuard === g) leaveGuard = null;
   };
 }
 
 export function navigate(to: string, replace = false): void {
-  if (leaveGuard && !leaveGuard.ask()) return;
+  const target = new URL(to, location.href);
+  if (leaveGuard && !leaveGuard(target.pathname + target.search)) return;
   if (replace) history.replaceState(null, '', to);
   else history.pushState(null, '', to);
+  shown = location.pathname + location.search;
   for (const l of listeners) l();
   window.scrollTo(0, 0);
 }
 
 window.addEventListener('popstate', () => {
   // Back/Forward already moved the address: staying means putting the guarded page back.
-  if (leaveGuard && location.pathname + location.search !== leaveGuard.url && !leaveGuard.ask()) {
-    history.pushState(history.state, '', leaveGuard.url);
+  const to = location.pathname + location.search;
+  if (leaveGuard && to !== shown && !leaveGuard(to)) {
+    history.pushState(history.state, '', shown);
     return;
   }
+  shown = to;
   for (const l of listeners) l();
 });
 

@@ -1,32 +1,29 @@
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
-import { guardLeaving } from './router.js';
+import { createContext } from 'preact';
+import { useContext, useEffect, useId, useState } from 'preact/hooks';
 import { Link } from './ui.js';
 
 /**
  * What the terminal and remote desktop pages share: a focused layout (no main
- * navigation, an explicit End session button), a confirmation before leaving a
- * live session, and a marker on the history entry so Back/Forward to a page
- * whose session already ran does not silently provision a new JIT account.
+ * navigation, an explicit End session button, a side menu for what the
+ * computer's policy allows), their tab in the session desk (which asks before
+ * leaving live sessions), and a marker on the history entry so Back/Forward to
+ * a page whose session already ran does not silently provision a new JIT account.
  */
-const LEAVE_TEXT = 'Leaving this page ends the session. Leave anyway?';
+/** What a session page tells the desk around it (session-desk.tsx): its tab's words and whether it is live. */
+export interface DeskReport {
+  title: string;
+  live: boolean;
+}
 
-/** While `live`: the browser asks before unload, in-app navigation and Back/Forward ask with confirm(). */
-export function useLeaveGuard(live: boolean): void {
-  useEffect(() => {
-    if (!live) return;
-    const onUnload = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      // Chromium shows its own text; returnValue must be set for the dialog to appear
-      e.returnValue = LEAVE_TEXT;
-    };
-    window.addEventListener('beforeunload', onUnload);
-    const remove = guardLeaving(() => confirm(LEAVE_TEXT));
-    return () => {
-      window.removeEventListener('beforeunload', onUnload);
-      remove();
-    };
-  }, [live]);
+/** The desk's side of one tab: whether it is the one shown, and where its page reports. */
+export const DeskTab = createContext<{ active: boolean; report: (r: DeskReport) => void } | null>(null);
+
+/** Report this page's title and liveness to its tab; true while its tab is the one shown (always, outside a desk). */
+export function useDeskTab(title: string, live: boolean): boolean {
+  const tab = useContext(DeskTab);
+  useEffect(() => tab?.report({ title, live }), [title, live]);
+  return tab?.active ?? true;
 }
 
 interface EntryState {
@@ -44,12 +41,33 @@ export function markEntryUsed(): void {
   history.replaceState({ ...((history.state as EntryState | null) ?? {}), jgSession: true }, '');
 }
 
-/** The focused session page: brand, what this is, an End session button, then the page. */
-export function SessionFrame({ title, live, onEnd, children }: { title: string; live: boolean; onEnd: () => void; children: ComponentChildren }) {
+/**
+ * The focused session page: brand, what this is, an End session button, then
+ * the page; `menu` (clipboard, files: only what the computer's policy allows)
+ * opens beside it from the header, and is left out when there is nothing in it.
+ */
+export function SessionFrame(props: {
+  title: string;
+  live: boolean;
+  onEnd: () => void;
+  menu?: ComponentChildren;
+  /** The menu is there but has nothing in it yet (filled from outside, as the remote desktop's): no button, hidden. */
+  menuShown?: boolean;
+  children: ComponentChildren;
+}) {
+  const { title, live, onEnd, menu, children } = props;
+  const shown = menu !== undefined && props.menuShown !== false;
+  const [open, setOpen] = useState(false);
+  const menuId = useId();
   return (
     <section class="session-page focused">
       <header class="session-head">
         <span class="brand">jitgate</span> <h1 class="session-title">{title}</h1>{' '}
+        {shown && (
+          <button type="button" aria-expanded={open} aria-controls={menuId} data-testid="session-menu-toggle" onClick={() => setOpen((o) => !o)}>
+            Clipboard and files
+          </button>
+        )}{' '}
         {live ? (
           <button type="button" class="danger" data-testid="end-session" onClick={onEnd}>
             End session
@@ -58,7 +76,14 @@ export function SessionFrame({ title, live, onEnd, children }: { title: string; 
           <Link href="/">Back to sessions</Link>
         )}
       </header>
-      {children}
+      <div class="session-body">
+        <div class="session-main">{children}</div>
+        {menu !== undefined && (
+          <aside id={menuId} class="session-side" aria-label="Clipboard and files" hidden={!open || !shown} data-testid="session-menu">
+            {menu}
+          </aside>
+        )}
+      </div>
     </section>
   );
 }

@@ -3,9 +3,9 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorText } from './api.js';
 import { linkClick } from './router.js';
 
-export function Link(props: { href: string; children: ComponentChildren; class?: string; 'aria-current'?: 'page' }) {
+export function Link(props: { href: string; children: ComponentChildren; class?: string; 'aria-current'?: 'page'; 'aria-label'?: string }) {
   return (
-    <a href={props.href} class={props.class} aria-current={props['aria-current']} onClick={linkClick}>
+    <a href={props.href} class={props.class} aria-current={props['aria-current']} aria-label={props['aria-label']} onClick={linkClick}>
       {props.children}
     </a>
   );

@@ -3,12 +3,19 @@ import { watchersWords } from '../watch-words.js';
 import { csrf } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { loadRdpView } from '../rdp-loader.js';
-import { SessionEnded, SessionFrame, markEntryUsed, useEntryUsed, useLeaveGuard } from '../session-page.js';
+import { SessionEnded, SessionFrame, markEntryUsed, useDeskTab, useEntryUsed } from '../session-page.js';
 import { StepUpPrompt } from '../passkeys.js';
 
-/** Remote desktop in the browser (the view itself is src/rdp/rdp-view.ts). */
-export function RdpPage({ computerId }: { computerId: string }) {
+/**
+ * Remote desktop in the browser (the view itself is src/rdp/rdp-view.ts); its clipboard and file controls,
+ * only those the computer's policy allows, go to the session page's side menu.
+ * `accountType`: as asked in the address (`?accountType=`), given by the session desk.
+ */
+export function RdpPage({ computerId, accountType: askedType }: { computerId: string; accountType?: string }) {
   const host = useRef<HTMLDivElement>(null);
+  const menuHost = useRef<HTMLDivElement>(null);
+  const [menu, setMenu] = useState(false);
+  const [computer, setComputer] = useState('');
   const [status, setStatus] = useState('Preparing session…');
   const [watched, setWatched] = useState<string | null>(null);
   const [moderation, setModeration] = useState<{ state: string; message: string } | null>(null);
@@ -23,9 +30,13 @@ export function RdpPage({ computerId }: { computerId: string }) {
   // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
   const used = useEntryUsed();
   const idle = used && attempt === 0;
-  useLeaveGuard(!idle && closed === null);
+  const title = computer ? `Remote desktop · ${computer}` : 'Remote desktop';
+  const active = useDeskTab(title, !idle && closed === null);
+  // the tab shown again: the desktop takes the keys
   useEffect(() => {
-    document.title = 'Remote desktop · jitgate';
+    if (active) host.current?.querySelector<HTMLElement>('.jitgate-rdp')?.focus();
+  }, [active]);
+  useEffect(() => {
     if (idle) return;
     markEntryUsed();
     let handle: { disconnect(): void } | null = null;
@@ -37,13 +48,14 @@ export function RdpPage({ computerId }: { computerId: string }) {
     setStatus('Preparing session…');
     setWatched(null);
     setModeration(null);
-    const asked = new URLSearchParams(location.search).get('accountType');
+    setMenu(false);
+    const asked = askedType ?? new URLSearchParams(location.search).get('accountType');
     const accountType = asked === 'domain' || asked === 'local' ? asked : undefined;
     loadRdpView().then(
       (mod) => {
         if (cancelled) return;
         if (!mod) return setClosed('Remote desktop is not available in this build.');
-        handle = mod.mountRdp(host.current!, { computerId, accountType, csrf: csrf(), onStatus: setStatus, onClosed: (r, again) => {
+        handle = mod.mountRdp(host.current!, { computerId, accountType, csrf: csrf(), menuHost: menuHost.current ?? undefined, onStatus: setStatus, onClosed: (r, again) => {
             setRetry(again);
             setClosed(r || 'The session ended.');
           },
@@ -54,7 +66,11 @@ export function RdpPage({ computerId }: { computerId: string }) {
           },
           onWatchers: (w) => setWatched(watchersWords(w)),
           onModeration: setModeration,
-          onReady: (i) => setLease(i.leaseExpiresAt !== null ? { sessionId: i.sessionId, leaseExpiresAt: i.leaseExpiresAt } : null),
+          onReady: (i) => {
+            setLease(i.leaseExpiresAt !== null ? { sessionId: i.sessionId, leaseExpiresAt: i.leaseExpiresAt } : null);
+            setComputer(i.computer);
+            setMenu(i.menu === true);
+          },
         });
         endRef.current = () => {
           handle?.disconnect();
@@ -75,12 +91,12 @@ export function RdpPage({ computerId }: { computerId: string }) {
   };
   if (idle)
     return (
-      <SessionFrame title="Remote desktop" live={false} onEnd={end}>
+      <SessionFrame title={title} live={false} onEnd={end}>
         <SessionEnded onStart={() => setAttempt((n) => n + 1)} />
       </SessionFrame>
     );
   return (
-    <SessionFrame title="Remote desktop" live={closed === null} onEnd={end}>
+    <SessionFrame title={title} live={closed === null} onEnd={end} menu={<div ref={menuHost} class="rdp-side" />} menuShown={menu && closed === null}>
       <div class="session-bar" role="status" aria-live="polite">
         {closed ? (
           <>

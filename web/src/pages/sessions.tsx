@@ -4,7 +4,8 @@ import { LabelChips, labelPairs } from '../labels.js';
 import { preloadRdpView } from '../rdp-loader.js';
 import { ErrorBox, Page, fmtTime, useLoad } from '../ui.js';
 
-function sessionHref(c: Computer, protocol: 'ssh' | 'rdp', accountType?: AccountType): string {
+/** The address of a session page (the session desk opens it in a tab). */
+export function sessionHref(c: Computer, protocol: 'ssh' | 'rdp', accountType?: AccountType): string {
   const q = accountType ? `?accountType=${accountType}` : '';
   return `/${protocol === 'ssh' ? 'terminal' : 'rdp'}/${encodeURIComponent(c.id)}${q}`;
 }

@@ -3,21 +3,26 @@ import { watchersWords } from '../watch-words.js';
 import { wsUrl } from '../api.js';
 import { LeaseBar } from '../lease.js';
 import { closeOutcome } from '../close-reasons.js';
-import { SessionEnded, SessionFrame, markEntryUsed, useEntryUsed, useLeaveGuard } from '../session-page.js';
+import { SessionEnded, SessionFrame, markEntryUsed, useDeskTab, useEntryUsed } from '../session-page.js';
 import { StepUpPrompt } from '../passkeys.js';
+import { TerminalKeys, TerminalMenu, type TermInput } from '../terminal-controls.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
   /** The person's own account (elevate): the computer's login asks for their password, typed in the terminal. */
   | { kind: 'sign-in'; account: string; computer: string; retry: boolean }
-  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null; own: boolean }
+  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null; own: boolean; fileTransfer: boolean }
   | { kind: 'error'; message: string }
   | { kind: 'closed'; message: string; retry: boolean }
   /** The computer wants a fresh passkey/TOTP confirmation (step-up): nothing was provisioned. */
   | { kind: 'step-up'; message: string };
 
-/** Browser SSH terminal over the /terminal websocket: live provisioning progress, resize, errors in words. */
-export function TerminalPage({ computerId }: { computerId: string }) {
+/**
+ * Browser SSH terminal over the /terminal websocket: live provisioning progress, resize, errors in words,
+ * on-screen keys at mobile width, a side menu for the clipboard (and file transfer where allowed).
+ * `accountType`: as asked in the address (`?accountType=`), given by the session desk.
+ */
+export function TerminalPage({ computerId, accountType: askedType }: { computerId: string; accountType?: string }) {
   const host = useRef<HTMLDivElement>(null);
   const [status, setStatus] = useState<Status>({ kind: 'connecting', step: 'connecting to the gateway…' });
   const [progress, setProgress] = useState<string[]>([]);
@@ -26,13 +31,21 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   /** Four-eyes: "waiting for a moderator", "moderated by …", "paused: …" (docs/access-requests.md). */
   const [moderation, setModeration] = useState<{ state: string; message: string } | null>(null);
   const endRef = useRef<(() => void) | null>(null);
+  /** The open terminal and where its input goes (typed keys, on-screen keys, the side menu's paste). */
+  const inputRef = useRef<TermInput | null>(null);
   // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
   const used = useEntryUsed();
   const live = status.kind === 'connecting' || status.kind === 'sign-in' || status.kind === 'ready';
   const idle = used && attempt === 0;
-  useLeaveGuard(live && !idle);
+  // the computer's name once the gateway said it, kept after the session ended (the tab keeps its name)
+  const [computerName, setComputerName] = useState<string | null>(null);
+  const title = computerName ? `SSH · ${computerName}` : 'SSH terminal';
+  const active = useDeskTab(title, live && !idle);
+  // the tab shown again: its terminal takes the keys (its size follows by itself: createTerminal observes the element)
   useEffect(() => {
-    document.title = `Terminal · jitgate`;
+    if (active) inputRef.current?.term.focus();
+  }, [active]);
+  useEffect(() => {
     if (idle) return;
     markEntryUsed();
     let cleanup: (() => void) | null = null;
@@ -51,7 +64,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   function connect({ term, fit, dispose }: ReturnType<typeof import('../term.js').createTerminal>): () => void {
     setProgress([]);
     setStatus({ kind: 'connecting', step: 'connecting to the gateway…' });
-    const accountType = new URLSearchParams(location.search).get('accountType') ?? undefined;
+    const accountType = askedType ?? new URLSearchParams(location.search).get('accountType') ?? undefined;
     fit.fit();
     const ws = new WebSocket(wsUrl('/terminal', { computer: computerId, accountType, cols: term.cols, rows: term.rows }));
     ws.binaryType = 'arraybuffer';
@@ -102,7 +115,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; state?: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
+      let msg: { type: string; fileTransfer?: boolean; state?: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -112,7 +125,8 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         const step = msg.step;
         setProgress((p) => [...p, step]);
         setStatus({ kind: 'connecting', step });
-        term.write(`\x1b[2m› ${step}\x1b[0m\r\n`);
+        // cyan, not dim: dim text on the dark background fails WCAG contrast (axe color-contrast)
+        term.write(`\x1b[36m› ${step}\x1b[0m\r\n`);
       } else if (msg.type === 'prompt' && Array.isArray(msg.prompts)) {
         own = true;
         const retry = (msg.attempt ?? 1) > 1;
@@ -125,8 +139,8 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       } else if (msg.type === 'ready') {
         const lease = msg.leaseExpiresAt ? Date.parse(msg.leaseExpiresAt) : NaN;
         const max = msg.leaseMaxAt ? Date.parse(msg.leaseMaxAt) : NaN;
-        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null, own });
-        document.title = `${msg.computer ?? 'Terminal'} · jitgate`;
+        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null, own, fileTransfer: msg.fileTransfer === true });
+        setComputerName(msg.computer ?? null);
         term.focus();
       } else if (msg.type === 'error') {
         lastError = msg.message ?? msg.code ?? 'error';
@@ -153,15 +167,19 @@ export function TerminalPage({ computerId }: { computerId: string }) {
       setStatus({ kind: 'closed', ...outcome });
       term.options.disableStdin = true;
     };
-    const onData = term.onData((d) => {
+    const send = (d: string): void => {
       if (prompt) return typeIntoPrompt(d);
       if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
-    });
+    };
+    const input: TermInput = { term, send };
+    inputRef.current = input;
+    const onData = term.onData((d) => send(input.onTyped?.(d) ?? d));
     const onResize = term.onResize(({ cols, rows }) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols, rows }));
     });
     return () => {
       endRef.current = null;
+      if (inputRef.current === input) inputRef.current = null;
       onData.dispose();
       onResize.dispose();
       ws.onclose = null;
@@ -173,15 +191,15 @@ export function TerminalPage({ computerId }: { computerId: string }) {
   const end = () => {
     if (confirm('End this session? The just-in-time account is removed.')) endRef.current?.();
   };
-  const title = status.kind === 'ready' ? `SSH · ${status.computer}` : 'SSH terminal';
   if (idle)
     return (
       <SessionFrame title={title} live={false} onEnd={end}>
         <SessionEnded onStart={() => setAttempt((n) => n + 1)} />
       </SessionFrame>
     );
+  const menu = status.kind === 'ready' ? <TerminalMenu input={inputRef} computer={status.computer} fileTransfer={status.fileTransfer} /> : undefined;
   return (
-    <SessionFrame title={title} live={live} onEnd={end}>
+    <SessionFrame title={title} live={live} onEnd={end} menu={menu}>
       <div class="session-bar" role="status" aria-live="polite" data-testid="terminal-status">
         {status.kind === 'connecting' && <span>Preparing session: {status.step}</span>}
         {status.kind === 'sign-in' && (
@@ -228,6 +246,7 @@ export function TerminalPage({ computerId }: { computerId: string }) {
         ))}
       </ol>
       <div class="terminal-host" ref={host} data-testid="terminal" />
+      {live && <TerminalKeys input={inputRef} />}
     </SessionFrame>
   );
 }

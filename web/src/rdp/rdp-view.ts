@@ -20,8 +20,10 @@ export interface RdpViewOptions {
   onClosed(reason: string, retry: boolean): void;
   /** The computer wants a fresh passkey/TOTP confirmation first (JIT_ERR_AUTH_STEP_UP_REQUIRED): nothing was provisioned. */
   onStepUp?(message: string): void;
-  /** The session is up: its id and lease end (for the lease bar). */
-  onReady?(info: { sessionId: string; computer: string; leaseExpiresAt: number | null }): void;
+  /** The session is up: its id and lease end (for the lease bar); `menu`: the policy allows a clipboard or file control. */
+  onReady?(info: { sessionId: string; computer: string; leaseExpiresAt: number | null; menu: boolean }): void;
+  /** Where the clipboard and file controls go (the session page's side menu); absent → a collapsible menu in `el`. */
+  menuHost?: HTMLElement;
   /** Somebody started or stopped watching the session live (the person is always told). */
   onWatchers?(change: { watchers: number; event: string | undefined; by: string | undefined }): void;
   /** Four-eyes: waiting for a moderator, moderated, paused (input held back), ended. */
@@ -137,12 +139,12 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
       computerName = rest[1] ?? '';
       policy = parseViewPolicy(rest[5]);
       menu = buildMenu();
-      if (menu) el.appendChild(menu);
+      if (menu) (opts.menuHost ?? el).appendChild(menu);
       // Nothing injected (the person's own account): the Windows login asks, and the page says so plainly.
       const own = rest[6] ?? '';
       opts.onStatus((computerName ? `connected to ${computerName}` : 'connected') + (own ? `: sign in with your own password for ${own} at the Windows login (jitgate does not hold it)` : ''));
       const lease = rest[3] ? Date.parse(rest[3]) : NaN;
-      opts.onReady?.({ sessionId: rest[0] ?? '', computer: computerName, leaseExpiresAt: Number.isFinite(lease) ? lease : null });
+      opts.onReady?.({ sessionId: rest[0] ?? '', computer: computerName, leaseExpiresAt: Number.isFinite(lease) ? lease : null, menu: menu !== null });
       root.focus();
     } else if (kind === 'error') {
       errorText = rest[1] ?? rest[0] ?? 'error';
@@ -316,8 +318,9 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
     if (sections.length === 0) return null;
     noteEl = make('p', { className: 'rdp-menu-note' });
     noteEl.setAttribute('role', 'status');
-    const details = make('details', { className: 'rdp-menu' }, make('summary', {}, 'Clipboard and files'), ...sections, noteEl);
-    return details;
+    // in the page's side menu, which has its own heading and toggle; on its own, a collapsible menu
+    if (opts.menuHost) return make('div', { className: 'rdp-menu' }, ...sections, noteEl);
+    return make('details', { className: 'rdp-menu' }, make('summary', {}, 'Clipboard and files'), ...sections, noteEl);
   };
   const onPaste = (e: ClipboardEvent): void => {
     sendClipboard(e.clipboardData?.getData('text/plain') ?? '');
