@@ -159,9 +159,9 @@ async function main(): Promise<void> {
           bands.find((b) => i >= b.from && i < b.to)!.ms.push(s.startMs);
         } catch (err) {
           failed++;
-          progress(`session ${i} failed: ${String(err).slice(0, 300)}`);
-          // What the gateways said about it (errors), to tell why.
-          for (const g of gws) for (const l of n.log(g).split('\n').filter((x) => /"level":50/.test(x)).slice(-2)) progress(`  ${g}: ${l.slice(0, 1500)}`);
+          progress(`session ${i} failed: ${String(err).slice(0, 1500)}`);
+          // What the gateways and workers said about it (warnings, errors), to tell why.
+          for (const p of [...gws, 'w1', 'w2'] as const) for (const l of n.log(p).split('\n').filter((x) => /"level":(40|50)/.test(x)).slice(-3)) progress(`  ${p}: ${l.slice(0, 1500)}`);
         }
         if ((i + 1) % 50 === 0) progress(`${i + 1} opened (load ${loadavg()[0]!.toFixed(1)})`);
       }

@@ -131,7 +131,8 @@ describe.skipIf(!browserOk.ok)(`access requests in the browser${browserOk.ok ? '
     await a.goto(`${base}/requests`);
     await a.getByRole('heading', { name: /^Waiting for you/ }).waitFor();
     const r2 = await request(t, `deny${tag}`, 'curious about the logs');
-    await a.getByTestId('requests-waiting').waitFor({ timeout: 30_000 });
+    // The approver's window is phone-sized: the navigation (and its badge) is folded behind Menu, so the badge is attached, not visible.
+    await a.getByTestId('requests-waiting').waitFor({ state: 'attached', timeout: 30_000 });
     const card2 = a.locator(`section[aria-label="Waiting for you"] article[data-request="${r2}"]`);
     await card2.waitFor({ timeout: 30_000 });
     await card2.getByRole('button', { name: 'Deny' }).click();
