@@ -20,7 +20,7 @@
  * setup, not relaying.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SshHostHandle } from '../../test/harness/ssh-host.js';
 
@@ -54,6 +54,21 @@ function makeCgroup(): { dir: string; usageSeconds(): number } {
   };
 }
 
+/** The PID, as seen from here, of the process inside the host's PID namespace with `innerPid` running with `configPath`. */
+function outerPid(innerPid: string, configPath: string): number {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (!readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(configPath)) continue;
+      const ns = /NSpid:\s+([\d\s]+)/.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1]?.trim().split(/\s+/);
+      if (ns && ns[ns.length - 1] === innerPid) return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`bastion sshd (pid ${innerPid} inside the host) not found`);
+}
+
 export async function startBastion(host: SshHostHandle, port = 2222): Promise<Bastion> {
   // The host's state dir is /run/jgt inside it.
   const outside = join(host.stateDir, 'bastion');
@@ -80,8 +95,6 @@ export async function startBastion(host: SshHostHandle, port = 2222): Promise<Ba
   const cg = makeCgroup();
   const up = await host.exec([
     'set -e',
-    // The sshd started below and everything it forks is accounted in this cgroup (written as seen in the host's PID namespace).
-    `echo $$ > ${cg.dir}/cgroup.procs`,
     'id bastion >/dev/null 2>&1 || useradd -m -s /bin/sh bastion',
     'chpasswd',
     // The state dir is root's only (0700): the key goes to the bastion user's home.
@@ -91,6 +104,9 @@ export async function startBastion(host: SshHostHandle, port = 2222): Promise<Ba
     `for i in $(seq 100); do [ -s ${inside}/sshd.pid ] && break; sleep 0.05; done`,
   ].join('\n'), { stdin: `bastion:${password}\n` });
   if (up.code !== 0) throw new Error(`bastion sshd did not start: ${up.stderr}`);
+  // The listener (idle so far) goes into the cgroup; every process it forks from now on is accounted there.
+  const innerPid = (await host.exec(`cat ${inside}/sshd.pid`)).stdout.trim();
+  writeFileSync(join(cg.dir, 'cgroup.procs'), String(outerPid(innerPid, `${inside}/sshd_config`)));
   const quiet = () => host.exec(`p=$(cat ${inside}/sshd.pid); for i in $(seq 200); do [ -z "$(cat /proc/$p/task/*/children)" ] && break; sleep 0.05; done`);
   return {
     address: host.address, port, username: 'bastion', password,
