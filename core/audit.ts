@@ -199,6 +199,11 @@ export interface AuditVerifyOptions {
   checkpoints?: { items: CheckpointInFile[]; malformed: { source: string; line: number }[]; missing: string[] };
 }
 
+/** Whether a queryable is a whole database (it can open transactions) rather than one transaction. */
+function isDatabase(q: Queryable): q is Database {
+  return typeof (q as Partial<Database>).transaction === 'function';
+}
+
 export class AuditLog {
   readonly #db: Database;
   readonly #sinks: AuditSink[] = [];
@@ -220,11 +225,15 @@ export class AuditLog {
 
   /** Append one event; serialised across processes by an advisory lock. */
   async record(input: AuditEventInput, tx?: Queryable): Promise<AuditEvent> {
+    // A caller's queryable that is a Database (a pool) is no transaction: on it the advisory
+    // lock below would be released when its own statement ends, before the insert, and two
+    // processes would append the same seq. Such an append runs in a transaction of its own.
+    const inTx = tx && !isDatabase(tx) ? tx : undefined;
     const run = async (q: Queryable): Promise<AuditEvent> => {
       // Serialise appenders across connections (PostgreSQL). PGlite is one
       // connection whose transactions already run one at a time.
       if (this.#db.kind !== 'pglite') await q.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-      const cached = tx ? undefined : embeddedHead.get(this.#db);
+      const cached = inTx ? undefined : embeddedHead.get(this.#db);
       const last = cached ? [cached] : await q.query<{ seq: string | number; hash: string; alg: string }>('SELECT seq, hash, alg FROM audit_events ORDER BY seq DESC LIMIT 1');
       const prevHash = last[0]?.hash ?? AUDIT_GENESIS;
       const seq = Number(last[0]?.seq ?? 0) + 1;
@@ -252,14 +261,14 @@ export class AuditLog {
         await q.query('INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [KEYED_FROM_SETTING, JSON.stringify(seq)]);
       }
       // Inside the (exclusive) transaction, so the next appender sees it; dropped again if the commit fails.
-      if (!tx && this.#db.kind === 'pglite') embeddedHead.set(this.#db, { seq, hash, alg });
+      if (!inTx && this.#db.kind === 'pglite') embeddedHead.set(this.#db, { seq, hash, alg });
       return { ...ev, prevHash, hash, alg };
     };
     let event: AuditEvent;
-    if (tx) {
+    if (inTx) {
       // The caller's transaction may still roll back: forget the head.
       embeddedHead.delete(this.#db);
-      event = await run(tx);
+      event = await run(inTx);
     } else {
       try {
         event = await this.#db.transaction(run);

@@ -94,6 +94,10 @@ export class SshConnection {
   /** When the pooled connection last answered (a command finished on it, or it was established). */
   #lastHeard = 0;
   readonly #waiting: (() => void)[] = [];
+  /** Commands (probes included) under way on each connection. */
+  readonly #inFlight = new WeakMap<Client, number>();
+  /** Connections taken out of the pool that still carry commands: ended when the last one finishes. */
+  readonly #retiring = new WeakSet<Client>();
 
   constructor(opts: SshConnectionOptions) {
     const m = FINGERPRINT.exec(opts.hostKeySha256);
@@ -205,6 +209,17 @@ export class SshConnection {
     }
   }
 
+  /**
+   * Take `client` out of the pool and end it once no command runs on it. A failed probe or channel
+   * open says the connection is unfit for new commands, not that the commands already running on it
+   * are lost: ending it at once would cut them off (SIGHUP) with an outcome nobody can know.
+   */
+  #retire(client: Client): void {
+    this.#drop(client);
+    if ((this.#inFlight.get(client) ?? 0) === 0) client.end();
+    else this.#retiring.add(client);
+  }
+
   async #getClient(): Promise<Client> {
     if (this.#closed) {
       throw new JitgateError(StoreErrors.JIT_ERR_STORE_UNREACHABLE, { store: this.#store, reason: 'store closed' });
@@ -221,8 +236,7 @@ export class SshConnection {
         if (this.#client === pooled) return pooled;
       } catch {
         this.#log.info('pooled ssh connection did not answer; reconnecting');
-        this.#drop(pooled);
-        pooled.end();
+        this.#retire(pooled);
       }
       if (this.#client) return this.#client;
     }
@@ -282,8 +296,7 @@ export class SshConnection {
       if (!(err instanceof ChannelOpenError)) throw err;
       // The channel never opened, so the command never ran: one fresh connection, one retry.
       this.#log.warn('ssh channel open failed; reconnecting');
-      this.#drop(client);
-      client.end();
+      this.#retire(client);
       const again = await this.#getClient();
       try {
         return await this.#execOn(again, command, opts);
@@ -296,7 +309,18 @@ export class SshConnection {
     }
   }
 
-  #execOn(client: Client, command: string, opts: ExecOptions): Promise<ExecResult> {
+  async #execOn(client: Client, command: string, opts: ExecOptions): Promise<ExecResult> {
+    this.#inFlight.set(client, (this.#inFlight.get(client) ?? 0) + 1);
+    try {
+      return await this.#execOnce(client, command, opts);
+    } finally {
+      const left = (this.#inFlight.get(client) ?? 1) - 1;
+      this.#inFlight.set(client, left);
+      if (left === 0 && this.#retiring.delete(client)) client.end();
+    }
+  }
+
+  #execOnce(client: Client, command: string, opts: ExecOptions): Promise<ExecResult> {
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     return new Promise<ExecResult>((resolve, reject) => {
       let channel: ClientChannel | null = null;
