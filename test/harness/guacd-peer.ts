@@ -88,6 +88,12 @@ export interface PeerConnection {
   closed: boolean;
   /** Send an instruction to the gateway (after ready). */
   send(...elements: string[]): void;
+  /**
+   * Send instructions already encoded (benchmarks: whole frames of large
+   * blobs without re-encoding them). Recorded and relayed to joined users
+   * like `send`, but not kept as the screen replayed to later joiners.
+   */
+  sendEncoded(data: string | Buffer): void;
   /** Bytes written by the peer that the gateway has not read yet (beyond the kernel buffers). */
   backlog(): number;
   /** Give up on the connection and ignore anything that still arrives, like guacd when its handshake times out (15 s after `args`). */
@@ -248,7 +254,7 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
   interface Shared {
     names: string[];
     screen: string[];
-    joiners: Set<{ write(s: string): void; end(): void }>;
+    joiners: Set<{ write(s: string | Buffer): void; end(): void }>;
   }
   const shared = new Map<string, Shared>();
   /** What changes the screen (replayed to a user joining later, like guacd duplicating its display). */
@@ -261,8 +267,8 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
     let names: string[] = [];
     let queue = Promise.resolve();
     let recordingFd: number | null = null;
-    const write = (s: string): void => {
-      const buf = Buffer.from(s, 'utf8');
+    const write = (s: string | Buffer): void => {
+      const buf = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
       if (recordingFd !== null) writeSync(recordingFd, buf);
       const n = opts.chunkBytes;
       if (!n) {
@@ -295,6 +301,10 @@ export async function startGuacdPeer(opts: GuacdPeerOptions = {}): Promise<Guacd
         if (!sh) return;
         if (DRAWING.has(elements[0] ?? '')) sh.screen.push(text);
         for (const j of sh.joiners) j.write(text);
+      },
+      sendEncoded: (data) => {
+        write(data);
+        for (const j of shared.get(conn.id)?.joiners ?? []) j.write(data);
       },
       backlog: () => sock.writableLength,
       hangUp: () => {
