@@ -165,7 +165,8 @@ export function SearchPage() {
                   {KIND_WORDS[h.kind] ?? h.kind} at {fmtOffset(h.atMs)}
                 </span>
               </div>
-              <pre class="hit-context">
+              {/* scrolls sideways inside its box: focusable and named, so a keyboard can scroll it too (axe scrollable-region-focusable) */}
+              <pre class="hit-context" tabIndex={0} aria-label={`Context of the hit on ${h.computer}`}>
                 {h.before.map((l, i) => (
                   <span key={`b${i}`} class="muted">
                     {l}
