@@ -22,6 +22,7 @@ export const SshGatewayErrors = defineErrors({
   },
   JIT_ERR_SSH_CHANNEL: { status: 502, message: '{host} refused to open a {what}: {reason}' },
   JIT_ERR_SSH_BAD_REQUEST: { status: 400, message: 'bad terminal request: {reason}' },
+  JIT_ERR_SSH_PASTE_NOT_ALLOWED: { status: 403, message: 'pasting into {computer} is not allowed by its clipboard policy; nothing was sent' },
   JIT_ERR_SSH_EXISTING_ACCOUNT: {
     status: 422,
     message: 'JIT is disabled on {computer}: sessions with an existing account are not available in the browser terminal yet',

@@ -30,6 +30,7 @@ import type { Principal } from '../auth/principal.js';
 import type { OpenSessionRequest, OpenedSession, ProgressFn, SessionGate } from '../contracts.js';
 import type { LiveEntry, LiveTap, RedisLiveSessions, WatchersChange } from '../sessions/live-sessions.js';
 import { SshGatewayErrors } from './errors.js';
+import { isBracketedPaste, terminalClipboard, type TerminalClipboard } from './terminal-clipboard.js';
 import { pinnedHostKey } from './host-key-pin.js';
 import { preconnectUpstream, type AskPerson, type PendingUpstream, type UpstreamTarget } from './upstream.js';
 import { leaseMaxAt } from '../sessions/lease-cap.js';
@@ -155,6 +156,9 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   let shell: ClientChannel | null = null;
   let rec: TerminalRecording | null = null;
   let recordInput = false;
+  /** The computer's clipboard policy, known once the session is open; nothing is relayed before. */
+  let clipboard: TerminalClipboard = { copy: false, paste: false };
+  let computerName = computerRef;
   const live: { tap?: LiveTap | undefined; gate?: SessionGate | null | undefined } = {};
   /** The login prompt waiting for the person's answer (their own password: relayed once, never logged, recorded or kept). */
   let answer: { n: number; resolve: (a: string[]) => void } | null = null;
@@ -163,6 +167,12 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     if (isBinary) {
       // Four-eyes: nothing the person types reaches the computer while no moderator watches.
       if (!shell || closing || (live.gate && !live.gate.inputAllowed())) return;
+      // A paste the clipboard policy forbids (the page offers none; this is for any other client): dropped whole, the person told.
+      if (!clipboard.paste && isBracketedPaste(buf)) {
+        log.info({ bytes: buf.length }, 'paste refused by the clipboard policy');
+        const e = new JitgateError(SshGatewayErrors.JIT_ERR_SSH_PASTE_NOT_ALLOWED, { computer: computerName });
+        return sendJson(ws, { type: 'refused', code: e.code, message: e.message });
+      }
       shell.write(buf);
       if (recordInput) rec?.input(buf);
       return;
@@ -234,6 +244,8 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
   live.tap = opened.tap;
   const tap = opened.tap;
   const { session, computer, credentials } = opened;
+  clipboard = terminalClipboard(computer.policy);
+  computerName = computer.name;
   const slog = log.child({ sessionId: session.id, computer: computer.name, account: credentials.username });
 
   let upstream: Client | null = null;
@@ -350,6 +362,8 @@ async function runTerminal(ws: WebSocket, req: FastifyRequest, deps: TerminalDep
     ...(leaseMax ? { leaseMaxAt: leaseMax.toISOString() } : {}),
     // the session page's side menu mentions file transfer only where the SSH front door allows it (front-door-policy.ts)
     fileTransfer: computer.policy.sftp === true,
+    // the computer's clipboard policy: the side menu offers copy and paste only where allowed (a forbidden paste is refused here too)
+    clipboard,
   });
 
   const sh = shell;

@@ -62,7 +62,8 @@ describe.skipIf(why !== undefined)(`four-eyes sessions in the browser${why ? ` (
     await signIn(page, base, tech, 'four-eyes-technician');
     const row = page.locator(`tr[data-computer="${pc.name}"]`);
     await row.waitFor();
-    const [term] = await Promise.all([techB.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${pc.name} with SSH` }).click()]);
+    // Shift+click: a window of its own (a plain click opens a tab of this window's session desk)
+    const [term] = await Promise.all([techB.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${pc.name} with SSH` }).click({ modifiers: ['Shift'] })]);
     await waitFor('waiting for a moderator', 120_000, async () => ((await banner(term)).state === 'waiting' ? true : undefined));
     expect((await banner(term)).text).toMatch(/waiting for a moderator/);
     expect(await term.getByTestId('jit-account').count()).toBe(0);

@@ -176,6 +176,8 @@ export async function startSshWebRig(o: {
   log?: Logger;
   /** Four-eyes sessions as app/main.ts wires them: the gateway gates sessions on computers that require a moderator, whose moderators may watch and terminate. */
   moderation?: boolean;
+  /** More API plugins beside the terminal's (e.g. the remote desktop tunnel over the guacd test peer). */
+  apiPlugins?: (parts: WebRigParts) => Plugin[];
 }): Promise<SshWebRig> {
   const recDir = mkdtempSync(join(tmpdir(), 'jg-web-rec-'));
   const log = o.log ?? silentLogger();
@@ -203,7 +205,7 @@ export async function startSshWebRig(o: {
         return r;
       },
     },
-    apiPlugins: () => gw.apiPlugins,
+    apiPlugins: (parts) => [...gw.apiPlugins, ...(o.apiPlugins?.(parts) ?? [])],
   });
   return {
     host, store, fx, db, engine, queue, gw, recorder, recDir, connection, web, base: web.base,

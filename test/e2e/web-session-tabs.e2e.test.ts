@@ -50,7 +50,7 @@ describe.skipIf(why !== undefined)(`sessions in tabs, side menu and mobile keys$
     await createPerson(db, { login: tech.login, displayName: tech.displayName, role: 'technician', organizationId: org.id, password: tech.password });
     const computer = async (sftp: boolean) => {
       const pc = await fx.computer({ ...JIT_PRESETS.maximumSecurity, adminGroups: ['admins'], accountType: 'local' }, { orgId: org.id, localStore: STORE, domainStore: STORE });
-      await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}', policy = jsonb_build_object('sshHostKeySha256', $4::text, 'sftp', $5::boolean) WHERE id = $1", [pc.id, host.address, host.port, host.hostKeySha256, sftp]);
+      await db.query("UPDATE computers SET address = $2, ssh_port = $3, protocols = '{ssh}', policy = jsonb_build_object('sshHostKeySha256', $4::text, 'sftp', $5::boolean, 'clipboard', 'both') WHERE id = $1", [pc.id, host.address, host.port, host.hostKeySha256, sftp]);
       return pc;
     };
     // two computers on the same test host: A allows file transfer, B does not
@@ -92,7 +92,7 @@ describe.skipIf(why !== undefined)(`sessions in tabs, side menu and mobile keys$
     const accountB = await waitFor('the JIT account of B', 120_000, async () => (await shown(page).getByTestId('jit-account').textContent().catch(() => null)) || undefined);
     expect(accountB).not.toBe(accountA);
     const strip = page.getByRole('navigation', { name: 'Sessions in this window' });
-    expect(await strip.getByRole('link').allTextContents()).toEqual([`SSH · ${pcA.name}`, `SSH · ${pcB.name}`]);
+    expect(await strip.getByRole('list').getByRole('link').allTextContents()).toEqual([`SSH · ${pcA.name}`, `SSH · ${pcB.name}`]);
     expect(await strip.getByRole('link', { name: `SSH · ${pcB.name}` }).getAttribute('aria-current')).toBe('page');
     await shown(page).locator('.xterm').click();
     await page.keyboard.type('echo b-$((20+2))\n');
@@ -148,7 +148,7 @@ describe.skipIf(why !== undefined)(`sessions in tabs, side menu and mobile keys$
     await strip.getByText('(ended)').waitFor();
     await strip.getByRole('button', { name: `Close SSH · ${pcB.name}` }).click();
     await page.waitForURL(`**/terminal/${encodeURIComponent(pcA.id)}`);
-    expect(await strip.getByRole('link').allTextContents()).toEqual([`SSH · ${pcA.name}`]);
+    expect(await strip.getByRole('list').getByRole('link').allTextContents()).toEqual([`SSH · ${pcA.name}`]);
     await shown(page).locator('.xterm').click();
     await page.keyboard.type('echo last-$((50+5))\n');
     await waitFor('A to answer after B closed', 30_000, async () => ((await linesEqual(shown(page), 'last-55')) === 1 ? true : undefined));

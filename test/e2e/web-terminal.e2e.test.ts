@@ -75,7 +75,8 @@ describe.skipIf(why !== undefined)(`browser terminal on the real gateway pieces$
     const row = page.locator(`tr[data-computer="${pc.name}"]`);
     await row.waitFor();
     const t0 = Date.now();
-    const [term] = await Promise.all([b.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${pc.name} with SSH` }).click()]);
+    // Shift+click: a window of its own (a plain click opens a tab of this window's session desk)
+    const [term] = await Promise.all([b.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${pc.name} with SSH` }).click({ modifiers: ['Shift'] })]);
     const account = await waitFor('the JIT account', 120_000, async () => (await term.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
     const readyMs = Date.now() - t0;
     expect(account).toMatch(new RegExp(`^${tech.login}_[a-z0-9]{6}$`));

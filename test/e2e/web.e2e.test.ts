@@ -138,7 +138,8 @@ describe.skipIf(why !== undefined)(`web: the full story of issue #7${why ? ` (sk
     const row = page.locator(`tr[data-computer="${computer}"]`);
     await row.waitFor();
     await screenshot(page, 'full-sessions');
-    const [term] = await Promise.all([b.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${computer} with SSH` }).click()]);
+    // Shift+click: a window of its own (a plain click opens a tab of this window's session desk)
+    const [term] = await Promise.all([b.context.waitForEvent('page'), row.getByRole('link', { name: `Connect to ${computer} with SSH` }).click({ modifiers: ['Shift'] })]);
     const account = await waitFor('the JIT account to be ready', 120_000, async () => (await term.getByTestId('jit-account').textContent().catch(() => null)) || undefined);
     expect(account).toMatch(/_[a-z0-9]{6}$/);
     expect((await host.exec(`id -nG ${account}`)).stdout.split(/\s+/)).toContain('sudo');

@@ -1,5 +1,5 @@
 import { render } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import './styles.css';
 import { get, post, setCsrf, type Me } from './api.js';
 import { navigate, useLocation } from './router.js';
@@ -52,8 +52,18 @@ function Nav({ me, onSignOut }: { me: Me; onSignOut: () => void }) {
         Skip to content
       </a>
       <span class="brand">jitgate</span>
+      {/* The Requests badge is folded with the links: its count rides on the button (shown only at mobile width).
+          Named by its content ("Menu 2 requests waiting"), not aria-label, so the name holds the visible text (WCAG 2.5.3). */}
       <button type="button" class="nav-toggle" aria-expanded={open} aria-controls="main-nav" onClick={() => setOpen((o) => !o)}>
         Menu
+        {requests.waiting > 0 && (
+          <>
+            <span class="badge warn" data-testid="menu-requests-waiting">
+              {requests.waiting}
+            </span>
+            <span class="sr-only">{requests.waiting === 1 ? ' request waiting' : ' requests waiting'}</span>
+          </>
+        )}
       </button>
       <nav aria-label="Main" id="main-nav" class={open ? 'open' : undefined}>
         <ul>
@@ -96,8 +106,8 @@ function Routes({ me }: { me: Me }) {
   const needs = routeNeeds(path);
   if (needs && !can(p, needs)) return <NotAvailable role={ROLE_LABEL[p?.role ?? ''] ?? p?.role ?? ''} />;
   let m: RegExpExecArray | null;
-  // one desk for every terminal and remote desktop of this window: switching between them keeps each connected
-  if (isSessionPath(path)) return <SessionDesk />;
+  // the session desk (App renders it): one for every terminal and remote desktop of this window
+  if (isSessionPath(path)) return null;
   if ((m = /^\/live\/([^/]+)\/watch$/.exec(path))) return <LivePage watch={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/requests\/([^/]+)$/.exec(path))) return <RequestsPage id={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/recordings\/([^/]+)$/.exec(path))) return <RecordingsPage replay={decodeURIComponent(m[1]!)} />;
@@ -144,6 +154,7 @@ function App() {
   const [me, setMe] = useState<Me | null>(null);
   const [bootError, setBootError] = useState<string | null>(null);
   const { path } = useLocation();
+  const deskKept = useRef(false);
 
   const refresh = useCallback(async () => {
     const m = await get<Me>('/auth/me');
@@ -217,12 +228,16 @@ function App() {
       </Session.Provider>
     );
   // Session pages are focused: no main navigation to click away from a live session by accident.
-  const focused = /^\/(terminal|rdp)\//.test(path);
+  const focused = isSessionPath(path);
+  const desk = focused && can(me.person, 'connect');
+  // The desk stays mounted on the Sessions home page ("/"), its sessions connected, while another computer is picked there.
+  deskKept.current = desk || (deskKept.current && path === '/');
   return (
     <Session.Provider value={ctx}>
       {!focused && <Nav me={me} onSignOut={() => void signOut()} />}
       <main id="main" class={focused ? 'focused' : undefined}>
-        <Routes me={me} />
+        {deskKept.current && <SessionDesk />}
+        {!desk && <Routes me={me} />}
       </main>
     </Session.Provider>
   );

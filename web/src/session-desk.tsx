@@ -11,11 +11,17 @@ import { RdpPage } from './pages/rdp.js';
  * Several sessions in tabs of one window (issue 17, what technicians miss):
  * every terminal or remote desktop opened in this window stays mounted, and
  * connected, while another one is shown; the strip on top switches between
- * them without ending any. Leaving the desk (another page, Back to a page
- * that is not a session, closing the window) ends them all, so it asks first
- * while one is live; switching tabs asks nothing.
+ * them without ending any. The Sessions home page ("/") is part of the desk:
+ * its Connect buttons add a tab here, and while it is shown the sessions stay
+ * connected behind it (main.tsx keeps the desk mounted there). Leaving the desk
+ * (another page, Back to a page that is not a session or home, closing the
+ * window) ends them all, so it asks first while one is live; switching tabs
+ * and going home ask nothing.
  */
 const SESSION_PATH = /^\/(terminal|rdp)\/([^/?]+)/;
+
+/** The Sessions home page: the sessions of the window stay connected while it is shown. */
+const HOME = '/';
 
 export function isSessionPath(path: string): boolean {
   return SESSION_PATH.test(path);
@@ -38,7 +44,7 @@ function useLeaveGuard(live: number): void {
       e.returnValue = leaveText(count.current);
     };
     window.addEventListener('beforeunload', onUnload);
-    const remove = guardLeaving((to) => isSessionPath(to) || confirm(leaveText(count.current)));
+    const remove = guardLeaving((to) => isSessionPath(to) || to === HOME || confirm(leaveText(count.current)));
     return () => {
       window.removeEventListener('beforeunload', onUnload);
       remove();
@@ -79,10 +85,12 @@ function OpenAnother() {
 export function SessionDesk() {
   const { path, search } = useLocation();
   const qs = search.toString();
-  const current = path + (qs ? `?${qs}` : '');
+  // on the home page no tab is shown (current matches none)
+  const home = !isSessionPath(path);
+  const current = home ? '' : path + (qs ? `?${qs}` : '');
   // The addresses opened in this window, in the order they were opened; a tab leaves only when closed.
   const tabs = useRef<string[]>([]);
-  if (!tabs.current.includes(current)) tabs.current.push(current);
+  if (!home && !tabs.current.includes(current)) tabs.current.push(current);
   const [reports, setReports] = useState<Record<string, DeskReport>>({});
   const [, redraw] = useState(0);
   const [opening, setOpening] = useState(false);
@@ -99,8 +107,8 @@ export function SessionDesk() {
   useLeaveGuard(live);
   const title = reports[current]?.title;
   useEffect(() => {
-    document.title = `${title ?? 'Session'} · jitgate`;
-  }, [title]);
+    if (!home) document.title = `${title ?? 'Session'} · jitgate`;
+  }, [title, home]);
   // a tab opened from the list: the list has done its job
   useEffect(() => setOpening(false), [current]);
 
@@ -109,13 +117,17 @@ export function SessionDesk() {
     tabs.current = tabs.current.filter((u) => u !== url);
     reporters.delete(url);
     setReports(({ [url]: _gone, ...rest }) => rest);
-    if (url === current) navigate(tabs.current[Math.min(at, tabs.current.length - 1)] ?? '/', true);
+    if (url === current) navigate(tabs.current[Math.min(at, tabs.current.length - 1)] ?? HOME, true);
     else redraw((n) => n + 1);
   };
 
+  if (home && tabs.current.length === 0) return null;
   return (
-    <div class="session-desk">
+    <div class={home ? 'session-desk home' : 'session-desk'}>
       <nav class="session-strip" aria-label="Sessions in this window" data-testid="session-strip">
+        <Link href={HOME} class="desk-home" aria-current={home ? 'page' : undefined}>
+          All computers
+        </Link>
         <ul>
           {tabs.current.map((url) => {
             const r = reports[url];
@@ -135,11 +147,13 @@ export function SessionDesk() {
             );
           })}
         </ul>
-        <button type="button" aria-expanded={opening} data-testid="open-another-toggle" onClick={() => setOpening((o) => !o)}>
-          Open another session
-        </button>
+        {!home && (
+          <button type="button" aria-expanded={opening} data-testid="open-another-toggle" onClick={() => setOpening((o) => !o)}>
+            Open another session
+          </button>
+        )}
       </nav>
-      {opening && <OpenAnother />}
+      {opening && !home && <OpenAnother />}
       {tabs.current.map((url) => {
         const m = SESSION_PATH.exec(url)!;
         const id = decodeURIComponent(m[2]!);

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { createContext } from 'preact';
-import { useContext, useEffect, useId, useState } from 'preact/hooks';
+import { useContext, useEffect, useId, useRef, useState } from 'preact/hooks';
 import { Link } from './ui.js';
 
 /**
@@ -59,12 +59,27 @@ export function SessionFrame(props: {
   const shown = menu !== undefined && props.menuShown !== false;
   const [open, setOpen] = useState(false);
   const menuId = useId();
+  const toggle = useRef<HTMLButtonElement>(null);
+  const side = useRef<HTMLElement>(null);
+  // Opened: the keys go to its first control. Escape closes it and gives the focus back to its button (WAI-ARIA APG, disclosure).
+  useEffect(() => {
+    if (!open || !shown) return;
+    const first = side.current?.querySelector<HTMLElement>('button, textarea, input, select, a[href]');
+    (first ?? side.current)?.focus();
+  }, [open]);
+  const onKey = (e: KeyboardEvent): void => {
+    if (e.key !== 'Escape') return;
+    e.preventDefault();
+    e.stopPropagation();
+    setOpen(false);
+    toggle.current?.focus();
+  };
   return (
     <section class="session-page focused">
       <header class="session-head">
         <span class="brand">jitgate</span> <h1 class="session-title">{title}</h1>{' '}
         {shown && (
-          <button type="button" aria-expanded={open} aria-controls={menuId} data-testid="session-menu-toggle" onClick={() => setOpen((o) => !o)}>
+          <button ref={toggle} type="button" aria-expanded={open} aria-controls={menuId} data-testid="session-menu-toggle" onClick={() => setOpen((o) => !o)}>
             Clipboard and files
           </button>
         )}{' '}
@@ -79,7 +94,7 @@ export function SessionFrame(props: {
       <div class="session-body">
         <div class="session-main">{children}</div>
         {menu !== undefined && (
-          <aside id={menuId} class="session-side" aria-label="Clipboard and files" hidden={!open || !shown} data-testid="session-menu">
+          <aside ref={side} id={menuId} class="session-side" aria-label="Clipboard and files" hidden={!open || !shown} data-testid="session-menu" tabIndex={-1} onKeyDown={onKey}>
             {menu}
           </aside>
         )}

@@ -13,6 +13,12 @@ export interface TermInput {
   onTyped?: (data: string) => string;
 }
 
+/** The computer's clipboard policy for this terminal (the gateway's `ready` frame): copy is out of the session, paste into it. */
+export interface TermClipboard {
+  copy: boolean;
+  paste: boolean;
+}
+
 /** `name`: for the arrows, whose symbol is no name; Esc and Tab are named by what they show. */
 const KEYS: { key: ScreenKey; label: string; name?: string }[] = [
   { key: 'esc', label: 'Esc' },
@@ -68,13 +74,14 @@ export function TerminalKeys({ input }: { input: RefObject<TermInput | null> }) 
 }
 
 /**
- * The terminal's side menu. Clipboard: copy the selection out, paste text in
- * (as if typed: the terminal shows and records it like any input, so it
- * widens nothing; the computer's clipboard policy governs the remote desktop's
- * clipboard channel). Files: only where the computer's policy allows SFTP/scp,
- * which go through jitgate's SSH front door, not through this page.
+ * The terminal's side menu, only what the computer's policy allows (as the
+ * remote desktop's). Clipboard: copy the selection out (remote → local), paste
+ * text in (local → remote: as a bracketed paste, which the gateway refuses
+ * where the policy forbids it; the terminal shows and records it like any
+ * input). Files: only where the policy allows SFTP/scp, which go through
+ * jitgate's SSH front door, not through this page.
  */
-export function TerminalMenu({ input, computer, fileTransfer }: { input: RefObject<TermInput | null>; computer: string; fileTransfer: boolean }) {
+export function TerminalMenu({ input, computer, fileTransfer, clipboard }: { input: RefObject<TermInput | null>; computer: string; fileTransfer: boolean; clipboard: TermClipboard }) {
   const [text, setText] = useState('');
   const [note, setNote] = useState('');
   const pasteId = useId();
@@ -99,17 +106,29 @@ export function TerminalMenu({ input, computer, fileTransfer }: { input: RefObje
   };
   return (
     <>
-      <section class="side-section" data-testid="menu-clipboard">
-        <h2>Clipboard</h2>
-        <button type="button" onClick={() => void copy()}>
-          Copy selection
-        </button>
-        <label for={pasteId}>Text to paste into the terminal</label>
-        <textarea id={pasteId} rows={3} value={text} onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)} />
-        <button type="button" onClick={paste}>
-          Paste into terminal
-        </button>
-      </section>
+      {(clipboard.copy || clipboard.paste) && (
+        <section class="side-section" data-testid="menu-clipboard">
+          <h2>Clipboard</h2>
+          {clipboard.copy ? (
+            <button type="button" onClick={() => void copy()}>
+              Copy selection
+            </button>
+          ) : (
+            <p class="muted">Copying from this computer is not allowed.</p>
+          )}
+          {clipboard.paste ? (
+            <>
+              <label for={pasteId}>Text to paste into the terminal</label>
+              <textarea id={pasteId} rows={3} value={text} onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)} />
+              <button type="button" onClick={paste}>
+                Paste into terminal
+              </button>
+            </>
+          ) : (
+            <p class="muted">Pasting into this computer is not allowed.</p>
+          )}
+        </section>
+      )}
       {fileTransfer && (
         <section class="side-section" data-testid="menu-files">
           <h2>Files</h2>

@@ -55,7 +55,7 @@ const POLICY_TOGGLES: [string, string][] = [
 /** RDP controls chosen from a list (gateway/api/computer-policy.ts); the gateway enforces each, whatever guacd does. */
 const RDP_CHOICES: { key: string; label: string; dflt: string; options: [string, string][]; hint?: string }[] = [
   {
-    key: 'clipboard', label: 'Clipboard (RDP)', dflt: 'off',
+    key: 'clipboard', label: 'Clipboard (RDP and browser terminal)', dflt: 'off',
     options: [['off', 'Off'], ['remote-to-local', 'Remote → local only (copy out)'], ['local-to-remote', 'Local → remote only (paste in)'], ['both', 'Both ways']],
   },
   {

@@ -419,7 +419,7 @@ export function RequestsPage({ id }: { id?: string }) {
  * computer to request or a request to see; its badge is the live count of
  * requests waiting for the signed-in approver (polled: no reload needed).
  */
-export function useRequestsNav(person: { id: string; role: string } | null): { show: boolean; label: ComponentChildren } {
+export function useRequestsNav(person: { id: string; role: string } | null): { show: boolean; label: ComponentChildren; waiting: number } {
   const [n, setN] = useState(0);
   const [relevant, setRelevant] = useState(false);
   useEffect(() => {
@@ -443,6 +443,7 @@ export function useRequestsNav(person: { id: string; role: string } | null): { s
   const admin = person?.role === 'global_admin' || person?.role === 'org_admin';
   return {
     show: person !== null && (admin || relevant || n > 0),
+    waiting: n,
     label: (
       <>
         Requests

@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { get, listOf, type AccountType, type Computer, type RecentComputer } from '../api.js';
 import { LabelChips, labelPairs } from '../labels.js';
 import { preloadRdpView } from '../rdp-loader.js';
+import { linkClick } from '../router.js';
 import { ErrorBox, Page, fmtTime, useLoad } from '../ui.js';
 
 /** The address of a session page (the session desk opens it in a tab). */
@@ -32,7 +33,8 @@ function ConnectButtons({ c }: { c: Computer }) {
         </select>
       )}
       {c.protocols.map((p) => (
-        <a key={p} class="button primary" href={sessionHref(c, p, kind || undefined)} onPointerDown={p === 'rdp' ? preloadRdpView : undefined} target="_blank" rel="noopener" aria-label={`Connect to ${c.name} with ${p.toUpperCase()}`}>
+        // a tab of this window's session desk (issue 17); a middle, Ctrl or Shift click still opens another window, with its own desk
+        <a key={p} class="button primary" href={sessionHref(c, p, kind || undefined)} onClick={linkClick} onPointerDown={p === 'rdp' ? preloadRdpView : undefined} aria-label={`Connect to ${c.name} with ${p.toUpperCase()}`}>
           {p.toUpperCase()}
         </a>
       ))}

@@ -5,13 +5,13 @@ import { LeaseBar } from '../lease.js';
 import { closeOutcome } from '../close-reasons.js';
 import { SessionEnded, SessionFrame, markEntryUsed, useDeskTab, useEntryUsed } from '../session-page.js';
 import { StepUpPrompt } from '../passkeys.js';
-import { TerminalKeys, TerminalMenu, type TermInput } from '../terminal-controls.js';
+import { TerminalKeys, TerminalMenu, type TermClipboard, type TermInput } from '../terminal-controls.js';
 
 type Status =
   | { kind: 'connecting'; step: string }
   /** The person's own account (elevate): the computer's login asks for their password, typed in the terminal. */
   | { kind: 'sign-in'; account: string; computer: string; retry: boolean }
-  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null; own: boolean; fileTransfer: boolean }
+  | { kind: 'ready'; account: string; computer: string; sessionId: string; leaseExpiresAt: number | null; leaseMaxAt: number | null; own: boolean; fileTransfer: boolean; clipboard: TermClipboard }
   | { kind: 'error'; message: string }
   | { kind: 'closed'; message: string; retry: boolean }
   /** The computer wants a fresh passkey/TOTP confirmation (step-up): nothing was provisioned. */
@@ -33,6 +33,10 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
   const endRef = useRef<(() => void) | null>(null);
   /** The open terminal and where its input goes (typed keys, on-screen keys, the side menu's paste). */
   const inputRef = useRef<TermInput | null>(null);
+  /** The computer's clipboard policy (nothing allowed until the gateway says otherwise): the browser's own copy and paste follow it too. */
+  const clipRef = useRef<TermClipboard>({ copy: false, paste: false });
+  /** Why the last copy or paste did not happen (policy), in words. */
+  const [clipNote, setClipNote] = useState<string | null>(null);
   // Back/Forward to an entry whose session already ran: ask, never open a new JIT account silently.
   const used = useEntryUsed();
   const live = status.kind === 'connecting' || status.kind === 'sign-in' || status.kind === 'ready';
@@ -45,6 +49,26 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
   useEffect(() => {
     if (active) inputRef.current?.term.focus();
   }, [active]);
+  // The browser's own copy and paste (keyboard, context menu) into and out of the terminal: only where the policy allows.
+  useEffect(() => {
+    const el = host.current;
+    if (!el) return;
+    const guard = (dir: 'copy' | 'paste') => (e: ClipboardEvent) => {
+      if (clipRef.current[dir]) return;
+      // capture phase, before xterm.js's own listeners on its textarea
+      e.preventDefault();
+      e.stopPropagation();
+      setClipNote(dir === 'paste' ? 'Pasting into this computer is not allowed.' : 'Copying from this computer is not allowed.');
+    };
+    const onCopy = guard('copy');
+    const onPaste = guard('paste');
+    el.addEventListener('copy', onCopy, true);
+    el.addEventListener('paste', onPaste, true);
+    return () => {
+      el.removeEventListener('copy', onCopy, true);
+      el.removeEventListener('paste', onPaste, true);
+    };
+  }, [idle]);
   useEffect(() => {
     if (idle) return;
     markEntryUsed();
@@ -63,6 +87,8 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
 
   function connect({ term, fit, dispose }: ReturnType<typeof import('../term.js').createTerminal>): () => void {
     setProgress([]);
+    clipRef.current = { copy: false, paste: false };
+    setClipNote(null);
     setStatus({ kind: 'connecting', step: 'connecting to the gateway…' });
     const accountType = askedType ?? new URLSearchParams(location.search).get('accountType') ?? undefined;
     fit.fit();
@@ -115,7 +141,7 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
         term.write(new Uint8Array(ev.data as ArrayBuffer));
         return;
       }
-      let msg: { type: string; fileTransfer?: boolean; state?: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
+      let msg: { type: string; fileTransfer?: boolean; clipboard?: { copy?: unknown; paste?: unknown }; state?: string; instructions?: string; prompts?: { prompt: string; echo: boolean }[]; attempt?: number; step?: string; sessionId?: string; account?: string; computer?: string; code?: string; message?: string; reason?: string; leaseExpiresAt?: string; leaseMaxAt?: string; watchers?: number; event?: string; by?: string };
       try {
         msg = JSON.parse(ev.data) as typeof msg;
       } catch {
@@ -139,7 +165,9 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
       } else if (msg.type === 'ready') {
         const lease = msg.leaseExpiresAt ? Date.parse(msg.leaseExpiresAt) : NaN;
         const max = msg.leaseMaxAt ? Date.parse(msg.leaseMaxAt) : NaN;
-        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null, own, fileTransfer: msg.fileTransfer === true });
+        const clipboard = { copy: msg.clipboard?.copy === true, paste: msg.clipboard?.paste === true };
+        clipRef.current = clipboard;
+        setStatus({ kind: 'ready', account: msg.account ?? '', computer: msg.computer ?? computerId, sessionId: msg.sessionId ?? '', leaseExpiresAt: Number.isFinite(lease) ? lease : null, leaseMaxAt: Number.isFinite(max) ? max : null, own, fileTransfer: msg.fileTransfer === true, clipboard });
         setComputerName(msg.computer ?? null);
         term.focus();
       } else if (msg.type === 'error') {
@@ -153,6 +181,9 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
       } else if (msg.type === 'moderation' && typeof msg.state === 'string' && typeof msg.message === 'string') {
         setModeration({ state: msg.state, message: msg.message });
         if (msg.state === 'ended') lastError = `The session ended: ${msg.message}.`;
+      } else if (msg.type === 'refused' && msg.message) {
+        // the gateway dropped input the policy forbids (a paste): said beside the status, the session goes on
+        setClipNote(`Not sent: ${msg.message}.`);
       } else if (msg.type === 'closed') {
         lastError = lastError ?? (msg.reason ? `The session ended: ${msg.reason}.` : null);
       }
@@ -197,7 +228,9 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
         <SessionEnded onStart={() => setAttempt((n) => n + 1)} />
       </SessionFrame>
     );
-  const menu = status.kind === 'ready' ? <TerminalMenu input={inputRef} computer={status.computer} fileTransfer={status.fileTransfer} /> : undefined;
+  // the side menu only when the policy allows something in it (copy, paste, file transfer)
+  const hasMenu = status.kind === 'ready' && (status.clipboard.copy || status.clipboard.paste || status.fileTransfer);
+  const menu = hasMenu ? <TerminalMenu input={inputRef} computer={status.computer} fileTransfer={status.fileTransfer} clipboard={status.clipboard} /> : undefined;
   return (
     <SessionFrame title={title} live={live} onEnd={end} menu={menu}>
       <div class="session-bar" role="status" aria-live="polite" data-testid="terminal-status">
@@ -216,6 +249,12 @@ export function TerminalPage({ computerId, accountType: askedType }: { computerI
           </span>
         )}
         {status.kind === 'error' && <span class="error-text">{status.message}</span>}
+        {clipNote && status.kind === 'ready' && (
+          <span class="muted" data-testid="clipboard-note">
+            {' '}
+            {clipNote}
+          </span>
+        )}
         {status.kind === 'closed' && (
           <>
             <span data-testid="close-reason">{status.message}</span>

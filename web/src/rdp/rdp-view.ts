@@ -95,6 +95,8 @@ export function mountRdp(el: HTMLElement, opts: RdpViewOptions): { disconnect():
   const root = document.createElement('div');
   root.className = 'jitgate-rdp';
   root.tabIndex = 0;
+  // it takes every key while focused: an application (a bare div may not carry aria-label, axe aria-prohibited-attr)
+  root.setAttribute('role', 'application');
   root.setAttribute('aria-label', 'Remote desktop');
   Object.assign(root.style, { position: 'relative', width: '100%', height: '100%', overflow: 'hidden', outline: 'none' });
   el.appendChild(root);
