@@ -305,10 +305,6 @@ describe.skipIf(!browserOk.ok)(`every page at phone and desktop width${browserOk
     await page.getByRole('heading', { level: 1 }).first().waitFor();
     await page.getByRole('button', { name: 'End session' }).or(page.getByTestId('close-reason')).first().waitFor();
     await check('technician /rdp');
-    // Known, left to the session-desk/remote-desktop work (web/src/rdp, not this file's to fix): the display element carries
-    // an ARIA attribute its role does not permit. Named here so it is not forgotten; every other check on the page holds.
-    const known = problems.findIndex((x) => x.startsWith('technician /rdp @390: aria-prohibited-attr'));
-    if (known >= 0) problems.splice(known, 1);
 
     // the admin signs in again: the code step
     await b.context.clearCookies();
