@@ -134,4 +134,65 @@ describe.skipIf(!browserOk.ok)(`people management in the browser${browserOk.ok ?
     await other.close();
     await page.close();
   }, 300_000);
+
+  it('Disable and Reset MFA ask first: Cancel changes nothing, the confirmation does what it says', async () => {
+    const target: Person = { login: `dis${tag}`, displayName: 'Dana Disabled', password: `pw-${randomUUID()}` };
+    await createPerson(db, { login: target.login, displayName: target.displayName, role: 'technician', organizationId: orgId, password: target.password });
+    await otherBrowser.context.clearCookies(); // the previous test left its person signed in there
+    const other = await otherBrowser.newPage();
+    await signIn(other, base, target); // enrolls TOTP
+    await other.close();
+    const state = async (): Promise<{ disabled: boolean; totp_enabled: boolean }> => {
+      const found = (await db.query<{ disabled: boolean; totp_enabled: boolean }>('SELECT disabled, totp_enabled FROM people WHERE login = $1', [target.login]))[0];
+      if (!found) throw new Error(`no such person: ${target.login}`);
+      return found;
+    };
+    expect(await state()).toEqual({ disabled: false, totp_enabled: true });
+
+    const page = await adminBrowser.newPage();
+    await page.goto(`${base}/admin/people`);
+    const row = page.locator(`tr[data-login="${target.login}"]`);
+    const confirm = page.getByTestId('confirm');
+    // Reset MFA: the question names the person and the consequence; Cancel leaves TOTP enrolled.
+    await row.getByRole('button', { name: 'Reset MFA' }).click();
+    await confirm.getByText(`Reset ${target.login}'s two-factor sign-in? They are signed out and enroll again at their next sign-in.`).waitFor();
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    expect(await state()).toEqual({ disabled: false, totp_enabled: true });
+    await row.getByRole('button', { name: 'Reset MFA' }).click();
+    await confirm.getByRole('button', { name: 'Reset MFA' }).click();
+    await page.getByRole('status').getByText(`${target.login} enrolls two-factor sign-in again at next sign-in.`).waitFor();
+    expect(await state()).toEqual({ disabled: false, totp_enabled: false });
+    // Disable: the same, and the row then says disabled.
+    await row.getByRole('button', { name: 'Disable' }).click();
+    await confirm.getByText(`Disable ${target.login}? They are signed out and their live sessions end.`).waitFor();
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    expect((await state()).disabled).toBe(false);
+    await row.getByRole('button', { name: 'Disable' }).click();
+    await confirm.getByRole('button', { name: 'Disable' }).click();
+    await page.getByRole('status').getByText(`${target.login} is disabled and signed out.`).waitFor();
+    await row.getByText('disabled', { exact: true }).waitFor();
+    expect((await state()).disabled).toBe(true);
+    await page.close();
+  }, 300_000);
+
+  it("shows times in the person's own time zone", async () => {
+    // Kathmandu is UTC+05:45: its minutes differ from UTC's (and from this machine's zone) at every moment.
+    const zoned: Person = { login: `tz${tag}`, displayName: 'Zed Zoned', password: `pw-${randomUUID()}` };
+    await createPerson(db, { login: zoned.login, displayName: zoned.displayName, role: 'technician', organizationId: orgId, password: zoned.password });
+    const until = new Date(Date.UTC(2031, 0, 15, 9, 0, 0)); // 09:00 UTC = 14:45 in Kathmandu
+    await db.query('UPDATE people SET locked_until = $2 WHERE login = $1', [zoned.login, until]);
+    const page = await adminBrowser.newPage();
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Emulation.setTimezoneOverride', { timezoneId: 'Asia/Kathmandu' });
+    await page.goto(`${base}/admin/people`);
+    const badge = page.locator(`tr[data-login="${zoned.login}"]`).getByText(/locked until/);
+    await badge.waitFor();
+    const text = (await badge.textContent()) ?? '';
+    expect(text).toMatch(/\b(14:45|2:45(:00)?\s?PM)/);
+    expect(text).not.toMatch(/\b0?9:00/);
+    await cdp.detach();
+    await page.close();
+  }, 120_000);
 });
