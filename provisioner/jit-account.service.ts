@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { CoreErrors, JitgateError, isJitgateError } from '../core/errors.js';
+import { forEachLimited } from '../core/for-each-limited.js';
 import type { AuditEventInput, AuditLog } from '../core/audit.js';
 import type { AccountType, Computer, JitAccountRecord, Protocol, SessionRecord } from '../core/domain.js';
 import type { Logger } from '../core/logging.js';
@@ -124,6 +125,8 @@ const MAX_NAME_ATTEMPTS = 5;
 export const LOCK_LEASE_MS = 10_000;
 /** How long a caller waits for a lock before giving up (a transient error: the job is retried). */
 const LOCK_WAIT_MS = 60_000;
+/** Sessions the reconciler tears down at once when many must end together (a gateway died). */
+const REAP_CONCURRENCY = 8;
 
 /**
  * The JIT account engine: it decides what to create, reuse, remove and
@@ -817,18 +820,22 @@ export class JitAccountService {
     const ended: ReconcileReport['sessions'] = [];
     const failures: ReconcileReport['failures'] = [];
     const elevations: ElevationItem[] = [];
-    for (const { session: s, reason, expired } of await this.#sessionsToEnd(this.#o.now())) {
-      const item = { sessionId: s.id, computer: s.computerName, account: s.accountName, reason, done: false };
-      if (!dryRun) {
+    const due = await this.#sessionsToEnd(this.#o.now());
+    for (const { session: s, reason } of due) ended.push({ sessionId: s.id, computer: s.computerName, account: s.accountName, reason, done: false });
+    if (!dryRun) {
+      // Several teardowns at once (each under its session's lock; store connections bound their own
+      // channels): a gateway that dies with hundreds of sessions must not leave the last account
+      // waiting for every other one's round trips.
+      await forEachLimited(due, REAP_CONCURRENCY, async ({ session: s, expired }, i) => {
+        const item = ended[i]!;
         try {
           if (expired) await this.#audit({ type: 'lease.expired', actor: 'system:reconciler', outcome: 'success', sessionId: s.id, computer: s.computerName, account: s.accountName });
-          const r = await this.#teardown(s.id, reason, 'system:reconciler', elevations);
+          const r = await this.#teardown(s.id, item.reason, 'system:reconciler', elevations);
           item.done = r.state === 'ended';
         } catch (err) {
           failures.push({ item: `session ${s.id}`, code: isJitgateError(err) ? err.code : 'JIT_ERR_INTERNAL' });
         }
-      }
-      ended.push(item);
+      });
     }
     if (ended.length > 0 && !dryRun) this.#log.warn({ sessions: ended.map((e) => ({ sessionId: e.sessionId, reason: e.reason })) }, 'reconciler ended sessions');
     return { ended, failures, elevations };

@@ -212,6 +212,27 @@ describe('reconciler: crashed provisioning and dead gateways (item 4)', () => {
     expect((await fx.repo.getSession(a.sessionId))!.endReason).toBe('its gateway is gone');
   });
 
+  it("a gone gateway's sessions are torn down side by side: one slow teardown does not hold up the others", async () => {
+    const pc = await fx.computer(maxSec);
+    const slow = await fx.open(pc, 'kate', { holder: 'gateway:gw-gone' });
+    const quick = await fx.open(pc, 'liam', { holder: 'gateway:gw-gone' });
+    dead.add('gateway:gw-gone');
+    const hold = ad.hold('logOff'); // the first teardown to reach the store stops there
+    const reap = fx.service.reapSessions();
+    const remaining = () => [slow, quick].filter((x) => ad.accounts.has(x.result.account!.toLowerCase())).length;
+    await hold.entered;
+    // While one teardown waits in the store, the other finishes: its account is deleted (one at a time, it never would be).
+    const deadline = Date.now() + 20_000;
+    while (remaining() !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(remaining()).toBe(1);
+    hold.release();
+    const r = await reap;
+    expect(r.failures).toEqual([]);
+    expect(r.ended.filter((x) => x.sessionId === slow.sessionId || x.sessionId === quick.sessionId).map((x) => x.done)).toEqual([true, true]);
+    expect(remaining()).toBe(0);
+    for (const x of [slow, quick]) expect((await fx.repo.getSession(x.sessionId))!.endReason).toBe('its gateway is gone');
+  }, 30_000);
+
   it('lease minutes are validated in the engine: nothing is created for 0, negative, fractional, NaN or over the maximum', async () => {
     const pc = await fx.computer({ ...maxSec, maxSessionMinutes: 120 });
     const before = await sessionCount();
