@@ -101,7 +101,8 @@ describe.skipIf(skip !== '')(`SSH front door on an sshd test host${skip ? ` (ski
       c.end();
     }
     await expect.poll(() => accountsOf(alice.principal.login), { timeout: 30_000, interval: 250 }).toEqual([]);
-  });
+    // Four real OpenSSH and ssh2 sessions, each provisioning and removing an account: 60 s was too short on a loaded machine.
+  }, 180_000);
 
   it('refuses a wrong TOTP code and an unregistered key; nothing is provisioned', async () => {
     const pc = await rig.computer();
