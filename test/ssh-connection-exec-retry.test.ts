@@ -11,6 +11,7 @@ import ssh2, { type Connection } from 'ssh2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isJitgateError } from '../core/errors.js';
 import { SshConnection, sshFingerprintSha256 } from '../provisioner/stores/ssh-connection.js';
+import { generateParsableEd25519 } from '../gateway/ssh/front-door-host-key.js';
 
 const { Server, utils } = ssh2;
 const logger = pino({ level: 'silent' });
@@ -19,11 +20,11 @@ const logger = pino({ level: 'silent' });
 type Behaviour = (n: number, client: Connection) => void;
 
 describe('SshConnection retries only what never reached the server', () => {
-  const hostKey = utils.generateKeyPairSync('ed25519');
+  const hostKey = generateParsableEd25519();
   const parsed = utils.parseKey(hostKey.public);
   if (parsed instanceof Error) throw parsed;
   const hostKeySha256 = sshFingerprintSha256(parsed.getPublicSSH());
-  const clientKey = utils.generateKeyPairSync('ed25519');
+  const clientKey = generateParsableEd25519();
 
   let behaviour: Behaviour = () => undefined;
   let connections = 0;

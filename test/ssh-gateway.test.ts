@@ -60,6 +60,7 @@ class AsciicastTestRecorder implements SessionRecorder {
     const t0 = performance.now();
     let chain: Promise<unknown> = fh.write(`${JSON.stringify({ version: 2, width: opts.cols, height: opts.rows, timestamp: Math.floor(meta.startedAt.getTime() / 1000), env: { TERM: opts.term ?? 'xterm' } })}\n`);
     let pending = 0;
+    let closed = false;
     const HIGH = this.highWater;
     const delay = this.writeDelayMs;
     this.maxPending.set(meta.sessionId, 0);
@@ -70,7 +71,7 @@ class AsciicastTestRecorder implements SessionRecorder {
       if (pending > this.maxPending.get(meta.sessionId)!) this.maxPending.set(meta.sessionId, pending);
       chain = chain
         .then(() => (delay ? new Promise((r) => setTimeout(r, delay)) : undefined))
-        .then(() => fh.write(s))
+        .then(() => (closed ? undefined : fh.write(s)))
         .then(() => (pending -= s.length));
       return pending < HIGH;
     };
@@ -88,6 +89,7 @@ class AsciicastTestRecorder implements SessionRecorder {
       },
       close: async (): Promise<RecordingSummary> => {
         await chain;
+        closed = true; // a line queued after this point is dropped, never written to a closed file
         await fh.close();
         return { recordingId, sizeBytes: size, sha256: '', manifestSeq: 0 };
       },

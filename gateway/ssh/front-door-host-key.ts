@@ -29,6 +29,19 @@ function parse(pem: Buffer, file: string): ParsedKey {
 }
 
 /**
+ * ssh2's generator drops a leading zero byte of the public key about once in
+ * 400 keys, and its own parser then refuses the key ("Malformed OpenSSH
+ * public key"): generate until both halves parse.
+ */
+export function generateParsableEd25519(): { private: string; public: string } {
+  for (let i = 0; i < 20; i++) {
+    const pair = utils.generateKeyPairSync('ed25519');
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
+  }
+  throw new Error('could not generate a parsable ed25519 key');
+}
+
+/**
  * The front door's host key: `hostKeyFile` when configured, otherwise an
  * ed25519 key generated once into `<dataDir>/ssh_host_ed25519_key` (mode
  * 0600) so that clients' known_hosts entries stay valid across restarts.
@@ -38,7 +51,7 @@ export function loadOrCreateHostKey(opts: { hostKeyFile?: string; dataDir: strin
   if (!file) {
     file = join(opts.dataDir, GENERATED_HOST_KEY);
     if (!existsSync(file)) {
-      const pair = utils.generateKeyPairSync('ed25519');
+      const pair = generateParsableEd25519();
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
       // 'wx': never overwrite a key another process wrote meanwhile.
       try {
