@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { generate } from 'otplib';
-import { utils } from 'ssh2';
+import { generateParsableEd25519 } from '../gateway/ssh/front-door-host-key.js';
 import { AuditLog } from '../core/audit.js';
 import type { Database } from '../core/db/database.js';
 import { createLogger } from '../core/logging.js';
@@ -465,7 +465,7 @@ describe('sign-in details (PGlite)', () => {
     const e = env;
     const kate = await person(e, 'kate');
     const { client, secret } = await enroll(e, 'kate');
-    const kp = utils.generateKeyPairSync('ed25519', { comment: 'kate@laptop' });
+    const kp = generateParsableEd25519('kate@laptop');
     e.secrets.add(kp.private.split('\n')[1]!);
     const add = await client.req('POST', '/me/ssh-keys', { publicKey: kp.public, label: 'laptop' });
     expect(add.statusCode).toBe(201);
@@ -484,7 +484,7 @@ describe('sign-in details (PGlite)', () => {
     const fd = e.auth.frontDoor;
     expect(await fd.personByPublicKey('kate', 'ssh-ed25519', blob)).toMatchObject({ personId: kate.id, login: 'kate', role: 'technician' });
     expect(await fd.personByPublicKey('someone', 'ssh-ed25519', blob)).toBeNull();
-    const other = utils.generateKeyPairSync('ed25519');
+    const other = generateParsableEd25519();
     expect(await fd.personByPublicKey('kate', 'ssh-ed25519', Buffer.from(other.public.split(' ')[1]!, 'base64'))).toBeNull();
 
     e.advance(30_000);

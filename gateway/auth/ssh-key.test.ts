@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { utils } from 'ssh2';
+import { generateParsableEd25519 } from '../ssh/front-door-host-key.js';
 import { isJitgateError } from '../../core/errors.js';
 import { AuthErrors } from './errors.js';
 import { parsePublicKeyLine } from './ssh-key.js';
@@ -19,7 +20,7 @@ function rejects(input: string): string {
 }
 
 describe('SSH public key parser', () => {
-  const ed = utils.generateKeyPairSync('ed25519', { comment: 'alice@laptop' });
+  const ed = generateParsableEd25519('alice@laptop');
   const rsa = utils.generateKeyPairSync('rsa', { bits: 2048 });
   const ec = utils.generateKeyPairSync('ecdsa', { bits: 256 });
 

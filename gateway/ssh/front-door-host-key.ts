@@ -33,9 +33,9 @@ function parse(pem: Buffer, file: string): ParsedKey {
  * 400 keys, and its own parser then refuses the key ("Malformed OpenSSH
  * public key"): generate until both halves parse.
  */
-export function generateParsableEd25519(): { private: string; public: string } {
+export function generateParsableEd25519(comment?: string): { private: string; public: string } {
   for (let i = 0; i < 20; i++) {
-    const pair = utils.generateKeyPairSync('ed25519');
+    const pair = utils.generateKeyPairSync('ed25519', comment === undefined ? undefined : { comment });
     if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
   }
   throw new Error('could not generate a parsable ed25519 key');
